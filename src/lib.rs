@@ -1,1 +1,10 @@
+//! Aviso: a self-hosted, high-throughput Web Push delivery server.
+//!
+//! The library is split the way `DESIGN.md` splits the system:
+//! - [`push`]: the Web Push protocol (RFC 8030, 8291, 8292), no I/O;
+//! - [`transport`]: HTTPS to push services (hyper + rustls);
+//! - [`cli`]: the `aviso` command line.
+
+
 pub mod push;
+

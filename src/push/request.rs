@@ -1,0 +1,222 @@
+//! RFC 8030 request options and the push request itself.
+//!
+//! [`build_request`] assembles what goes on the wire; sending it is the caller's business.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderName, HeaderValue, Method, Request};
+
+use super::subscription::PushSubscription;
+
+/// The longest TTL that every major push service honours (FCM's 28 days; Mozilla allows 30).
+pub const MAX_TTL_SECONDS: u32 = 28 * 24 * 3600;
+/// RFC 8030 §5.4: at most 32 characters of the URL-safe base64 alphabet.
+pub const MAX_TOPIC_LEN: usize = 32;
+
+/// A bad request option, named so a person knows what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("TTL must be a whole number of seconds from 0 to {MAX_TTL_SECONDS} (28 days), got `{0}`")]
+    Ttl(String),
+    #[error("urgency must be one of very-low, low, normal, high; got `{0}`")]
+    Urgency(String),
+    #[error(
+        "topic must be 1 to {MAX_TOPIC_LEN} characters of A-Z a-z 0-9 - _ (URL-safe base64); got `{0}`"
+    )]
+    Topic(String),
+}
+
+/// How long the push service keeps an undelivered message, in seconds (RFC 8030 §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ttl(u32);
+
+impl Ttl {
+    pub fn from_secs(seconds: u64) -> Result<Self, RequestError> {
+        u32::try_from(seconds)
+            .ok()
+            .filter(|s| *s <= MAX_TTL_SECONDS)
+            .map(Self)
+            .ok_or_else(|| RequestError::Ttl(seconds.to_string()))
+    }
+
+    pub fn as_secs(self) -> u32 {
+        self.0
+    }
+}
+
+impl FromStr for Ttl {
+    type Err = RequestError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<u64>()
+            .map_err(|_| RequestError::Ttl(s.to_owned()))
+            .and_then(Self::from_secs)
+    }
+}
+
+/// RFC 8030 §5.3 message urgency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Urgency {
+    VeryLow,
+    Low,
+    Normal,
+    High,
+}
+
+impl Urgency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VeryLow => "very-low",
+            Self::Low => "low",
+            Self::Normal => "normal",
+            Self::High => "high",
+        }
+    }
+}
+
+impl fmt::Display for Urgency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Urgency {
+    type Err = RequestError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "very-low" => Ok(Self::VeryLow),
+            "low" => Ok(Self::Low),
+            "normal" => Ok(Self::Normal),
+            "high" => Ok(Self::High),
+            other => Err(RequestError::Urgency(other.to_owned())),
+        }
+    }
+}
+
+/// RFC 8030 §5.4 topic: a newer message with the same topic replaces an undelivered one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Topic(String);
+
+impl Topic {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Topic {
+    type Err = RequestError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let valid = (1..=MAX_TOPIC_LEN).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(RequestError::Topic(s.to_owned()))
+        }
+    }
+}
+
+/// The per-message options of a push request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushOptions {
+    pub ttl: Ttl,
+    pub urgency: Option<Urgency>,
+    pub topic: Option<Topic>,
+}
+
+impl Default for PushOptions {
+    /// Four weeks, like the npm `web-push` library's default.
+    fn default() -> Self {
+        Self {
+            ttl: Ttl(MAX_TTL_SECONDS),
+            urgency: None,
+            topic: None,
+        }
+    }
+}
+
+static TTL: HeaderName = HeaderName::from_static("ttl");
+static URGENCY: HeaderName = HeaderName::from_static("urgency");
+static TOPIC: HeaderName = HeaderName::from_static("topic");
+
+/// Builds the POST to the subscription's endpoint carrying an already-encrypted body.
+pub fn build_request(
+    subscription: &PushSubscription,
+    encrypted_body: Bytes,
+    authorization: HeaderValue,
+    options: &PushOptions,
+) -> Request<Bytes> {
+    let mut request = Request::new(Bytes::new());
+    *request.method_mut() = Method::POST;
+    // A parsed `Url` is always a valid URI; an unreachable fallback would hide a real bug.
+    *request.uri_mut() = subscription
+        .endpoint()
+        .as_str()
+        .parse()
+        .unwrap_or_else(|_| unreachable!("validated endpoint URL is a URI"));
+    let headers = request.headers_mut();
+    headers.insert(TTL.clone(), HeaderValue::from(options.ttl.as_secs()));
+    if let Some(urgency) = options.urgency {
+        headers.insert(URGENCY.clone(), HeaderValue::from_static(urgency.as_str()));
+    }
+    if let Some(topic) = &options.topic {
+        // Topics are checked to be URL-safe base64, always a valid header value.
+        if let Ok(value) = HeaderValue::from_str(topic.as_str()) {
+            headers.insert(TOPIC.clone(), value);
+        }
+    }
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("aes128gcm"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(encrypted_body.len()));
+    headers.insert(AUTHORIZATION, authorization);
+    *request.body_mut() = encrypted_body;
+    request
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::SubscriptionKeys;
+
+    #[test]
+    fn options_are_validated() {
+        assert_eq!("60".parse::<Ttl>().unwrap().as_secs(), 60);
+        assert!("-1".parse::<Ttl>().is_err());
+        assert!("1.5".parse::<Ttl>().is_err());
+        assert!(Ttl::from_secs(u64::from(MAX_TTL_SECONDS) + 1).is_err());
+        assert_eq!("very-low".parse::<Urgency>().unwrap(), Urgency::VeryLow);
+        assert!("urgent".parse::<Urgency>().is_err());
+        assert!("cart_reminder-1".parse::<Topic>().is_ok());
+        assert!("".parse::<Topic>().is_err());
+        assert!("a".repeat(33).parse::<Topic>().is_err());
+        assert!("no spaces".parse::<Topic>().is_err());
+        assert!("a=b".parse::<Topic>().is_err());
+    }
+
+    #[test]
+    fn request_carries_the_rfc8030_headers() {
+        let keys = SubscriptionKeys::from_base64url(
+            "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+            "BTBZMqHH6r4Tts7J_aSIgg",
+        )
+        .unwrap();
+        let sub = PushSubscription::new("https://push.example/p/1", keys).unwrap();
+        let options = PushOptions {
+            ttl: Ttl::from_secs(60).unwrap(),
+            urgency: Some(Urgency::High),
+            topic: Some("t1".parse().unwrap()),
+        };
+        let req = build_request(&sub, Bytes::from_static(b"xyz"), HeaderValue::from_static("vapid t=a, k=b"), &options);
+        assert_eq!(req.method(), Method::POST);
+        assert_eq!(req.uri(), "https://push.example/p/1");
+        let h = req.headers();
+        assert_eq!(h["ttl"], "60");
+        assert_eq!(h["urgency"], "high");
+        assert_eq!(h["topic"], "t1");
+        assert_eq!(h["content-encoding"], "aes128gcm");
+        assert_eq!(h["content-length"], "3");
+        assert_eq!(h["authorization"], "vapid t=a, k=b");
+    }
+}

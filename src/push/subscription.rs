@@ -1,0 +1,240 @@
+//! A browser's `PushSubscription`: parsing and validation of its JSON form.
+//!
+//! Every field comes from a stranger's browser, so each one is checked here, once, with an
+//! error that says exactly which field is wrong and why. Later stages trust these types.
+
+use aws_lc_rs::agreement::{ECDH_P256, ParsedPublicKey, UnparsedPublicKey};
+use serde::Deserialize;
+use url::Url;
+
+use super::base64url;
+
+/// Length of an uncompressed SEC1 P-256 point: `0x04 | x (32) | y (32)`.
+pub const P256DH_LEN: usize = 65;
+/// Length of the subscription's authentication secret (RFC 8291 §3.2).
+pub const AUTH_LEN: usize = 16;
+
+/// What is wrong with a subscription, one variant per field and failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscriptionError {
+    #[error("subscription is not valid JSON of the form {{\"endpoint\": …, \"keys\": {{\"p256dh\": …, \"auth\": …}}}}: {0}")]
+    Json(String),
+    #[error("endpoint is not an absolute URL: {0}")]
+    EndpointNotUrl(String),
+    #[error("endpoint must use https, got `{0}:`")]
+    EndpointNotHttps(String),
+    #[error("endpoint has no host")]
+    EndpointNoHost,
+    #[error("keys.p256dh is not base64url: {0}")]
+    P256dhEncoding(String),
+    #[error("keys.p256dh must be a 65-byte uncompressed P-256 point, got {0} bytes")]
+    P256dhLength(usize),
+    #[error("keys.p256dh must be an uncompressed P-256 point (first byte 0x04), got 0x{0:02x}")]
+    P256dhNotUncompressed(u8),
+    #[error("keys.p256dh is not a point on the P-256 curve")]
+    P256dhNotOnCurve,
+    #[error("keys.auth is not base64url: {0}")]
+    AuthEncoding(String),
+    #[error("keys.auth must be exactly 16 bytes, got {0} bytes")]
+    AuthLength(usize),
+}
+
+/// The subscriber's keys: what encryption needs, validated.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SubscriptionKeys {
+    p256dh: [u8; P256DH_LEN],
+    auth: [u8; AUTH_LEN],
+}
+
+impl std::fmt::Debug for SubscriptionKeys {
+    // The auth secret is a credential: keep it out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscriptionKeys")
+            .field("p256dh", &base64url::encode(&self.p256dh))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SubscriptionKeys {
+    /// Validates raw key bytes (as stored): the point must be uncompressed and on the curve.
+    pub fn from_bytes(p256dh: &[u8], auth: &[u8]) -> Result<Self, SubscriptionError> {
+        let p256dh: [u8; P256DH_LEN] = p256dh
+            .try_into()
+            .map_err(|_| SubscriptionError::P256dhLength(p256dh.len()))?;
+        if p256dh[0] != 0x04 {
+            return Err(SubscriptionError::P256dhNotUncompressed(p256dh[0]));
+        }
+        // aws-lc checks that the point lies on the curve when it parses it.
+        ParsedPublicKey::try_from(UnparsedPublicKey::new(&ECDH_P256, &p256dh[..]))
+            .map_err(|_| SubscriptionError::P256dhNotOnCurve)?;
+        let auth: [u8; AUTH_LEN] = auth
+            .try_into()
+            .map_err(|_| SubscriptionError::AuthLength(auth.len()))?;
+        Ok(Self { p256dh, auth })
+    }
+
+    /// Decodes and validates the base64url strings of the subscription JSON.
+    pub fn from_base64url(p256dh: &str, auth: &str) -> Result<Self, SubscriptionError> {
+        let p256dh = base64url::decode(p256dh)
+            .map_err(|e| SubscriptionError::P256dhEncoding(e.to_string()))?;
+        let auth =
+            base64url::decode(auth).map_err(|e| SubscriptionError::AuthEncoding(e.to_string()))?;
+        Self::from_bytes(&p256dh, &auth)
+    }
+
+    /// The subscriber's public key, an uncompressed P-256 point.
+    pub fn p256dh(&self) -> &[u8; P256DH_LEN] {
+        &self.p256dh
+    }
+
+    /// The subscriber's authentication secret.
+    pub fn auth(&self) -> &[u8; AUTH_LEN] {
+        &self.auth
+    }
+}
+
+/// A validated push subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSubscription {
+    endpoint: Url,
+    keys: SubscriptionKeys,
+}
+
+/// The JSON shape of `PushSubscription.toJSON()`.
+#[derive(Deserialize)]
+struct SubscriptionJson {
+    endpoint: String,
+    #[serde(default, rename = "expirationTime")]
+    _expiration_time: Option<serde_json::Value>,
+    keys: KeysJson,
+}
+
+#[derive(Deserialize)]
+struct KeysJson {
+    p256dh: String,
+    auth: String,
+}
+
+impl PushSubscription {
+    /// Validates an endpoint and keys that were already split apart (e.g. from a form or a store).
+    pub fn new(endpoint: &str, keys: SubscriptionKeys) -> Result<Self, SubscriptionError> {
+        Ok(Self {
+            endpoint: parse_endpoint(endpoint)?,
+            keys,
+        })
+    }
+
+    /// Parses the browser's JSON (`PushSubscription.toJSON()`).
+    pub fn from_json(json: &[u8]) -> Result<Self, SubscriptionError> {
+        let raw: SubscriptionJson =
+            serde_json::from_slice(json).map_err(|e| SubscriptionError::Json(e.to_string()))?;
+        Self::from_parts(&raw.endpoint, &raw.keys.p256dh, &raw.keys.auth)
+    }
+
+    /// Validates the three strings of a subscription.
+    pub fn from_parts(endpoint: &str, p256dh: &str, auth: &str) -> Result<Self, SubscriptionError> {
+        let endpoint = parse_endpoint(endpoint)?;
+        let keys = SubscriptionKeys::from_base64url(p256dh, auth)?;
+        Ok(Self { endpoint, keys })
+    }
+
+    pub fn endpoint(&self) -> &Url {
+        &self.endpoint
+    }
+
+    pub fn keys(&self) -> &SubscriptionKeys {
+        &self.keys
+    }
+
+    /// The VAPID audience of this endpoint: its origin (`https://host[:port]`).
+    pub fn audience(&self) -> String {
+        self.endpoint.origin().ascii_serialization()
+    }
+}
+
+fn parse_endpoint(endpoint: &str) -> Result<Url, SubscriptionError> {
+    let url = Url::parse(endpoint).map_err(|e| SubscriptionError::EndpointNotUrl(e.to_string()))?;
+    if url.scheme() != "https" {
+        return Err(SubscriptionError::EndpointNotHttps(url.scheme().to_owned()));
+    }
+    if url.host().is_none() {
+        return Err(SubscriptionError::EndpointNoHost);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 8291 Appendix A's user-agent keys.
+    const UA_PUBLIC: &str = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+    const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
+
+    fn json(endpoint: &str, p256dh: &str, auth: &str) -> Vec<u8> {
+        serde_json::json!({"endpoint": endpoint, "expirationTime": null, "keys": {"p256dh": p256dh, "auth": auth}})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn parses_a_browser_subscription() {
+        let sub = PushSubscription::from_json(&json(
+            "https://fcm.googleapis.com/fcm/send/abc",
+            UA_PUBLIC,
+            AUTH,
+        ))
+        .unwrap();
+        assert_eq!(sub.audience(), "https://fcm.googleapis.com");
+        assert_eq!(sub.keys().auth().len(), 16);
+        let padded = format!("{AUTH}==");
+        assert!(PushSubscription::from_parts("https://a.example/x", UA_PUBLIC, &padded).is_ok());
+    }
+
+    #[test]
+    fn each_bad_field_has_its_own_error() {
+        let ep = "https://fcm.googleapis.com/fcm/send/abc";
+        let check = |endpoint: &str, p: &str, a: &str| {
+            PushSubscription::from_json(&json(endpoint, p, a)).unwrap_err()
+        };
+        assert_eq!(
+            check("http://x.example/", UA_PUBLIC, AUTH),
+            SubscriptionError::EndpointNotHttps("http".into())
+        );
+        assert!(matches!(
+            check("not a url", UA_PUBLIC, AUTH),
+            SubscriptionError::EndpointNotUrl(_)
+        ));
+        assert!(matches!(
+            check(ep, "***", AUTH),
+            SubscriptionError::P256dhEncoding(_)
+        ));
+        assert_eq!(
+            check(ep, &UA_PUBLIC[..40], AUTH),
+            SubscriptionError::P256dhLength(30)
+        );
+        let mut off_curve = base64url::decode(UA_PUBLIC).unwrap();
+        off_curve[64] ^= 1;
+        assert_eq!(
+            check(ep, &base64url::encode(&off_curve), AUTH),
+            SubscriptionError::P256dhNotOnCurve
+        );
+        off_curve[0] = 0x02;
+        assert_eq!(
+            check(ep, &base64url::encode(&off_curve), AUTH),
+            SubscriptionError::P256dhNotUncompressed(2)
+        );
+        assert_eq!(
+            check(ep, UA_PUBLIC, "AAAA"),
+            SubscriptionError::AuthLength(3)
+        );
+        assert!(matches!(
+            check(ep, UA_PUBLIC, "!!"),
+            SubscriptionError::AuthEncoding(_)
+        ));
+        assert!(matches!(
+            PushSubscription::from_json(b"{\"endpoint\": 3}").unwrap_err(),
+            SubscriptionError::Json(_)
+        ));
+    }
+}

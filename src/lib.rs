@@ -5,6 +5,6 @@
 //! - [`transport`]: HTTPS to push services (hyper + rustls);
 //! - [`cli`]: the `aviso` command line.
 
-
+pub mod cli;
 pub mod push;
-
+pub mod transport;

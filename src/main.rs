@@ -1,1 +1,24 @@
-fn main() {}
+//! The `aviso` binary: parse the command line, run, and turn errors into a message and exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AVISO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match aviso::cli::Cli::parse().run().await {
+        Ok(code) => code,
+        Err(error) => {
+            // `{:#}` prints the whole context chain: "in file X: keys.auth must be 16 bytes…".
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

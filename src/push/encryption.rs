@@ -119,9 +119,16 @@ pub fn decrypt(
     }
     let (salt, rest) = body.split_at(SALT_LEN);
     let (record_size, rest) = rest.split_at(4);
-    let record_size = u32::from_be_bytes([record_size[0], record_size[1], record_size[2], record_size[3]]);
+    let record_size = u32::from_be_bytes([
+        record_size[0],
+        record_size[1],
+        record_size[2],
+        record_size[3],
+    ]);
     if usize::from(rest[0]) != P256DH_LEN {
-        return Err(EncryptError::MalformedBody("key id is not a P-256 public key"));
+        return Err(EncryptError::MalformedBody(
+            "key id is not a P-256 public key",
+        ));
     }
     let server_public = &rest[1..=P256DH_LEN];
     let record = &rest[1 + P256DH_LEN..];
@@ -206,7 +213,8 @@ impl ContentKeys {
         expand(&prk, b"Content-Encoding: nonce\0", &mut nonce);
         // A 16-byte key always suits AES-128; this cannot fail.
         let key = LessSafeKey::new(
-            UnboundKey::new(&AES_128_GCM, &cek).unwrap_or_else(|_| unreachable!("AES-128 key length")),
+            UnboundKey::new(&AES_128_GCM, &cek)
+                .unwrap_or_else(|_| unreachable!("AES-128 key length")),
         );
         Self { key, nonce }
     }
@@ -249,13 +257,19 @@ mod tests {
     }
 
     fn auth() -> [u8; 16] {
-        base64url::decode(rfc8291::AUTH).unwrap().try_into().unwrap()
+        base64url::decode(rfc8291::AUTH)
+            .unwrap()
+            .try_into()
+            .unwrap()
     }
 
     #[test]
     fn rfc8291_appendix_a_encrypts_to_the_published_body() {
         let keys = SubscriptionKeys::from_base64url(rfc8291::UA_PUBLIC, rfc8291::AUTH).unwrap();
-        let salt: [u8; 16] = base64url::decode(rfc8291::SALT).unwrap().try_into().unwrap();
+        let salt: [u8; 16] = base64url::decode(rfc8291::SALT)
+            .unwrap()
+            .try_into()
+            .unwrap();
         let server_key = private_key(rfc8291::AS_PRIVATE);
         assert_eq!(
             base64url::encode(server_key.compute_public_key().unwrap().as_ref()),
@@ -285,13 +299,20 @@ mod tests {
         let keys = SubscriptionKeys::from_base64url(rfc8291::UA_PUBLIC, rfc8291::AUTH).unwrap();
         let a = encrypt(&keys, b"hello").unwrap();
         let b = encrypt(&keys, b"hello").unwrap();
-        assert_ne!(a[..HEADER_LEN], b[..HEADER_LEN], "salt and key must differ per message");
+        assert_ne!(
+            a[..HEADER_LEN],
+            b[..HEADER_LEN],
+            "salt and key must differ per message"
+        );
         assert_eq!(decrypt(&subscriber, &auth(), &a).unwrap(), b"hello");
         let largest = vec![7u8; MAX_PLAINTEXT_LEN];
         let body = encrypt(&keys, &largest).unwrap();
         assert_eq!(body.len(), MAX_BODY_LEN);
         assert_eq!(decrypt(&subscriber, &auth(), &body).unwrap(), largest);
-        assert_eq!(encrypt(&keys, b"").map(|b| b.len()), Ok(HEADER_LEN + 1 + TAG_LEN));
+        assert_eq!(
+            encrypt(&keys, b"").map(|b| b.len()),
+            Ok(HEADER_LEN + 1 + TAG_LEN)
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@ pub const MAX_TOPIC_LEN: usize = 32;
 /// A bad request option, named so a person knows what to change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
-    #[error("TTL must be a whole number of seconds from 0 to {MAX_TTL_SECONDS} (28 days), got `{0}`")]
+    #[error(
+        "TTL must be a whole number of seconds from 0 to {MAX_TTL_SECONDS} (28 days), got `{0}`"
+    )]
     Ttl(String),
     #[error("urgency must be one of very-low, low, normal, high; got `{0}`")]
     Urgency(String),
@@ -109,7 +111,8 @@ impl FromStr for Topic {
     type Err = RequestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let valid = (1..=MAX_TOPIC_LEN).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if valid {
             Ok(Self(s.to_owned()))
         } else {
@@ -168,7 +171,10 @@ pub fn build_request(
         }
     }
     headers.insert(CONTENT_ENCODING, HeaderValue::from_static("aes128gcm"));
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     headers.insert(CONTENT_LENGTH, HeaderValue::from(encrypted_body.len()));
     headers.insert(AUTHORIZATION, authorization);
     *request.body_mut() = encrypted_body;
@@ -208,7 +214,12 @@ mod tests {
             urgency: Some(Urgency::High),
             topic: Some("t1".parse().unwrap()),
         };
-        let req = build_request(&sub, Bytes::from_static(b"xyz"), HeaderValue::from_static("vapid t=a, k=b"), &options);
+        let req = build_request(
+            &sub,
+            Bytes::from_static(b"xyz"),
+            HeaderValue::from_static("vapid t=a, k=b"),
+            &options,
+        );
         assert_eq!(req.method(), Method::POST);
         assert_eq!(req.uri(), "https://push.example/p/1");
         let h = req.headers();

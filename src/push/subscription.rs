@@ -17,7 +17,9 @@ pub const AUTH_LEN: usize = 16;
 /// What is wrong with a subscription, one variant per field and failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubscriptionError {
-    #[error("subscription is not valid JSON of the form {{\"endpoint\": …, \"keys\": {{\"p256dh\": …, \"auth\": …}}}}: {0}")]
+    #[error(
+        "subscription is not valid JSON of the form {{\"endpoint\": …, \"keys\": {{\"p256dh\": …, \"auth\": …}}}}: {0}"
+    )]
     Json(String),
     #[error("endpoint is not an absolute URL: {0}")]
     EndpointNotUrl(String),
@@ -168,7 +170,8 @@ mod tests {
     use super::*;
 
     // RFC 8291 Appendix A's user-agent keys.
-    const UA_PUBLIC: &str = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+    const UA_PUBLIC: &str =
+        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
     const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
 
     fn json(endpoint: &str, p256dh: &str, auth: &str) -> Vec<u8> {

@@ -74,9 +74,11 @@ impl VapidKey {
         let text = text.trim();
         if text.starts_with("-----BEGIN") {
             let pem = pem::parse(text).map_err(|e| VapidError::KeyFormat(e.to_string()))?;
-            let key_pair =
-                EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, pem.contents())
-                    .map_err(|e| VapidError::KeyRejected(e.to_string()))?;
+            let key_pair = EcdsaKeyPair::from_private_key_der(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                pem.contents(),
+            )
+            .map_err(|e| VapidError::KeyRejected(e.to_string()))?;
             return Ok(Self::from_key_pair(key_pair));
         }
         let scalar = base64url::decode(text).map_err(|e| VapidError::KeyFormat(e.to_string()))?;
@@ -211,7 +213,11 @@ pub struct VapidHeaderCache {
 
 impl VapidHeaderCache {
     /// `validity` is the JWT lifetime (between [`MIN_VALIDITY`] and [`MAX_VALIDITY`]).
-    pub fn new(key: VapidKey, subject: VapidSubject, validity: Duration) -> Result<Self, VapidError> {
+    pub fn new(
+        key: VapidKey,
+        subject: VapidSubject,
+        validity: Duration,
+    ) -> Result<Self, VapidError> {
         if !(MIN_VALIDITY..=MAX_VALIDITY).contains(&validity) {
             return Err(VapidError::Validity(validity.as_secs()));
         }
@@ -248,7 +254,10 @@ impl VapidHeaderCache {
             return Ok(cached.value.clone());
         }
         // Sign under the write lock so that a burst of first requests signs once, not once each.
-        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(cached) = entries.get(audience)
             && now < cached.refresh_at
         {
@@ -309,7 +318,10 @@ mod tests {
         let from_raw = VapidKey::from_text(&scalar).unwrap();
         assert_eq!(from_raw.public_key_base64url(), key.public_key_base64url());
         assert_eq!(key.public_key_bytes().len(), 65);
-        assert!(matches!(VapidKey::from_text("AAAA"), Err(VapidError::KeyFormat(_))));
+        assert!(matches!(
+            VapidKey::from_text("AAAA"),
+            Err(VapidError::KeyFormat(_))
+        ));
         assert!(matches!(
             VapidKey::from_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"),
             Err(VapidError::KeyRejected(_))
@@ -321,7 +333,14 @@ mod tests {
     fn subject_must_be_mailto_or_https() {
         assert!(VapidSubject::parse("mailto:you@example.com").is_ok());
         assert!(VapidSubject::parse("https://example.com/contact").is_ok());
-        for bad in ["you@example.com", "mailto:", "mailto:nobody", "http://example.com", "", "https://"] {
+        for bad in [
+            "you@example.com",
+            "mailto:",
+            "mailto:nobody",
+            "http://example.com",
+            "",
+            "https://",
+        ] {
             assert!(VapidSubject::parse(bad).is_err(), "{bad} accepted");
         }
     }
@@ -344,13 +363,24 @@ mod tests {
     fn signs_once_per_audience_until_close_to_expiry() {
         let cache = cache();
         let now = 1_800_000_000;
-        let first = cache.authorization_at("https://fcm.googleapis.com", now).unwrap();
-        assert_eq!(cache.authorization_at("https://fcm.googleapis.com", now + 3600).unwrap(), first);
+        let first = cache
+            .authorization_at("https://fcm.googleapis.com", now)
+            .unwrap();
+        assert_eq!(
+            cache
+                .authorization_at("https://fcm.googleapis.com", now + 3600)
+                .unwrap(),
+            first
+        );
         assert_eq!(cache.signatures_made(), 1);
-        cache.authorization_at("https://updates.push.services.mozilla.com", now).unwrap();
+        cache
+            .authorization_at("https://updates.push.services.mozilla.com", now)
+            .unwrap();
         assert_eq!(cache.signatures_made(), 2);
         // With an hour or less left, a new token is signed.
-        let later = cache.authorization_at("https://fcm.googleapis.com", now + 11 * 3600).unwrap();
+        let later = cache
+            .authorization_at("https://fcm.googleapis.com", now + 11 * 3600)
+            .unwrap();
         assert_ne!(later, first);
         assert_eq!(cache.signatures_made(), 3);
         let text = later.to_str().unwrap();
@@ -361,8 +391,15 @@ mod tests {
     #[test]
     fn refuses_an_audience_that_is_not_an_origin() {
         let cache = cache();
-        for bad in ["fcm.googleapis.com", "https://fcm.googleapis.com/fcm/send", "http://a.example"] {
-            assert!(matches!(cache.authorization_at(bad, 0), Err(VapidError::Audience(_))));
+        for bad in [
+            "fcm.googleapis.com",
+            "https://fcm.googleapis.com/fcm/send",
+            "http://a.example",
+        ] {
+            assert!(matches!(
+                cache.authorization_at(bad, 0),
+                Err(VapidError::Audience(_))
+            ));
         }
     }
 }

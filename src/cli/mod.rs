@@ -1,0 +1,35 @@
+//! The `aviso` command line: argument definitions and dispatch to each subcommand.
+
+pub mod send;
+pub mod vapid;
+
+use clap::{Parser, Subcommand};
+
+/// Self-hosted, high-throughput Web Push delivery server.
+#[derive(Debug, Parser)]
+#[command(name = "aviso", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage VAPID key pairs.
+    #[command(subcommand)]
+    Vapid(vapid::VapidCommand),
+    /// Send one push message to one subscription and print the push service's answer.
+    Send(send::SendArgs),
+}
+
+/// What a subcommand tells the process: success, or an exit code with the reason printed.
+pub type CommandResult = anyhow::Result<std::process::ExitCode>;
+
+impl Cli {
+    pub async fn run(self) -> CommandResult {
+        match self.command {
+            Command::Vapid(command) => command.run(),
+            Command::Send(args) => args.run().await,
+        }
+    }
+}

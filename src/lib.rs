@@ -3,8 +3,10 @@
 //! The library is split the way `DESIGN.md` splits the system:
 //! - [`push`]: the Web Push protocol (RFC 8030, 8291, 8292), no I/O;
 //! - [`transport`]: HTTPS to push services (hyper + rustls);
+//! - [`delivery`]: the fan-out engine: send, retry, outcomes;
 //! - [`cli`]: the `aviso` command line.
 
 pub mod cli;
+pub mod delivery;
 pub mod push;
 pub mod transport;

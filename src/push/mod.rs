@@ -5,6 +5,7 @@
 //! - [`encryption`]: RFC 8291 message encryption (`aes128gcm`, RFC 8188), one record.
 //! - [`vapid`]: RFC 8292 application-server keys, ES256 JWTs and the per-audience cache.
 //! - [`outcome`]: what a push service's answer means (deliver, delete, retry, alarm).
+//! - [`service`]: which push service (FCM, Mozilla, Apple, WNS) an endpoint belongs to.
 //! - [`request`]: RFC 8030 request options (`TTL`, `Urgency`, `Topic`) and the request itself.
 //!
 //! This module knows nothing of servers, stores or configuration: it does no I/O.
@@ -13,11 +14,13 @@ pub mod base64url;
 pub mod encryption;
 pub mod outcome;
 pub mod request;
+pub mod service;
 pub mod subscription;
 pub mod vapid;
 
 pub use encryption::{EncryptError, MAX_PLAINTEXT_LEN, encrypt};
 pub use outcome::Outcome;
 pub use request::{PushOptions, RequestError, Topic, Ttl, Urgency, build_request};
+pub use service::PushService;
 pub use subscription::{PushSubscription, SubscriptionError, SubscriptionKeys};
 pub use vapid::{VapidError, VapidHeaderCache, VapidKey};

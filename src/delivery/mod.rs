@@ -1,0 +1,13 @@
+//! The delivery engine: from a notification to requests at push services, and what to do with
+//! their answers.
+//!
+//! - [`sender`]: one message to one subscriber, with retries and outcome handling;
+//! - [`backoff`]: the retry schedule;
+//! - [`throttle`]: per-origin pauses when a push service says "slow down".
+
+pub mod backoff;
+pub mod sender;
+pub mod throttle;
+
+pub use backoff::RetryPolicy;
+pub use sender::{Delivery, Failure, Message, Sender};

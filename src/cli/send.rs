@@ -35,7 +35,7 @@ pub struct SendArgs {
     #[arg(long)]
     subject: String,
     /// Seconds the push service keeps the message while the browser is offline.
-    #[arg(long, default_value = "2419200")]
+    #[arg(long, default_value = "2419200", allow_hyphen_values = true)]
     ttl: Ttl,
     /// very-low | low | normal | high.
     #[arg(long)]

@@ -38,6 +38,8 @@ pub enum TransportError {
     Connect { origin: String, reason: String },
     #[error("request to the push service failed: {0}")]
     Request(String),
+    #[error("the push service refused the stream before processing it")]
+    StreamRefused,
     #[error("the push service did not answer within {0:?}")]
     Timeout(Duration),
 }
@@ -93,8 +95,11 @@ struct Inner {
 impl PushClient {
     pub fn new(config: &ClientConfig) -> Result<Self, TransportError> {
         let tls = tls::client_config(&config.extra_ca_files)?;
+        // hyper-rustls sets the HTTP/1.1 ALPN itself and refuses a config that has one.
+        let mut http1_tls = (*tls).clone();
+        http1_tls.alpn_protocols.clear();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
+            .with_tls_config(http1_tls)
             .https_only()
             .enable_http1()
             .build();
@@ -119,6 +124,18 @@ impl PushClient {
     }
 
     async fn exchange(&self, request: Request<Bytes>) -> Result<PushResponse, TransportError> {
+        // A refused stream was never processed (RFC 9113 §8.7), so sending it again is safe.
+        const ATTEMPTS_ON_REFUSAL: usize = 3;
+        for _ in 1..ATTEMPTS_ON_REFUSAL {
+            match self.exchange_once(request.clone()).await {
+                Err(TransportError::StreamRefused) => continue,
+                other => return other,
+            }
+        }
+        self.exchange_once(request).await
+    }
+
+    async fn exchange_once(&self, request: Request<Bytes>) -> Result<PushResponse, TransportError> {
         match self.inner.pools.acquire(request.uri()).await? {
             Route::Http2(lease) => lease.send(request).await,
             Route::Http1(_permit) => self.send_http1(request).await,

@@ -232,6 +232,9 @@ impl Pools {
             return Ok(None);
         }
         let (send, connection) = h2::client::Builder::new()
+            // Until the server's SETTINGS arrive its stream limit is unknown: assume one stream
+            // so that a burst cannot overrun it (it would answer REFUSED_STREAM).
+            .initial_max_send_streams(1)
             .initial_window_size(1 << 20)
             .initial_connection_window_size(8 << 20)
             .handshake::<_, Bytes>(tls)
@@ -261,7 +264,13 @@ impl Lease {
         self,
         request: Request<Bytes>,
     ) -> Result<PushResponse, TransportError> {
-        let h2_error = |e: h2::Error| TransportError::Request(error_chain(&e));
+        let h2_error = |e: h2::Error| {
+            if e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+                TransportError::StreamRefused
+            } else {
+                TransportError::Request(error_chain(&e))
+            }
+        };
         let (parts, body) = request.into_parts();
         let mut send = self
             .connection

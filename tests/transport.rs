@@ -1,0 +1,236 @@
+//! The HTTP side of sending: HTTP/2 pools that respect the server's stream limit, HTTP/1.1
+//! fallback, and the sender's retries and outcomes, against a loopback push service.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use aviso::delivery::{Delivery, Failure, Message, RetryPolicy, Sender};
+use aviso::push::vapid::{DEFAULT_VALIDITY, VapidSubject};
+use aviso::push::{
+    PushOptions, PushSubscription, VapidHeaderCache, VapidKey, build_request, encrypt,
+};
+use aviso::transport::{ClientConfig, PushClient};
+use bytes::Bytes;
+use http::StatusCode;
+use support::verifying_push_service::{Options, VerifyingPushService};
+
+fn client(
+    service: &VerifyingPushService,
+    dir: &tempfile::TempDir,
+    max_connections: usize,
+) -> PushClient {
+    let ca = dir.path().join("ca.pem");
+    service.write_ca(&ca);
+    PushClient::new(&ClientConfig {
+        extra_ca_files: vec![ca],
+        max_connections_per_origin: max_connections,
+        ..ClientConfig::default()
+    })
+    .unwrap()
+}
+
+fn vapid() -> VapidHeaderCache {
+    VapidHeaderCache::new(
+        VapidKey::generate().unwrap(),
+        VapidSubject::parse("mailto:ops@example.com").unwrap(),
+        DEFAULT_VALIDITY,
+    )
+    .unwrap()
+}
+
+fn subscription(service: &VerifyingPushService, id: &str) -> PushSubscription {
+    PushSubscription::from_json(service.subscribe(id).to_string().as_bytes()).unwrap()
+}
+
+async fn send_many(service: &VerifyingPushService, client: &PushClient, n: usize) {
+    let vapid = vapid();
+    let requests: Vec<_> = (0..n)
+        .map(|i| {
+            let sub = subscription(service, &format!("c{i}"));
+            let body = Bytes::from(encrypt(sub.keys(), format!("message {i}").as_bytes()).unwrap());
+            build_request(
+                &sub,
+                body,
+                vapid.authorization(&sub.audience()).unwrap(),
+                &PushOptions::default(),
+            )
+        })
+        .collect();
+    let answers = futures_join_all(requests.into_iter().map(|r| {
+        let client = client.clone();
+        async move { client.send(r).await }
+    }))
+    .await;
+    for answer in answers {
+        assert_eq!(answer.unwrap().status, StatusCode::CREATED);
+    }
+}
+
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+    F: Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for future in futures {
+        set.spawn(future);
+    }
+    let mut out = Vec::new();
+    while let Some(result) = set.join_next().await {
+        out.push(result.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn full_connections_make_the_pool_open_more_instead_of_queueing() {
+    let service = VerifyingPushService::start_with(Options {
+        max_concurrent_streams: 4,
+        latency: Duration::from_millis(300),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(&service, &dir, 8);
+    // Settle the server's SETTINGS on a first connection, then burst 24 requests.
+    send_many(&service, &client, 1).await;
+    send_many(&service, &client, 24).await;
+    let received = service.received();
+    assert_eq!(received.len(), 25);
+    assert!(
+        received
+            .iter()
+            .all(|r| r.verdict.is_ok() && r.version == http::Version::HTTP_2)
+    );
+    // 24 requests over connections allowing 4 streams each: 6 connections, within the bound 8.
+    assert!(
+        service.connections() >= 6,
+        "only {} connections",
+        service.connections()
+    );
+    assert!(
+        service.connections() <= 8,
+        "{} connections",
+        service.connections()
+    );
+}
+
+#[tokio::test]
+async fn a_bound_of_one_connection_queues_and_still_delivers_everything() {
+    let service = VerifyingPushService::start_with(Options {
+        max_concurrent_streams: 2,
+        latency: Duration::from_millis(20),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(&service, &dir, 1);
+    send_many(&service, &client, 20).await;
+    assert_eq!(service.received().len(), 20);
+    assert_eq!(service.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_service_without_http2_gets_http1() {
+    let service = VerifyingPushService::start_with(Options {
+        http2: false,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(&service, &dir, 4);
+    send_many(&service, &client, 3).await;
+    let received = service.received();
+    assert_eq!(received.len(), 3);
+    assert!(
+        received
+            .iter()
+            .all(|r| r.verdict.is_ok() && r.version == http::Version::HTTP_11)
+    );
+}
+
+#[tokio::test]
+async fn the_sender_retries_transient_failures_and_reports_final_outcomes() {
+    let service = VerifyingPushService::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sender = Sender::new(
+        client(&service, &dir, 4),
+        RetryPolicy {
+            initial_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(100),
+            max_attempts: 4,
+        },
+    );
+    let vapid = vapid();
+    let options = PushOptions::default();
+    let deliver = |sub: PushSubscription| {
+        let vapid = &vapid;
+        let options = &options;
+        let sender = &sender;
+        async move {
+            sender
+                .deliver(Message {
+                    subscription: &sub,
+                    payload: b"hello",
+                    options,
+                    vapid,
+                    expires_at: Instant::now() + Duration::from_secs(60),
+                })
+                .await
+        }
+    };
+
+    let flaky = subscription(&service, "flaky");
+    service.answer_times("flaky", StatusCode::SERVICE_UNAVAILABLE, "busy", 2);
+    assert_eq!(deliver(flaky).await, Delivery::Delivered);
+
+    let throttled = subscription(&service, "throttled");
+    service.answer_times("throttled", StatusCode::TOO_MANY_REQUESTS, "", 1);
+    let started = Instant::now();
+    assert_eq!(deliver(throttled).await, Delivery::Delivered);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was not honoured"
+    );
+
+    let gone = subscription(&service, "gone");
+    service.answer("gone", StatusCode::GONE, "");
+    assert_eq!(deliver(gone).await, Delivery::Expired);
+
+    let misconfigured = subscription(&service, "misconfigured");
+    service.answer("misconfigured", StatusCode::FORBIDDEN, "BadJwtToken");
+    assert_eq!(
+        deliver(misconfigured).await,
+        Delivery::Failed(Failure::Rejected {
+            status: 403,
+            reason: "BadJwtToken".into()
+        })
+    );
+
+    let down = subscription(&service, "down");
+    service.answer_times("down", StatusCode::BAD_GATEWAY, "", 10);
+    assert!(matches!(
+        deliver(down).await,
+        Delivery::Failed(Failure::RetriesExhausted { attempts: 4, .. })
+    ));
+
+    let per_id = |id: &str| service.received().iter().filter(|r| r.id == id).count();
+    assert_eq!(per_id("flaky"), 3);
+    assert_eq!(per_id("throttled"), 2);
+    assert_eq!(per_id("gone"), 1);
+    assert_eq!(
+        per_id("misconfigured"),
+        1,
+        "a configuration error is not retried"
+    );
+    assert_eq!(per_id("down"), 4);
+    assert!(
+        service
+            .received()
+            .iter()
+            .all(|r| r.verdict.as_deref() == Ok(&b"hello"[..]))
+    );
+}

@@ -67,12 +67,11 @@ async fn send_many(service: &VerifyingPushService, client: &PushClient, n: usize
     }
 }
 
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
+/// Runs the futures concurrently (as separate tasks) and collects their outputs.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
-    F: Send + 'static,
 {
     let mut set = tokio::task::JoinSet::new();
     for future in futures {

@@ -8,5 +8,6 @@
 
 pub mod cli;
 pub mod delivery;
+pub mod store;
 pub mod push;
 pub mod transport;

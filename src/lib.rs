@@ -8,6 +8,6 @@
 
 pub mod cli;
 pub mod delivery;
-pub mod store;
 pub mod push;
+pub mod store;
 pub mod transport;

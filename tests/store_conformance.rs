@@ -26,7 +26,10 @@ fn app(id: &str) -> App {
 }
 
 fn subscription(app_id: &str, n: usize) -> Subscription {
-    let endpoint = format!("https://fcm.googleapis.com/fcm/send/tok{n}:APA91b{}", "x".repeat(140));
+    let endpoint = format!(
+        "https://fcm.googleapis.com/fcm/send/tok{n}:APA91b{}",
+        "x".repeat(140)
+    );
     let mut p256dh = [4u8; 65];
     p256dh[1..9].copy_from_slice(&(n as u64).to_be_bytes());
     Subscription::new(app_id, &endpoint, p256dh, [n as u8; 16], 1_700_000_000)
@@ -37,7 +40,10 @@ async fn scan_all(store: &dyn Store, app_id: &str, limit: usize) -> Vec<Subscrip
     for shard in 0..SHARDS {
         let mut cursor = ScanCursor::start();
         loop {
-            let batch = store.scan_shard(app_id, shard, &cursor, limit).await.unwrap();
+            let batch = store
+                .scan_shard(app_id, shard, &cursor, limit)
+                .await
+                .unwrap();
             assert!(batch.subscriptions.iter().all(|s| s.id.shard() == shard));
             ids.extend(batch.subscriptions.iter().map(|s| s.id));
             match batch.next {
@@ -55,16 +61,39 @@ pub async fn apps(store: Arc<dyn Store>) {
     store.put_app(&app("a2")).await.unwrap();
     assert_eq!(store.get_app("a1").await.unwrap(), Some(app("a1")));
     assert_eq!(store.get_app("missing").await.unwrap(), None);
-    let mut ids: Vec<_> = store.list_apps().await.unwrap().into_iter().map(|a| a.id).collect();
+    let mut ids: Vec<_> = store
+        .list_apps()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
     ids.sort();
     assert_eq!(ids, ["a1", "a2"]);
-    assert_eq!(store.app_by_api_key(&hash_api_key("key-a2")).await.unwrap().map(|a| a.id), Some("a2".into()));
+    assert_eq!(
+        store
+            .app_by_api_key(&hash_api_key("key-a2"))
+            .await
+            .unwrap()
+            .map(|a| a.id),
+        Some("a2".into())
+    );
     // Rotating the key: the old one stops working.
     let mut rotated = app("a2");
     rotated.api_key_hashes = vec![hash_api_key("new-key")];
     store.put_app(&rotated).await.unwrap();
-    assert_eq!(store.app_by_api_key(&hash_api_key("key-a2")).await.unwrap(), None);
-    assert_eq!(store.app_by_api_key(&hash_api_key("new-key")).await.unwrap().map(|a| a.id), Some("a2".into()));
+    assert_eq!(
+        store.app_by_api_key(&hash_api_key("key-a2")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .app_by_api_key(&hash_api_key("new-key"))
+            .await
+            .unwrap()
+            .map(|a| a.id),
+        Some("a2".into())
+    );
 }
 
 pub async fn subscriptions(store: Arc<dyn Store>) {
@@ -72,13 +101,19 @@ pub async fn subscriptions(store: Arc<dyn Store>) {
     sub.locale = "pt-BR".into();
     sub.timezone = "Europe/Lisbon".into();
     sub.tags.insert("plan".into(), "pro".into());
-    assert_eq!(store.upsert_subscription(&sub).await.unwrap(), Upserted::Created);
+    assert_eq!(
+        store.upsert_subscription(&sub).await.unwrap(),
+        Upserted::Created
+    );
     // The same endpoint again: new keys, same record, creation time kept.
     let mut again = sub.clone();
     again.auth = [9; 16];
     again.created_at = 1_800_000_000;
     again.last_seen = 1_800_000_000;
-    assert_eq!(store.upsert_subscription(&again).await.unwrap(), Upserted::Updated);
+    assert_eq!(
+        store.upsert_subscription(&again).await.unwrap(),
+        Upserted::Updated
+    );
     let stored = store.get_subscription("s", sub.id).await.unwrap().unwrap();
     assert_eq!(stored.auth, [9; 16]);
     assert_eq!(stored.created_at, 1_700_000_000);
@@ -93,7 +128,10 @@ pub async fn subscriptions(store: Arc<dyn Store>) {
     assert_eq!(store.count_subscriptions("other-app").await.unwrap(), 0);
     let wanted = [more[0].id, more[10].id, SubscriptionId(12345)];
     let got = store.get_subscriptions("s", &wanted).await.unwrap();
-    assert_eq!(got.iter().map(|s| s.id).collect::<Vec<_>>(), [more[0].id, more[10].id]);
+    assert_eq!(
+        got.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [more[0].id, more[10].id]
+    );
     assert_eq!(got[0], more[0]);
 
     assert!(store.delete_subscription("s", sub.id).await.unwrap());
@@ -101,7 +139,10 @@ pub async fn subscriptions(store: Arc<dyn Store>) {
     assert_eq!(store.get_subscription("s", sub.id).await.unwrap(), None);
     assert_eq!(store.count_subscriptions("s").await.unwrap(), 49);
     let endpoint_id = SubscriptionId::for_endpoint("s", &more[5].endpoint);
-    assert!(store.delete_subscription("s", endpoint_id).await.unwrap(), "delete by endpoint");
+    assert!(
+        store.delete_subscription("s", endpoint_id).await.unwrap(),
+        "delete by endpoint"
+    );
 }
 
 pub async fn shard_scans_hand_out_everything_once(store: Arc<dyn Store>) {
@@ -121,37 +162,75 @@ pub async fn shard_scans_hand_out_everything_once(store: Arc<dyn Store>) {
 pub async fn profiles(store: Arc<dyn Store>) {
     let subs: Vec<_> = (0..3).map(|n| subscription("p", n)).collect();
     store.insert_subscriptions(&subs).await.unwrap();
-    let mut update = ProfileUpdate { external_id: "crm-1".into(), ..Default::default() };
-    update.attributes.insert("age".into(), Some(AttributeValue::Number(41.0)));
-    update.attributes.insert("vip".into(), Some(AttributeValue::Bool(true)));
+    let mut update = ProfileUpdate {
+        external_id: "crm-1".into(),
+        ..Default::default()
+    };
+    update
+        .attributes
+        .insert("age".into(), Some(AttributeValue::Number(41.0)));
+    update
+        .attributes
+        .insert("vip".into(), Some(AttributeValue::Bool(true)));
     update.tags.insert("city".into(), Some("Porto".into()));
     let profile = store.update_profile("p", &update).await.unwrap();
     assert_eq!(profile.attributes["age"], AttributeValue::Number(41.0));
-    let mut removal = ProfileUpdate { external_id: "crm-1".into(), ..Default::default() };
+    let mut removal = ProfileUpdate {
+        external_id: "crm-1".into(),
+        ..Default::default()
+    };
     removal.attributes.insert("vip".into(), None);
     store.update_profile("p", &removal).await.unwrap();
 
-    store.link_subscription("p", "crm-1", subs[0].id).await.unwrap();
-    store.link_subscription("p", "crm-1", subs[1].id).await.unwrap();
-    store.link_subscription("p", "crm-1", subs[1].id).await.unwrap();
+    store
+        .link_subscription("p", "crm-1", subs[0].id)
+        .await
+        .unwrap();
+    store
+        .link_subscription("p", "crm-1", subs[1].id)
+        .await
+        .unwrap();
+    store
+        .link_subscription("p", "crm-1", subs[1].id)
+        .await
+        .unwrap();
     let profile = store.get_profile("p", "crm-1").await.unwrap().unwrap();
     assert_eq!(profile.subscriptions, [subs[0].id, subs[1].id]);
     assert!(!profile.attributes.contains_key("vip"));
     assert_eq!(profile.tags["city"], "Porto");
     assert_eq!(
-        store.get_subscription("p", subs[0].id).await.unwrap().unwrap().external_id.as_deref(),
+        store
+            .get_subscription("p", subs[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .external_id
+            .as_deref(),
         Some("crm-1")
     );
     assert!(matches!(
-        store.link_subscription("p", "crm-1", SubscriptionId(7)).await,
+        store
+            .link_subscription("p", "crm-1", SubscriptionId(7))
+            .await,
         Err(StoreError::NotFound(_))
     ));
     // Deleting a subscription unlinks it.
     store.delete_subscription("p", subs[1].id).await.unwrap();
-    assert_eq!(store.get_profile("p", "crm-1").await.unwrap().unwrap().subscriptions, [subs[0].id]);
+    assert_eq!(
+        store
+            .get_profile("p", "crm-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .subscriptions,
+        [subs[0].id]
+    );
 
     // GDPR erasure: the profile and its subscriptions go; others stay.
-    store.link_subscription("p", "crm-1", subs[2].id).await.unwrap();
+    store
+        .link_subscription("p", "crm-1", subs[2].id)
+        .await
+        .unwrap();
     assert_eq!(store.erase_profile("p", "crm-1").await.unwrap(), 2);
     assert_eq!(store.get_profile("p", "crm-1").await.unwrap(), None);
     assert_eq!(store.count_subscriptions("p").await.unwrap(), 0);
@@ -159,31 +238,96 @@ pub async fn profiles(store: Arc<dyn Store>) {
 }
 
 pub async fn notifications_counters_and_limits(store: Arc<dyn Store>) {
-    store.put_notification("n", "n1", b"{\"v\":1}").await.unwrap();
+    store
+        .put_notification("n", "n1", b"{\"v\":1}")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    store.put_notification("n", "n2", b"{\"v\":2}").await.unwrap();
-    store.put_notification("n", "n1", b"{\"v\":3}").await.unwrap();
-    assert_eq!(store.get_notification("n1").await.unwrap().unwrap(), b"{\"v\":3}");
+    store
+        .put_notification("n", "n2", b"{\"v\":2}")
+        .await
+        .unwrap();
+    store
+        .put_notification("n", "n1", b"{\"v\":3}")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_notification("n1").await.unwrap().unwrap(),
+        b"{\"v\":3}"
+    );
     assert_eq!(store.get_notification("zz").await.unwrap(), None);
     let listed = store.list_notifications("n", 10).await.unwrap();
-    assert_eq!(listed, [b"{\"v\":2}".to_vec(), b"{\"v\":3}".to_vec()], "newest first");
+    assert_eq!(
+        listed,
+        [b"{\"v\":2}".to_vec(), b"{\"v\":3}".to_vec()],
+        "newest first"
+    );
     assert_eq!(store.list_notifications("n", 1).await.unwrap().len(), 1);
 
-    store.add_counters("n1", &[("sent", 5), ("delivered", 4)]).await.unwrap();
-    store.add_counters("n1", &[("delivered", 1), ("failed.rejected", 2)]).await.unwrap();
+    store
+        .add_counters("n1", &[("sent", 5), ("delivered", 4)])
+        .await
+        .unwrap();
+    store
+        .add_counters("n1", &[("delivered", 1), ("failed.rejected", 2)])
+        .await
+        .unwrap();
     let counters = store.counters("n1").await.unwrap();
-    assert_eq!(counters, BTreeMap::from([("delivered".into(), 5), ("failed.rejected".into(), 2), ("sent".into(), 5)]));
+    assert_eq!(
+        counters,
+        BTreeMap::from([
+            ("delivered".into(), 5),
+            ("failed.rejected".into(), 2),
+            ("sent".into(), 5)
+        ])
+    );
     assert!(store.counters("n2").await.unwrap().is_empty());
 
     let ttl = Duration::from_secs(60);
-    assert_eq!(store.claim_idempotency_key("n", "k1", "n1", ttl).await.unwrap(), None);
-    assert_eq!(store.claim_idempotency_key("n", "k1", "n9", ttl).await.unwrap(), Some("n1".into()));
-    assert_eq!(store.claim_idempotency_key("other", "k1", "n9", ttl).await.unwrap(), None);
+    assert_eq!(
+        store
+            .claim_idempotency_key("n", "k1", "n1", ttl)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key("n", "k1", "n9", ttl)
+            .await
+            .unwrap(),
+        Some("n1".into())
+    );
+    assert_eq!(
+        store
+            .claim_idempotency_key("other", "k1", "n9", ttl)
+            .await
+            .unwrap(),
+        None
+    );
 
     let window = Duration::from_secs(3600);
-    assert_eq!(store.count_profile_send("n", "crm-1", window).await.unwrap(), 1);
-    assert_eq!(store.count_profile_send("n", "crm-1", window).await.unwrap(), 2);
-    assert_eq!(store.count_profile_send("n", "crm-2", window).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .count_profile_send("n", "crm-1", window)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_profile_send("n", "crm-1", window)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .count_profile_send("n", "crm-2", window)
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 fn task(notification: &str, suffix: &str, lane: Lane, target: TaskTarget) -> Task {
@@ -205,38 +349,83 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
         .enqueue_tasks(&[
             task("n1", "0", Lane::Bulk, TaskTarget::Shard(0)),
             later,
-            task("n2", "p", Lane::Priority, TaskTarget::Subscriptions(vec![SubscriptionId(7)])),
+            task(
+                "n2",
+                "p",
+                Lane::Priority,
+                TaskTarget::Subscriptions(vec![SubscriptionId(7)]),
+            ),
         ])
         .await
         .unwrap();
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 2);
     assert_eq!(store.pending_tasks(Lane::Priority).await.unwrap(), 1);
 
-    let p = store.claim_task(Lane::Priority, "w1", lease).await.unwrap().unwrap();
-    assert_eq!(p.task.target, TaskTarget::Subscriptions(vec![SubscriptionId(7)]));
-    assert!(store.claim_task(Lane::Priority, "w2", lease).await.unwrap().is_none());
+    let p = store
+        .claim_task(Lane::Priority, "w1", lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p.task.target,
+        TaskTarget::Subscriptions(vec![SubscriptionId(7)])
+    );
+    assert!(
+        store
+            .claim_task(Lane::Priority, "w2", lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.complete_task(&p).await.unwrap();
     assert_eq!(store.pending_tasks(Lane::Priority).await.unwrap(), 0);
 
-    let a = store.claim_task(Lane::Bulk, "w1", lease).await.unwrap().unwrap();
+    let a = store
+        .claim_task(Lane::Bulk, "w1", lease)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(a.task.id, "n1:0");
     assert_eq!(a.previous_claims, 0);
-    assert!(store.claim_task(Lane::Bulk, "w2", lease).await.unwrap().is_none(), "leased, and the other is not due");
-    let progress = Progress { cursor: ScanCursor(vec![1, 2, 3]), processed: 10 };
+    assert!(
+        store
+            .claim_task(Lane::Bulk, "w2", lease)
+            .await
+            .unwrap()
+            .is_none(),
+        "leased, and the other is not due"
+    );
+    let progress = Progress {
+        cursor: ScanCursor(vec![1, 2, 3]),
+        processed: 10,
+    };
     store.checkpoint_task(&a, &progress, lease).await.unwrap();
 
     // The lease runs out: another worker takes over from the checkpoint; the old claim is fenced.
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
-    let b = store.claim_task(Lane::Bulk, "w2", lease).await.unwrap().unwrap();
+    let b = store
+        .claim_task(Lane::Bulk, "w2", lease)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(b.task.id, "n1:0");
     assert_eq!(b.progress, progress);
     assert_eq!(b.previous_claims, 1);
-    assert!(matches!(store.checkpoint_task(&a, &progress, lease).await, Err(StoreError::LeaseLost)));
-    assert!(matches!(store.complete_task(&a).await, Err(StoreError::LeaseLost)));
+    assert!(matches!(
+        store.checkpoint_task(&a, &progress, lease).await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert!(matches!(
+        store.complete_task(&a).await,
+        Err(StoreError::LeaseLost)
+    ));
 
     // Cancelling removes every task of the notification; the holder loses its lease.
     assert_eq!(store.cancel_tasks("n1").await.unwrap(), 2);
-    assert!(matches!(store.checkpoint_task(&b, &progress, lease).await, Err(StoreError::LeaseLost)));
+    assert!(matches!(
+        store.checkpoint_task(&b, &progress, lease).await,
+        Err(StoreError::LeaseLost)
+    ));
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 0);
     assert_eq!(store.cancel_tasks("n1").await.unwrap(), 0);
 }
@@ -250,7 +439,11 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
         store.insert_subscriptions(chunk).await.unwrap();
     }
     let shard = 3;
-    let in_shard: HashSet<_> = subs.iter().map(|s| s.id).filter(|id| id.shard() == shard).collect();
+    let in_shard: HashSet<_> = subs
+        .iter()
+        .map(|s| s.id)
+        .filter(|id| id.shard() == shard)
+        .collect();
     assert!(in_shard.len() > 20, "{} in shard", in_shard.len());
     let lease = Duration::from_millis(300);
     let batch = 4;
@@ -268,10 +461,17 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
 
     let mut handed_out: HashMap<SubscriptionId, usize> = HashMap::new();
     // Worker A: three checkpointed batches, then a fourth it hands out but dies before saving.
-    let a = store.claim_task(Lane::Bulk, "worker-a", lease).await.unwrap().unwrap();
+    let a = store
+        .claim_task(Lane::Bulk, "worker-a", lease)
+        .await
+        .unwrap()
+        .unwrap();
     let mut progress = a.progress.clone();
     for round in 0..4 {
-        let scanned = store.scan_shard("t", shard, &progress.cursor, batch).await.unwrap();
+        let scanned = store
+            .scan_shard("t", shard, &progress.cursor, batch)
+            .await
+            .unwrap();
         for sub in &scanned.subscriptions {
             *handed_out.entry(sub.id).or_default() += 1;
         }
@@ -284,13 +484,26 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
     }
 
     // Worker B: after the lease runs out, resumes and finishes.
-    assert!(store.claim_task(Lane::Bulk, "worker-b", lease).await.unwrap().is_none());
+    assert!(
+        store
+            .claim_task(Lane::Bulk, "worker-b", lease)
+            .await
+            .unwrap()
+            .is_none()
+    );
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
-    let b = store.claim_task(Lane::Bulk, "worker-b", lease).await.unwrap().unwrap();
+    let b = store
+        .claim_task(Lane::Bulk, "worker-b", lease)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(b.progress, progress);
     let mut resumed = b.progress.clone();
     loop {
-        let scanned = store.scan_shard("t", shard, &resumed.cursor, batch).await.unwrap();
+        let scanned = store
+            .scan_shard("t", shard, &resumed.cursor, batch)
+            .await
+            .unwrap();
         for sub in &scanned.subscriptions {
             *handed_out.entry(sub.id).or_default() += 1;
         }
@@ -305,9 +518,16 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
     }
     store.complete_task(&b).await.unwrap();
 
-    assert_eq!(handed_out.keys().copied().collect::<HashSet<_>>(), in_shard, "nobody missed");
+    assert_eq!(
+        handed_out.keys().copied().collect::<HashSet<_>>(),
+        in_shard,
+        "nobody missed"
+    );
     let duplicates = handed_out.values().filter(|n| **n > 1).count();
-    assert!(duplicates <= batch, "{duplicates} duplicates, more than one batch of {batch}");
+    assert!(
+        duplicates <= batch,
+        "{duplicates} duplicates, more than one batch of {batch}"
+    );
     assert!(handed_out.values().all(|n| *n <= 2));
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 0);
 }
@@ -346,6 +566,60 @@ async fn embedded() -> (Arc<dyn Store>, tempfile::TempDir) {
 
 conformance!(embedded_store, embedded());
 
+async fn single_redis() -> (Arc<dyn Store>, support::redis::RedisServer) {
+    let server = support::redis::RedisServer::start();
+    let store = aviso::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    (Arc::new(store), server)
+}
+
+conformance!(single_redis_store, single_redis());
+
+async fn redis_cluster() -> (Arc<dyn Store>, support::redis::RedisCluster) {
+    let cluster = support::redis::RedisCluster::start();
+    let store = aviso::store::redis::RedisStore::connect(&cluster.url())
+        .await
+        .unwrap();
+    (Arc::new(store), cluster)
+}
+
+conformance!(redis_cluster_store, redis_cluster());
+
+#[tokio::test]
+async fn a_redis_outage_is_a_clear_error_and_the_pool_recovers() {
+    let mut server = support::redis::RedisServer::start();
+    let store = aviso::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    store.put_app(&app("o")).await.unwrap();
+    server.stop();
+    let error = store.get_app("o").await.unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error:?}");
+    assert!(error.to_string().contains("Redis"), "{error}");
+    server.restart();
+    // The data is gone (no persistence in tests); the point is that the store answers again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.ping().await {
+            Ok(()) => break,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "no recovery: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.put_app(&app("o")).await.unwrap();
+    assert_eq!(store.get_app("o").await.unwrap(), Some(app("o")));
+}
+
+#[tokio::test]
+async fn redis_connection_errors_name_the_problem() {
+    let error = match aviso::store::redis::RedisStore::connect("redis://127.0.0.1:1").await {
+        Ok(_) => panic!("connected to a closed port"),
+        Err(e) => e,
+    };
+    assert!(error.to_string().contains("Redis is running"), "{error}");
+}
+
 #[tokio::test]
 async fn the_embedded_store_keeps_everything_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -357,16 +631,33 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
         store.link_subscription("r", "crm-9", sub.id).await.unwrap();
         store.put_notification("r", "n1", b"doc").await.unwrap();
         store.add_counters("n1", &[("sent", 3)]).await.unwrap();
-        store.enqueue_tasks(&[task("n1", "0", Lane::Bulk, TaskTarget::Shard(0))]).await.unwrap();
+        store
+            .enqueue_tasks(&[task("n1", "0", Lane::Bulk, TaskTarget::Shard(0))])
+            .await
+            .unwrap();
     }
     let store = aviso::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
     assert_eq!(store.get_app("r").await.unwrap(), Some(app("r")));
     let mut linked = sub.clone();
     linked.external_id = Some("crm-9".into());
-    assert_eq!(store.get_subscription("r", sub.id).await.unwrap(), Some(linked));
+    assert_eq!(
+        store.get_subscription("r", sub.id).await.unwrap(),
+        Some(linked)
+    );
     assert_eq!(store.count_subscriptions("r").await.unwrap(), 1);
-    assert_eq!(store.get_profile("r", "crm-9").await.unwrap().unwrap().subscriptions, [sub.id]);
-    assert_eq!(store.get_notification("n1").await.unwrap().as_deref(), Some(&b"doc"[..]));
+    assert_eq!(
+        store
+            .get_profile("r", "crm-9")
+            .await
+            .unwrap()
+            .unwrap()
+            .subscriptions,
+        [sub.id]
+    );
+    assert_eq!(
+        store.get_notification("n1").await.unwrap().as_deref(),
+        Some(&b"doc"[..])
+    );
     assert_eq!(store.counters("n1").await.unwrap()["sent"], 3);
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 1);
 }

@@ -20,7 +20,8 @@ use super::{
 
 const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
 const API_KEYS: TableDefinition<&[u8], &str> = TableDefinition::new("api_keys");
-const SUBSCRIPTIONS: TableDefinition<(&str, u16, u64), &[u8]> = TableDefinition::new("subscriptions");
+const SUBSCRIPTIONS: TableDefinition<(&str, u16, u64), &[u8]> =
+    TableDefinition::new("subscriptions");
 const SUBSCRIPTION_COUNTS: TableDefinition<&str, u64> = TableDefinition::new("subscription_counts");
 const PROFILES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("profiles");
 const NOTIFICATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("notifications");
@@ -30,7 +31,8 @@ const NOTIFICATIONS_BY_APP: TableDefinition<(&str, u64, &str), ()> =
 const COUNTERS: TableDefinition<(&str, &str), i64> = TableDefinition::new("counters");
 /// (app, key) → (notification id, expiry ms).
 const IDEMPOTENCY: TableDefinition<(&str, &str), (&str, u64)> = TableDefinition::new("idempotency");
-const PROFILE_SENDS: TableDefinition<(&str, &str, u64), u64> = TableDefinition::new("profile_sends");
+const PROFILE_SENDS: TableDefinition<(&str, &str, u64), u64> =
+    TableDefinition::new("profile_sends");
 const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
 /// (lane, claimable-from ms, task id): the ready queue and the lease expiries in one index.
 const LANE_INDEX: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("lane_index");
@@ -68,7 +70,10 @@ impl EmbeddedStore {
     /// Opens (or creates) `aviso.redb` in `data_dir`.
     pub fn open(data_dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Embedded(format!("cannot create data directory {}: {e}", data_dir.display()))
+            StoreError::Embedded(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
         })?;
         let path = data_dir.join("aviso.redb");
         let db = Database::create(&path).map_err(|e| {
@@ -126,7 +131,8 @@ impl EmbeddedStore {
         &self,
         work: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        self.run(move |db| work(&db.begin_read().map_err(db_error)?)).await
+        self.run(move |db| work(&db.begin_read().map_err(db_error)?))
+            .await
     }
 }
 
@@ -134,13 +140,21 @@ fn put_subscription(txn: &redb::WriteTransaction, sub: &Subscription) -> StoreRe
     let record = sub.encode()?;
     let mut table = txn.open_table(SUBSCRIPTIONS).map_err(db_error)?;
     let existed = table
-        .insert((sub.app_id.as_str(), sub.id.shard(), sub.id.0), record.as_slice())
+        .insert(
+            (sub.app_id.as_str(), sub.id.shard(), sub.id.0),
+            record.as_slice(),
+        )
         .map_err(db_error)?
         .is_some();
     if !existed {
         let mut counts = txn.open_table(SUBSCRIPTION_COUNTS).map_err(db_error)?;
-        let count = counts.get(sub.app_id.as_str()).map_err(db_error)?.map_or(0, |v| v.value());
-        counts.insert(sub.app_id.as_str(), count + 1).map_err(db_error)?;
+        let count = counts
+            .get(sub.app_id.as_str())
+            .map_err(db_error)?
+            .map_or(0, |v| v.value());
+        counts
+            .insert(sub.app_id.as_str(), count + 1)
+            .map_err(db_error)?;
     }
     Ok(!existed)
 }
@@ -156,7 +170,11 @@ fn read_subscription(
     }
 }
 
-fn remove_subscription(txn: &redb::WriteTransaction, app_id: &str, id: SubscriptionId) -> StoreResult<Option<Subscription>> {
+fn remove_subscription(
+    txn: &redb::WriteTransaction,
+    app_id: &str,
+    id: SubscriptionId,
+) -> StoreResult<Option<Subscription>> {
     let mut table = txn.open_table(SUBSCRIPTIONS).map_err(db_error)?;
     let removed = match table.remove((app_id, id.shard(), id.0)).map_err(db_error)? {
         Some(record) => Some(Subscription::decode(app_id, id, record.value())?),
@@ -164,13 +182,22 @@ fn remove_subscription(txn: &redb::WriteTransaction, app_id: &str, id: Subscript
     };
     if removed.is_some() {
         let mut counts = txn.open_table(SUBSCRIPTION_COUNTS).map_err(db_error)?;
-        let count = counts.get(app_id).map_err(db_error)?.map_or(0, |v| v.value());
-        counts.insert(app_id, count.saturating_sub(1)).map_err(db_error)?;
+        let count = counts
+            .get(app_id)
+            .map_err(db_error)?
+            .map_or(0, |v| v.value());
+        counts
+            .insert(app_id, count.saturating_sub(1))
+            .map_err(db_error)?;
     }
     Ok(removed)
 }
 
-fn load_profile(txn: &redb::WriteTransaction, app_id: &str, external_id: &str) -> StoreResult<Option<Profile>> {
+fn load_profile(
+    txn: &redb::WriteTransaction,
+    app_id: &str,
+    external_id: &str,
+) -> StoreResult<Option<Profile>> {
     let table = txn.open_table(PROFILES).map_err(db_error)?;
     let value = table.get((app_id, external_id)).map_err(db_error)?;
     value.map(|v| from_json(v.value(), "profile")).transpose()
@@ -179,7 +206,10 @@ fn load_profile(txn: &redb::WriteTransaction, app_id: &str, external_id: &str) -
 fn save_profile(txn: &redb::WriteTransaction, app_id: &str, profile: &Profile) -> StoreResult<()> {
     let mut table = txn.open_table(PROFILES).map_err(db_error)?;
     table
-        .insert((app_id, profile.external_id.as_str()), json(profile)?.as_slice())
+        .insert(
+            (app_id, profile.external_id.as_str()),
+            json(profile)?.as_slice(),
+        )
         .map_err(db_error)?;
     Ok(())
 }
@@ -207,7 +237,14 @@ fn save_task(txn: &redb::WriteTransaction, record: &TaskRecord) -> StoreResult<(
         .map_err(db_error)?;
     let mut index = txn.open_table(LANE_INDEX).map_err(db_error)?;
     index
-        .insert((record.task.lane.as_str(), record.claimable_at_ms, record.task.id.as_str()), ())
+        .insert(
+            (
+                record.task.lane.as_str(),
+                record.claimable_at_ms,
+                record.task.id.as_str(),
+            ),
+            (),
+        )
         .map_err(db_error)?;
     Ok(())
 }
@@ -215,7 +252,11 @@ fn save_task(txn: &redb::WriteTransaction, record: &TaskRecord) -> StoreResult<(
 fn unindex_task(txn: &redb::WriteTransaction, record: &TaskRecord) -> StoreResult<()> {
     let mut index = txn.open_table(LANE_INDEX).map_err(db_error)?;
     index
-        .remove((record.task.lane.as_str(), record.claimable_at_ms, record.task.id.as_str()))
+        .remove((
+            record.task.lane.as_str(),
+            record.claimable_at_ms,
+            record.task.id.as_str(),
+        ))
         .map_err(db_error)?;
     Ok(())
 }
@@ -223,7 +264,9 @@ fn unindex_task(txn: &redb::WriteTransaction, record: &TaskRecord) -> StoreResul
 /// Loads the claimed task, failing when the claim is no longer the current one.
 fn fenced(txn: &redb::WriteTransaction, claim: &ClaimedTask) -> StoreResult<TaskRecord> {
     match load_task(txn, &claim.task.id)? {
-        Some(record) if record.epoch == claim.epoch && record.owner.as_deref() == Some(&claim.worker) => {
+        Some(record)
+            if record.epoch == claim.epoch && record.owner.as_deref() == Some(&claim.worker) =>
+        {
             Ok(record)
         }
         _ => Err(StoreError::LeaseLost),
@@ -244,7 +287,10 @@ impl Store for EmbeddedStore {
         let app = app.clone();
         self.write(move |txn| {
             let mut apps = txn.open_table(APPS).map_err(db_error)?;
-            let previous = apps.get(app.id.as_str()).map_err(db_error)?.map(|v| v.value().to_vec());
+            let previous = apps
+                .get(app.id.as_str())
+                .map_err(db_error)?
+                .map(|v| v.value().to_vec());
             let mut keys = txn.open_table(API_KEYS).map_err(db_error)?;
             if let Some(previous) = previous {
                 let previous: App = from_json(&previous, "app")?;
@@ -253,9 +299,11 @@ impl Store for EmbeddedStore {
                 }
             }
             for hash in &app.api_key_hashes {
-                keys.insert(hash.as_slice(), app.id.as_str()).map_err(db_error)?;
+                keys.insert(hash.as_slice(), app.id.as_str())
+                    .map_err(db_error)?;
             }
-            apps.insert(app.id.as_str(), json(&app)?.as_slice()).map_err(db_error)?;
+            apps.insert(app.id.as_str(), json(&app)?.as_slice())
+                .map_err(db_error)?;
             Ok(())
         })
         .await
@@ -289,7 +337,10 @@ impl Store for EmbeddedStore {
         let app_id = self
             .read(move |txn| {
                 let keys = txn.open_table(API_KEYS).map_err(db_error)?;
-                Ok(keys.get(key_hash.as_slice()).map_err(db_error)?.map(|v| v.value().to_owned()))
+                Ok(keys
+                    .get(key_hash.as_slice())
+                    .map_err(db_error)?
+                    .map(|v| v.value().to_owned()))
             })
             .await?;
         match app_id {
@@ -312,7 +363,11 @@ impl Store for EmbeddedStore {
                 }
             }
             put_subscription(txn, &sub)?;
-            Ok(if existing.is_some() { Upserted::Updated } else { Upserted::Created })
+            Ok(if existing.is_some() {
+                Upserted::Updated
+            } else {
+                Upserted::Created
+            })
         })
         .await
     }
@@ -328,7 +383,11 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn get_subscription(&self, app_id: &str, id: SubscriptionId) -> StoreResult<Option<Subscription>> {
+    async fn get_subscription(
+        &self,
+        app_id: &str,
+        id: SubscriptionId,
+    ) -> StoreResult<Option<Subscription>> {
         let app_id = app_id.to_owned();
         self.read(move |txn| {
             let table = txn.open_table(SUBSCRIPTIONS).map_err(db_error)?;
@@ -337,7 +396,11 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn get_subscriptions(&self, app_id: &str, ids: &[SubscriptionId]) -> StoreResult<Vec<Subscription>> {
+    async fn get_subscriptions(
+        &self,
+        app_id: &str,
+        ids: &[SubscriptionId],
+    ) -> StoreResult<Vec<Subscription>> {
         let app_id = app_id.to_owned();
         let ids = ids.to_vec();
         self.read(move |txn| {
@@ -369,12 +432,21 @@ impl Store for EmbeddedStore {
         let app_id = app_id.to_owned();
         self.read(move |txn| {
             let counts = txn.open_table(SUBSCRIPTION_COUNTS).map_err(db_error)?;
-            Ok(counts.get(app_id.as_str()).map_err(db_error)?.map_or(0, |v| v.value()))
+            Ok(counts
+                .get(app_id.as_str())
+                .map_err(db_error)?
+                .map_or(0, |v| v.value()))
         })
         .await
     }
 
-    async fn scan_shard(&self, app_id: &str, shard: u16, cursor: &ScanCursor, limit: usize) -> StoreResult<ScanBatch> {
+    async fn scan_shard(
+        &self,
+        app_id: &str,
+        shard: u16,
+        cursor: &ScanCursor,
+        limit: usize,
+    ) -> StoreResult<ScanBatch> {
         let app_id = app_id.to_owned();
         // The cursor is the last id handed out, big-endian; empty = from the start.
         let after = match cursor.0.as_slice() {
@@ -393,13 +465,24 @@ impl Store for EmbeddedStore {
                 for entry in range.take(limit) {
                     let (key, value) = entry.map_err(db_error)?;
                     let (_, _, id) = key.value();
-                    subscriptions.push(Subscription::decode(&app_id, SubscriptionId(id), value.value())?);
+                    subscriptions.push(Subscription::decode(
+                        &app_id,
+                        SubscriptionId(id),
+                        value.value(),
+                    )?);
                 }
             }
             let next = (subscriptions.len() == limit)
-                .then(|| subscriptions.last().map(|s| ScanCursor(s.id.to_bytes().to_vec())))
+                .then(|| {
+                    subscriptions
+                        .last()
+                        .map(|s| ScanCursor(s.id.to_bytes().to_vec()))
+                })
                 .flatten();
-            Ok(ScanBatch { subscriptions, next })
+            Ok(ScanBatch {
+                subscriptions,
+                next,
+            })
         })
         .await
     }
@@ -408,10 +491,11 @@ impl Store for EmbeddedStore {
         let app_id = app_id.to_owned();
         let update = update.clone();
         self.write(move |txn| {
-            let mut profile = load_profile(txn, &app_id, &update.external_id)?.unwrap_or_else(|| Profile {
-                external_id: update.external_id.clone(),
-                ..Profile::default()
-            });
+            let mut profile =
+                load_profile(txn, &app_id, &update.external_id)?.unwrap_or_else(|| Profile {
+                    external_id: update.external_id.clone(),
+                    ..Profile::default()
+                });
             profile.apply(&update, now_ms() / 1000);
             save_profile(txn, &app_id, &profile)?;
             Ok(profile)
@@ -423,13 +507,20 @@ impl Store for EmbeddedStore {
         let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
         self.read(move |txn| {
             let table = txn.open_table(PROFILES).map_err(db_error)?;
-            let value = table.get((app_id.as_str(), external_id.as_str())).map_err(db_error)?;
+            let value = table
+                .get((app_id.as_str(), external_id.as_str()))
+                .map_err(db_error)?;
             value.map(|v| from_json(v.value(), "profile")).transpose()
         })
         .await
     }
 
-    async fn link_subscription(&self, app_id: &str, external_id: &str, id: SubscriptionId) -> StoreResult<()> {
+    async fn link_subscription(
+        &self,
+        app_id: &str,
+        external_id: &str,
+        id: SubscriptionId,
+    ) -> StoreResult<()> {
         let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
         self.write(move |txn| {
             let mut sub = {
@@ -444,11 +535,12 @@ impl Store for EmbeddedStore {
             }
             sub.external_id = Some(external_id.clone());
             put_subscription(txn, &sub)?;
-            let mut profile = load_profile(txn, &app_id, &external_id)?.unwrap_or_else(|| Profile {
-                external_id: external_id.clone(),
-                updated_at: now_ms() / 1000,
-                ..Profile::default()
-            });
+            let mut profile =
+                load_profile(txn, &app_id, &external_id)?.unwrap_or_else(|| Profile {
+                    external_id: external_id.clone(),
+                    updated_at: now_ms() / 1000,
+                    ..Profile::default()
+                });
             if !profile.subscriptions.contains(&id) {
                 profile.subscriptions.push(id);
             }
@@ -470,10 +562,16 @@ impl Store for EmbeddedStore {
                 }
             }
             let mut table = txn.open_table(PROFILES).map_err(db_error)?;
-            table.remove((app_id.as_str(), external_id.as_str())).map_err(db_error)?;
+            table
+                .remove((app_id.as_str(), external_id.as_str()))
+                .map_err(db_error)?;
             let mut sends = txn.open_table(PROFILE_SENDS).map_err(db_error)?;
             sends
-                .retain_in((app_id.as_str(), external_id.as_str(), 0)..=(app_id.as_str(), external_id.as_str(), u64::MAX), |_, _| false)
+                .retain_in(
+                    (app_id.as_str(), external_id.as_str(), 0)
+                        ..=(app_id.as_str(), external_id.as_str(), u64::MAX),
+                    |_, _| false,
+                )
                 .map_err(db_error)?;
             Ok(deleted)
         })
@@ -484,10 +582,15 @@ impl Store for EmbeddedStore {
         let (app_id, id, document) = (app_id.to_owned(), id.to_owned(), document.to_vec());
         self.write(move |txn| {
             let mut table = txn.open_table(NOTIFICATIONS).map_err(db_error)?;
-            let existed = table.insert(id.as_str(), document.as_slice()).map_err(db_error)?.is_some();
+            let existed = table
+                .insert(id.as_str(), document.as_slice())
+                .map_err(db_error)?
+                .is_some();
             if !existed {
                 let mut index = txn.open_table(NOTIFICATIONS_BY_APP).map_err(db_error)?;
-                index.insert((app_id.as_str(), now_ms(), id.as_str()), ()).map_err(db_error)?;
+                index
+                    .insert((app_id.as_str(), now_ms(), id.as_str()), ())
+                    .map_err(db_error)?;
             }
             Ok(())
         })
@@ -498,7 +601,10 @@ impl Store for EmbeddedStore {
         let id = id.to_owned();
         self.read(move |txn| {
             let table = txn.open_table(NOTIFICATIONS).map_err(db_error)?;
-            Ok(table.get(id.as_str()).map_err(db_error)?.map(|v| v.value().to_vec()))
+            Ok(table
+                .get(id.as_str())
+                .map_err(db_error)?
+                .map(|v| v.value().to_vec()))
         })
         .await
     }
@@ -526,12 +632,18 @@ impl Store for EmbeddedStore {
 
     async fn add_counters(&self, notification_id: &str, deltas: &[(&str, i64)]) -> StoreResult<()> {
         let id = notification_id.to_owned();
-        let deltas: Vec<(String, i64)> = deltas.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        let deltas: Vec<(String, i64)> =
+            deltas.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
         self.write(move |txn| {
             let mut table = txn.open_table(COUNTERS).map_err(db_error)?;
             for (field, delta) in &deltas {
-                let current = table.get((id.as_str(), field.as_str())).map_err(db_error)?.map_or(0, |v| v.value());
-                table.insert((id.as_str(), field.as_str()), current + delta).map_err(db_error)?;
+                let current = table
+                    .get((id.as_str(), field.as_str()))
+                    .map_err(db_error)?
+                    .map_or(0, |v| v.value());
+                table
+                    .insert((id.as_str(), field.as_str()), current + delta)
+                    .map_err(db_error)?;
             }
             Ok(())
         })
@@ -555,25 +667,45 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn claim_idempotency_key(&self, app_id: &str, key: &str, notification_id: &str, ttl: Duration) -> StoreResult<Option<String>> {
-        let (app_id, key, id) = (app_id.to_owned(), key.to_owned(), notification_id.to_owned());
+    async fn claim_idempotency_key(
+        &self,
+        app_id: &str,
+        key: &str,
+        notification_id: &str,
+        ttl: Duration,
+    ) -> StoreResult<Option<String>> {
+        let (app_id, key, id) = (
+            app_id.to_owned(),
+            key.to_owned(),
+            notification_id.to_owned(),
+        );
         self.write(move |txn| {
             let mut table = txn.open_table(IDEMPOTENCY).map_err(db_error)?;
             let now = now_ms();
-            if let Some(existing) = table.get((app_id.as_str(), key.as_str())).map_err(db_error)? {
+            if let Some(existing) = table
+                .get((app_id.as_str(), key.as_str()))
+                .map_err(db_error)?
+            {
                 let (holder, expires) = existing.value();
                 if expires > now {
                     return Ok(Some(holder.to_owned()));
                 }
             }
             let expires = now + ttl.as_millis() as u64;
-            table.insert((app_id.as_str(), key.as_str()), (id.as_str(), expires)).map_err(db_error)?;
+            table
+                .insert((app_id.as_str(), key.as_str()), (id.as_str(), expires))
+                .map_err(db_error)?;
             Ok(None)
         })
         .await
     }
 
-    async fn count_profile_send(&self, app_id: &str, external_id: &str, window: Duration) -> StoreResult<u64> {
+    async fn count_profile_send(
+        &self,
+        app_id: &str,
+        external_id: &str,
+        window: Duration,
+    ) -> StoreResult<u64> {
         let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
         let window_ms = window.as_millis().max(1) as u64;
         self.write(move |txn| {
@@ -581,7 +713,11 @@ impl Store for EmbeddedStore {
             let slot = now_ms() / window_ms;
             // Older windows are history: drop them as we go.
             table
-                .retain_in((app_id.as_str(), external_id.as_str(), 0)..(app_id.as_str(), external_id.as_str(), slot), |_, _| false)
+                .retain_in(
+                    (app_id.as_str(), external_id.as_str(), 0)
+                        ..(app_id.as_str(), external_id.as_str(), slot),
+                    |_, _| false,
+                )
                 .map_err(db_error)?;
             let key = (app_id.as_str(), external_id.as_str(), slot);
             let count = table.get(key).map_err(db_error)?.map_or(0, |v| v.value()) + 1;
@@ -610,7 +746,12 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn claim_task(&self, lane: Lane, worker: &str, lease: Duration) -> StoreResult<Option<ClaimedTask>> {
+    async fn claim_task(
+        &self,
+        lane: Lane,
+        worker: &str,
+        lease: Duration,
+    ) -> StoreResult<Option<ClaimedTask>> {
         let worker = worker.to_owned();
         self.write(move |txn| {
             let now = now_ms();
@@ -625,8 +766,9 @@ impl Store for EmbeddedStore {
                 }
             };
             let Some(task_id) = next else { return Ok(None) };
-            let mut record = load_task(txn, &task_id)?
-                .ok_or_else(|| StoreError::Corrupt(format!("indexed task {task_id} has no record")))?;
+            let mut record = load_task(txn, &task_id)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("indexed task {task_id} has no record"))
+            })?;
             unindex_task(txn, &record)?;
             let previous_claims = record.claims;
             record.claims += 1;
@@ -645,7 +787,12 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn checkpoint_task(&self, claim: &ClaimedTask, progress: &Progress, lease: Duration) -> StoreResult<()> {
+    async fn checkpoint_task(
+        &self,
+        claim: &ClaimedTask,
+        progress: &Progress,
+        lease: Duration,
+    ) -> StoreResult<()> {
         let (claim, progress) = (claim.clone(), progress.clone());
         self.write(move |txn| {
             let mut record = fenced(txn, &claim)?;
@@ -677,7 +824,10 @@ impl Store for EmbeddedStore {
             let ids: Vec<String> = {
                 let tasks = txn.open_table(TASKS).map_err(db_error)?;
                 let mut ids = Vec::new();
-                for entry in tasks.range(prefix.as_str()..upper.as_str()).map_err(db_error)? {
+                for entry in tasks
+                    .range(prefix.as_str()..upper.as_str())
+                    .map_err(db_error)?
+                {
                     ids.push(entry.map_err(db_error)?.0.value().to_owned());
                 }
                 ids

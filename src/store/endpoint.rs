@@ -150,9 +150,10 @@ pub(super) fn put_len(out: &mut Vec<u8>, len: usize) {
 pub(super) fn take_len(input: &[u8]) -> Result<(usize, &[u8]), StoreError> {
     match input {
         [first, rest @ ..] if first & 0x80 == 0 => Ok((usize::from(*first), rest)),
-        [first, second, rest @ ..] => {
-            Ok(((usize::from(first & 0x7f) << 8) | usize::from(*second), rest))
-        }
+        [first, second, rest @ ..] => Ok((
+            (usize::from(first & 0x7f) << 8) | usize::from(*second),
+            rest,
+        )),
         _ => Err(StoreError::Corrupt("truncated length".into())),
     }
 }

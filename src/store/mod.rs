@@ -13,7 +13,7 @@
 pub mod embedded;
 mod endpoint;
 pub mod model;
-// pub mod redis;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -57,7 +57,9 @@ impl std::str::FromStr for SubscriptionId {
     type Err = StoreError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.len() != 16 {
-            return Err(StoreError::Invalid(format!("subscription id `{s}` is not 16 hex digits")));
+            return Err(StoreError::Invalid(format!(
+                "subscription id `{s}` is not 16 hex digits"
+            )));
         }
         u64::from_str_radix(s, 16)
             .map(Self)
@@ -138,7 +140,9 @@ impl Subscription {
         }
         let short = |what: &str, s: &str| {
             if s.len() > 255 {
-                Err(StoreError::Invalid(format!("{what} `{s:.20}…` is longer than 255 bytes")))
+                Err(StoreError::Invalid(format!(
+                    "{what} `{s:.20}…` is longer than 255 bytes"
+                )))
             } else {
                 Ok(())
             }
@@ -215,7 +219,8 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 fn take_str(input: &[u8]) -> Result<(String, &[u8]), StoreError> {
     let (len, input) = take_len(input)?;
     let (bytes, rest) = split(input, len)?;
-    let s = std::str::from_utf8(bytes).map_err(|_| StoreError::Corrupt("text is not UTF-8".into()))?;
+    let s =
+        std::str::from_utf8(bytes).map_err(|_| StoreError::Corrupt("text is not UTF-8".into()))?;
     Ok((s.to_owned(), rest))
 }
 
@@ -272,7 +277,10 @@ mod tests {
     fn sample() -> Subscription {
         let mut sub = Subscription::new(
             "app1",
-            &format!("https://fcm.googleapis.com/fcm/send/dK9x:APA91b{}", "x".repeat(140)),
+            &format!(
+                "https://fcm.googleapis.com/fcm/send/dK9x:APA91b{}",
+                "x".repeat(140)
+            ),
             [4; 65],
             [7; 16],
             1_700_000_000,
@@ -294,7 +302,10 @@ mod tests {
         assert!(bare.encode().unwrap().len() < 230);
         assert_eq!(sub.id, SubscriptionId::for_endpoint("app1", &sub.endpoint));
         assert_ne!(sub.id, SubscriptionId::for_endpoint("app2", &sub.endpoint));
-        assert_eq!(sub.id.to_string().parse::<SubscriptionId>().unwrap(), sub.id);
+        assert_eq!(
+            sub.id.to_string().parse::<SubscriptionId>().unwrap(),
+            sub.id
+        );
     }
 
     proptest! {

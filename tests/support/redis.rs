@@ -1,0 +1,197 @@
+//! Redis servers for tests: a single `redis-server`, or a 3-master Redis Cluster, each on free
+//! loopback ports with its own temporary directory, stopped when dropped.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Fails with an instruction when Redis is not installed, rather than skipping silently.
+fn require_redis() {
+    for tool in ["redis-server", "redis-cli"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok();
+        assert!(
+            found,
+            "`{tool}` is not installed: run scripts/test (it installs Redis) or `apt-get install redis-server redis-tools`"
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    // Cluster nodes also listen on port + 10000, so stay below 55535.
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not become ready within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+struct Node {
+    port: u16,
+    child: Child,
+}
+
+impl Node {
+    fn start(dir: &std::path::Path, cluster: bool) -> Self {
+        let port = free_port();
+        let mut command = Command::new("redis-server");
+        command
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if cluster {
+            command.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &format!("nodes-{port}.conf"),
+            ]);
+        }
+        let child = command.spawn().unwrap();
+        wait_for("redis-server", || cli(port, &["PING"]).trim() == "PONG");
+        Self { port, child }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One Redis server.
+pub struct RedisServer {
+    node: Node,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        require_redis();
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start(dir.path(), false);
+        Self { node, _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.node.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.node.port
+    }
+
+    /// Stops the server (for outage tests); `restart` brings it back on the same port.
+    pub fn stop(&mut self) {
+        let _ = self.node.child.kill();
+        let _ = self.node.child.wait();
+    }
+
+    pub fn restart(&mut self) {
+        let port = self.node.port;
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self._dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.node.child = child;
+        wait_for("redis-server", || cli(port, &["PING"]).trim() == "PONG");
+    }
+}
+
+/// A Redis Cluster of three masters.
+pub struct RedisCluster {
+    nodes: Vec<Node>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        require_redis();
+        let dir = tempfile::tempdir().unwrap();
+        let nodes: Vec<Node> = (0..3).map(|_| Node::start(dir.path(), true)).collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        for node in &nodes {
+            wait_for("redis cluster", || {
+                cli(node.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+            });
+        }
+        Self { nodes, _dir: dir }
+    }
+
+    /// The nodes' URLs, comma-separated, as `AVISO_REDIS_URL` takes them.
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod delivery;
+pub mod notify;
 pub mod push;
 pub mod store;
 pub mod transport;

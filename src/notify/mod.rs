@@ -1,0 +1,14 @@
+//! Notifications: what a marketer or CRM asks to send, validated once at the edge, and how it
+//! becomes ledger tasks and per-subscriber payloads.
+//!
+//! - [`model`]: the notification, its audience and content, as the API accepts them;
+//! - [`segment`]: segment filters over tags and profile attributes;
+//! - [`payload`]: the Declarative Web Push payload each subscriber receives;
+//! - [`plan`]: from a notification to tasks in the ledger.
+
+pub mod model;
+pub mod payload;
+pub mod plan;
+pub mod segment;
+
+pub use model::{Audience, Content, Notification, NotificationRequest, Status};

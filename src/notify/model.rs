@@ -1,0 +1,306 @@
+//! The notification as the API accepts it ([`NotificationRequest`]) and as the store keeps it
+//! ([`Notification`]), with every check a client's mistake needs, each naming the field.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::payload;
+use super::segment::Filter;
+use crate::push::{Topic, Ttl, Urgency};
+use crate::store::SubscriptionId;
+
+/// At most this many recipients may be named in one `external_ids`/`subscription_ids` audience.
+pub const MAX_DIRECT_RECIPIENTS: usize = 10_000;
+
+/// A validation failure: which field, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Who receives a notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Audience {
+    /// Every subscriber of the app: `"all"`.
+    All,
+    /// Subscribers matching a filter.
+    Segment(Filter),
+    /// Every subscription of these CRM profiles (one-to-one pushes travel in the priority lane).
+    ExternalIds(Vec<String>),
+    /// These subscriptions.
+    SubscriptionIds(Vec<String>),
+}
+
+/// A notification's button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// Identifier reported back when clicked.
+    pub action: String,
+    pub title: String,
+    /// Opened on click; defaults to the notification's `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// What the notification shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Content {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badge: Option<String>,
+    /// Opened when the notification is clicked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// At most 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
+    /// A newer notification with the same tag replaces an older one on the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub require_interaction: bool,
+    /// Any JSON, handed to the page's service worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// `POST /v1/notifications`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationRequest {
+    pub audience: Audience,
+    pub content: Content,
+    /// Seconds the push service keeps the message for an offline browser (default 4 weeks).
+    #[serde(default)]
+    pub ttl: Option<u64>,
+    /// very-low | low | normal | high.
+    #[serde(default)]
+    pub urgency: Option<String>,
+    /// Replaces an undelivered message with the same topic.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// When to send (RFC 3339); absent = now.
+    #[serde(default)]
+    pub send_at: Option<String>,
+    /// A retried create with the same key returns the first notification (kept 24 h).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// Where a notification is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Queued,
+    Cancelled,
+}
+
+/// A notification as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Notification {
+    pub id: String,
+    pub app_id: String,
+    pub audience: Audience,
+    pub content: Content,
+    pub ttl: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urgency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Unix milliseconds.
+    pub send_at_ms: u64,
+    pub created_at_ms: u64,
+    pub status: Status,
+}
+
+fn check_url(field: &str, url: &Option<String>) -> Result<(), FieldError> {
+    if let Some(url) = url {
+        let parsed = url::Url::parse(url)
+            .map_err(|e| FieldError::new(field, format!("not an absolute URL ({e}): use https://…")))?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(FieldError::new(field, "must be an http(s) URL"));
+        }
+    }
+    Ok(())
+}
+
+impl NotificationRequest {
+    /// Validates everything and makes the notification to store.
+    pub fn into_notification(self, id: String, app_id: String, now_ms: u64) -> Result<Notification, FieldError> {
+        let content = self.content;
+        if content.title.trim().is_empty() {
+            return Err(FieldError::new("content.title", "must not be empty"));
+        }
+        for (field, url) in [
+            ("content.icon", &content.icon),
+            ("content.image", &content.image),
+            ("content.badge", &content.badge),
+            ("content.url", &content.url),
+        ] {
+            check_url(field, url)?;
+        }
+        if content.actions.len() > 2 {
+            return Err(FieldError::new("content.actions", "at most 2 actions: browsers show no more"));
+        }
+        for (i, action) in content.actions.iter().enumerate() {
+            if action.action.is_empty() || action.title.is_empty() {
+                return Err(FieldError::new(format!("content.actions[{i}]"), "needs an `action` and a `title`"));
+            }
+            check_url(&format!("content.actions[{i}].url"), &action.url)?;
+        }
+        let ttl = match self.ttl {
+            Some(seconds) => Ttl::from_secs(seconds).map_err(|e| FieldError::new("ttl", e.to_string()))?,
+            None => crate::push::PushOptions::default().ttl,
+        };
+        if let Some(urgency) = &self.urgency {
+            urgency.parse::<Urgency>().map_err(|e| FieldError::new("urgency", e.to_string()))?;
+        }
+        if let Some(topic) = &self.topic {
+            topic.parse::<Topic>().map_err(|e| FieldError::new("topic", e.to_string()))?;
+        }
+        let send_at_ms = match &self.send_at {
+            None => now_ms,
+            Some(text) => {
+                let when = parse_rfc3339(text)
+                    .ok_or_else(|| FieldError::new("send_at", "not an RFC 3339 time such as 2026-11-22T18:00:00Z"))?;
+                when.max(now_ms)
+            }
+        };
+        match &self.audience {
+            Audience::All => {}
+            Audience::Segment(filter) => filter.validate().map_err(|m| FieldError::new("audience.segment", m))?,
+            Audience::ExternalIds(ids) => {
+                if ids.is_empty() || ids.len() > MAX_DIRECT_RECIPIENTS {
+                    return Err(FieldError::new("audience.external_ids", format!("give 1 to {MAX_DIRECT_RECIPIENTS} ids")));
+                }
+            }
+            Audience::SubscriptionIds(ids) => {
+                if ids.is_empty() || ids.len() > MAX_DIRECT_RECIPIENTS {
+                    return Err(FieldError::new("audience.subscription_ids", format!("give 1 to {MAX_DIRECT_RECIPIENTS} ids")));
+                }
+                for id in ids {
+                    id.parse::<SubscriptionId>()
+                        .map_err(|e| FieldError::new("audience.subscription_ids", e.to_string()))?;
+                }
+            }
+        }
+        let notification = Notification {
+            id,
+            app_id,
+            audience: self.audience,
+            content,
+            ttl: ttl.as_secs(),
+            urgency: self.urgency,
+            topic: self.topic,
+            send_at_ms,
+            created_at_ms: now_ms,
+            status: Status::Queued,
+        };
+        payload::check_fits(&notification).map_err(|m| FieldError::new("content", m))?;
+        Ok(notification)
+    }
+}
+
+/// Parses RFC 3339 (`2026-11-22T18:00:00Z`, with an offset or fraction) to Unix milliseconds.
+fn parse_rfc3339(text: &str) -> Option<u64> {
+    // Hand-parsed: the only date format the API takes, not worth a date-time crate.
+    let bytes = text.as_bytes();
+    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &text[19..];
+    let mut millis = 0;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits: String = fraction.chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            return None;
+        }
+        millis = format!("{digits:0<3}")[..3].parse::<i64>().ok()?;
+        rest = &fraction[digits.len()..];
+    }
+    let offset_minutes = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) => {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (rest[1..3].parse::<i64>().ok()? * 60 + rest[4..6].parse::<i64>().ok()?)
+        }
+        _ => return None,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    u64::try_from(seconds * 1000 + millis).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2026-11-22T18:00:00Z"), Some(1_795_370_400_000));
+        assert_eq!(parse_rfc3339("2026-11-22T19:00:00.5+01:00"), Some(1_795_370_400_500));
+        for bad in ["tomorrow", "2026-13-01T00:00:00Z", "2026-11-22T18:00:00", "2026-11-22"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    fn request(json: serde_json::Value) -> Result<Notification, FieldError> {
+        serde_json::from_value::<NotificationRequest>(json)
+            .map_err(|e| FieldError::new("body", e.to_string()))?
+            .into_notification("n1".into(), "a1".into(), 1_000)
+    }
+
+    #[test]
+    fn validates_each_field() {
+        let ok = request(serde_json::json!({"audience": "all", "content": {"title": "Hi"}})).unwrap();
+        assert_eq!(ok.ttl, 2_419_200);
+        assert_eq!(ok.send_at_ms, 1_000);
+        let field = |json| request(json).unwrap_err().field;
+        assert_eq!(field(serde_json::json!({"audience": "all", "content": {"title": " "}})), "content.title");
+        assert_eq!(field(serde_json::json!({"audience": "all", "content": {"title": "x", "icon": "nope"}})), "content.icon");
+        assert_eq!(field(serde_json::json!({"audience": "all", "ttl": 99999999, "content": {"title": "x"}})), "ttl");
+        assert_eq!(field(serde_json::json!({"audience": "all", "urgency": "now", "content": {"title": "x"}})), "urgency");
+        assert_eq!(field(serde_json::json!({"audience": "all", "topic": "a b", "content": {"title": "x"}})), "topic");
+        assert_eq!(field(serde_json::json!({"audience": "all", "send_at": "soon", "content": {"title": "x"}})), "send_at");
+        assert_eq!(field(serde_json::json!({"audience": {"subscription_ids": ["zz"]}, "content": {"title": "x"}})), "audience.subscription_ids");
+        assert_eq!(field(serde_json::json!({"audience": {"external_ids": []}, "content": {"title": "x"}})), "audience.external_ids");
+        assert_eq!(field(serde_json::json!({"audience": "all", "content": {"title": "x", "body": "y".repeat(4000)}})), "content");
+        let actions = serde_json::json!([{"action": "a", "title": "A"}, {"action": "b", "title": "B"}, {"action": "c", "title": "C"}]);
+        assert_eq!(field(serde_json::json!({"audience": "all", "content": {"title": "x", "actions": actions}})), "content.actions");
+    }
+}

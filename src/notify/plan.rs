@@ -1,0 +1,51 @@
+//! Planning: a notification becomes tasks in the ledger. Broadcasts and segments get one task
+//! per shard in the bulk lane; named recipients are resolved at once and get one task in the
+//! priority lane, so a one-to-one push never waits behind a broadcast.
+
+use super::model::{Audience, Notification};
+use crate::store::{Lane, SHARDS, Store, StoreResult, SubscriptionId, Task, TaskTarget};
+
+/// Recipients per priority task: small enough to finish quickly, large enough to batch.
+const DIRECT_TASK_SIZE: usize = 500;
+
+/// Enqueues the notification's tasks; returns how many subscriptions were targeted when known
+/// up front (named recipients), or `None` for broadcasts and segments.
+pub async fn plan(store: &dyn Store, notification: &Notification) -> StoreResult<Option<u64>> {
+    let task = |suffix: String, lane: Lane, target: TaskTarget| Task {
+        id: format!("{}:{suffix}", notification.id),
+        app_id: notification.app_id.clone(),
+        notification_id: notification.id.clone(),
+        lane,
+        target,
+        not_before_ms: notification.send_at_ms,
+    };
+    let direct: Vec<SubscriptionId> = match &notification.audience {
+        Audience::All | Audience::Segment(_) => {
+            let tasks: Vec<Task> = (0..SHARDS)
+                .map(|shard| task(format!("s{shard}"), Lane::Bulk, TaskTarget::Shard(shard)))
+                .collect();
+            store.enqueue_tasks(&tasks).await?;
+            return Ok(None);
+        }
+        Audience::SubscriptionIds(ids) => ids.iter().filter_map(|id| id.parse().ok()).collect(),
+        Audience::ExternalIds(external_ids) => {
+            let mut ids = Vec::new();
+            for external_id in external_ids {
+                if let Some(profile) = store.get_profile(&notification.app_id, external_id).await? {
+                    ids.extend(profile.subscriptions);
+                }
+            }
+            ids
+        }
+    };
+    let mut ids = direct;
+    ids.sort_unstable();
+    ids.dedup();
+    let tasks: Vec<Task> = ids
+        .chunks(DIRECT_TASK_SIZE)
+        .enumerate()
+        .map(|(i, chunk)| task(format!("p{i}"), Lane::Priority, TaskTarget::Subscriptions(chunk.to_vec())))
+        .collect();
+    store.enqueue_tasks(&tasks).await?;
+    Ok(Some(ids.len() as u64))
+}

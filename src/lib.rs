@@ -6,7 +6,10 @@
 //! - [`delivery`]: the fan-out engine: send, retry, outcomes;
 //! - [`cli`]: the `aviso` command line.
 
+pub mod api;
+pub mod apps;
 pub mod cli;
+pub mod config;
 pub mod delivery;
 pub mod notify;
 pub mod push;

@@ -6,14 +6,18 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AVISO_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match aviso::cli::Cli::parse().run().await {
+    let cli = aviso::cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AVISO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.json_logs() {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    match cli.run().await {
         Ok(code) => code,
         Err(error) => {
             // `{:#}` prints the whole context chain: "in file X: keys.auth must be 16 bytes…".

@@ -1,6 +1,8 @@
 //! The `aviso` command line: argument definitions and dispatch to each subcommand.
 
+pub mod apps;
 pub mod send;
+pub mod serve;
 pub mod vapid;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,11 @@ pub enum Command {
     Vapid(vapid::VapidCommand),
     /// Send one push message to one subscription and print the push service's answer.
     Send(send::SendArgs),
+    /// Run the server: the HTTP API and the sender.
+    Serve(serve::ServeCommand),
+    /// Manage apps (sites), their keys and origins.
+    #[command(subcommand)]
+    Apps(apps::AppsCommand),
 }
 
 /// What a subcommand tells the process: success, or an exit code with the reason printed.
@@ -30,6 +37,13 @@ impl Cli {
         match self.command {
             Command::Vapid(command) => command.run(),
             Command::Send(args) => args.run().await,
+            Command::Serve(command) => command.run().await,
+            Command::Apps(command) => command.run().await,
         }
+    }
+
+    /// The log format asked for (only `serve` has a choice).
+    pub fn json_logs(&self) -> bool {
+        matches!(&self.command, Command::Serve(serve) if serve.args.log_format == Some(crate::config::LogFormat::Json))
     }
 }

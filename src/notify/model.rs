@@ -136,8 +136,9 @@ pub struct Notification {
 
 fn check_url(field: &str, url: &Option<String>) -> Result<(), FieldError> {
     if let Some(url) = url {
-        let parsed = url::Url::parse(url)
-            .map_err(|e| FieldError::new(field, format!("not an absolute URL ({e}): use https://…")))?;
+        let parsed = url::Url::parse(url).map_err(|e| {
+            FieldError::new(field, format!("not an absolute URL ({e}): use https://…"))
+        })?;
         if !matches!(parsed.scheme(), "https" | "http") {
             return Err(FieldError::new(field, "must be an http(s) URL"));
         }
@@ -147,7 +148,12 @@ fn check_url(field: &str, url: &Option<String>) -> Result<(), FieldError> {
 
 impl NotificationRequest {
     /// Validates everything and makes the notification to store.
-    pub fn into_notification(self, id: String, app_id: String, now_ms: u64) -> Result<Notification, FieldError> {
+    pub fn into_notification(
+        self,
+        id: String,
+        app_id: String,
+        now_ms: u64,
+    ) -> Result<Notification, FieldError> {
         let content = self.content;
         if content.title.trim().is_empty() {
             return Err(FieldError::new("content.title", "must not be empty"));
@@ -161,43 +167,67 @@ impl NotificationRequest {
             check_url(field, url)?;
         }
         if content.actions.len() > 2 {
-            return Err(FieldError::new("content.actions", "at most 2 actions: browsers show no more"));
+            return Err(FieldError::new(
+                "content.actions",
+                "at most 2 actions: browsers show no more",
+            ));
         }
         for (i, action) in content.actions.iter().enumerate() {
             if action.action.is_empty() || action.title.is_empty() {
-                return Err(FieldError::new(format!("content.actions[{i}]"), "needs an `action` and a `title`"));
+                return Err(FieldError::new(
+                    format!("content.actions[{i}]"),
+                    "needs an `action` and a `title`",
+                ));
             }
             check_url(&format!("content.actions[{i}].url"), &action.url)?;
         }
         let ttl = match self.ttl {
-            Some(seconds) => Ttl::from_secs(seconds).map_err(|e| FieldError::new("ttl", e.to_string()))?,
+            Some(seconds) => {
+                Ttl::from_secs(seconds).map_err(|e| FieldError::new("ttl", e.to_string()))?
+            }
             None => crate::push::PushOptions::default().ttl,
         };
         if let Some(urgency) = &self.urgency {
-            urgency.parse::<Urgency>().map_err(|e| FieldError::new("urgency", e.to_string()))?;
+            urgency
+                .parse::<Urgency>()
+                .map_err(|e| FieldError::new("urgency", e.to_string()))?;
         }
         if let Some(topic) = &self.topic {
-            topic.parse::<Topic>().map_err(|e| FieldError::new("topic", e.to_string()))?;
+            topic
+                .parse::<Topic>()
+                .map_err(|e| FieldError::new("topic", e.to_string()))?;
         }
         let send_at_ms = match &self.send_at {
             None => now_ms,
             Some(text) => {
-                let when = parse_rfc3339(text)
-                    .ok_or_else(|| FieldError::new("send_at", "not an RFC 3339 time such as 2026-11-22T18:00:00Z"))?;
+                let when = parse_rfc3339(text).ok_or_else(|| {
+                    FieldError::new(
+                        "send_at",
+                        "not an RFC 3339 time such as 2026-11-22T18:00:00Z",
+                    )
+                })?;
                 when.max(now_ms)
             }
         };
         match &self.audience {
             Audience::All => {}
-            Audience::Segment(filter) => filter.validate().map_err(|m| FieldError::new("audience.segment", m))?,
+            Audience::Segment(filter) => filter
+                .validate()
+                .map_err(|m| FieldError::new("audience.segment", m))?,
             Audience::ExternalIds(ids) => {
                 if ids.is_empty() || ids.len() > MAX_DIRECT_RECIPIENTS {
-                    return Err(FieldError::new("audience.external_ids", format!("give 1 to {MAX_DIRECT_RECIPIENTS} ids")));
+                    return Err(FieldError::new(
+                        "audience.external_ids",
+                        format!("give 1 to {MAX_DIRECT_RECIPIENTS} ids"),
+                    ));
                 }
             }
             Audience::SubscriptionIds(ids) => {
                 if ids.is_empty() || ids.len() > MAX_DIRECT_RECIPIENTS {
-                    return Err(FieldError::new("audience.subscription_ids", format!("give 1 to {MAX_DIRECT_RECIPIENTS} ids")));
+                    return Err(FieldError::new(
+                        "audience.subscription_ids",
+                        format!("give 1 to {MAX_DIRECT_RECIPIENTS} ids"),
+                    ));
                 }
                 for id in ids {
                     id.parse::<SubscriptionId>()
@@ -226,13 +256,22 @@ impl NotificationRequest {
 fn parse_rfc3339(text: &str) -> Option<u64> {
     // Hand-parsed: the only date format the API takes, not worth a date-time crate.
     let bytes = text.as_bytes();
-    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b'T' | b't' | b' ') {
+    if bytes.len() < 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || !matches!(bytes[10], b'T' | b't' | b' ')
+    {
         return None;
     }
     let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut rest = &text[19..];
@@ -272,9 +311,20 @@ mod tests {
     #[test]
     fn parses_rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2026-11-22T18:00:00Z"), Some(1_795_370_400_000));
-        assert_eq!(parse_rfc3339("2026-11-22T19:00:00.5+01:00"), Some(1_795_370_400_500));
-        for bad in ["tomorrow", "2026-13-01T00:00:00Z", "2026-11-22T18:00:00", "2026-11-22"] {
+        assert_eq!(
+            parse_rfc3339("2026-11-22T18:00:00Z"),
+            Some(1_795_370_400_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-22T19:00:00.5+01:00"),
+            Some(1_795_370_400_500)
+        );
+        for bad in [
+            "tomorrow",
+            "2026-13-01T00:00:00Z",
+            "2026-11-22T18:00:00",
+            "2026-11-22",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }
@@ -287,20 +337,67 @@ mod tests {
 
     #[test]
     fn validates_each_field() {
-        let ok = request(serde_json::json!({"audience": "all", "content": {"title": "Hi"}})).unwrap();
+        let ok =
+            request(serde_json::json!({"audience": "all", "content": {"title": "Hi"}})).unwrap();
         assert_eq!(ok.ttl, 2_419_200);
         assert_eq!(ok.send_at_ms, 1_000);
         let field = |json| request(json).unwrap_err().field;
-        assert_eq!(field(serde_json::json!({"audience": "all", "content": {"title": " "}})), "content.title");
-        assert_eq!(field(serde_json::json!({"audience": "all", "content": {"title": "x", "icon": "nope"}})), "content.icon");
-        assert_eq!(field(serde_json::json!({"audience": "all", "ttl": 99999999, "content": {"title": "x"}})), "ttl");
-        assert_eq!(field(serde_json::json!({"audience": "all", "urgency": "now", "content": {"title": "x"}})), "urgency");
-        assert_eq!(field(serde_json::json!({"audience": "all", "topic": "a b", "content": {"title": "x"}})), "topic");
-        assert_eq!(field(serde_json::json!({"audience": "all", "send_at": "soon", "content": {"title": "x"}})), "send_at");
-        assert_eq!(field(serde_json::json!({"audience": {"subscription_ids": ["zz"]}, "content": {"title": "x"}})), "audience.subscription_ids");
-        assert_eq!(field(serde_json::json!({"audience": {"external_ids": []}, "content": {"title": "x"}})), "audience.external_ids");
-        assert_eq!(field(serde_json::json!({"audience": "all", "content": {"title": "x", "body": "y".repeat(4000)}})), "content");
+        assert_eq!(
+            field(serde_json::json!({"audience": "all", "content": {"title": " "}})),
+            "content.title"
+        );
+        assert_eq!(
+            field(
+                serde_json::json!({"audience": "all", "content": {"title": "x", "icon": "nope"}})
+            ),
+            "content.icon"
+        );
+        assert_eq!(
+            field(
+                serde_json::json!({"audience": "all", "ttl": 99999999, "content": {"title": "x"}})
+            ),
+            "ttl"
+        );
+        assert_eq!(
+            field(
+                serde_json::json!({"audience": "all", "urgency": "now", "content": {"title": "x"}})
+            ),
+            "urgency"
+        );
+        assert_eq!(
+            field(
+                serde_json::json!({"audience": "all", "topic": "a b", "content": {"title": "x"}})
+            ),
+            "topic"
+        );
+        assert_eq!(
+            field(
+                serde_json::json!({"audience": "all", "send_at": "soon", "content": {"title": "x"}})
+            ),
+            "send_at"
+        );
+        assert_eq!(
+            field(
+                serde_json::json!({"audience": {"subscription_ids": ["zz"]}, "content": {"title": "x"}})
+            ),
+            "audience.subscription_ids"
+        );
+        assert_eq!(
+            field(serde_json::json!({"audience": {"external_ids": []}, "content": {"title": "x"}})),
+            "audience.external_ids"
+        );
+        assert_eq!(
+            field(
+                serde_json::json!({"audience": "all", "content": {"title": "x", "body": "y".repeat(4000)}})
+            ),
+            "content"
+        );
         let actions = serde_json::json!([{"action": "a", "title": "A"}, {"action": "b", "title": "B"}, {"action": "c", "title": "C"}]);
-        assert_eq!(field(serde_json::json!({"audience": "all", "content": {"title": "x", "actions": actions}})), "content.actions");
+        assert_eq!(
+            field(
+                serde_json::json!({"audience": "all", "content": {"title": "x", "actions": actions}})
+            ),
+            "content.actions"
+        );
     }
 }

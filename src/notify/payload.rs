@@ -121,7 +121,11 @@ mod tests {
                 image: None,
                 badge: None,
                 url: Some("https://shop.example/cart".into()),
-                actions: vec![Action { action: "open".into(), title: "Open".into(), url: None }],
+                actions: vec![Action {
+                    action: "open".into(),
+                    title: "Open".into(),
+                    url: None,
+                }],
                 tag: Some("cart".into()),
                 require_interaction: false,
                 data: Some(json!({"sku": 1})),
@@ -139,10 +143,19 @@ mod tests {
         let parsed: Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(parsed["web_push"], 8030);
         assert_eq!(parsed["notification"]["title"], "Cart \"reminder\"");
-        assert_eq!(parsed["notification"]["navigate"], "https://shop.example/cart");
-        assert_eq!(parsed["notification"]["actions"][0]["navigate"], "https://shop.example/cart");
+        assert_eq!(
+            parsed["notification"]["navigate"],
+            "https://shop.example/cart"
+        );
+        assert_eq!(
+            parsed["notification"]["actions"][0]["navigate"],
+            "https://shop.example/cart"
+        );
         assert_eq!(parsed["notification"]["data"]["sku"], 1);
-        assert_eq!(parsed["aviso"], json!({"n": "n42", "s": "0000000000000abc"}));
+        assert_eq!(
+            parsed["aviso"],
+            json!({"n": "n42", "s": "0000000000000abc"})
+        );
         assert!(check_fits(&notification).is_ok());
     }
 }

@@ -44,7 +44,13 @@ pub async fn plan(store: &dyn Store, notification: &Notification) -> StoreResult
     let tasks: Vec<Task> = ids
         .chunks(DIRECT_TASK_SIZE)
         .enumerate()
-        .map(|(i, chunk)| task(format!("p{i}"), Lane::Priority, TaskTarget::Subscriptions(chunk.to_vec())))
+        .map(|(i, chunk)| {
+            task(
+                format!("p{i}"),
+                Lane::Priority,
+                TaskTarget::Subscriptions(chunk.to_vec()),
+            )
+        })
         .collect();
     store.enqueue_tasks(&tasks).await?;
     Ok(Some(ids.len() as u64))

@@ -12,6 +12,7 @@ pub const MAX_DEPTH: usize = 8;
 /// A condition on a subscriber. Combine with `all`, `any` and `not`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[schema(no_recursion)]
 pub enum Filter {
     /// Every condition holds.
     All(Vec<Filter>),
@@ -61,7 +62,9 @@ impl Filter {
 
     fn validate_at(&self, depth: usize) -> Result<(), String> {
         if depth > MAX_DEPTH {
-            return Err(format!("segment filter nests deeper than {MAX_DEPTH} levels: flatten it"));
+            return Err(format!(
+                "segment filter nests deeper than {MAX_DEPTH} levels: flatten it"
+            ));
         }
         match self {
             Self::All(parts) | Self::Any(parts) => {
@@ -75,11 +78,13 @@ impl Filter {
             Self::Attribute(attribute) if attribute.key.is_empty() => {
                 Err("an attribute condition needs a `key`".into())
             }
-            Self::Attribute(AttributeCondition { op, value: AttributeValue::Bool(_) | AttributeValue::Text(_), .. })
-                if !matches!(op, Comparison::Eq | Comparison::Ne) =>
-            {
-                Err("only `eq` and `ne` compare text or true/false; `lt`/`gt`… need a number".into())
-            }
+            Self::Attribute(AttributeCondition {
+                op,
+                value: AttributeValue::Bool(_) | AttributeValue::Text(_),
+                ..
+            }) if !matches!(op, Comparison::Eq | Comparison::Ne) => Err(
+                "only `eq` and `ne` compare text or true/false; `lt`/`gt`… need a number".into(),
+            ),
             _ => Ok(()),
         }
     }
@@ -154,7 +159,9 @@ mod tests {
         let mut sub = Subscription::new("a", "https://push.example/1", [4; 65], [0; 16], 0);
         sub.tags.insert("plan".into(), "pro".into());
         let mut profile = Profile::default();
-        profile.attributes.insert("age".into(), AttributeValue::Number(41.0));
+        profile
+            .attributes
+            .insert("age".into(), AttributeValue::Number(41.0));
         profile.tags.insert("city".into(), "Porto".into());
         let filter = parse(
             r#"{"all": [{"tag": {"key": "plan", "value": "pro"}},
@@ -174,7 +181,11 @@ mod tests {
         assert!(serde_json::from_str::<Filter>(r#"{"tagg": {"key": "x"}}"#).is_err());
         assert!(serde_json::from_str::<Filter>(r#"{"tag": {"key": "x", "extra": 1}}"#).is_err());
         assert!(parse(r#"{"all": []}"#).validate().is_err());
-        assert!(parse(r#"{"attribute": {"key": "name", "op": "gt", "value": "b"}}"#).validate().is_err());
+        assert!(
+            parse(r#"{"attribute": {"key": "name", "op": "gt", "value": "b"}}"#)
+                .validate()
+                .is_err()
+        );
         let mut deep = r#"{"tag": {"key": "x"}}"#.to_string();
         for _ in 0..10 {
             deep = format!(r#"{{"not": {deep}}}"#);

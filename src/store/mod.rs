@@ -235,3 +235,16 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// Opens the configured store: Redis when a URL is given, else the embedded file in `data_dir`.
+pub async fn open(
+    redis_url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> StoreResult<std::sync::Arc<dyn Store>> {
+    match redis_url {
+        Some(url) => Ok(std::sync::Arc::new(redis::RedisStore::connect(url).await?)),
+        None => Ok(std::sync::Arc::new(embedded::EmbeddedStore::open(
+            data_dir,
+        )?)),
+    }
+}

@@ -1,0 +1,150 @@
+//! The API's errors: each variant says, in one place, its HTTP status, its problem `type` slug
+//! and its metric label; all are rendered as RFC 9457 `application/problem+json`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::notify::model::FieldError;
+use crate::store::StoreError;
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What happened and what to do about it.
+    pub detail: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    BadRequest {
+        field: Option<String>,
+        detail: String,
+    },
+    #[error(
+        "missing or invalid API key: send `Authorization: Bearer <api key>` (see `aviso apps create`)"
+    )]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("send the body as JSON with `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    #[error("too many requests from this address: retry in a second")]
+    RateLimited,
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            field: Some(field.into()),
+            detail: detail.into(),
+        }
+    }
+
+    /// Status, problem type slug and metric label.
+    fn describe(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "invalid-request", "bad_request"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "not_found"),
+            Self::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "payload_too_large",
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "unsupported_media_type",
+            ),
+            Self::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "rate_limited",
+            ),
+            Self::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "unavailable",
+            ),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal"),
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        Self::BadRequest {
+            field: Some(e.field),
+            detail: e.message,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => Self::Unavailable(e.to_string()),
+            StoreError::Invalid(detail) => Self::BadRequest {
+                field: None,
+                detail,
+            },
+            StoreError::NotFound(what) => Self::NotFound(format!("{what} does not exist")),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, label) = self.describe();
+        metrics::counter!("aviso_api_errors_total", "kind" => label).increment(1);
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let field = match &self {
+            Self::BadRequest { field, .. } => field.clone(),
+            _ => None,
+        };
+        let problem = Problem {
+            kind: format!("https://aviso.dev/problems/{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            field,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

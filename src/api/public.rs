@@ -1,0 +1,456 @@
+//! Public endpoints, for the widget and the service worker (contract: docs/PUBLIC-API.md).
+//! Every body is small and every field is checked; a subscription proves ownership with its
+//! auth secret.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiState;
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{Json, Path};
+use crate::apps::verify_identity_hash;
+use crate::notify::model::{Audience, Content, NotificationRequest};
+use crate::push::{PushService, PushSubscription, VapidKey, base64url};
+use crate::store::{App, Subscription, SubscriptionId, Upserted, now_ms};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/vapid-public-key",
+            get(vapid_public_key).options(preflight),
+        )
+        .route("/subscriptions", post(subscribe).options(preflight))
+        .route(
+            "/subscriptions/unsubscribe",
+            post(unsubscribe).options(preflight),
+        )
+        .route("/subscriptions/identify", post(identify).options(preflight))
+        .route("/subscriptions/tags", post(set_tags).options(preflight))
+        .route("/events", post(track).options(preflight))
+        .route("/demo/test-push", post(demo_test_push).options(preflight))
+}
+
+/// Answered by the CORS guard before it gets here.
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct AppPath {
+    /// The app's id.
+    app_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VapidPublicKey {
+    /// Base64url uncompressed P-256 point: the `applicationServerKey`.
+    vapid_public_key: String,
+}
+
+#[utoipa::path(get, path = "/v1/apps/{app_id}/vapid-public-key", tag = "public", params(AppPath),
+    responses((status = 200, body = VapidPublicKey), (status = 404, body = Problem), (status = 429, body = Problem)))]
+pub async fn vapid_public_key(
+    State(state): State<ApiState>,
+    Path(path): Path<AppPath>,
+) -> ApiResult<axum::Json<VapidPublicKey>> {
+    let app = state.app(&path.app_id).await?;
+    let key = VapidKey::from_private_scalar(&app.vapid_private_key)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(axum::Json(VapidPublicKey {
+        vapid_public_key: key.public_key_base64url().to_owned(),
+    }))
+}
+
+/// `PushSubscription.toJSON()`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserSubscription {
+    endpoint: String,
+    #[serde(default, rename = "expirationTime")]
+    #[schema(value_type = Option<f64>)]
+    expiration_time: Option<serde_json::Value>,
+    keys: BrowserKeys,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrowserKeys {
+    p256dh: String,
+    auth: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeRequest {
+    subscription: BrowserSubscription,
+    #[serde(default)]
+    locale: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    external_id: Option<String>,
+    /// Hex HMAC-SHA256 of `external_id` with the app's identity secret (computed by the site's backend).
+    #[serde(default)]
+    identity_hash: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Subscribed {
+    subscription_id: String,
+}
+
+const MAX_TAGS: usize = 32;
+const MAX_TEXT: usize = 128;
+
+fn check_text(field: &str, value: &str) -> ApiResult<()> {
+    if value.len() > MAX_TEXT {
+        return Err(ApiError::bad(field, format!("at most {MAX_TEXT} bytes")));
+    }
+    Ok(())
+}
+
+fn check_tags(field: &str, tags: &BTreeMap<String, impl AsRef<str>>) -> ApiResult<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(ApiError::bad(field, format!("at most {MAX_TAGS} tags")));
+    }
+    for (key, value) in tags {
+        if key.is_empty() {
+            return Err(ApiError::bad(field, "tag names must not be empty"));
+        }
+        check_text(field, key)?;
+        check_text(field, value.as_ref())?;
+    }
+    Ok(())
+}
+
+/// Only `https` endpoints on the push services' hosts (or configured extra hosts): anything else
+/// would make this server send requests wherever a stranger asks.
+fn check_endpoint_allowed(state: &ApiState, subscription: &PushSubscription) -> ApiResult<()> {
+    let host = subscription
+        .endpoint()
+        .host_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let known = PushService::from_host(&host) != PushService::Other;
+    let extra = state
+        .config()
+        .allowed_push_hosts
+        .iter()
+        .any(|h| h.trim_matches(['[', ']']) == host.trim_matches(['[', ']']));
+    if known || extra {
+        Ok(())
+    } else {
+        Err(ApiError::bad(
+            "subscription.endpoint",
+            format!(
+                "`{host}` is not a known push service (FCM, Mozilla, Apple, Microsoft WNS); a real browser subscription never points elsewhere"
+            ),
+        ))
+    }
+}
+
+fn check_identity(app: &App, external_id: &str, hash: Option<&str>) -> ApiResult<()> {
+    check_text("external_id", external_id)?;
+    if external_id.is_empty() {
+        return Err(ApiError::bad("external_id", "must not be empty"));
+    }
+    let hash = hash.ok_or_else(|| {
+        ApiError::bad("identity_hash", "required with external_id: hex HMAC-SHA256 of the external_id with the app's identity secret")
+    })?;
+    if !verify_identity_hash(&app.identity_secret, external_id, hash) {
+        return Err(ApiError::Forbidden(
+            "identity_hash does not match external_id: compute it on your backend with the app's identity secret".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions", tag = "public", params(AppPath), request_body = SubscribeRequest,
+    responses((status = 201, body = Subscribed, description = "new subscription"), (status = 200, body = Subscribed, description = "existing subscription updated"),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+pub async fn subscribe(
+    State(state): State<ApiState>,
+    Path(path): Path<AppPath>,
+    Json(request): Json<SubscribeRequest>,
+) -> ApiResult<(StatusCode, axum::Json<Subscribed>)> {
+    let app = state.app(&path.app_id).await?;
+    let _ = request.subscription.expiration_time;
+    let keys = &request.subscription.keys;
+    let parsed =
+        PushSubscription::from_parts(&request.subscription.endpoint, &keys.p256dh, &keys.auth)
+            .map_err(|e| ApiError::bad("subscription", e.to_string()))?;
+    if request.subscription.endpoint.len() > crate::store::MAX_ENDPOINT_LEN {
+        return Err(ApiError::bad(
+            "subscription.endpoint",
+            "longer than any real push endpoint",
+        ));
+    }
+    check_endpoint_allowed(&state, &parsed)?;
+    check_tags("tags", &request.tags)?;
+    let locale = request.locale.unwrap_or_default();
+    let timezone = request.timezone.unwrap_or_default();
+    check_text("locale", &locale)?;
+    check_text("timezone", &timezone)?;
+    if let Some(external_id) = &request.external_id {
+        check_identity(&app, external_id, request.identity_hash.as_deref())?;
+    }
+    let now = (now_ms() / 1000) as u32;
+    let mut subscription = Subscription::new(
+        &app.id,
+        &request.subscription.endpoint,
+        *parsed.keys().p256dh(),
+        *parsed.keys().auth(),
+        now,
+    );
+    subscription.locale = locale;
+    subscription.timezone = timezone;
+    subscription.tags = request.tags;
+    let upserted = state.store().upsert_subscription(&subscription).await?;
+    if let Some(external_id) = &request.external_id {
+        state
+            .store()
+            .link_subscription(&app.id, external_id, subscription.id)
+            .await?;
+    }
+    metrics::counter!("aviso_subscriptions_total", "result" => if upserted == Upserted::Created { "created" } else { "updated" }).increment(1);
+    let status = if upserted == Upserted::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        axum::Json(Subscribed {
+            subscription_id: subscription.id.to_string(),
+        }),
+    ))
+}
+
+/// Proof of ownership: the endpoint and its auth secret, which only the browser knows.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnedSubscription {
+    endpoint: String,
+    auth: String,
+}
+
+async fn owned(
+    state: &ApiState,
+    app_id: &str,
+    proof: &OwnedSubscription,
+) -> ApiResult<Subscription> {
+    let id = SubscriptionId::for_endpoint(app_id, &proof.endpoint);
+    let subscription = state
+        .store()
+        .get_subscription(app_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no subscription with this endpoint".into()))?;
+    let auth = base64url::decode(&proof.auth).map_err(|e| ApiError::bad("auth", e.to_string()))?;
+    // Constant time: the auth secret is a credential.
+    if aws_lc_rs::constant_time::verify_slices_are_equal(&auth, &subscription.auth).is_err() {
+        return Err(ApiError::Forbidden(
+            "auth does not match this subscription's auth secret".into(),
+        ));
+    }
+    Ok(subscription)
+}
+
+#[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/unsubscribe", tag = "public", params(AppPath), request_body = OwnedSubscription,
+    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+pub async fn unsubscribe(
+    State(state): State<ApiState>,
+    Path(path): Path<AppPath>,
+    Json(proof): Json<OwnedSubscription>,
+) -> ApiResult<StatusCode> {
+    let app = state.app(&path.app_id).await?;
+    let subscription = owned(&state, &app.id, &proof).await?;
+    state
+        .store()
+        .delete_subscription(&app.id, subscription.id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifyRequest {
+    endpoint: String,
+    auth: String,
+    external_id: String,
+    identity_hash: String,
+}
+
+#[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/identify", tag = "public", params(AppPath), request_body = IdentifyRequest,
+    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+pub async fn identify(
+    State(state): State<ApiState>,
+    Path(path): Path<AppPath>,
+    Json(request): Json<IdentifyRequest>,
+) -> ApiResult<StatusCode> {
+    let app = state.app(&path.app_id).await?;
+    check_identity(&app, &request.external_id, Some(&request.identity_hash))?;
+    let proof = OwnedSubscription {
+        endpoint: request.endpoint,
+        auth: request.auth,
+    };
+    let subscription = owned(&state, &app.id, &proof).await?;
+    state
+        .store()
+        .link_subscription(&app.id, &request.external_id, subscription.id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TagsRequest {
+    endpoint: String,
+    auth: String,
+    /// `null` removes a tag.
+    tags: BTreeMap<String, Option<String>>,
+}
+
+#[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/tags", tag = "public", params(AppPath), request_body = TagsRequest,
+    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+pub async fn set_tags(
+    State(state): State<ApiState>,
+    Path(path): Path<AppPath>,
+    Json(request): Json<TagsRequest>,
+) -> ApiResult<StatusCode> {
+    let app = state.app(&path.app_id).await?;
+    let proof = OwnedSubscription {
+        endpoint: request.endpoint,
+        auth: request.auth,
+    };
+    let mut subscription = owned(&state, &app.id, &proof).await?;
+    for (key, value) in request.tags {
+        match value {
+            Some(value) => subscription.tags.insert(key, value),
+            None => subscription.tags.remove(&key),
+        };
+    }
+    check_tags("tags", &subscription.tags)?;
+    state.store().upsert_subscription(&subscription).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    Shown,
+    Clicked,
+    Closed,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventRequest {
+    notification_id: String,
+    subscription_id: String,
+    #[serde(rename = "type")]
+    kind: EventType,
+    #[serde(default)]
+    action: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/apps/{app_id}/events", tag = "public", params(AppPath), request_body = EventRequest,
+    responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+pub async fn track(
+    State(state): State<ApiState>,
+    Path(path): Path<AppPath>,
+    Json(event): Json<EventRequest>,
+) -> ApiResult<StatusCode> {
+    let app = state.app(&path.app_id).await?;
+    event
+        .subscription_id
+        .parse::<SubscriptionId>()
+        .map_err(|e| ApiError::bad("subscription_id", e.to_string()))?;
+    if let Some(action) = &event.action {
+        check_text("action", action)?;
+    }
+    let document = state
+        .store()
+        .get_notification(&event.notification_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "notification `{}` does not exist",
+                event.notification_id
+            ))
+        })?;
+    let notification: crate::notify::Notification =
+        serde_json::from_slice(&document).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if notification.app_id != app.id {
+        return Err(ApiError::NotFound(format!(
+            "notification `{}` does not exist",
+            event.notification_id
+        )));
+    }
+    let counter = match event.kind {
+        EventType::Shown => "shown",
+        EventType::Clicked => "clicked",
+        EventType::Closed => "closed",
+    };
+    state
+        .store()
+        .add_counters(&notification.id, &[(counter, 1)])
+        .await?;
+    metrics::counter!("aviso_events_total", "type" => counter).increment(1);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TestPushQueued {
+    notification_id: String,
+}
+
+#[utoipa::path(post, path = "/v1/apps/{app_id}/demo/test-push", tag = "public", params(AppPath), request_body = OwnedSubscription,
+    responses((status = 202, body = TestPushQueued), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+pub async fn demo_test_push(
+    State(state): State<ApiState>,
+    Path(path): Path<AppPath>,
+    Json(proof): Json<OwnedSubscription>,
+) -> ApiResult<(StatusCode, axum::Json<TestPushQueued>)> {
+    let app = state.app(&path.app_id).await?;
+    if !app.demo {
+        return Err(ApiError::Forbidden(
+            "the demo test push is disabled for this app".into(),
+        ));
+    }
+    let subscription = owned(&state, &app.id, &proof).await?;
+    let request = NotificationRequest {
+        audience: Audience::SubscriptionIds(vec![subscription.id.to_string()]),
+        content: Content {
+            title: "Hello from Aviso".into(),
+            body: Some("Push notifications work on this browser.".into()),
+            icon: None,
+            image: None,
+            badge: None,
+            url: Some(format!("{}/", state.config().public_url)),
+            actions: Vec::new(),
+            tag: Some("aviso-demo".into()),
+            require_interaction: false,
+            data: None,
+        },
+        ttl: Some(300),
+        urgency: Some("high".into()),
+        topic: None,
+        send_at: None,
+        idempotency_key: None,
+    };
+    let notification = super::server::create(&state, &app, request).await?.0;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(TestPushQueued {
+            notification_id: notification.id,
+        }),
+    ))
+}

@@ -1,0 +1,499 @@
+//! Server endpoints for marketers and CRMs (Bearer API key): profiles and notifications.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{Json, Path, Query};
+use super::{ApiState, AuthedApp};
+use crate::notify::model::Status;
+use crate::notify::{Notification, NotificationRequest, plan};
+use crate::store::{App, AttributeValue, Profile, ProfileUpdate, SubscriptionId, now_ms};
+
+/// How long an idempotency key keeps returning the first notification.
+const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Longest line of a bulk import.
+const MAX_IMPORT_LINE: usize = 64 * 1024;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route(
+            "/v1/profiles/{external_id}",
+            put(update_profile).get(get_profile).delete(erase_profile),
+        )
+        .route(
+            "/v1/profiles/{external_id}/subscriptions",
+            post(link_subscription),
+        )
+        .route("/v1/profile-imports", post(import_profiles))
+        .route(
+            "/v1/notifications",
+            post(create_notification).get(list_notifications),
+        )
+        .route("/v1/notifications/{id}", get(get_notification))
+        .route("/v1/notifications/{id}/cancel", post(cancel_notification))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ProfilePath {
+    /// The CRM's id for the person.
+    external_id: String,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileChanges {
+    /// Values are strings, numbers or booleans; `null` removes the attribute.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    attributes: BTreeMap<String, Option<AttributeValue>>,
+    /// `null` removes the tag.
+    #[serde(default)]
+    tags: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProfileView {
+    external_id: String,
+    #[schema(value_type = Object)]
+    attributes: BTreeMap<String, AttributeValue>,
+    tags: BTreeMap<String, String>,
+    subscriptions: Vec<SubscriptionView>,
+    updated_at: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SubscriptionView {
+    id: String,
+    endpoint_origin: String,
+    locale: String,
+    timezone: String,
+    tags: BTreeMap<String, String>,
+    created_at: u32,
+    last_seen: u32,
+}
+
+fn check_external_id(external_id: &str) -> ApiResult<()> {
+    if external_id.is_empty() || external_id.len() > 128 {
+        return Err(ApiError::bad("external_id", "must be 1 to 128 bytes"));
+    }
+    Ok(())
+}
+
+fn check_changes(changes: &ProfileChanges) -> ApiResult<()> {
+    if changes.attributes.len() + changes.tags.len() > 256 {
+        return Err(ApiError::bad(
+            "attributes",
+            "at most 256 attributes and tags per request",
+        ));
+    }
+    for key in changes.attributes.keys().chain(changes.tags.keys()) {
+        if key.is_empty() || key.len() > 128 {
+            return Err(ApiError::bad("attributes", "names must be 1 to 128 bytes"));
+        }
+    }
+    Ok(())
+}
+
+async fn view(state: &ApiState, app: &App, profile: Profile) -> ApiResult<ProfileView> {
+    let subscriptions = state
+        .store()
+        .get_subscriptions(&app.id, &profile.subscriptions)
+        .await?;
+    Ok(ProfileView {
+        external_id: profile.external_id,
+        attributes: profile.attributes,
+        tags: profile.tags,
+        subscriptions: subscriptions
+            .into_iter()
+            .map(|s| SubscriptionView {
+                id: s.id.to_string(),
+                endpoint_origin: url::Url::parse(&s.endpoint)
+                    .map(|u| u.origin().ascii_serialization())
+                    .unwrap_or_default(),
+                locale: s.locale,
+                timezone: s.timezone,
+                tags: s.tags,
+                created_at: s.created_at,
+                last_seen: s.last_seen,
+            })
+            .collect(),
+        updated_at: profile.updated_at,
+    })
+}
+
+#[utoipa::path(put, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), request_body = ProfileChanges,
+    security(("api_key" = [])),
+    responses((status = 200, body = ProfileView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 415, body = Problem)))]
+pub async fn update_profile(
+    State(state): State<ApiState>,
+    AuthedApp(app): AuthedApp,
+    Path(path): Path<ProfilePath>,
+    Json(changes): Json<ProfileChanges>,
+) -> ApiResult<axum::Json<ProfileView>> {
+    check_external_id(&path.external_id)?;
+    check_changes(&changes)?;
+    let update = ProfileUpdate {
+        external_id: path.external_id,
+        attributes: changes.attributes,
+        tags: changes.tags,
+    };
+    let profile = state.store().update_profile(&app.id, &update).await?;
+    Ok(axum::Json(view(&state, &app, profile).await?))
+}
+
+#[utoipa::path(get, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), security(("api_key" = [])),
+    responses((status = 200, body = ProfileView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_profile(
+    State(state): State<ApiState>,
+    AuthedApp(app): AuthedApp,
+    Path(path): Path<ProfilePath>,
+) -> ApiResult<axum::Json<ProfileView>> {
+    check_external_id(&path.external_id)?;
+    let profile = state
+        .store()
+        .get_profile(&app.id, &path.external_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!("profile `{}` does not exist", path.external_id))
+        })?;
+    Ok(axum::Json(view(&state, &app, profile).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Erased {
+    deleted_subscriptions: u64,
+}
+
+#[utoipa::path(delete, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), security(("api_key" = [])),
+    responses((status = 200, body = Erased, description = "the profile and all its subscriptions are erased (GDPR)"), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn erase_profile(
+    State(state): State<ApiState>,
+    AuthedApp(app): AuthedApp,
+    Path(path): Path<ProfilePath>,
+) -> ApiResult<axum::Json<Erased>> {
+    check_external_id(&path.external_id)?;
+    let deleted_subscriptions = state
+        .store()
+        .erase_profile(&app.id, &path.external_id)
+        .await?;
+    Ok(axum::Json(Erased {
+        deleted_subscriptions,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    subscription_id: String,
+}
+
+#[utoipa::path(post, path = "/v1/profiles/{external_id}/subscriptions", tag = "profiles", params(ProfilePath), request_body = LinkRequest,
+    security(("api_key" = [])),
+    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem)))]
+pub async fn link_subscription(
+    State(state): State<ApiState>,
+    AuthedApp(app): AuthedApp,
+    Path(path): Path<ProfilePath>,
+    Json(link): Json<LinkRequest>,
+) -> ApiResult<StatusCode> {
+    check_external_id(&path.external_id)?;
+    let id: SubscriptionId = link
+        .subscription_id
+        .parse()
+        .map_err(|e: crate::store::StoreError| ApiError::bad("subscription_id", e.to_string()))?;
+    state
+        .store()
+        .link_subscription(&app.id, &path.external_id, id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportLine {
+    external_id: String,
+    #[serde(default)]
+    attributes: BTreeMap<String, Option<AttributeValue>>,
+    #[serde(default)]
+    tags: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportReport {
+    imported: u64,
+    failed: u64,
+    /// The first 100 failures.
+    errors: Vec<ImportError>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportError {
+    line: u64,
+    message: String,
+}
+
+#[utoipa::path(post, path = "/v1/profile-imports", tag = "profiles", security(("api_key" = [])),
+    request_body(content = String, content_type = "application/x-ndjson", description = "one JSON object per line: {\"external_id\", \"attributes\"?, \"tags\"?}"),
+    responses((status = 200, body = ImportReport), (status = 401, body = Problem)))]
+pub async fn import_profiles(
+    State(state): State<ApiState>,
+    AuthedApp(app): AuthedApp,
+    body: Body,
+) -> ApiResult<axum::Json<ImportReport>> {
+    // Streamed line by line: a CRM sync of millions of profiles never sits in memory.
+    let mut stream = body.into_data_stream();
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut report = ImportReport {
+        imported: 0,
+        failed: 0,
+        errors: Vec::new(),
+    };
+    let mut line_number = 0u64;
+    let mut finished = false;
+    while !finished {
+        match stream.next().await {
+            Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
+            Some(Err(e)) => {
+                return Err(ApiError::bad("body", format!("the upload broke off: {e}")));
+            }
+            None => {
+                finished = true;
+                buffer.push(b'\n');
+            }
+        }
+        while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            line_number += 1;
+            let line = line.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            match import_line(&state, &app, line).await {
+                Ok(()) => report.imported += 1,
+                Err(message) => {
+                    report.failed += 1;
+                    if report.errors.len() < 100 {
+                        report.errors.push(ImportError {
+                            line: line_number,
+                            message,
+                        });
+                    }
+                }
+            }
+        }
+        if buffer.len() > MAX_IMPORT_LINE {
+            return Err(ApiError::bad(
+                "body",
+                format!(
+                    "line {} is longer than {MAX_IMPORT_LINE} bytes",
+                    line_number + 1
+                ),
+            ));
+        }
+    }
+    Ok(axum::Json(report))
+}
+
+async fn import_line(state: &ApiState, app: &App, line: &[u8]) -> Result<(), String> {
+    let parsed: ImportLine = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    check_external_id(&parsed.external_id).map_err(|e| e.to_string())?;
+    let changes = ProfileChanges {
+        attributes: parsed.attributes,
+        tags: parsed.tags,
+    };
+    check_changes(&changes).map_err(|e| e.to_string())?;
+    let update = ProfileUpdate {
+        external_id: parsed.external_id,
+        attributes: changes.attributes,
+        tags: changes.tags,
+    };
+    state
+        .store()
+        .update_profile(&app.id, &update)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NotificationView {
+    #[serde(flatten)]
+    notification: Notification,
+    /// targeted, sent, delivered, expired, failed.REASON, shown, clicked, closed.
+    counters: BTreeMap<String, i64>,
+}
+
+/// Creates, plans and stores a notification (shared with the demo endpoint).
+pub async fn create(
+    state: &ApiState,
+    app: &App,
+    request: NotificationRequest,
+) -> ApiResult<(Notification, bool)> {
+    let mut id_bytes = [0u8; 10];
+    aws_lc_rs::rand::fill(&mut id_bytes)
+        .map_err(|_| ApiError::Internal("random generator failed".into()))?;
+    let id = crate::apps::hex(&id_bytes);
+    let idempotency_key = request.idempotency_key.clone();
+    let notification = request.into_notification(id, app.id.clone(), now_ms())?;
+    if let Some(key) = &idempotency_key {
+        if key.is_empty() || key.len() > 128 {
+            return Err(ApiError::bad("idempotency_key", "must be 1 to 128 bytes"));
+        }
+        if let Some(existing) = state
+            .store()
+            .claim_idempotency_key(&app.id, key, &notification.id, IDEMPOTENCY_WINDOW)
+            .await?
+        {
+            let document = state
+                .store()
+                .get_notification(&existing)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Unavailable(
+                        "the idempotency key's notification is being created; retry".into(),
+                    )
+                })?;
+            let first =
+                serde_json::from_slice(&document).map_err(|e| ApiError::Internal(e.to_string()))?;
+            return Ok((first, false));
+        }
+    }
+    let document =
+        serde_json::to_vec(&notification).map_err(|e| ApiError::Internal(e.to_string()))?;
+    state
+        .store()
+        .put_notification(&app.id, &notification.id, &document)
+        .await?;
+    if let Some(targeted) = plan::plan(state.store(), &notification).await? {
+        state
+            .store()
+            .add_counters(&notification.id, &[("targeted", targeted as i64)])
+            .await?;
+    }
+    metrics::counter!("aviso_notifications_created_total").increment(1);
+    Ok((notification, true))
+}
+
+#[utoipa::path(post, path = "/v1/notifications", tag = "notifications", request_body = NotificationRequest, security(("api_key" = [])),
+    responses((status = 201, body = NotificationView, description = "created and queued"), (status = 200, body = NotificationView, description = "the first notification of this idempotency key"),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)))]
+pub async fn create_notification(
+    State(state): State<ApiState>,
+    AuthedApp(app): AuthedApp,
+    Json(request): Json<NotificationRequest>,
+) -> ApiResult<(StatusCode, axum::Json<NotificationView>)> {
+    let (notification, created) = create(&state, &app, request).await?;
+    let counters = state.store().counters(&notification.id).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        axum::Json(NotificationView {
+            notification,
+            counters,
+        }),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct NotificationPath {
+    id: String,
+}
+
+async fn load(state: &ApiState, app: &App, id: &str) -> ApiResult<Notification> {
+    let not_found = || ApiError::NotFound(format!("notification `{id}` does not exist"));
+    let document = state
+        .store()
+        .get_notification(id)
+        .await?
+        .ok_or_else(not_found)?;
+    let notification: Notification =
+        serde_json::from_slice(&document).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if notification.app_id != app.id {
+        return Err(not_found());
+    }
+    Ok(notification)
+}
+
+#[utoipa::path(get, path = "/v1/notifications/{id}", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
+    responses((status = 200, body = NotificationView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn get_notification(
+    State(state): State<ApiState>,
+    AuthedApp(app): AuthedApp,
+    Path(path): Path<NotificationPath>,
+) -> ApiResult<axum::Json<NotificationView>> {
+    let notification = load(&state, &app, &path.id).await?;
+    let counters = state.store().counters(&notification.id).await?;
+    Ok(axum::Json(NotificationView {
+        notification,
+        counters,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// 1 to 200 (default 50).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NotificationList {
+    notifications: Vec<Notification>,
+}
+
+#[utoipa::path(get, path = "/v1/notifications", tag = "notifications", params(ListQuery), security(("api_key" = [])),
+    responses((status = 200, body = NotificationList), (status = 400, body = Problem), (status = 401, body = Problem)))]
+pub async fn list_notifications(
+    State(state): State<ApiState>,
+    AuthedApp(app): AuthedApp,
+    Query(query): Query<ListQuery>,
+) -> ApiResult<axum::Json<NotificationList>> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad("limit", "must be 1 to 200"));
+    }
+    let documents = state.store().list_notifications(&app.id, limit).await?;
+    let notifications = documents
+        .iter()
+        .map(|d| serde_json::from_slice(d).map_err(|e| ApiError::Internal(e.to_string())))
+        .collect::<ApiResult<Vec<Notification>>>()?;
+    Ok(axum::Json(NotificationList { notifications }))
+}
+
+#[utoipa::path(post, path = "/v1/notifications/{id}/cancel", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
+    responses((status = 200, body = NotificationView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn cancel_notification(
+    State(state): State<ApiState>,
+    AuthedApp(app): AuthedApp,
+    Path(path): Path<NotificationPath>,
+) -> ApiResult<axum::Json<NotificationView>> {
+    let mut notification = load(&state, &app, &path.id).await?;
+    state.store().cancel_tasks(&notification.id).await?;
+    notification.status = Status::Cancelled;
+    let document =
+        serde_json::to_vec(&notification).map_err(|e| ApiError::Internal(e.to_string()))?;
+    state
+        .store()
+        .put_notification(&app.id, &notification.id, &document)
+        .await?;
+    let counters = state.store().counters(&notification.id).await?;
+    Ok(axum::Json(NotificationView {
+        notification,
+        counters,
+    }))
+}

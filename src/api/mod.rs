@@ -187,9 +187,15 @@ async fn public_guard(
     if state.inner.limiter.check_key(&peer.ip()).is_err() {
         return ApiError::RateLimited.into_response();
     }
-    let app_id = request
-        .uri()
-        .path()
+    // Inside `nest` the URI has lost its prefix; the original one still has the app id.
+    let path = request
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(
+            || request.uri().path().to_owned(),
+            |uri| uri.path().to_owned(),
+        );
+    let app_id = path
         .strip_prefix("/v1/apps/")
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_default()

@@ -20,14 +20,13 @@ pub struct ServeCommand {
 
 impl ServeCommand {
     pub async fn run(self) -> CommandResult {
-        let config = Config::load(&self.args)?;
+        let mut config = Config::load(&self.args)?;
         let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .context("cannot install the metrics recorder")?;
         let store = store::open(config.redis_url.as_deref(), &config.data_dir)
             .await
             .context("cannot open the store")?;
-        ensure_an_app(store.as_ref(), &config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| {
@@ -37,6 +36,10 @@ impl ServeCommand {
                 )
             })?;
         let address = listener.local_addr()?;
+        if config.public_url_is_default {
+            config.public_url = format!("http://{address}");
+        }
+        ensure_an_app(store.as_ref(), &config).await?;
         let backend = if config.redis_url.is_some() {
             "Redis"
         } else {

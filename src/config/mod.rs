@@ -92,7 +92,9 @@ struct FileConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// `http://LISTEN` unless set; `serve` fills in the real port when listening on port 0.
     pub public_url: String,
+    pub public_url_is_default: bool,
     pub data_dir: PathBuf,
     pub redis_url: Option<String>,
     pub allowed_push_hosts: Vec<String>,
@@ -123,11 +125,9 @@ impl Config {
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let public_url = args
-            .public_url
-            .clone()
-            .or(file.public_url)
-            .unwrap_or_else(|| format!("http://{listen}"));
+        let explicit_public_url = args.public_url.clone().or(file.public_url);
+        let public_url_is_default = explicit_public_url.is_none();
+        let public_url = explicit_public_url.unwrap_or_else(|| format!("http://{listen}"));
         let parsed = url::Url::parse(&public_url)
             .map_err(|e| ConfigError(format!("public_url `{public_url}` is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -165,6 +165,7 @@ impl Config {
         Ok(Self {
             listen,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            public_url_is_default,
             data_dir: args
                 .store
                 .data_dir

@@ -1,0 +1,84 @@
+//! A real `aviso serve` process for tests: its own data directory (or a Redis), a free port,
+//! the default app's credentials read from what it prints; killed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+pub struct Aviso {
+    child: Child,
+    pub base: String,
+    pub app_id: String,
+    pub api_key: String,
+    pub vapid_public_key: String,
+    pub identity_secret: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl Aviso {
+    /// Starts on the embedded store (`redis_url` = None) or on Redis.
+    pub fn start(redis_url: Option<&str>, extra_env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_aviso"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("AVISO_ALLOWED_PUSH_HOSTS", "127.0.0.1")
+            .env("AVISO_PUBLIC_RATE_LIMIT", "10000")
+            .env("AVISO_LOG", "warn")
+            .env_remove("AVISO_REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(url) = redis_url {
+            command.env("AVISO_REDIS_URL", url);
+        }
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut field = |name: &str| -> String {
+            loop {
+                let line = lines.next().expect("aviso serve exited early").unwrap();
+                if let Some(value) = line.trim().strip_prefix(name) {
+                    return value.trim().to_owned();
+                }
+            }
+        };
+        let app_id = field("app_id:");
+        let api_key = field("api_key:");
+        let vapid_public_key = field("vapid_public_key:");
+        let identity_secret = field("identity_secret:");
+        let base = field("listening:");
+        let identity_secret = (0..identity_secret.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&identity_secret[i..i + 2], 16).unwrap())
+            .collect();
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            base,
+            app_id,
+            api_key,
+            vapid_public_key,
+            identity_secret,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn public(&self, path: &str) -> String {
+        format!("{}/v1/apps/{}{path}", self.base, self.app_id)
+    }
+}
+
+impl Drop for Aviso {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

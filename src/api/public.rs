@@ -54,7 +54,7 @@ pub struct VapidPublicKey {
 }
 
 #[utoipa::path(get, path = "/v1/apps/{app_id}/vapid-public-key", tag = "public", params(AppPath),
-    responses((status = 200, body = VapidPublicKey), (status = 404, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = VapidPublicKey), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn vapid_public_key(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -175,7 +175,7 @@ fn check_identity(app: &App, external_id: &str, hash: Option<&str>) -> ApiResult
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions", tag = "public", params(AppPath), request_body = SubscribeRequest,
     responses((status = 201, body = Subscribed, description = "new subscription"), (status = 200, body = Subscribed, description = "existing subscription updated"),
-        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn subscribe(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -264,7 +264,7 @@ async fn owned(
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/unsubscribe", tag = "public", params(AppPath), request_body = OwnedSubscription,
-    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn unsubscribe(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -289,7 +289,7 @@ pub struct IdentifyRequest {
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/identify", tag = "public", params(AppPath), request_body = IdentifyRequest,
-    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn identify(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -319,7 +319,7 @@ pub struct TagsRequest {
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/tags", tag = "public", params(AppPath), request_body = TagsRequest,
-    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn set_tags(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -362,7 +362,7 @@ pub struct EventRequest {
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/events", tag = "public", params(AppPath), request_body = EventRequest,
-    responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn track(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -413,7 +413,7 @@ pub struct TestPushQueued {
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/demo/test-push", tag = "public", params(AppPath), request_body = OwnedSubscription,
-    responses((status = 202, body = TestPushQueued), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 202, body = TestPushQueued), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn demo_test_push(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,

@@ -133,7 +133,7 @@ async fn view(state: &ApiState, app: &App, profile: Profile) -> ApiResult<Profil
 
 #[utoipa::path(put, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), request_body = ProfileChanges,
     security(("api_key" = [])),
-    responses((status = 200, body = ProfileView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 415, body = Problem)))]
+    responses((status = 200, body = ProfileView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_profile(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -152,7 +152,7 @@ pub async fn update_profile(
 }
 
 #[utoipa::path(get, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), security(("api_key" = [])),
-    responses((status = 200, body = ProfileView), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ProfileView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_profile(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -175,7 +175,7 @@ pub struct Erased {
 }
 
 #[utoipa::path(delete, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), security(("api_key" = [])),
-    responses((status = 200, body = Erased, description = "the profile and all its subscriptions are erased (GDPR)"), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = Erased, description = "the profile and all its subscriptions are erased (GDPR)"), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn erase_profile(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -199,7 +199,7 @@ pub struct LinkRequest {
 
 #[utoipa::path(post, path = "/v1/profiles/{external_id}/subscriptions", tag = "profiles", params(ProfilePath), request_body = LinkRequest,
     security(("api_key" = [])),
-    responses((status = 204), (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem), (status = 415, body = Problem)))]
+    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
 pub async fn link_subscription(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -244,7 +244,7 @@ pub struct ImportError {
 
 #[utoipa::path(post, path = "/v1/profile-imports", tag = "profiles", security(("api_key" = [])),
     request_body(content = String, content_type = "application/x-ndjson", description = "one JSON object per line: {\"external_id\", \"attributes\"?, \"tags\"?}"),
-    responses((status = 200, body = ImportReport), (status = 401, body = Problem)))]
+    responses((status = 200, body = ImportReport), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn import_profiles(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -386,7 +386,7 @@ pub async fn create(
 
 #[utoipa::path(post, path = "/v1/notifications", tag = "notifications", request_body = NotificationRequest, security(("api_key" = [])),
     responses((status = 201, body = NotificationView, description = "created and queued"), (status = 200, body = NotificationView, description = "the first notification of this idempotency key"),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)))]
+        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_notification(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -429,7 +429,7 @@ async fn load(state: &ApiState, app: &App, id: &str) -> ApiResult<Notification> 
 }
 
 #[utoipa::path(get, path = "/v1/notifications/{id}", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
-    responses((status = 200, body = NotificationView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = NotificationView), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_notification(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -457,7 +457,7 @@ pub struct NotificationList {
 }
 
 #[utoipa::path(get, path = "/v1/notifications", tag = "notifications", params(ListQuery), security(("api_key" = [])),
-    responses((status = 200, body = NotificationList), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = NotificationList), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_notifications(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -476,7 +476,7 @@ pub async fn list_notifications(
 }
 
 #[utoipa::path(post, path = "/v1/notifications/{id}/cancel", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
-    responses((status = 200, body = NotificationView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = NotificationView), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn cancel_notification(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,

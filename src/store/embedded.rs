@@ -52,6 +52,50 @@ struct TaskRecord {
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    writer: std::sync::mpsc::Sender<WriteJob>,
+}
+
+/// Called with the commit's outcome once the transaction it wrote into is durable.
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// One caller's writes, run inside a shared transaction.
+type WriteJob = Box<dyn FnOnce(&redb::WriteTransaction) -> Completion + Send>;
+
+/// Most writes one transaction groups.
+const MAX_GROUP: usize = 512;
+
+/// Group commit: a committed redb transaction costs an fsync, so the writer thread runs every
+/// write that is waiting in one transaction and commits once. A write is acknowledged only after
+/// the commit that holds it. Jobs validate before they mutate, so one caller's error never leaves
+/// half a write in another's transaction.
+fn run_writer(db: std::sync::Weak<Database>, jobs: std::sync::mpsc::Receiver<WriteJob>) {
+    // A weak reference: dropping the last `EmbeddedStore` closes the file at once (a reopen in
+    // the same process must not find it locked), and ends this thread.
+    while let Ok(first) = jobs.recv() {
+        let Some(db) = db.upgrade() else { return };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let txn = match db.begin_write() {
+            Ok(txn) => txn,
+            // Dropping the jobs drops their reply channels: each caller gets an error.
+            Err(e) => {
+                tracing::error!(error = %e, "embedded store cannot begin a write");
+                continue;
+            }
+        };
+        let completions: Vec<Completion> = group.into_iter().map(|job| job(&txn)).collect();
+        let committed = txn.commit().map_err(|e| e.to_string());
+        // Let go of the database before answering, so that a caller who then drops the store
+        // really closes the file.
+        drop(db);
+        for completion in completions {
+            completion(committed.clone());
+        }
+    }
 }
 
 fn db_error(e: impl std::fmt::Display) -> StoreError {
@@ -99,7 +143,14 @@ impl EmbeddedStore {
             txn.open_table(LANE_INDEX).map_err(db_error)?;
         }
         txn.commit().map_err(db_error)?;
-        Ok(Self { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let (writer, jobs) = std::sync::mpsc::channel();
+        let writer_db = Arc::downgrade(&db);
+        std::thread::Builder::new()
+            .name("aviso-store-writer".into())
+            .spawn(move || run_writer(writer_db, jobs))
+            .map_err(|e| StoreError::Embedded(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self { db, writer })
     }
 
     /// Runs blocking database work off the async runtime's threads.
@@ -113,18 +164,24 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Embedded(format!("store task failed: {e}")))?
     }
 
-    /// Runs `work` in one write transaction and commits it.
+    /// Runs `work` in the writer's next transaction; answers once that transaction is committed.
     async fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        self.run(move |db| {
-            let txn = db.begin_write().map_err(db_error)?;
-            let out = work(&txn)?;
-            txn.commit().map_err(db_error)?;
-            Ok(out)
-        })
-        .await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: WriteJob = Box::new(move |txn| {
+            let out = work(txn);
+            Box::new(move |committed: Result<(), String>| {
+                let _ = reply.send(committed.map_err(StoreError::Embedded).and(out));
+            })
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| StoreError::Embedded("the writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Embedded("the write was not committed (see the log)".into()))?
     }
 
     async fn read<T: Send + 'static>(

@@ -291,6 +291,18 @@ impl Store for RedisStore {
         let mut conn = self.conn().await?;
         let key = shard_key(&subscription.app_id, subscription.id.shard());
         let field = subscription.id.to_bytes();
+        // Most subscribes are new: try to create first (one round trip), merge only when it exists.
+        let created: bool = conn
+            .hset_nx(&key, field.as_slice(), subscription.encode()?)
+            .await
+            .map_err(unavailable)?;
+        if created {
+            let _: i64 = conn
+                .incr(count_key(&subscription.app_id), 1)
+                .await
+                .map_err(unavailable)?;
+            return Ok(Upserted::Created);
+        }
         let existing: Option<Vec<u8>> = conn
             .hget(&key, field.as_slice())
             .await
@@ -303,19 +315,11 @@ impl Store for RedisStore {
                 sub.external_id = existing.external_id;
             }
         }
-        let created: u64 = conn
+        let _: u64 = conn
             .hset(&key, field.as_slice(), sub.encode()?)
             .await
             .map_err(unavailable)?;
-        if created > 0 {
-            let _: i64 = conn
-                .incr(count_key(&sub.app_id), 1)
-                .await
-                .map_err(unavailable)?;
-            Ok(Upserted::Created)
-        } else {
-            Ok(Upserted::Updated)
-        }
+        Ok(Upserted::Updated)
     }
 
     async fn insert_subscriptions(&self, subscriptions: &[Subscription]) -> StoreResult<()> {

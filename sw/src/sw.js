@@ -1,0 +1,80 @@
+//! Aviso's service worker: shows each push as a notification and reports `shown`, `clicked` and
+//! `closed` to the server; opens (or focuses) the notification's URL on a click; subscribes again
+//! when the browser replaces the subscription. Runs on its own (`/sdk/aviso-sw.js?server=…&app=…`)
+//! or inside a site's worker through `importScripts` (configured by `self.AVISO_CONFIG`).
+//!
+//! Reports are best effort: a server that cannot be reached must never keep a notification from
+//! showing. Everything asynchronous runs inside `event.waitUntil`, so the browser keeps the worker
+//! alive until it is done.
+
+import { apiBase, parseWorkerConfig } from './config.js';
+import { call, fetchVapidKey, ownership, visitorContext } from './api.js';
+import { clickUrl, notificationFromPayload, pickWindow } from './payload.js';
+
+/** Read at each event, not once, so that `AVISO_CONFIG` may be set after `importScripts` too. */
+function base() {
+  const config = parseWorkerConfig(self.location.href, self.AVISO_CONFIG);
+  return config && apiBase(config.server, config.appId);
+}
+
+function report(type, data, action) {
+  const tracking = data && data.aviso;
+  const api = base();
+  if (!tracking || !api) return Promise.resolve();
+  const event = { notification_id: tracking.n, subscription_id: tracking.s, type };
+  if (action) event.action = action;
+  return call(api, '/events', event).catch((error) => console.warn(`Aviso: could not report "${type}":`, error));
+}
+
+self.addEventListener('push', (event) => {
+  const { title, options, appBadge } = notificationFromPayload(event.data ? event.data.text() : '', {
+    origin: self.location.origin,
+    defaultTitle: self.location.hostname,
+  });
+  const work = [self.registration.showNotification(title, options).then(() => report('shown', options.data))];
+  if (appBadge !== undefined && self.navigator.setAppBadge) {
+    work.push(self.navigator.setAppBadge(appBadge).catch(() => {}));
+  }
+  event.waitUntil(Promise.all(work));
+});
+
+async function focusOrOpen(url) {
+  const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const index = pickWindow(windows.map((client) => client.url), url);
+  if (index >= 0 && 'focus' in windows[index]) return windows[index].focus();
+  return self.clients.openWindow(url);
+}
+
+self.addEventListener('notificationclick', (event) => {
+  const { notification, action } = event;
+  notification.close();
+  const url = clickUrl(notification.data, action, self.location.origin);
+  event.waitUntil(Promise.all([focusOrOpen(url), report('clicked', notification.data, action)]));
+});
+
+self.addEventListener('notificationclose', (event) => {
+  event.waitUntil(report('closed', event.notification.data));
+});
+
+async function resubscribe(oldSubscription, newSubscription) {
+  const api = base();
+  if (!api) return;
+  let subscription = newSubscription;
+  if (!subscription) {
+    const key = (oldSubscription && oldSubscription.options && oldSubscription.options.applicationServerKey)
+      || (await fetchVapidKey(api));
+    subscription = await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+  }
+  await call(api, '/subscriptions', { subscription: subscription.toJSON(), ...visitorContext() });
+  if (oldSubscription && oldSubscription.endpoint !== subscription.endpoint) {
+    // The old endpoint is dead; telling the server spares it a failed push. Best effort.
+    await call(api, '/subscriptions/unsubscribe', ownership(oldSubscription)).catch(() => {});
+  }
+}
+
+self.addEventListener('pushsubscriptionchange', (event) => {
+  event.waitUntil(
+    resubscribe(event.oldSubscription, event.newSubscription).catch((error) =>
+      console.warn('Aviso: could not renew the push subscription:', error)),
+  );
+});

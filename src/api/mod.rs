@@ -168,6 +168,15 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// Only the operational endpoints, for `--role sender` instances.
+pub fn ops_only(state: ApiState) -> Router {
+    ops::routes(&state)
+        .fallback(|| async {
+            ApiError::NotFound("this instance runs the sender only (--role sender)".into())
+        })
+        .with_state(state)
+}
+
 async fn count_requests(request: axum::extract::Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();

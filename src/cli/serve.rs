@@ -9,8 +9,10 @@ use clap::Args;
 use super::CommandResult;
 use crate::api::{ApiState, router};
 use crate::apps::{create_app, hex};
-use crate::config::{Config, ServeArgs};
+use crate::config::{Config, Role, ServeArgs};
+use crate::delivery::{Engine, EngineConfig, RetryPolicy, Sender};
 use crate::store::{self, Store};
+use crate::transport::{ClientConfig, PushClient};
 
 #[derive(Debug, Args)]
 pub struct ServeCommand {
@@ -47,17 +49,66 @@ impl ServeCommand {
         };
         tracing::info!(%address, backend, data_dir = %config.data_dir.display(), "aviso is listening");
         println!("listening: http://{address}");
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let engine = match config.role {
+            Role::Api => None,
+            Role::All | Role::Sender => Some(tokio::spawn(
+                start_engine(store.clone(), &config)?.run(stopping),
+            )),
+        };
+        let serve_api = config.role != Role::Sender;
         let state = ApiState::new(store, config, Some(metrics));
+        let app = if serve_api {
+            router(state)
+        } else {
+            crate::api::ops_only(state)
+        };
         axum::serve(
             listener,
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the server failed")?;
+        let _ = stop.send(true);
+        if let Some(engine) = engine {
+            // Workers finish their batch and hand their tasks back.
+            let waited = tokio::time::timeout(std::time::Duration::from_secs(30), engine).await;
+            if waited.is_err() {
+                tracing::warn!(
+                    "the sender did not stop within 30 s; its tasks resume elsewhere after their lease"
+                );
+            }
+        }
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The delivery engine, with one connection pool per lane.
+fn start_engine(
+    store: std::sync::Arc<dyn Store>,
+    config: &Config,
+) -> anyhow::Result<std::sync::Arc<Engine>> {
+    let client_config = ClientConfig {
+        extra_ca_files: config.extra_ca_certs.iter().cloned().collect(),
+        ..ClientConfig::default()
+    };
+    let bulk = Sender::new(PushClient::new(&client_config)?, RetryPolicy::default());
+    let priority = Sender::new(PushClient::new(&client_config)?, RetryPolicy::default());
+    let mut id = [0u8; 4];
+    aws_lc_rs::rand::fill(&mut id).map_err(|_| anyhow::anyhow!("random generator failed"))?;
+    let engine_config = EngineConfig {
+        worker_id: format!("{}-{}", std::process::id(), hex(&id)),
+        bulk_workers: 2,
+        priority_workers: 4,
+        batch_size: 500,
+        concurrency: 512,
+        lease: config.task_lease,
+        poll_interval: std::time::Duration::from_millis(100),
+        vapid_subject: config.vapid_subject()?,
+    };
+    Ok(Engine::new(store, engine_config, bulk, priority))
 }
 
 /// On the first start, a default app, so that a new user can send at once.

@@ -54,6 +54,14 @@ pub struct ServeArgs {
     /// Public API requests per second allowed per client address (burst: twice as many). [default: 50]
     #[arg(long, env = "AVISO_PUBLIC_RATE_LIMIT")]
     pub public_rate_limit: Option<u32>,
+    /// VAPID contact for push services: mailto:you@example.com or an https: URL.
+    /// [default: the public URL when it is https, else mailto:webpush@localhost.localdomain]
+    #[arg(long, env = "AVISO_VAPID_SUBJECT")]
+    pub vapid_subject: Option<String>,
+    /// Seconds a worker's claim on a task lasts without a checkpoint before another instance
+    /// takes the task over. [default: 30]
+    #[arg(long, env = "AVISO_TASK_LEASE_SECS")]
+    pub task_lease_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -86,6 +94,8 @@ struct FileConfig {
     role: Option<Role>,
     sdk_dir: Option<PathBuf>,
     public_rate_limit: Option<u32>,
+    vapid_subject: Option<String>,
+    task_lease_secs: Option<u64>,
 }
 
 /// The effective configuration.
@@ -103,6 +113,9 @@ pub struct Config {
     pub role: Role,
     pub sdk_dir: PathBuf,
     pub public_rate_limit: u32,
+    /// Explicit VAPID subject, if any (see [`Config::vapid_subject`]).
+    pub vapid_subject: Option<String>,
+    pub task_lease: std::time::Duration,
 }
 
 /// A setting that cannot be used, and why.
@@ -191,6 +204,24 @@ impl Config {
                 .or(file.sdk_dir)
                 .unwrap_or_else(|| PathBuf::from("sw")),
             public_rate_limit,
+            vapid_subject: args.vapid_subject.clone().or(file.vapid_subject),
+            task_lease: std::time::Duration::from_secs(
+                args.task_lease_secs
+                    .or(file.task_lease_secs)
+                    .unwrap_or(30)
+                    .max(1),
+            ),
         })
+    }
+
+    /// The VAPID subject to sign with.
+    pub fn vapid_subject(&self) -> Result<crate::push::vapid::VapidSubject, ConfigError> {
+        let subject = match &self.vapid_subject {
+            Some(subject) => subject.clone(),
+            None if self.public_url.starts_with("https://") => self.public_url.clone(),
+            None => "mailto:webpush@localhost.localdomain".to_owned(),
+        };
+        crate::push::vapid::VapidSubject::parse(&subject)
+            .map_err(|e| ConfigError(format!("vapid_subject: {e}")))
     }
 }

@@ -6,8 +6,10 @@
 //! - [`throttle`]: per-origin pauses when a push service says "slow down".
 
 pub mod backoff;
+pub mod engine;
 pub mod sender;
 pub mod throttle;
 
 pub use backoff::RetryPolicy;
+pub use engine::{Engine, EngineConfig};
 pub use sender::{Delivery, Failure, Message, Sender};

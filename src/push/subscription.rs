@@ -75,6 +75,12 @@ impl SubscriptionKeys {
         Ok(Self { p256dh, auth })
     }
 
+    /// Keys that were validated before they were stored. The point is checked again, for free,
+    /// when encryption parses it for ECDH; a bad one fails that message, not the process.
+    pub fn from_validated(p256dh: [u8; P256DH_LEN], auth: [u8; AUTH_LEN]) -> Self {
+        Self { p256dh, auth }
+    }
+
     /// Decodes and validates the base64url strings of the subscription JSON.
     pub fn from_base64url(p256dh: &str, auth: &str) -> Result<Self, SubscriptionError> {
         let p256dh = base64url::decode(p256dh)

@@ -29,6 +29,8 @@ pub struct Received {
     pub id: String,
     pub version: http::Version,
     pub headers: http::HeaderMap,
+    /// What the service answered.
+    pub status: StatusCode,
     /// The decrypted payload, or why decryption/verification failed.
     pub verdict: Result<Vec<u8>, String>,
 }
@@ -239,6 +241,7 @@ async fn handle(
         id: id.clone(),
         version,
         headers: parts.headers,
+        status,
         verdict,
     });
     let retry_after = if reason.is_empty() { "1" } else { "7" };

@@ -1,0 +1,380 @@
+//! The fan-out engine: workers that claim ledger tasks, stream their subscribers in batches,
+//! deliver concurrently, record outcomes, and checkpoint, in every `aviso serve` instance.
+//!
+//! Two lanes run side by side, each with its own workers and its own push-service connections:
+//! the priority lane (one-to-one pushes) never waits behind a broadcast's tasks or streams.
+//! A task's lease is extended at each checkpoint; a worker that dies stops extending it and
+//! another instance takes the task over from the last checkpoint (at-least-once, duplicates
+//! bounded by one batch). On shutdown a worker finishes its batch and hands the task back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use metrics::{gauge, histogram};
+use tokio::sync::watch;
+
+use super::sender::{Delivery, Message, Sender};
+use crate::notify::Notification;
+use crate::notify::model::{Audience, Status};
+use crate::notify::payload::PayloadTemplate;
+use crate::notify::segment::Filter;
+use crate::push::vapid::{DEFAULT_VALIDITY, VapidSubject};
+use crate::push::{
+    PushOptions, PushSubscription, SubscriptionKeys, Topic, Ttl, Urgency, VapidHeaderCache,
+    VapidKey,
+};
+use crate::store::{
+    ClaimedTask, Lane, Progress, Store, StoreError, Subscription, TaskTarget, now_ms,
+};
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Unique per process: names its claims in the ledger.
+    pub worker_id: String,
+    /// Tasks worked on at once in the bulk lane.
+    pub bulk_workers: usize,
+    /// Tasks worked on at once in the priority lane.
+    pub priority_workers: usize,
+    /// Subscriptions read per batch (and lost at most, as duplicates, by a crash).
+    pub batch_size: usize,
+    /// Deliveries in flight per task.
+    pub concurrency: usize,
+    /// How long a claim lasts without a checkpoint before another worker may take over.
+    pub lease: Duration,
+    /// How often an idle worker looks for new tasks.
+    pub poll_interval: Duration,
+    /// The VAPID contact (`mailto:` or `https:`).
+    pub vapid_subject: VapidSubject,
+}
+
+/// Work shared by the lanes' workers.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    bulk: Sender,
+    priority: Sender,
+    apps: Mutex<HashMap<String, Arc<VapidHeaderCache>>>,
+    notifications: Mutex<HashMap<String, Arc<Prepared>>>,
+}
+
+/// A notification ready to send: parsed once per process, not once per message.
+struct Prepared {
+    notification: Notification,
+    template: PayloadTemplate,
+    options: PushOptions,
+}
+
+enum TaskEnd {
+    Done,
+    /// Cancelled, taken over, or handed back at shutdown.
+    Stopped,
+}
+
+impl Engine {
+    /// `bulk` and `priority` should use separate `PushClient`s so that the lanes never share
+    /// connections or in-flight limits.
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        bulk: Sender,
+        priority: Sender,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            config,
+            bulk,
+            priority,
+            apps: Mutex::new(HashMap::new()),
+            notifications: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs the workers of both lanes until `shutdown` turns true; returns when they have
+    /// finished or handed back their tasks.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        let mut workers = tokio::task::JoinSet::new();
+        for (lane, count) in [
+            (Lane::Priority, self.config.priority_workers),
+            (Lane::Bulk, self.config.bulk_workers),
+        ] {
+            for _ in 0..count.max(1) {
+                workers.spawn(self.clone().work(lane, shutdown.clone()));
+            }
+        }
+        while workers.join_next().await.is_some() {}
+    }
+
+    async fn work(self: Arc<Self>, lane: Lane, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            let claimed = self
+                .store
+                .claim_task(lane, &self.config.worker_id, self.config.lease)
+                .await;
+            match claimed {
+                Ok(Some(task)) => {
+                    let lag = now_ms().saturating_sub(task.task.not_before_ms) as f64 / 1000.0;
+                    histogram!("aviso_task_lag_seconds", "lane" => lane.as_str()).record(lag);
+                    if let Err(error) = self.run_task(&task, &shutdown).await {
+                        tracing::warn!(task = %task.task.id, %error, "task interrupted; it will be resumed after its lease");
+                    }
+                }
+                Ok(None) => {
+                    if let Ok(depth) = self.store.pending_tasks(lane).await {
+                        gauge!("aviso_queue_depth", "lane" => lane.as_str()).set(depth as f64);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim tasks; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.poll_interval * 5) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_task(
+        &self,
+        claim: &ClaimedTask,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<TaskEnd, StoreError> {
+        let Some(prepared) = self.prepare(&claim.task.notification_id).await? else {
+            self.store.complete_task(claim).await?;
+            return Ok(TaskEnd::Done);
+        };
+        if prepared.notification.status == Status::Cancelled {
+            self.store.complete_task(claim).await?;
+            return Ok(TaskEnd::Done);
+        }
+        let vapid = self.vapid(&claim.task.app_id).await?;
+        let sender = match claim.task.lane {
+            Lane::Priority => &self.priority,
+            Lane::Bulk => &self.bulk,
+        };
+        let mut progress = claim.progress.clone();
+        match &claim.task.target {
+            TaskTarget::Subscriptions(ids) => {
+                let subscriptions = self
+                    .store
+                    .get_subscriptions(&claim.task.app_id, ids)
+                    .await?;
+                self.deliver_batch(&prepared, &vapid, sender, subscriptions)
+                    .await?;
+            }
+            TaskTarget::Shard(shard) => loop {
+                let batch = self
+                    .store
+                    .scan_shard(
+                        &claim.task.app_id,
+                        *shard,
+                        &progress.cursor,
+                        self.config.batch_size,
+                    )
+                    .await?;
+                let count = batch.subscriptions.len() as u64;
+                self.deliver_batch(&prepared, &vapid, sender, batch.subscriptions)
+                    .await?;
+                let Some(next) = batch.next else { break };
+                progress = Progress {
+                    cursor: next,
+                    processed: progress.processed + count,
+                };
+                if *shutdown.borrow() {
+                    // Hand the task back: claimable at once by another instance.
+                    self.store
+                        .checkpoint_task(claim, &progress, Duration::ZERO)
+                        .await?;
+                    return Ok(TaskEnd::Stopped);
+                }
+                match self
+                    .store
+                    .checkpoint_task(claim, &progress, self.config.lease)
+                    .await
+                {
+                    Err(StoreError::LeaseLost) => return Ok(TaskEnd::Stopped),
+                    other => other?,
+                }
+            },
+        }
+        match self.store.complete_task(claim).await {
+            Err(StoreError::LeaseLost) => Ok(TaskEnd::Stopped),
+            other => other.map(|()| TaskEnd::Done),
+        }
+    }
+
+    async fn deliver_batch(
+        &self,
+        prepared: &Prepared,
+        vapid: &VapidHeaderCache,
+        sender: &Sender,
+        subscriptions: Vec<Subscription>,
+    ) -> Result<(), StoreError> {
+        let notification = &prepared.notification;
+        let targeted = match &notification.audience {
+            Audience::Segment(filter) => self.filter(notification, filter, subscriptions).await?,
+            _ => subscriptions,
+        };
+        if targeted.is_empty() {
+            return Ok(());
+        }
+        let expires_at = Instant::now()
+            + Duration::from_millis(
+                (notification.send_at_ms + u64::from(notification.ttl) * 1000)
+                    .saturating_sub(now_ms()),
+            );
+        let outcomes: Vec<(Subscription, Delivery)> = futures::stream::iter(targeted)
+            .map(|subscription| async move {
+                let delivery = match PushSubscription::new(
+                    &subscription.endpoint,
+                    SubscriptionKeys::from_validated(subscription.p256dh, subscription.auth),
+                ) {
+                    Ok(push_subscription) => {
+                        let payload = prepared.template.render(subscription.id);
+                        sender
+                            .deliver(Message {
+                                subscription: &push_subscription,
+                                payload: &payload,
+                                options: &prepared.options,
+                                vapid,
+                                expires_at,
+                            })
+                            .await
+                    }
+                    Err(error) => Delivery::Failed(super::Failure::Encryption(error.to_string())),
+                };
+                (subscription, delivery)
+            })
+            .buffer_unordered(self.config.concurrency.max(1))
+            .collect()
+            .await;
+
+        let mut counts: HashMap<&'static str, i64> = HashMap::new();
+        *counts.entry("sent").or_default() += outcomes.len() as i64;
+        for (subscription, delivery) in &outcomes {
+            let key = match delivery {
+                Delivery::Delivered => "delivered",
+                Delivery::Expired => {
+                    // The push service says this subscription is gone for good.
+                    self.store
+                        .delete_subscription(&subscription.app_id, subscription.id)
+                        .await?;
+                    "expired"
+                }
+                Delivery::Failed(failure) => failure_counter(failure.label()),
+            };
+            *counts.entry(key).or_default() += 1;
+        }
+        let deltas: Vec<(&str, i64)> = counts.into_iter().collect();
+        self.store.add_counters(&notification.id, &deltas).await
+    }
+
+    /// Keeps the subscriptions that match a segment, loading profiles only when needed.
+    async fn filter(
+        &self,
+        notification: &Notification,
+        filter: &Filter,
+        subscriptions: Vec<Subscription>,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let mut kept = Vec::with_capacity(subscriptions.len());
+        let mut profiles = HashMap::new();
+        for subscription in subscriptions {
+            let profile = match (&subscription.external_id, filter.needs_profiles()) {
+                (Some(external_id), true) => {
+                    if !profiles.contains_key(external_id) {
+                        let profile = self
+                            .store
+                            .get_profile(&notification.app_id, external_id)
+                            .await?;
+                        profiles.insert(external_id.clone(), profile);
+                    }
+                    profiles.get(external_id).cloned().flatten()
+                }
+                _ => None,
+            };
+            if filter.matches(&subscription, profile.as_ref()) {
+                kept.push(subscription);
+            }
+        }
+        Ok(kept)
+    }
+
+    async fn prepare(&self, notification_id: &str) -> Result<Option<Arc<Prepared>>, StoreError> {
+        if let Ok(cache) = self.notifications.lock()
+            && let Some(prepared) = cache.get(notification_id)
+            && prepared.notification.status != Status::Cancelled
+        {
+            return Ok(Some(prepared.clone()));
+        }
+        let Some(document) = self.store.get_notification(notification_id).await? else {
+            return Ok(None);
+        };
+        let notification: Notification = serde_json::from_slice(&document)
+            .map_err(|e| StoreError::Corrupt(format!("notification {notification_id}: {e}")))?;
+        let options = PushOptions {
+            ttl: Ttl::from_secs(u64::from(notification.ttl)).unwrap_or(PushOptions::default().ttl),
+            urgency: notification
+                .urgency
+                .as_deref()
+                .and_then(|u| u.parse::<Urgency>().ok()),
+            topic: notification
+                .topic
+                .as_deref()
+                .and_then(|t| t.parse::<Topic>().ok()),
+        };
+        let prepared = Arc::new(Prepared {
+            template: PayloadTemplate::new(&notification),
+            notification,
+            options,
+        });
+        if let Ok(mut cache) = self.notifications.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(notification_id.to_owned(), prepared.clone());
+        }
+        Ok(Some(prepared))
+    }
+
+    async fn vapid(&self, app_id: &str) -> Result<Arc<VapidHeaderCache>, StoreError> {
+        if let Ok(cache) = self.apps.lock()
+            && let Some(vapid) = cache.get(app_id)
+        {
+            return Ok(vapid.clone());
+        }
+        let app = self
+            .store
+            .get_app(app_id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("app {app_id}")))?;
+        let key = VapidKey::from_private_scalar(&app.vapid_private_key)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let vapid = Arc::new(
+            VapidHeaderCache::new(key, self.config.vapid_subject.clone(), DEFAULT_VALIDITY)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?,
+        );
+        if let Ok(mut cache) = self.apps.lock() {
+            cache.insert(app_id.to_owned(), vapid.clone());
+        }
+        Ok(vapid)
+    }
+}
+
+/// The counter name of a failure reason.
+fn failure_counter(label: &'static str) -> &'static str {
+    match label {
+        "encryption" => "failed.encryption",
+        "vapid" => "failed.vapid",
+        "payload_too_large" => "failed.payload_too_large",
+        "rejected" => "failed.rejected",
+        "unexpected_status" => "failed.unexpected_status",
+        _ => "failed.retries_exhausted",
+    }
+}

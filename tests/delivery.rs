@@ -1,0 +1,219 @@
+//! The delivery engine end to end, over real HTTP: browsers subscribe through the public API, a
+//! broadcast is created through the server API, `aviso serve` delivers it to a loopback push
+//! service that decrypts every message and verifies every VAPID JWT with independent code.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use reqwest::Client;
+use serde_json::{Value, json};
+use support::server::Aviso;
+use support::verifying_push_service::VerifyingPushService;
+
+const SUBSCRIBERS: usize = 2000;
+
+struct Setup {
+    service: VerifyingPushService,
+    aviso: Aviso,
+    client: Client,
+    ids: HashMap<String, String>,
+    _redis: Option<support::redis::RedisServer>,
+    _ca: tempfile::TempDir,
+}
+
+async fn setup(redis: bool) -> Setup {
+    let service = VerifyingPushService::start().await;
+    let ca = tempfile::tempdir().unwrap();
+    let ca_path = ca.path().join("ca.pem");
+    service.write_ca(&ca_path);
+    let redis = redis.then(support::redis::RedisServer::start);
+    let aviso = Aviso::start(
+        redis.as_ref().map(|r| r.url()).as_deref(),
+        &[("AVISO_EXTRA_CA_CERTS", ca_path.to_str().unwrap())],
+    );
+    let client = Client::new();
+    // Subscribe every browser through the public API, a few at a time.
+    let mut ids = HashMap::new();
+    let subscriptions: Vec<(String, Value)> = (0..SUBSCRIBERS)
+        .map(|n| (format!("b{n}"), service.subscribe(&format!("b{n}"))))
+        .collect();
+    for chunk in subscriptions.chunks(50) {
+        let requests = chunk.iter().map(|(name, subscription)| {
+            let request = client
+                .post(aviso.public("/subscriptions"))
+                .json(&json!({"subscription": subscription}))
+                .send();
+            async move {
+                let response = request.await.unwrap();
+                assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+                let body: Value = response.json().await.unwrap();
+                (
+                    name.clone(),
+                    body["subscription_id"].as_str().unwrap().to_owned(),
+                )
+            }
+        });
+        ids.extend(futures::future::join_all(requests).await);
+    }
+    Setup {
+        service,
+        aviso,
+        client,
+        ids,
+        _redis: redis,
+        _ca: ca,
+    }
+}
+
+async fn broadcast(setup: &Setup) -> String {
+    let response = setup
+        .client
+        .post(setup.aviso.url("/v1/notifications"))
+        .bearer_auth(&setup.aviso.api_key)
+        .json(&json!({"audience": "all", "content": {"title": "Sale", "body": "Today only", "url": "https://shop.example/sale"}, "ttl": 600, "urgency": "high", "topic": "sale"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Waits (bounded) until the notification's outcomes add up to `expected`.
+async fn counters_when_done(setup: &Setup, id: &str, expected: i64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let view: Value = setup
+            .client
+            .get(setup.aviso.url(&format!("/v1/notifications/{id}")))
+            .bearer_auth(&setup.aviso.api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let counters = view["counters"].clone();
+        let finished = ["delivered", "expired"]
+            .iter()
+            .map(|k| counters[k].as_i64().unwrap_or(0))
+            .sum::<i64>();
+        if finished >= expected {
+            return counters;
+        }
+        assert!(Instant::now() < deadline, "not done in time: {counters}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn check_every_message(setup: &Setup, notification_id: &str, skip: impl Fn(&str) -> bool) {
+    let mut delivered: HashMap<String, usize> = HashMap::new();
+    for received in setup.service.received() {
+        let payload = received
+            .verdict
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{}: {e}", received.id));
+        let payload: Value = serde_json::from_slice(payload).unwrap();
+        assert_eq!(payload["aviso"]["n"], notification_id);
+        assert_eq!(payload["aviso"]["s"], setup.ids[&received.id].as_str());
+        assert_eq!(payload["notification"]["title"], "Sale");
+        assert_eq!(received.headers["urgency"], "high");
+        assert_eq!(received.headers["topic"], "sale");
+        if received.status == StatusCode::CREATED {
+            *delivered.entry(received.id.clone()).or_default() += 1;
+        }
+    }
+    for name in setup.ids.keys().filter(|name| !skip(name)) {
+        assert_eq!(
+            delivered.get(name),
+            Some(&1),
+            "{name} must be delivered exactly once"
+        );
+    }
+}
+
+/// Sends a second broadcast and waits for `expected` deliveries of it.
+async fn second_broadcast(setup: &Setup, expected: i64) -> Value {
+    let second = broadcast(setup).await;
+    counters_when_done(setup, &second, expected).await
+}
+
+async fn broadcast_reaches_everyone_exactly_once(redis: bool) {
+    let setup = setup(redis).await;
+    let id = broadcast(&setup).await;
+    let counters = counters_when_done(&setup, &id, SUBSCRIBERS as i64).await;
+    assert_eq!(counters["delivered"], SUBSCRIBERS as i64, "{counters}");
+    assert_eq!(counters["sent"], SUBSCRIBERS as i64, "{counters}");
+    assert!(counters.get("expired").is_none_or(|v| v == 0), "{counters}");
+    assert_eq!(setup.service.received().len(), SUBSCRIBERS);
+    check_every_message(&setup, &id, |_| false);
+}
+
+async fn gone_subscribers_are_deleted_and_failures_retried(redis: bool) {
+    let setup = setup(redis).await;
+    let gone = |name: &str| name[1..].parse::<usize>().unwrap() % 10 == 0;
+    for name in setup.ids.keys() {
+        let n: usize = name[1..].parse().unwrap();
+        if gone(name) {
+            setup.service.answer(name, StatusCode::GONE, "");
+        } else if n % 20 == 1 {
+            setup
+                .service
+                .answer_times(name, StatusCode::SERVICE_UNAVAILABLE, "busy", 2);
+        } else if n % 500 == 3 {
+            setup
+                .service
+                .answer(name, StatusCode::TOO_MANY_REQUESTS, "");
+        }
+    }
+    let id = broadcast(&setup).await;
+    let counters = counters_when_done(&setup, &id, SUBSCRIBERS as i64).await;
+    assert_eq!(counters["expired"], (SUBSCRIBERS / 10) as i64, "{counters}");
+    assert_eq!(
+        counters["delivered"],
+        (SUBSCRIBERS - SUBSCRIBERS / 10) as i64,
+        "{counters}"
+    );
+    check_every_message(&setup, &id, gone);
+    // The gone subscriptions were deleted: a second broadcast never tries them.
+    let remaining = (SUBSCRIBERS - SUBSCRIBERS / 10) as i64;
+    let counters = second_broadcast(&setup, remaining).await;
+    assert_eq!(counters["delivered"], remaining, "{counters}");
+    for name in setup.ids.keys().filter(|name| gone(name)) {
+        let requests = setup
+            .service
+            .received()
+            .iter()
+            .filter(|r| &r.id == name)
+            .count();
+        assert_eq!(
+            requests, 1,
+            "{name} got a request after the push service said it was gone"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broadcast_reaches_everyone_exactly_once() {
+    broadcast_reaches_everyone_exactly_once(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_broadcast_reaches_everyone_exactly_once() {
+    broadcast_reaches_everyone_exactly_once(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_gone_subscribers_are_deleted_and_failures_retried() {
+    gone_subscribers_are_deleted_and_failures_retried(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_gone_subscribers_are_deleted_and_failures_retried() {
+    gone_subscribers_are_deleted_and_failures_retried(true).await;
+}

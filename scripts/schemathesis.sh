@@ -31,7 +31,8 @@ api_key=$(awk '/api_key:/ {print $2}' "$out")
   --phases examples,coverage,fuzzing \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-40}" \
   --max-time "${SCHEMATHESIS_MAX_TIME:-100}" \
-  --workers 2 \
+  --workers 1 \
+  --seed "${SCHEMATHESIS_SEED:-20261122}" \
   --suppress-health-check all \
   --warnings off \
   --exclude-path /v1/profile-imports

@@ -542,6 +542,15 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
             .contains("not a known push service"),
         "{body}"
     );
+    let mut other_port = alice.subscription.clone();
+    other_port["endpoint"] = json!("https://fcm.googleapis.com:6379/fcm/send/x");
+    problem(
+        post("/subscriptions", json!({"subscription": other_port}))
+            .await
+            .unwrap(),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     let mut plain_http = alice.subscription.clone();
     plain_http["endpoint"] = json!("http://fcm.googleapis.com/fcm/send/x");
     problem(

@@ -86,12 +86,15 @@ async fn broadcast(setup: &Setup) -> String {
 
 /// Waits (bounded) until the notification's outcomes add up to `expected`.
 async fn counters_when_done(setup: &Setup, id: &str, expected: i64) -> Value {
+    wait_for_counters(&setup.client, &setup.aviso, id, expected).await
+}
+
+async fn wait_for_counters(client: &Client, aviso: &Aviso, id: &str, expected: i64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let view: Value = setup
-            .client
-            .get(setup.aviso.url(&format!("/v1/notifications/{id}")))
-            .bearer_auth(&setup.aviso.api_key)
+        let view: Value = client
+            .get(aviso.url(&format!("/v1/notifications/{id}")))
+            .bearer_auth(&aviso.api_key)
             .send()
             .await
             .unwrap()
@@ -216,4 +219,143 @@ async fn embedded_gone_subscribers_are_deleted_and_failures_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_gone_subscribers_are_deleted_and_failures_retried() {
     gone_subscribers_are_deleted_and_failures_retried(true).await;
+}
+
+/// Issue 5: two instances on one Redis share a 100,000-subscriber broadcast; one is killed
+/// (`kill -9`) midway; the other finishes it. Nobody is missed, and duplicates stay within one
+/// batch per task the dead instance had in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_a_broadcast_and_survive_a_kill() {
+    const N: usize = 100_000;
+    const BATCH: usize = 500; // EngineConfig::batch_size in `aviso serve`
+    const BULK_WORKERS: usize = 2;
+    let service = VerifyingPushService::start_with(support::verifying_push_service::Options {
+        verify: false,
+        ..Default::default()
+    })
+    .await;
+    let ca = tempfile::tempdir().unwrap();
+    let ca_path = ca.path().join("ca.pem");
+    service.write_ca(&ca_path);
+    let redis = support::redis::RedisServer::start();
+    let env = [
+        ("AVISO_EXTRA_CA_CERTS", ca_path.to_str().unwrap()),
+        ("AVISO_TASK_LEASE_SECS", "2"),
+    ];
+    let a = Aviso::start(Some(&redis.url()), &env);
+    let mut b = Aviso::start(Some(&redis.url()), &env);
+    assert!(
+        b.app_id.is_empty(),
+        "the second instance shares the first one's app"
+    );
+
+    // Seed the store directly: one real key pair serves every subscriber (this test counts, the
+    // others decrypt).
+    let store = aviso::store::redis::RedisStore::connect(&redis.url())
+        .await
+        .unwrap();
+    let subscriber = service.subscribe("template");
+    let keys = aviso::push::PushSubscription::from_json(subscriber.to_string().as_bytes()).unwrap();
+    let endpoint = |n: usize| {
+        subscriber["endpoint"]
+            .as_str()
+            .unwrap()
+            .replace("template", &format!("s{n}"))
+    };
+    for chunk in (0..N).collect::<Vec<_>>().chunks(10_000) {
+        let subscriptions: Vec<_> = chunk
+            .iter()
+            .map(|n| {
+                aviso::store::Subscription::new(
+                    &a.app_id,
+                    &endpoint(*n),
+                    *keys.keys().p256dh(),
+                    *keys.keys().auth(),
+                    1,
+                )
+            })
+            .collect();
+        aviso::store::Store::insert_subscriptions(&store, &subscriptions)
+            .await
+            .unwrap();
+    }
+
+    let client = Client::new();
+    let created: Value = client
+        .post(a.url("/v1/notifications"))
+        .bearer_auth(&a.api_key)
+        .json(&json!({"audience": "all", "content": {"title": "Big sale"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Midway, after both instances have sent, kill one.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let sent_by = |metrics: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("aviso_sends_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    loop {
+        let received = service.received_count();
+        let metrics_b = client
+            .get(b.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let metrics_a = client
+            .get(a.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if received >= N / 3 && sent_by(&metrics_a) > 0.0 && sent_by(&metrics_b) > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broadcast did not get going: {received} received"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.kill();
+    let at_kill = service.received_count();
+    assert!(at_kill < N, "killed too late to matter");
+
+    loop {
+        if service.distinct_received() >= N {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {N} reached after the kill",
+            service.distinct_received()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let total = service.received_count();
+    let duplicates = total - service.distinct_received();
+    assert_eq!(service.distinct_received(), N, "nobody missed");
+    assert!(
+        duplicates <= BATCH * BULK_WORKERS,
+        "{duplicates} duplicates: more than one batch per task in flight"
+    );
+    let counters = wait_for_counters(&client, &a, &id, N as i64).await;
+    let delivered = counters["delivered"].as_i64().unwrap();
+    assert!(
+        (N as i64..=(N + BATCH * BULK_WORKERS) as i64).contains(&delivered),
+        "{counters}"
+    );
+    eprintln!("killed at {at_kill} received; {duplicates} duplicates; counters {counters}");
 }

@@ -196,6 +196,10 @@ async fn public_guard(
     if state.inner.limiter.check_key(&peer.ip()).is_err() {
         return ApiError::RateLimited.into_response();
     }
+    // Forget addresses whose buckets are full again, so memory follows active clients only.
+    if state.inner.limiter.len() > 10_000 {
+        state.inner.limiter.retain_recent();
+    }
     // Inside `nest` the URI has lost its prefix; the original one still has the app id.
     let path = request
         .extensions()

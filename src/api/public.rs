@@ -134,12 +134,10 @@ fn check_tags(field: &str, tags: &BTreeMap<String, impl AsRef<str>>) -> ApiResul
 /// Only `https` endpoints on the push services' hosts (or configured extra hosts): anything else
 /// would make this server send requests wherever a stranger asks.
 fn check_endpoint_allowed(state: &ApiState, subscription: &PushSubscription) -> ApiResult<()> {
-    let host = subscription
-        .endpoint()
-        .host_str()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let known = PushService::from_host(&host) != PushService::Other;
+    let endpoint = subscription.endpoint();
+    let host = endpoint.host_str().unwrap_or_default().to_ascii_lowercase();
+    // The push services listen on 443 only; another port would aim us at some other service.
+    let known = PushService::from_host(&host) != PushService::Other && endpoint.port().is_none();
     let extra = state
         .config()
         .allowed_push_hosts
@@ -151,7 +149,8 @@ fn check_endpoint_allowed(state: &ApiState, subscription: &PushSubscription) -> 
         Err(ApiError::bad(
             "subscription.endpoint",
             format!(
-                "`{host}` is not a known push service (FCM, Mozilla, Apple, Microsoft WNS); a real browser subscription never points elsewhere"
+                "`{host}` (port {}) is not a known push service (FCM, Mozilla, Apple, Microsoft WNS on 443); a real browser subscription never points elsewhere",
+                endpoint.port_or_known_default().unwrap_or(443)
             ),
         ))
     }

@@ -4,18 +4,16 @@
 
 /** Fetches `{base}{path}`: GET without a body, POST with `body` as JSON. Resolves to the JSON answer, or null. */
 export async function call(base, path, body) {
-  const response = await fetch(base + path, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: body === undefined ? undefined : { 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: 'omit',
+  const response = await fetch(base + path, body && {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
   });
-  const answer = await response.text();
   let json = null;
   try {
-    json = answer ? JSON.parse(answer) : null;
+    json = JSON.parse(await response.text());
   } catch {
-    // Not JSON (a proxy's error page): the status says enough.
+    // Empty (204) or not JSON (a proxy's error page): the status says enough.
   }
   if (!response.ok) {
     const problem = json || {};

@@ -22,7 +22,9 @@ export const WIDGET_DEFAULTS = {
   serviceWorkerPath: '/sdk/aviso-sw.js',
   // Optional, without defaults: `serviceWorkerScope` (the worker's scope; its folder when unset),
   // `language` (one of i18n.js's; chosen from the browser's when unset), `texts` (overrides, see
-  // i18n.js), `vapidPublicKey` (base64url; fetched from the server when unset).
+  // i18n.js), `vapidPublicKey` (base64url; fetched from the server when unset), `onChange`
+  // (called with true once the visitor is subscribed, false once unsubscribed), `onError` (called
+  // with what failed in work the widget did on its own, such as subscribing after "Allow").
 };
 
 /** The public API's base for one app: `{server}/v1/apps/{appId}`. */
@@ -60,9 +62,6 @@ export function parseWidgetConfig(given, scriptOrigin) {
     if (!(typeof config[name] === 'number' && config[name] >= 0)) problem(name, 'a number, 0 or more');
   }
   if (config.style !== 'banner' && config.style !== 'bell') problem('style', '"banner" or "bell"');
-  if (typeof config.serviceWorkerPath !== 'string' || !config.serviceWorkerPath) {
-    problem('serviceWorkerPath', 'the path of the service worker on your site, like "/sdk/aviso-sw.js"');
-  }
   config.cooldownMs = config.cooldownDays * DAY_MS;
   return config;
 }

@@ -6,35 +6,27 @@
 const IOS_PUSH_SINCE = [16, 4];
 
 /**
- * @param {object} env
- * @param {string} env.userAgent
- * @param {number} [env.maxTouchPoints]
- * @param {boolean} [env.standalone] `navigator.standalone` (iOS) or `(display-mode: standalone)`
- * @param {boolean} env.secureContext
- * @param {boolean} env.serviceWorker `"serviceWorker" in navigator`
- * @param {boolean} env.pushManager `"PushManager" in window`
- * @param {boolean} env.notification `"Notification" in window`
+ * @param {object} browser `navigator` (or what a test makes of it): userAgent, maxTouchPoints,
+ *   standalone (iOS), serviceWorker
+ * @param {object} page `window` (or a test's): isSecureContext, PushManager, Notification, matchMedia
  * @returns {{kind: "supported"} | {kind: "ios-install"} | {kind: "unsupported", reason: string}}
  */
-export function detectPlatform(env) {
-  if (!env.secureContext) {
-    return { kind: 'unsupported', reason: 'push needs a secure context (https, or http://localhost)' };
-  }
-  const ios = iosVersion(env.userAgent, env.maxTouchPoints);
+export function detectPlatform(browser, page) {
+  if (!page.isSecureContext) return { kind: 'unsupported', reason: 'push needs https (or http://localhost)' };
+  const ios = iosVersion(browser.userAgent, browser.maxTouchPoints);
   if (ios) {
     if (ios.version && compare(ios.version, IOS_PUSH_SINCE) < 0) {
-      return { kind: 'unsupported', reason: `iOS/iPadOS ${ios.version.join('.')} has no web push (16.4 or later has)` };
+      return { kind: 'unsupported', reason: `iOS ${ios.version.join('.')} has no web push (16.4 has)` };
     }
-    if (!env.standalone) return { kind: 'ios-install' };
+    // Installed on the home screen: navigator.standalone on iOS, the display mode elsewhere.
+    if (!browser.standalone && !page.matchMedia('(display-mode: standalone)').matches) return { kind: 'ios-install' };
   }
   const missing = [
-    env.serviceWorker || 'service workers',
-    env.pushManager || 'the Push API',
-    env.notification || 'notifications',
+    'serviceWorker' in browser || 'service workers',
+    'PushManager' in page || 'the Push API',
+    'Notification' in page || 'notifications',
   ].filter((item) => item !== true);
-  if (missing.length) {
-    return { kind: 'unsupported', reason: `this browser has no ${missing.join(', ')}` };
-  }
+  if (missing.length) return { kind: 'unsupported', reason: `this browser has no ${missing.join(', ')}` };
   return { kind: 'supported' };
 }
 

@@ -11,6 +11,7 @@
  * @param {number} state.secondsOnSite seconds since the visit's first page
  * @param {boolean} state.interacted the visitor clicked, tapped or typed on this page
  * @param {number|null} state.declinedAt when the visitor last said "no" (ms since epoch)
+ * @param {boolean} [state.optedOut] the visitor unsubscribed through the site (`Aviso.unsubscribe`)
  * @param {number} state.now ms since epoch
  * @param {object} config parsed widget config (pageViews, seconds, afterInteraction, cooldownMs)
  * @param {boolean} [force] asked for by the site (`Aviso.prompt()`): skip conditions and cool-down
@@ -23,12 +24,10 @@
 export function decidePrompt(state, config, force = false) {
   if (state.platform === 'unsupported') return { action: 'none', reason: 'unsupported' };
   const ios = state.platform === 'ios-install';
-  if (!ios) {
-    if (state.permission === 'denied') return { action: 'none', reason: 'denied' };
-    if (state.permission === 'granted') {
-      return state.subscribed ? { action: 'none', reason: 'subscribed' } : { action: 'subscribe' };
-    }
-  }
+  if (!ios && state.permission === 'denied') return { action: 'none', reason: 'denied' };
+  if (!ios && state.subscribed) return { action: 'none', reason: 'subscribed' };
+  if (state.optedOut && !force) return { action: 'none', reason: 'unsubscribed' };
+  if (!ios && state.permission === 'granted') return { action: 'subscribe' };
   const kind = ios ? 'ios-install' : 'push';
   if (force) return { action: 'prompt', kind };
   if (state.declinedAt != null && state.now - state.declinedAt < config.cooldownMs) {

@@ -12,14 +12,14 @@ const CSS = `.aviso{position:fixed;z-index:2147483000;inset:auto 16px 16px;displ
   + `.aviso button{font:inherit;cursor:pointer;margin-inline-start:8px;padding:8px 14px;border-radius:8px;border:1px solid #0000;background:var(--aviso-accent,#1a66d6);color:#fff}`
   + `.aviso .aviso-later{background:none;color:inherit;border-color:currentColor}`
   + `.aviso .aviso-bell{padding:13px;border-radius:50%;line-height:0;${SHADOW}}`
-  + `.aviso button:focus-visible{outline:3px solid #f9a825;outline-offset:2px}`
   + `@media (prefers-color-scheme:dark){.aviso-card{background:#2c2c2e;color:#eee}}`;
 
-const BELL = '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true" focusable="false"><path fill="currentColor" d="M12 22a2 2 0 0 0 2-2h-4a2 2 0 0 0 2 2m6-6v-5c0-3.1-1.6-5.6-4.5-6.3V4a1.5 1.5 0 0 0-3 0v.7C7.6 5.4 6 7.9 6 11v5l-2 2v1h16v-1z"/></svg>';
+const BELL = 'M12 22a2 2 0 0 0 2-2h-4a2 2 0 0 0 2 2m6-6v-5c0-3.1-1.6-5.6-4.5-6.3V4a1.5 1.5 0 0 0-3 0v.7C7.6 5.4 6 7.9 6 11v5l-2 2v1h16v-1z';
 
-function element(tag, className, text, attributes = {}) {
-  const node = document.createElement(tag);
-  node.className = className;
+// Built node by node, never through innerHTML: pages that enforce Trusted Types refuse it.
+function element(tag, className, text, attributes = {}, namespace) {
+  const node = namespace ? document.createElementNS(namespace, tag) : document.createElement(tag);
+  if (className) node.setAttribute('class', className);
   if (text) node.textContent = text;
   for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   return node;
@@ -81,7 +81,10 @@ export function showPrompt({ texts, kind, style, onAllow, onDecline }) {
       bell.setAttribute('aria-expanded', !card.hidden);
       if (!card.hidden) first.focus();
     }, { 'aria-label': texts.bell, 'aria-controls': card.id, 'aria-expanded': false });
-    bell.innerHTML = BELL;
+    const svg = 'http://www.w3.org/2000/svg';
+    const icon = element('svg', '', '', { viewBox: '0 0 24 24', width: 26, height: 26, 'aria-hidden': true }, svg);
+    icon.append(element('path', '', '', { fill: 'currentColor', d: BELL }, svg));
+    bell.append(icon);
     root.append(bell);
   }
   document.body.appendChild(root);

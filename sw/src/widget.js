@@ -59,18 +59,6 @@ function permission() {
   return 'Notification' in window ? Notification.permission : 'default';
 }
 
-function environment() {
-  return {
-    userAgent: navigator.userAgent,
-    maxTouchPoints: navigator.maxTouchPoints,
-    standalone: navigator.standalone === true || matchMedia('(display-mode: standalone)').matches,
-    secureContext: isSecureContext,
-    serviceWorker: 'serviceWorker' in navigator,
-    pushManager: 'PushManager' in window,
-    notification: 'Notification' in window,
-  };
-}
-
 async function registration() {
   const found = await navigator.serviceWorker.getRegistration(scope);
   return found && found.scope === scope ? found : null;
@@ -107,12 +95,31 @@ async function sync(subscription, force) {
     ...(Object.keys(tags).length && { tags }),
   });
   save('endpoint', subscription.endpoint);
-  const identity = load('identity');
+  if (force) changed(true);
   // Separately, so that a wrong identity hash (403) cannot cost the subscription itself.
-  if (identity) await call(api, '/subscriptions/identify', { ...ownership(subscription), ...identity });
+  await sendIdentity(subscription);
 }
 
-async function subscribeQuietly() {
+/** Sends the stored identity for this subscription, unless it was sent already. */
+async function sendIdentity(subscription) {
+  const identity = load('identity');
+  const sent = identity && [subscription.endpoint, identity.external_id, identity.identity_hash].join(' ');
+  if (!identity || load('identified') === sent) return;
+  await call(api, '/subscriptions/identify', { ...ownership(subscription), ...identity });
+  save('identified', sent);
+}
+
+let subscribing;
+
+/** Subscribes (permission is granted); concurrent callers share one attempt. */
+function subscribeQuietly() {
+  subscribing ||= subscribeNow().finally(() => {
+    subscribing = null;
+  });
+  return subscribing;
+}
+
+async function subscribeNow() {
   const found = await register();
   const key = config.vapidPublicKey ? base64UrlToBytes(config.vapidPublicKey) : await fetchVapidKey(api);
   let subscription = await found.pushManager.getSubscription();
@@ -122,6 +129,7 @@ async function subscribeQuietly() {
     subscription = null;
   }
   subscription ||= await found.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+  save('optedOut', null);
   await sync(subscription, true);
   return true;
 }
@@ -135,8 +143,15 @@ async function askBrowser() {
   return false;
 }
 
+/** Tells the site (`onChange` option) that this visitor subscribed or unsubscribed. */
+function changed(isSubscribed) {
+  if (typeof config.onChange === 'function') config.onChange(isSubscribed);
+}
+
+/** Failures of work the widget does on its own (no promise to reject): the console and `onError`. */
 function warn(error) {
   console.warn(error);
+  if (typeof config.onError === 'function') config.onError(error);
 }
 
 function evaluate(force) {
@@ -149,6 +164,7 @@ function evaluate(force) {
     secondsOnSite: (Date.now() - visitStart) / 1000,
     interacted,
     declinedAt: load('declined'),
+    optedOut: load('optedOut'),
     now: Date.now(),
   }, config, force);
   if (decision.action === 'subscribe') subscribeQuietly().catch(warn);
@@ -176,7 +192,7 @@ function evaluate(force) {
 
 async function start() {
   api = apiBase(config.server, config.appId);
-  platform = detectPlatform(environment());
+  platform = detectPlatform(navigator, window);
   if (platform.kind === 'unsupported') {
     console.info(`Aviso: push notifications are off on this page: ${platform.reason}.`);
     return;
@@ -214,7 +230,7 @@ window.Aviso = {
   /** Starts the widget; resolves once it knows whether this visitor is subscribed. */
   init(options) {
     if (started) {
-      console.warn('Aviso.init was called more than once; the first call\'s options stay in force');
+      console.warn('Aviso.init: called twice, the first options stay');
       return started;
     }
     try {
@@ -250,13 +266,9 @@ window.Aviso = {
     if (typeof externalId !== 'string' || !externalId || typeof hash !== 'string' || !hash) {
       throw new TypeError('Aviso.identify(externalId, hash) needs both: the hash is your backend\'s hex HMAC-SHA256 of externalId');
     }
-    const identity = { external_id: externalId, identity_hash: hash };
-    const before = load('identity');
-    save('identity', identity);
+    save('identity', { external_id: externalId, identity_hash: hash });
     const subscription = (await ready()) && (await currentSubscription());
-    if (!subscription) return;
-    if (before && before.external_id === externalId && before.identity_hash === hash && load('endpoint') === subscription.endpoint) return;
-    await call(api, '/subscriptions/identify', { ...ownership(subscription), ...identity });
+    if (subscription) await sendIdentity(subscription);
   },
 
   /** Sets tags (`null` removes one); kept until the visitor subscribes when they have not yet. */
@@ -266,20 +278,32 @@ window.Aviso = {
     save('tags', mergeTags(current, changes));
     const subscription = (await ready()) && (await currentSubscription());
     if (!subscription || (changesNothing(current, changes) && load('endpoint') === subscription.endpoint)) return;
-    await call(api, '/subscriptions/tags', { ...ownership(subscription), tags: changes });
+    try {
+      await call(api, '/subscriptions/tags', { ...ownership(subscription), tags: changes });
+    } catch (error) {
+      // Not on the server: forget them here too, so that the same call tries again.
+      save('tags', current);
+      throw error;
+    }
   },
 
-  /** Unsubscribes this browser, here and on the server. Resolves to whether it was subscribed. */
+  /**
+   * Unsubscribes this browser, here and on the server, and stops automatic prompts (`prompt()` and
+   * `subscribe()` still work). Resolves to whether it was subscribed.
+   */
   async unsubscribe() {
     const subscription = (await ready()) && (await currentSubscription());
     if (!subscription) return false;
     subscribed = false;
     save('endpoint', null);
+    // The permission stays granted: without this the next page would subscribe them again.
+    save('optedOut', true);
     try {
       await call(api, '/subscriptions/unsubscribe', ownership(subscription));
     } finally {
       // Even when the server cannot be told: the push service then reports the endpoint gone.
       await subscription.unsubscribe();
+      changed(false);
     }
     return true;
   },

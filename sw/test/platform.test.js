@@ -14,45 +14,63 @@ const UA = {
   macSafari: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Safari/605.1.15',
 };
 
-const full = { secureContext: true, serviceWorker: true, pushManager: true, notification: true, maxTouchPoints: 0, standalone: false };
+/**
+ * A browser as detectPlatform sees it: `navigator` and `window` stand-ins built from flags
+ * (the APIs are present or absent as properties, as in real browsers).
+ */
+function browser({ userAgent, maxTouchPoints = 0, standalone, displayStandalone = false, secureContext = true, serviceWorker = true, pushManager = true, notification = true }) {
+  const navigator = { userAgent, maxTouchPoints, ...(standalone !== undefined && { standalone }), ...(serviceWorker && { serviceWorker: {} }) };
+  const window = {
+    isSecureContext: secureContext,
+    matchMedia: (query) => ({ matches: query === '(display-mode: standalone)' && displayStandalone }),
+    ...(pushManager && { PushManager() {} }),
+    ...(notification && { Notification() {} }),
+  };
+  return [navigator, window];
+}
+const detect = (flags) => detectPlatform(...browser(flags));
+const full = {};
 
 test('a desktop browser with the APIs is supported', () => {
-  assert.deepEqual(detectPlatform({ ...full, userAgent: UA.chrome }), { kind: 'supported' });
-  assert.deepEqual(detectPlatform({ ...full, userAgent: UA.macSafari }), { kind: 'supported' });
+  assert.deepEqual(detect({ ...full, userAgent: UA.chrome }), { kind: 'supported' });
+  assert.deepEqual(detect({ ...full, userAgent: UA.macSafari }), { kind: 'supported' });
 });
 
 test('iPhone Safari in a tab gets the home-screen hint even without the Push API there', () => {
   const tab = { ...full, userAgent: UA.iphone17, maxTouchPoints: 5, pushManager: false, notification: false };
-  assert.deepEqual(detectPlatform(tab), { kind: 'ios-install' });
-  assert.deepEqual(detectPlatform({ ...tab, userAgent: UA.iphone164 }), { kind: 'ios-install' });
+  assert.deepEqual(detect(tab), { kind: 'ios-install' });
+  assert.deepEqual(detect({ ...tab, userAgent: UA.iphone164 }), { kind: 'ios-install' });
 });
 
-test('an installed iOS web app is supported', () => {
-  assert.deepEqual(detectPlatform({ ...full, userAgent: UA.iphone17, maxTouchPoints: 5, standalone: true }), { kind: 'supported' });
+test('an installed iOS web app is supported (navigator.standalone or the display mode)', () => {
+  assert.deepEqual(detect({ ...full, userAgent: UA.iphone17, maxTouchPoints: 5, standalone: true }), { kind: 'supported' });
+  assert.deepEqual(detect({ ...full, userAgent: UA.ipadDesktop, maxTouchPoints: 5, displayStandalone: true }), { kind: 'supported' });
+  assert.deepEqual(detect({ ...full, userAgent: UA.iphone17, maxTouchPoints: 5, standalone: false }), { kind: 'ios-install' });
 });
 
 test('an iPad asking for desktop pages is told apart from a Mac by its touch screen', () => {
-  assert.deepEqual(detectPlatform({ ...full, userAgent: UA.ipadDesktop, maxTouchPoints: 5 }), { kind: 'ios-install' });
-  assert.deepEqual(detectPlatform({ ...full, userAgent: UA.ipadDesktop, maxTouchPoints: 0 }), { kind: 'supported' });
+  assert.deepEqual(detect({ ...full, userAgent: UA.ipadDesktop, maxTouchPoints: 5 }), { kind: 'ios-install' });
+  assert.deepEqual(detect({ ...full, userAgent: UA.ipadDesktop, maxTouchPoints: 0 }), { kind: 'supported' });
   assert.deepEqual(iosVersion(UA.ipadDesktop, 5), { version: [17, 2] });
   assert.equal(iosVersion(UA.macSafari, 0), null);
 });
 
 test('iOS before 16.4 is unsupported, with the reason, even installed', () => {
-  const old = detectPlatform({ ...full, userAgent: UA.iphone15, maxTouchPoints: 5, standalone: true });
+  const old = detect({ ...full, userAgent: UA.iphone15, maxTouchPoints: 5, standalone: true });
   assert.equal(old.kind, 'unsupported');
   assert.match(old.reason, /15\.6.*16\.4/);
-  assert.equal(detectPlatform({ ...full, userAgent: UA.ipadDesktopOld, maxTouchPoints: 5 }).kind, 'unsupported');
+  assert.equal(detect({ ...full, userAgent: UA.ipadDesktopOld, maxTouchPoints: 5 }).kind, 'unsupported');
 });
 
 test('an insecure page is unsupported, and says https is needed', () => {
-  const insecure = detectPlatform({ ...full, userAgent: UA.chrome, secureContext: false });
+  const insecure = detect({ ...full, userAgent: UA.chrome, secureContext: false });
   assert.equal(insecure.kind, 'unsupported');
   assert.match(insecure.reason, /https/);
+  assert.equal(detect({ ...full, userAgent: UA.iphone17, secureContext: false }).kind, 'unsupported');
 });
 
 test('missing APIs are named in the reason', () => {
-  const none = detectPlatform({ ...full, userAgent: UA.chrome, pushManager: false, notification: false });
+  const none = detect({ ...full, userAgent: UA.chrome, pushManager: false, notification: false });
   assert.equal(none.kind, 'unsupported');
   assert.match(none.reason, /Push API/);
   assert.match(none.reason, /notifications/);

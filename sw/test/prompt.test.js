@@ -96,3 +96,11 @@ test('unsupported browsers never see anything, forced or not', () => {
   assert.deepEqual(decidePrompt(visit({ platform: 'unsupported' }), config()), { action: 'none', reason: 'unsupported' });
   assert.deepEqual(decidePrompt(visit({ platform: 'unsupported' }), config(), true), { action: 'none', reason: 'unsupported' });
 });
+
+test('after Aviso.unsubscribe nothing happens by itself, though the permission stays granted', () => {
+  assert.deepEqual(decidePrompt(visit({ permission: 'granted', optedOut: true }), config()), { action: 'none', reason: 'unsubscribed' });
+  assert.deepEqual(decidePrompt(visit({ optedOut: true }), config()), { action: 'none', reason: 'unsubscribed' });
+  // The site's own button (Aviso.prompt) still works.
+  assert.deepEqual(decidePrompt(visit({ permission: 'granted', optedOut: true }), config(), true), { action: 'subscribe' });
+  assert.deepEqual(decidePrompt(visit({ optedOut: true }), config(), true), { action: 'prompt', kind: 'push' });
+});

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 pub struct Aviso {
     child: Child,
     pub base: String,
+    /// Empty when the store already had an app (only the first start creates one).
     pub app_id: String,
     pub api_key: String,
     pub vapid_public_key: String,
@@ -37,19 +38,20 @@ impl Aviso {
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let mut field = |name: &str| -> String {
-            loop {
-                let line = lines.next().expect("aviso serve exited early").unwrap();
-                if let Some(value) = line.trim().strip_prefix(name) {
-                    return value.trim().to_owned();
-                }
+        // The default app is printed only by the first start on a store; then "listening:".
+        let mut fields = std::collections::HashMap::new();
+        let base = loop {
+            let line = lines.next().expect("aviso serve exited early").unwrap();
+            let line = line.trim();
+            if let Some(url) = line.strip_prefix("listening:") {
+                break url.trim().to_owned();
+            }
+            if let Some((key, value)) = line.split_once(':') {
+                fields.insert(key.trim().to_owned(), value.trim().to_owned());
             }
         };
-        let app_id = field("app_id:");
-        let api_key = field("api_key:");
-        let vapid_public_key = field("vapid_public_key:");
-        let identity_secret = field("identity_secret:");
-        let base = field("listening:");
+        let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
+        let identity_secret = field("identity_secret");
         let identity_secret = (0..identity_secret.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&identity_secret[i..i + 2], 16).unwrap())
@@ -59,9 +61,9 @@ impl Aviso {
         Self {
             child,
             base,
-            app_id,
-            api_key,
-            vapid_public_key,
+            app_id: field("app_id"),
+            api_key: field("api_key"),
+            vapid_public_key: field("vapid_public_key"),
             identity_secret,
             _dir: dir,
         }
@@ -73,6 +75,12 @@ impl Aviso {
 
     pub fn public(&self, path: &str) -> String {
         format!("{}/v1/apps/{}{path}", self.base, self.app_id)
+    }
+
+    /// `kill -9`: no shutdown, no hand-back.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

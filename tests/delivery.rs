@@ -228,7 +228,7 @@ async fn redis_gone_subscribers_are_deleted_and_failures_retried() {
 async fn two_instances_share_a_broadcast_and_survive_a_kill() {
     const N: usize = 100_000;
     const BATCH: usize = 500; // EngineConfig::batch_size in `aviso serve`
-    const BULK_WORKERS: usize = 2;
+    const BULK_WORKERS: usize = 8; // EngineConfig::bulk_workers in `aviso serve`
     let service = VerifyingPushService::start_with(support::verifying_push_service::Options {
         verify: false,
         ..Default::default()

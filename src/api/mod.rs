@@ -50,6 +50,8 @@ struct Inner {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     apps: AppCache<String>,
     apps_by_key: AppCache<[u8; 32]>,
+    /// Wakes this process's delivery workers when a notification is planned.
+    planned: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// Apps read from the store, trusted for [`APP_CACHE_TTL`].
@@ -89,7 +91,23 @@ impl ApiState {
                 limiter: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
                 apps: AppCache::new(),
                 apps_by_key: AppCache::new(),
+                planned: None,
             }),
+        }
+    }
+
+    /// Lets the delivery engine of this process hear of new tasks at once.
+    pub fn with_engine_waker(mut self, waker: Arc<tokio::sync::Notify>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.planned = Some(waker);
+        }
+        self
+    }
+
+    /// Called after tasks were enqueued.
+    pub fn tasks_planned(&self) {
+        if let Some(waker) = &self.inner.planned {
+            waker.notify_waiters();
         }
     }
 

@@ -50,14 +50,20 @@ impl ServeCommand {
         tracing::info!(%address, backend, data_dir = %config.data_dir.display(), "aviso is listening");
         println!("listening: http://{address}");
         let (stop, stopping) = tokio::sync::watch::channel(false);
+        let mut waker = None;
         let engine = match config.role {
             Role::Api => None,
-            Role::All | Role::Sender => Some(tokio::spawn(
-                start_engine(store.clone(), &config)?.run(stopping),
-            )),
+            Role::All | Role::Sender => {
+                let engine = start_engine(store.clone(), &config)?;
+                waker = Some(engine.waker());
+                Some(tokio::spawn(engine.run(stopping)))
+            }
         };
         let serve_api = config.role != Role::Sender;
-        let state = ApiState::new(store, config, Some(metrics));
+        let mut state = ApiState::new(store, config, Some(metrics));
+        if let Some(waker) = waker {
+            state = state.with_engine_waker(waker);
+        }
         let app = if serve_api {
             router(state)
         } else {
@@ -100,10 +106,11 @@ fn start_engine(
     aws_lc_rs::rand::fill(&mut id).map_err(|_| anyhow::anyhow!("random generator failed"))?;
     let engine_config = EngineConfig {
         worker_id: format!("{}-{}", std::process::id(), hex(&id)),
-        bulk_workers: 2,
+        // Several bulk workers overlap their store round trips (group-committed together).
+        bulk_workers: 8,
         priority_workers: 4,
         batch_size: 500,
-        concurrency: 512,
+        concurrency: 256,
         lease: config.task_lease,
         poll_interval: std::time::Duration::from_millis(100),
         vapid_subject: config.vapid_subject()?,

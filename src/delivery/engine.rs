@@ -58,7 +58,13 @@ pub struct Engine {
     priority: Sender,
     apps: Mutex<HashMap<String, Arc<VapidHeaderCache>>>,
     notifications: Mutex<HashMap<String, Arc<Prepared>>>,
+    /// Woken when this process enqueues tasks, so its idle workers need not wait for a poll.
+    wake: Arc<tokio::sync::Notify>,
 }
+
+/// How often an idle priority worker looks for tasks enqueued by other instances: one-to-one
+/// pushes must reach the push service within tens of milliseconds.
+const PRIORITY_POLL: Duration = Duration::from_millis(5);
 
 /// A notification ready to send: parsed once per process, not once per message.
 struct Prepared {
@@ -89,7 +95,13 @@ impl Engine {
             priority,
             apps: Mutex::new(HashMap::new()),
             notifications: Mutex::new(HashMap::new()),
+            wake: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// Notify it after enqueueing tasks in this process: idle workers look at once.
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
     }
 
     /// Runs the workers of both lanes until `shutdown` turns true; returns when they have
@@ -125,8 +137,13 @@ impl Engine {
                     if let Ok(depth) = self.store.pending_tasks(lane).await {
                         gauge!("aviso_queue_depth", "lane" => lane.as_str()).set(depth as f64);
                     }
+                    let poll = match lane {
+                        Lane::Priority => PRIORITY_POLL,
+                        Lane::Bulk => self.config.poll_interval,
+                    };
                     tokio::select! {
-                        _ = tokio::time::sleep(self.config.poll_interval) => {}
+                        _ = tokio::time::sleep(poll) => {}
+                        _ = self.wake.notified() => {}
                         _ = shutdown.changed() => {}
                     }
                 }

@@ -31,6 +31,8 @@ pub struct Received {
     pub headers: http::HeaderMap,
     /// What the service answered.
     pub status: StatusCode,
+    /// When the request arrived.
+    pub at: std::time::Instant,
     /// The decrypted payload, or why decryption/verification failed.
     pub verdict: Result<Vec<u8>, String>,
 }
@@ -266,6 +268,7 @@ async fn handle(
         version,
         headers: parts.headers,
         status,
+        at: std::time::Instant::now(),
         verdict,
     });
     let retry_after = if reason.is_empty() { "1" } else { "7" };

@@ -1,0 +1,205 @@
+//! The delivery engine under load: broadcast throughput, the sender's CPU per delivered message
+//! beside the crypto floor measured in the same run, and the latency of one-to-one pushes sent
+//! while the broadcast runs.
+//!
+//! ```sh
+//! cargo build --release && cargo run --release --example broadcast_load -- --n 200000
+//! ```
+//!
+//! A loopback HTTP/2 push service (in this process, counting only) stands in for FCM; the sender
+//! is a real `target/release/aviso serve` on the embedded store, so its CPU time is its own.
+
+#[allow(dead_code)]
+#[path = "../tests/support/verifying_push_service.rs"]
+mod push_service;
+
+use std::time::{Duration, Instant};
+
+use push_service::{Options, VerifyingPushService};
+use serde_json::{Value, json};
+
+fn cpu_seconds(pid: u32) -> f64 {
+    // utime + stime, fields 14 and 15 of /proc/PID/stat, in clock ticks (100 a second on Linux).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let n: usize = std::env::args()
+        .skip_while(|a| a != "--n")
+        .nth(1)
+        .map_or(Ok(20_000), |v| v.parse())?;
+    let service = VerifyingPushService::start_with(Options {
+        verify: false,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir()?;
+    let ca = dir.path().join("ca.pem");
+    service.write_ca(&ca);
+
+    // The crypto floor, on this machine, now: one 200-byte message encryption.
+    let subscriber = service.subscribe("floor");
+    let keys = aviso::push::PushSubscription::from_json(subscriber.to_string().as_bytes())?;
+    let payload = vec![b'x'; 200];
+    let started = Instant::now();
+    let mut floor_runs = 0u32;
+    while started.elapsed() < Duration::from_secs(2) {
+        aviso::push::encrypt(keys.keys(), &payload)?;
+        floor_runs += 1;
+    }
+    let floor_us = started.elapsed().as_secs_f64() * 1e6 / f64::from(floor_runs);
+
+    let mut child = std::process::Command::new("target/release/aviso")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("AVISO_EXTRA_CA_CERTS", &ca)
+        .env("AVISO_ALLOWED_PUSH_HOSTS", "127.0.0.1")
+        .env("AVISO_PUBLIC_RATE_LIMIT", "100000000")
+        .env("AVISO_LOG", "warn")
+        .env_remove("AVISO_REDIS_URL")
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut fields = std::collections::HashMap::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let base = loop {
+        let line = lines
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("aviso exited; run `cargo build --release` first"))??;
+        if let Some(url) = line.trim().strip_prefix("listening:") {
+            break url.trim().to_owned();
+        }
+        if let Some((k, v)) = line.trim().split_once(':') {
+            fields.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let (app, key) = (fields["app_id"].clone(), fields["api_key"].clone());
+    let client = reqwest::Client::new();
+
+    // Subscribers, through the public API.
+    let subscribed = Instant::now();
+    let names: Vec<String> = (0..n)
+        .map(|i| format!("s{i}"))
+        .chain(["vip".to_owned()])
+        .collect();
+    let mut vip_id = String::new();
+    for chunk in names.chunks(256) {
+        let requests = chunk.iter().map(|name| {
+            let body = json!({"subscription": service.subscribe(name)});
+            let request = client
+                .post(format!("{base}/v1/apps/{app}/subscriptions"))
+                .json(&body)
+                .send();
+            async move { (name.clone(), request.await) }
+        });
+        for (name, response) in futures::future::join_all(requests).await {
+            let body: Value = response?.json().await?;
+            if name == "vip" {
+                vip_id = body["subscription_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        }
+    }
+    println!(
+        "subscribed {} browsers in {:.1} s",
+        n + 1,
+        subscribed.elapsed().as_secs_f64()
+    );
+
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    client
+        .post(format!("{base}/v1/notifications"))
+        .bearer_auth(&key)
+        .json(&json!({"audience": "all", "content": {"title": "Big sale", "body": "Everything must go", "url": "https://shop.example/sale"}}))
+        .send()
+        .await?;
+    // One-to-one pushes while the broadcast runs.
+    let mut probes = Vec::new();
+    while service.distinct_received() < n * 9 / 10 {
+        let sent = Instant::now();
+        client
+            .post(format!("{base}/v1/notifications"))
+            .bearer_auth(&key)
+            .json(&json!({"audience": {"subscription_ids": [vip_id]}, "content": {"title": "Your cart"}, "urgency": "high"}))
+            .send()
+            .await?;
+        probes.push(sent);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the broadcast did not finish in 10 minutes"
+        );
+    }
+    while service.distinct_received() < n + 1 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the broadcast did not finish in 10 minutes"
+        );
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let _ = child.kill();
+
+    // The broadcast itself reaches the VIP once; every other arrival for it answers a probe, in order.
+    let arrivals: Vec<Instant> = service
+        .received()
+        .into_iter()
+        .filter(|r| r.id == "vip")
+        .map(|r| r.at)
+        .collect();
+    let mut latencies: Vec<f64> = probes
+        .iter()
+        .filter_map(|sent| {
+            arrivals
+                .iter()
+                .find(|at| *at >= sent)
+                .map(|at| (*at - *sent).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let messages = n + probes.len();
+    let cpu_us = cpu * 1e6 / messages as f64;
+    println!(
+        "broadcast: {n} messages in {elapsed:.1} s = {:.0} messages/s",
+        n as f64 / elapsed
+    );
+    println!("sender CPU: {cpu:.1} s = {cpu_us:.1} µs per delivered message");
+    println!(
+        "crypto floor (one 200-byte encryption, same run): {floor_us:.1} µs → ratio {:.2}",
+        cpu_us / floor_us
+    );
+    if !latencies.is_empty() {
+        println!(
+            "one-to-one during the broadcast: {} pushes, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            latencies.len(),
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            latencies[latencies.len() - 1]
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! What the mock counts and keeps: totals by status and protocol, per-endpoint delivery counts
+//! (to check exactly-once delivery), each delivery's headers and plaintext when asked, and
+//! decryption failures.
+//!
+//! The hot path touches atomics and one sharded-map entry, so the mock can take tens of thousands
+//! of requests a second without becoming the bottleneck of a load test.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+use http::{StatusCode, Version};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+/// Status codes are three digits; one counter slot each.
+const STATUS_SLOTS: usize = 600;
+/// Failures kept with their reason; a broken sender under load would otherwise fill memory.
+/// All of them are counted.
+const MAX_KEPT_FAILURES: usize = 10_000;
+
+/// One accepted message, as the push service received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `TTL` header, in seconds.
+    pub ttl: u64,
+    /// `Urgency` header, if sent.
+    pub urgency: Option<String>,
+    /// `Topic` header, if sent.
+    pub topic: Option<String>,
+    /// HTTP version the request came over.
+    pub version: Version,
+    /// The decrypted body, if the endpoint has a registered [`crate::TestSubscriber`].
+    pub plaintext: Option<Vec<u8>>,
+}
+
+/// A message for a registered subscriber that did not decrypt (it was answered `400`). The first
+/// 10,000 are kept; [`Stats::verification_failures`] counts all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationFailure {
+    /// Endpoint id.
+    pub id: String,
+    /// What the `ece` crate said.
+    pub reason: String,
+}
+
+/// A snapshot of the counters, also served as JSON by `GET /stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Push requests received (every `/push/…` request, whatever the answer).
+    pub requests: u64,
+    /// Push requests by the status answered.
+    pub by_status: BTreeMap<u16, u64>,
+    /// Messages accepted with `201`.
+    pub delivered: u64,
+    /// Endpoint ids with at least one accepted message.
+    pub distinct_endpoints: u64,
+    /// Accepted messages beyond the first for their endpoint id. Zero when each endpoint was
+    /// sent exactly one notification exactly once.
+    pub duplicate_deliveries: u64,
+    /// Distinct VAPID JWTs that passed verification.
+    pub distinct_jwts: u64,
+    /// Messages decrypted successfully for registered subscribers.
+    pub decrypted: u64,
+    /// Messages for registered subscribers that failed to decrypt.
+    pub verification_failures: u64,
+    /// TCP connections accepted.
+    pub connections: u64,
+    /// Connections whose TLS handshake failed or timed out.
+    pub tls_handshake_failures: u64,
+    /// Push requests over HTTP/1.x.
+    pub http1_requests: u64,
+    /// Push requests over HTTP/2.
+    pub http2_requests: u64,
+}
+
+#[derive(Default)]
+struct EndpointRecord {
+    delivered: u64,
+    details: Vec<Delivery>,
+}
+
+/// The counters and records behind [`Stats`].
+pub(crate) struct Recorder {
+    record_details: bool,
+    requests: AtomicU64,
+    by_status: Box<[AtomicU64]>,
+    http1_requests: AtomicU64,
+    http2_requests: AtomicU64,
+    connections: AtomicU64,
+    tls_handshake_failures: AtomicU64,
+    delivered: AtomicU64,
+    duplicate_deliveries: AtomicU64,
+    decrypted: AtomicU64,
+    verification_failures: AtomicU64,
+    endpoints: DashMap<Box<str>, EndpointRecord>,
+    failures: Mutex<Vec<VerificationFailure>>,
+    delivered_changed: Notify,
+    /// Tasks in `wait_for_deliveries`; deliveries skip the wake-up when there are none.
+    waiters: AtomicUsize,
+}
+
+impl Recorder {
+    pub(crate) fn new(record_details: bool) -> Self {
+        Self {
+            record_details,
+            requests: AtomicU64::new(0),
+            by_status: (0..STATUS_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            http1_requests: AtomicU64::new(0),
+            http2_requests: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            duplicate_deliveries: AtomicU64::new(0),
+            decrypted: AtomicU64::new(0),
+            verification_failures: AtomicU64::new(0),
+            endpoints: DashMap::new(),
+            failures: Mutex::new(Vec::new()),
+            delivered_changed: Notify::new(),
+            waiters: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn records_details(&self) -> bool {
+        self.record_details
+    }
+
+    pub(crate) fn connection_accepted(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn handshake_failed(&self) {
+        self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn request(&self, version: Version) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let by_version = if version == Version::HTTP_2 {
+            &self.http2_requests
+        } else {
+            &self.http1_requests
+        };
+        by_version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn answered(&self, status: StatusCode) {
+        let slot = usize::from(status.as_u16()).min(STATUS_SLOTS - 1);
+        self.by_status[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn decrypted(&self) {
+        self.decrypted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn verification_failed(&self, id: &str, reason: String) {
+        self.verification_failures.fetch_add(1, Ordering::Relaxed);
+        let failure = VerificationFailure {
+            id: id.to_owned(),
+            reason,
+        };
+        // A poisoned lock only means another request panicked mid-push; the list is still usable.
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if failures.len() < MAX_KEPT_FAILURES {
+            failures.push(failure);
+        }
+    }
+
+    /// Counts an accepted message for `id`; `details` is only built when details are recorded.
+    pub(crate) fn delivered(&self, id: &str, details: impl FnOnce() -> Delivery) {
+        let update = |record: &mut EndpointRecord| {
+            record.delivered += 1;
+            if self.record_details {
+                record.details.push(details());
+            }
+            record.delivered
+        };
+        let count = match self.endpoints.get_mut(id) {
+            Some(mut record) => update(&mut record),
+            None => update(&mut self.endpoints.entry(id.into()).or_default()),
+        };
+        if count > 1 {
+            self.duplicate_deliveries.fetch_add(1, Ordering::Relaxed);
+        }
+        self.delivered.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.delivered_changed.notify_waiters();
+        }
+    }
+
+    pub(crate) fn delivered_total(&self) -> u64 {
+        self.delivered.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `expected` messages were accepted, or `deadline` passes.
+    pub(crate) async fn wait_for_delivered(
+        &self,
+        expected: u64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), u64> {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiters);
+        loop {
+            // Registered before the count is read, so a delivery in between still wakes us.
+            let changed = self.delivered_changed.notified();
+            let delivered = self.delivered_total();
+            if delivered >= expected {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return Err(self.delivered_total());
+            }
+        }
+    }
+
+    pub(crate) fn delivered_count(&self, id: &str) -> u64 {
+        self.endpoints.get(id).map_or(0, |record| record.delivered)
+    }
+
+    pub(crate) fn deliveries(&self, id: &str) -> Vec<Delivery> {
+        self.endpoints
+            .get(id)
+            .map_or_else(Vec::new, |record| record.details.clone())
+    }
+
+    pub(crate) fn delivery_counts(&self) -> BTreeMap<String, u64> {
+        self.endpoints
+            .iter()
+            .map(|entry| (entry.key().to_string(), entry.value().delivered))
+            .collect()
+    }
+
+    pub(crate) fn verification_failures(&self) -> Vec<VerificationFailure> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn count_for(&self, status: StatusCode) -> u64 {
+        let slot = usize::from(status.as_u16()).min(STATUS_SLOTS - 1);
+        self.by_status[slot].load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn snapshot(&self, distinct_jwts: usize) -> Stats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let by_status = self
+            .by_status
+            .iter()
+            .enumerate()
+            .filter_map(|(code, counter)| {
+                let count = load(counter);
+                let code = u16::try_from(code).ok()?;
+                (count > 0).then_some((code, count))
+            })
+            .collect();
+        Stats {
+            requests: load(&self.requests),
+            by_status,
+            delivered: self.delivered_total(),
+            distinct_endpoints: self.endpoints.len() as u64,
+            duplicate_deliveries: load(&self.duplicate_deliveries),
+            distinct_jwts: distinct_jwts as u64,
+            decrypted: load(&self.decrypted),
+            verification_failures: load(&self.verification_failures),
+            connections: load(&self.connections),
+            tls_handshake_failures: load(&self.tls_handshake_failures),
+            http1_requests: load(&self.http1_requests),
+            http2_requests: load(&self.http2_requests),
+        }
+    }
+}

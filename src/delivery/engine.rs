@@ -107,14 +107,45 @@ impl Engine {
     /// Runs the workers of both lanes until `shutdown` turns true; returns when they have
     /// finished or handed back their tasks.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        let mut workers = tokio::task::JoinSet::new();
-        for (lane, count) in [
-            (Lane::Priority, self.config.priority_workers),
-            (Lane::Bulk, self.config.bulk_workers),
-        ] {
-            for _ in 0..count.max(1) {
-                workers.spawn(self.clone().work(lane, shutdown.clone()));
+        // The priority lane gets a runtime (and OS thread) of its own: a broadcast keeps every
+        // core of the main runtime busy encrypting, and a one-to-one push must not queue behind
+        // those tasks. The OS scheduler gives the priority thread its turn within milliseconds.
+        let priority = {
+            let engine = self.clone();
+            let shutdown = shutdown.clone();
+            std::thread::Builder::new()
+                .name("aviso-priority".into())
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .thread_name("aviso-priority-rt")
+                        .enable_all()
+                        .build();
+                    match runtime {
+                        Ok(runtime) => runtime.block_on(engine.run_lane(Lane::Priority, shutdown)),
+                        Err(error) => {
+                            tracing::error!(%error, "cannot start the priority lane's runtime")
+                        }
+                    }
+                })
+        };
+        self.clone().run_lane(Lane::Bulk, shutdown).await;
+        match priority {
+            Ok(thread) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
             }
+            Err(error) => tracing::error!(%error, "cannot start the priority lane's thread"),
+        }
+    }
+
+    async fn run_lane(self: Arc<Self>, lane: Lane, shutdown: watch::Receiver<bool>) {
+        let count = match lane {
+            Lane::Priority => self.config.priority_workers,
+            Lane::Bulk => self.config.bulk_workers,
+        };
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..count.max(1) {
+            workers.spawn(self.clone().work(lane, shutdown.clone()));
         }
         while workers.join_next().await.is_some() {}
     }

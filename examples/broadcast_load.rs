@@ -3,11 +3,12 @@
 //! while the broadcast runs.
 //!
 //! ```sh
-//! cargo build --release && cargo run --release --example broadcast_load -- --n 200000
+//! cargo build --release && cargo run --release --example broadcast_load -- --n 200000 [--redis URL]
 //! ```
 //!
 //! A loopback HTTP/2 push service (in this process, counting only) stands in for FCM; the sender
-//! is a real `target/release/aviso serve` on the embedded store, so its CPU time is its own.
+//! is a real `target/release/aviso serve` (embedded store, or an empty Redis with `--redis`), so
+//! its CPU time is its own.
 
 #[allow(dead_code)]
 #[path = "../tests/support/verifying_push_service.rs"]
@@ -38,10 +39,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args()
-        .skip_while(|a| a != "--n")
-        .nth(1)
-        .map_or(Ok(20_000), |v| v.parse())?;
+    let arg = |name: &str| std::env::args().skip_while(|a| a != name).nth(1);
+    let n: usize = arg("--n").map_or(Ok(20_000), |v| v.parse())?;
+    // `--redis URL`: the sender uses that (empty) Redis instead of the embedded store.
+    let redis = arg("--redis");
     let service = VerifyingPushService::start_with(Options {
         verify: false,
         ..Options::default()
@@ -71,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
         .env("AVISO_ALLOWED_PUSH_HOSTS", "127.0.0.1")
         .env("AVISO_PUBLIC_RATE_LIMIT", "100000000")
         .env("AVISO_LOG", "warn")
-        .env_remove("AVISO_REDIS_URL")
+        .env("AVISO_REDIS_URL", redis.clone().unwrap_or_default())
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     let pid = child.id();

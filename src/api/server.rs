@@ -374,12 +374,16 @@ pub async fn create(
         .store()
         .put_notification(&app.id, &notification.id, &document)
         .await?;
-    if let Some(targeted) = plan::plan(state.store(), &notification).await? {
-        state
-            .store()
-            .add_counters(&notification.id, &[("targeted", targeted as i64)])
-            .await?;
-    }
+    let plan = plan::plan(state.store(), &notification).await?;
+    // The document first (a worker must find it), then tasks and counters in one commit group.
+    let targeted = plan.targeted.map(|n| [("targeted", n as i64)]);
+    let counters = async {
+        match &targeted {
+            Some(deltas) => state.store().add_counters(&notification.id, deltas).await,
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(state.store().enqueue_tasks(&plan.tasks), counters)?;
     metrics::counter!("aviso_notifications_created_total").increment(1);
     Ok((notification, true))
 }

@@ -54,7 +54,7 @@ impl ServeCommand {
         let engine = match config.role {
             Role::Api => None,
             Role::All | Role::Sender => {
-                let engine = start_engine(store.clone(), &config)?;
+                let engine = start_engine(store.clone(), &config).await?;
                 waker = Some(engine.waker());
                 Some(tokio::spawn(engine.run(stopping)))
             }
@@ -92,7 +92,7 @@ impl ServeCommand {
 }
 
 /// The delivery engine, with one connection pool per lane.
-fn start_engine(
+async fn start_engine(
     store: std::sync::Arc<dyn Store>,
     config: &Config,
 ) -> anyhow::Result<std::sync::Arc<Engine>> {
@@ -115,7 +115,23 @@ fn start_engine(
         poll_interval: std::time::Duration::from_millis(100),
         vapid_subject: config.vapid_subject()?,
     };
-    Ok(Engine::new(store, engine_config, bulk, priority))
+    // Redis: each lane gets connections of its own, apart from the API's, so that small
+    // requests never queue behind a broadcast's large scans on one multiplexed connection.
+    // The embedded store is one file: everyone shares it.
+    let (bulk_store, priority_store) = match &config.redis_url {
+        Some(url) => (
+            store::open(Some(url), &config.data_dir).await?,
+            store::open(Some(url), &config.data_dir).await?,
+        ),
+        None => (store.clone(), store),
+    };
+    Ok(Engine::new(
+        bulk_store,
+        priority_store,
+        engine_config,
+        bulk,
+        priority,
+    ))
 }
 
 /// On the first start, a default app, so that a new user can send at once.

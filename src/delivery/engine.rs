@@ -53,6 +53,9 @@ pub struct EngineConfig {
 /// Work shared by the lanes' workers.
 pub struct Engine {
     store: Arc<dyn Store>,
+    /// The priority lane's own store connections: its small requests never wait behind a
+    /// broadcast's large scans on a shared (multiplexed) connection.
+    priority_store: Arc<dyn Store>,
     config: EngineConfig,
     bulk: Sender,
     priority: Sender,
@@ -84,12 +87,14 @@ impl Engine {
     /// connections or in-flight limits.
     pub fn new(
         store: Arc<dyn Store>,
+        priority_store: Arc<dyn Store>,
         config: EngineConfig,
         bulk: Sender,
         priority: Sender,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
+            priority_store,
             config,
             bulk,
             priority,
@@ -97,6 +102,13 @@ impl Engine {
             notifications: Mutex::new(HashMap::new()),
             wake: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    fn store_for(&self, lane: Lane) -> &dyn Store {
+        match lane {
+            Lane::Priority => self.priority_store.as_ref(),
+            Lane::Bulk => self.store.as_ref(),
+        }
     }
 
     /// Notify it after enqueueing tasks in this process: idle workers look at once.
@@ -165,7 +177,7 @@ impl Engine {
                     }
                 }
                 Ok(None) => {
-                    if let Ok(depth) = self.store.pending_tasks(lane).await {
+                    if let Ok(depth) = self.store_for(lane).pending_tasks(lane).await {
                         gauge!("aviso_queue_depth", "lane" => lane.as_str()).set(depth as f64);
                     }
                     let poll = match lane {
@@ -194,15 +206,21 @@ impl Engine {
         claim: &ClaimedTask,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<TaskEnd, StoreError> {
-        let Some(prepared) = self.prepare(&claim.task.notification_id).await? else {
-            self.store.complete_task(claim).await?;
+        let Some(prepared) = self
+            .prepare(self.store_for(claim.task.lane), &claim.task.notification_id)
+            .await?
+        else {
+            self.store_for(claim.task.lane).complete_task(claim).await?;
             return Ok(TaskEnd::Done);
         };
         if prepared.notification.status == Status::Cancelled {
-            self.store.complete_task(claim).await?;
+            self.store_for(claim.task.lane).complete_task(claim).await?;
             return Ok(TaskEnd::Done);
         }
-        let vapid = self.vapid(&claim.task.app_id).await?;
+        let vapid = self
+            .vapid(self.store_for(claim.task.lane), &claim.task.app_id)
+            .await?;
+        let store = self.store_for(claim.task.lane);
         let sender = match claim.task.lane {
             Lane::Priority => &self.priority,
             Lane::Bulk => &self.bulk,
@@ -210,16 +228,12 @@ impl Engine {
         let mut progress = claim.progress.clone();
         match &claim.task.target {
             TaskTarget::Subscriptions(ids) => {
-                let subscriptions = self
-                    .store
-                    .get_subscriptions(&claim.task.app_id, ids)
-                    .await?;
-                self.deliver_batch(&prepared, &vapid, sender, subscriptions)
+                let subscriptions = store.get_subscriptions(&claim.task.app_id, ids).await?;
+                self.deliver_batch(store, &prepared, &vapid, sender, subscriptions)
                     .await?;
             }
             TaskTarget::Shard(shard) => loop {
-                let batch = self
-                    .store
+                let batch = store
                     .scan_shard(
                         &claim.task.app_id,
                         *shard,
@@ -228,7 +242,7 @@ impl Engine {
                     )
                     .await?;
                 let count = batch.subscriptions.len() as u64;
-                self.deliver_batch(&prepared, &vapid, sender, batch.subscriptions)
+                self.deliver_batch(store, &prepared, &vapid, sender, batch.subscriptions)
                     .await?;
                 let Some(next) = batch.next else { break };
                 progress = Progress {
@@ -237,13 +251,12 @@ impl Engine {
                 };
                 if *shutdown.borrow() {
                     // Hand the task back: claimable at once by another instance.
-                    self.store
+                    store
                         .checkpoint_task(claim, &progress, Duration::ZERO)
                         .await?;
                     return Ok(TaskEnd::Stopped);
                 }
-                match self
-                    .store
+                match store
                     .checkpoint_task(claim, &progress, self.config.lease)
                     .await
                 {
@@ -252,7 +265,7 @@ impl Engine {
                 }
             },
         }
-        match self.store.complete_task(claim).await {
+        match store.complete_task(claim).await {
             Err(StoreError::LeaseLost) => Ok(TaskEnd::Stopped),
             other => other.map(|()| TaskEnd::Done),
         }
@@ -260,6 +273,7 @@ impl Engine {
 
     async fn deliver_batch(
         &self,
+        store: &dyn Store,
         prepared: &Prepared,
         vapid: &VapidHeaderCache,
         sender: &Sender,
@@ -267,7 +281,10 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let notification = &prepared.notification;
         let targeted = match &notification.audience {
-            Audience::Segment(filter) => self.filter(notification, filter, subscriptions).await?,
+            Audience::Segment(filter) => {
+                self.filter(store, notification, filter, subscriptions)
+                    .await?
+            }
             _ => subscriptions,
         };
         if targeted.is_empty() {
@@ -311,7 +328,7 @@ impl Engine {
                 Delivery::Delivered => "delivered",
                 Delivery::Expired => {
                     // The push service says this subscription is gone for good.
-                    self.store
+                    store
                         .delete_subscription(&subscription.app_id, subscription.id)
                         .await?;
                     "expired"
@@ -321,12 +338,13 @@ impl Engine {
             *counts.entry(key).or_default() += 1;
         }
         let deltas: Vec<(&str, i64)> = counts.into_iter().collect();
-        self.store.add_counters(&notification.id, &deltas).await
+        store.add_counters(&notification.id, &deltas).await
     }
 
     /// Keeps the subscriptions that match a segment, loading profiles only when needed.
     async fn filter(
         &self,
+        store: &dyn Store,
         notification: &Notification,
         filter: &Filter,
         subscriptions: Vec<Subscription>,
@@ -337,10 +355,7 @@ impl Engine {
             let profile = match (&subscription.external_id, filter.needs_profiles()) {
                 (Some(external_id), true) => {
                     if !profiles.contains_key(external_id) {
-                        let profile = self
-                            .store
-                            .get_profile(&notification.app_id, external_id)
-                            .await?;
+                        let profile = store.get_profile(&notification.app_id, external_id).await?;
                         profiles.insert(external_id.clone(), profile);
                     }
                     profiles.get(external_id).cloned().flatten()
@@ -354,14 +369,18 @@ impl Engine {
         Ok(kept)
     }
 
-    async fn prepare(&self, notification_id: &str) -> Result<Option<Arc<Prepared>>, StoreError> {
+    async fn prepare(
+        &self,
+        store: &dyn Store,
+        notification_id: &str,
+    ) -> Result<Option<Arc<Prepared>>, StoreError> {
         if let Ok(cache) = self.notifications.lock()
             && let Some(prepared) = cache.get(notification_id)
             && prepared.notification.status != Status::Cancelled
         {
             return Ok(Some(prepared.clone()));
         }
-        let Some(document) = self.store.get_notification(notification_id).await? else {
+        let Some(document) = store.get_notification(notification_id).await? else {
             return Ok(None);
         };
         let notification: Notification = serde_json::from_slice(&document)
@@ -391,14 +410,17 @@ impl Engine {
         Ok(Some(prepared))
     }
 
-    async fn vapid(&self, app_id: &str) -> Result<Arc<VapidHeaderCache>, StoreError> {
+    async fn vapid(
+        &self,
+        store: &dyn Store,
+        app_id: &str,
+    ) -> Result<Arc<VapidHeaderCache>, StoreError> {
         if let Ok(cache) = self.apps.lock()
             && let Some(vapid) = cache.get(app_id)
         {
             return Ok(vapid.clone());
         }
-        let app = self
-            .store
+        let app = store
             .get_app(app_id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("app {app_id}")))?;

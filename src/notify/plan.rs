@@ -8,9 +8,16 @@ use crate::store::{Lane, SHARDS, Store, StoreResult, SubscriptionId, Task, TaskT
 /// Recipients per priority task: small enough to finish quickly, large enough to batch.
 const DIRECT_TASK_SIZE: usize = 500;
 
-/// Enqueues the notification's tasks; returns how many subscriptions were targeted when known
-/// up front (named recipients), or `None` for broadcasts and segments.
-pub async fn plan(store: &dyn Store, notification: &Notification) -> StoreResult<Option<u64>> {
+/// A notification's tasks, and how many subscriptions they target when that is known up front
+/// (named recipients; `None` for broadcasts and segments).
+pub struct Plan {
+    pub tasks: Vec<Task>,
+    pub targeted: Option<u64>,
+}
+
+/// Works out the notification's tasks (reading profiles for `external_ids`); the caller
+/// enqueues them, after the notification document is stored.
+pub async fn plan(store: &dyn Store, notification: &Notification) -> StoreResult<Plan> {
     let task = |suffix: String, lane: Lane, target: TaskTarget| Task {
         id: format!("{}:{suffix}", notification.id),
         app_id: notification.app_id.clone(),
@@ -24,8 +31,10 @@ pub async fn plan(store: &dyn Store, notification: &Notification) -> StoreResult
             let tasks: Vec<Task> = (0..SHARDS)
                 .map(|shard| task(format!("s{shard}"), Lane::Bulk, TaskTarget::Shard(shard)))
                 .collect();
-            store.enqueue_tasks(&tasks).await?;
-            return Ok(None);
+            return Ok(Plan {
+                tasks,
+                targeted: None,
+            });
         }
         Audience::SubscriptionIds(ids) => ids.iter().filter_map(|id| id.parse().ok()).collect(),
         Audience::ExternalIds(external_ids) => {
@@ -52,6 +61,8 @@ pub async fn plan(store: &dyn Store, notification: &Notification) -> StoreResult
             )
         })
         .collect();
-    store.enqueue_tasks(&tasks).await?;
-    Ok(Some(ids.len() as u64))
+    Ok(Plan {
+        tasks,
+        targeted: Some(ids.len() as u64),
+    })
 }

@@ -62,6 +62,16 @@ struct Node {
 impl Node {
     fn start(dir: &std::path::Path, cluster: bool) -> Self {
         let port = free_port();
+        Self {
+            port,
+            child: spawn(port, dir, cluster),
+        }
+    }
+}
+
+/// Starts `redis-server` on `port` and waits until it answers.
+fn spawn(port: u16, dir: &std::path::Path, cluster: bool) -> Child {
+    {
         let mut command = Command::new("redis-server");
         command
             .args([
@@ -88,7 +98,7 @@ impl Node {
         }
         let child = command.spawn().unwrap();
         wait_for("redis-server", || cli(port, &["PING"]).trim() == "PONG");
-        Self { port, child }
+        child
     }
 }
 
@@ -128,26 +138,7 @@ impl RedisServer {
     }
 
     pub fn restart(&mut self) {
-        let port = self.node.port;
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(self._dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.node.child = child;
-        wait_for("redis-server", || cli(port, &["PING"]).trim() == "PONG");
+        self.node.child = spawn(self.node.port, self._dir.path(), false);
     }
 }
 

@@ -304,22 +304,9 @@ async fn two_instances_share_a_broadcast_and_survive_a_kill() {
     };
     loop {
         let received = service.received_count();
-        let metrics_b = client
-            .get(b.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let metrics_a = client
-            .get(a.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = |aviso: &Aviso| client.get(aviso.url("/metrics")).send();
+        let metrics_b = metrics(&b).await.unwrap().text().await.unwrap();
+        let metrics_a = metrics(&a).await.unwrap().text().await.unwrap();
         if received >= N / 3 && sent_by(&metrics_a) > 0.0 && sent_by(&metrics_b) > 0.0 {
             break;
         }

@@ -321,23 +321,24 @@ impl Engine {
             .collect()
             .await;
 
-        let mut counts: HashMap<&'static str, i64> = HashMap::new();
-        *counts.entry("sent").or_default() += outcomes.len() as i64;
+        let mut counts: HashMap<String, i64> = HashMap::new();
+        *counts.entry("sent".to_owned()).or_default() += outcomes.len() as i64;
         for (subscription, delivery) in &outcomes {
             let key = match delivery {
-                Delivery::Delivered => "delivered",
+                Delivery::Delivered => "delivered".to_owned(),
                 Delivery::Expired => {
                     // The push service says this subscription is gone for good.
                     store
                         .delete_subscription(&subscription.app_id, subscription.id)
                         .await?;
-                    "expired"
+                    "expired".to_owned()
                 }
-                Delivery::Failed(failure) => failure_counter(failure.label()),
+                // One counter per reason, named after the sender's own label.
+                Delivery::Failed(failure) => format!("failed.{}", failure.label()),
             };
             *counts.entry(key).or_default() += 1;
         }
-        let deltas: Vec<(&str, i64)> = counts.into_iter().collect();
+        let deltas: Vec<(&str, i64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         store.add_counters(&notification.id, &deltas).await
     }
 
@@ -434,17 +435,5 @@ impl Engine {
             cache.insert(app_id.to_owned(), vapid.clone());
         }
         Ok(vapid)
-    }
-}
-
-/// The counter name of a failure reason.
-fn failure_counter(label: &'static str) -> &'static str {
-    match label {
-        "encryption" => "failed.encryption",
-        "vapid" => "failed.vapid",
-        "payload_too_large" => "failed.payload_too_large",
-        "rejected" => "failed.rejected",
-        "unexpected_status" => "failed.unexpected_status",
-        _ => "failed.retries_exhausted",
     }
 }

@@ -35,6 +35,30 @@ pub struct Delivery {
     pub plaintext: Option<Vec<u8>>,
 }
 
+/// One accepted message as `GET /messages/{id}` shows it: the headers, and the plaintext as text
+/// (lossy UTF-8: the payloads Aviso sends are JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageView {
+    pub ttl: u64,
+    pub urgency: Option<String>,
+    pub topic: Option<String>,
+    pub plaintext: Option<String>,
+}
+
+impl From<&Delivery> for MessageView {
+    fn from(delivery: &Delivery) -> Self {
+        MessageView {
+            ttl: delivery.ttl,
+            urgency: delivery.urgency.clone(),
+            topic: delivery.topic.clone(),
+            plaintext: delivery
+                .plaintext
+                .as_deref()
+                .map(|bytes| String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+}
+
 /// A message for a registered subscriber that did not decrypt (it was answered `400`). The first
 /// 10,000 are kept; [`Stats::verification_failures`] counts all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +254,12 @@ impl Recorder {
         self.endpoints
             .get(id)
             .map_or_else(Vec::new, |record| record.details.clone())
+    }
+
+    pub(crate) fn messages(&self, id: &str) -> Vec<MessageView> {
+        self.endpoints.get(id).map_or_else(Vec::new, |record| {
+            record.details.iter().map(MessageView::from).collect()
+        })
     }
 
     pub(crate) fn delivery_counts(&self) -> BTreeMap<String, u64> {

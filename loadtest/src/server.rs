@@ -20,6 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
@@ -462,7 +463,11 @@ impl Shared {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = request.uri().path();
         if path == "/stats" {
-            return self.stats_response(request.method());
+            return self.read_only(request.method(), "GET /stats", || self.stats());
+        }
+        if let Some(id) = path.strip_prefix("/messages/") {
+            let messages = self.recorder.messages(id);
+            return self.read_only(request.method(), "GET /messages/{id}", || messages);
         }
         let id = match path.strip_prefix("/push/") {
             Some(id) if !id.is_empty() && !id.contains('/') => id.to_owned(),
@@ -646,14 +651,18 @@ impl Shared {
         }
     }
 
-    fn stats_response(&self, method: &Method) -> Response<Full<Bytes>> {
+    /// Answers a GET on one of the mock's own resources with `value` as JSON, anything else with
+    /// `405`: the counters (`/stats`) and, for the browser tests, what was accepted for one
+    /// endpoint (`/messages/{id}`).
+    fn read_only<T: Serialize>(
+        &self,
+        method: &Method,
+        allowed: &'static str,
+        value: impl FnOnce() -> T,
+    ) -> Response<Full<Bytes>> {
         if method != Method::GET {
             let mut response = json_response(
-                &Rejection::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "MethodNotAllowed",
-                    "GET /stats",
-                ),
+                &Rejection::new(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", allowed),
                 None,
             );
             response
@@ -661,7 +670,7 @@ impl Shared {
                 .insert(header::ALLOW, HeaderValue::from_static("GET"));
             return response;
         }
-        let body = serde_json::to_vec(&self.stats()).unwrap_or_default();
+        let body = serde_json::to_vec(&value()).unwrap_or_default();
         let mut response = Response::new(Full::new(Bytes::from(body)));
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -457,6 +457,38 @@ async fn stats_are_served_as_json() {
 }
 
 #[tokio::test]
+async fn accepted_messages_are_served_with_their_plaintext() {
+    let mock = start(MockConfig::default()).await;
+    let sender = Sender::new(mock.ca_cert_pem());
+    let dora = TestSubscriber::generate(&mock, "dora").unwrap();
+    let answer = sender
+        .push(
+            dora.endpoint(),
+            encrypted_for(&dora, br#"{"title":"hi"}"#),
+            &[("urgency", "high"), ("topic", "cart")],
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+
+    let url = format!("{}/messages/dora", mock.base_url());
+    let answer = sender.send(Method::GET, &url, &[], Vec::new()).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let served: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(
+        served,
+        serde_json::json!([{"ttl": 60, "urgency": "high", "topic": "cart", "plaintext": r#"{"title":"hi"}"#}])
+    );
+    let unknown = format!("{}/messages/nobody", mock.base_url());
+    let answer = sender.send(Method::GET, &unknown, &[], Vec::new()).await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::OK, "[]")
+    );
+    let answer = sender.send(Method::POST, &url, &[], Vec::new()).await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
 async fn waiting_for_deliveries_is_bounded() {
     let mock = start(MockConfig::default()).await;
     let error = mock

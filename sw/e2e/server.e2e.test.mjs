@@ -1,19 +1,24 @@
-// The browser SDK against a real `aviso serve`: the demo page served by aviso subscribes through
-// the soft prompt, the server stores the subscription (a notification to it targets one), and a
-// push built as the server builds it is shown by the service worker and reported back, so that
-// the notification's `shown` and `clicked` counters move on the server.
+// The browser SDK against a real `aviso serve` (API and sender) and the project's mock push
+// service (`aviso-mock-push`, HTTPS on loopback): the demo page served by aviso subscribes through
+// the soft prompt, the server stores the subscription, a notification to it goes out through the
+// delivery engine, the mock decrypts it with the subscriber's private key, and that very
+// plaintext is handed to the service worker, which shows it and reports back, so that the
+// notification's `shown` and `clicked` counters move on the server.
 //
-// Only the browser's push service is stood in for: headless Chromium has none, so
-// `PushManager.prototype.subscribe`/`getSubscription` answer with a subscription-like object
-// holding a real P-256 key, and the push itself is handed to the worker through DevTools
-// (`ServiceWorker.deliverPushMessage`). Everything else (widget, worker, server, store) is real.
+// Only the browser's side of the push service is stood in for: headless Chromium cannot reach
+// its own push service offline, so `PushManager.prototype.subscribe`/`getSubscription` answer with
+// a subscription whose endpoint is the mock and whose P-256 key the test made, and the decrypted
+// push is handed to the worker through DevTools (`ServiceWorker.deliverPushMessage`). Everything
+// else (widget, worker, server, store, engine, encryption, VAPID) is real.
 //
-// Needs the server binary: `cargo build --bin aviso` at the repository root (or AVISO_BIN).
+// Needs the binaries: `cargo build --bin aviso --bin aviso-mock-push` at the repository root
+// (or AVISO_BIN / AVISO_MOCK_PUSH_BIN).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createECDH, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -23,31 +28,20 @@ import { until } from './wait.mjs';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const AVISO_BIN = process.env.AVISO_BIN || join(REPO, 'target', 'debug', 'aviso');
-/** Not routable on purpose: the server runs with AVISO_ROLE=api and never sends to it. */
-const FAKE_ENDPOINT = 'https://127.0.0.1:9/push/e2e';
+const MOCK_PUSH_BIN = process.env.AVISO_MOCK_PUSH_BIN || join(REPO, 'target', 'debug', 'aviso-mock-push');
+/** The subscriber's id at the mock: its endpoint is `<mock>/push/e2e`. */
+const SUBSCRIBER = 'e2e';
 const STARTUP_MS = 60_000;
 
 /**
- * Starts `aviso serve` on a free loopback port with a fresh data dir and reads what it prints on
- * a first start: the default app's id and API key, and the address it listens on.
+ * Starts `bin` with `args` and `env`, reading its stdout lines with `read(line, found)` until
+ * `found` has every one of `wanted`; `stop()` ends it (SIGTERM, then SIGKILL after 10 s).
  */
-async function startAviso() {
-  if (!existsSync(AVISO_BIN)) {
-    throw new Error(`no server binary at ${AVISO_BIN}: run \`cargo build --bin aviso\` in ${REPO} (or set AVISO_BIN)`);
+async function startProcess(bin, args, env, wanted, read) {
+  if (!existsSync(bin)) {
+    throw new Error(`no binary at ${bin}: run \`cargo build --bin aviso --bin aviso-mock-push\` in ${REPO}`);
   }
-  const dataDir = mkdtempSync(join(tmpdir(), 'aviso-e2e-data-'));
-  const child = spawn(AVISO_BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
-    cwd: REPO,
-    env: {
-      ...process.env,
-      AVISO_SDK_DIR: join(REPO, 'sw'),
-      AVISO_ALLOWED_PUSH_HOSTS: '127.0.0.1',
-      AVISO_PUBLIC_RATE_LIMIT: '100000',
-      // The API alone: no delivery engine, so nothing tries to reach the fake push endpoint.
-      AVISO_ROLE: 'api',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(bin, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const output = [];
   const found = {};
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
@@ -55,11 +49,8 @@ async function startAviso() {
   const ready = new Promise((resolve) => {
     createInterface({ input: child.stdout }).on('line', (line) => {
       output.push(line);
-      const field = /^\s*(app_id|api_key):\s+(\S+)\s*$/.exec(line);
-      if (field) found[field[1]] = field[2];
-      const listening = /^listening: (http:\/\/127\.0\.0\.1:\d+)\s*$/.exec(line);
-      if (listening) found.origin = listening[1];
-      if (found.origin && found.app_id && found.api_key) resolve();
+      read(line, found);
+      if (wanted.every((key) => found[key])) resolve();
     });
   });
   let timer;
@@ -83,20 +74,88 @@ async function startAviso() {
         await exited;
       }
     }
-    rmSync(dataDir, { recursive: true, force: true });
   };
   if (outcome !== 'ready') {
     await stop();
-    throw new Error(`aviso serve ${outcome}; it printed:\n${output.join('\n')}`);
+    throw new Error(`${bin} ${outcome}; it printed:\n${output.join('\n')}`);
   }
-  return { origin: found.origin, appId: found.app_id, apiKey: found.api_key, output, stop };
+  return { ...found, output, stop };
+}
+
+/**
+ * The mock push service on a free loopback port, decrypting what is sent to `SUBSCRIBER` with
+ * `keys` and keeping the plaintext (`GET /messages/{id}`).
+ */
+async function startMockPush(dir, keys) {
+  const keysFile = join(dir, 'keys.jsonl');
+  const caFile = join(dir, 'ca.pem');
+  writeFileSync(keysFile, `${JSON.stringify({ id: SUBSCRIBER, ...keys })}\n`);
+  const mock = await startProcess(
+    MOCK_PUSH_BIN,
+    ['--listen', '127.0.0.1:0', '--ca-out', caFile, '--verify-keys', keysFile, '--record-details'],
+    {},
+    ['origin'],
+    (line, found) => {
+      const listening = /^listening: (https:\/\/127\.0\.0\.1:\d+)\s*$/.exec(line);
+      if (listening) found.origin = listening[1];
+    },
+  );
+  return { ...mock, caFile, ca: readFileSync(caFile) };
+}
+
+/**
+ * `aviso serve` (API and sender) on a free loopback port with a fresh data dir, trusting the
+ * mock's CA; reads what it prints on a first start: the default app's id and API key, and the
+ * address it listens on.
+ */
+async function startAviso(dir, caFile) {
+  const dataDir = join(dir, 'data');
+  return startProcess(
+    AVISO_BIN,
+    ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir],
+    {
+      AVISO_SDK_DIR: join(REPO, 'sw'),
+      AVISO_ALLOWED_PUSH_HOSTS: '127.0.0.1',
+      AVISO_EXTRA_CA_CERTS: caFile,
+      AVISO_PUBLIC_RATE_LIMIT: '100000',
+      AVISO_ROLE: 'all',
+    },
+    ['origin', 'app_id', 'api_key'],
+    (line, found) => {
+      const field = /^\s*(app_id|api_key):\s+(\S+)\s*$/.exec(line);
+      if (field) found[field[1]] = field[2];
+      const listening = /^listening: (http:\/\/127\.0\.0\.1:\d+)\s*$/.exec(line);
+      if (listening) found.origin = listening[1];
+    },
+  );
+}
+
+/** What the mock accepted for `SUBSCRIBER`: `[{ttl, urgency, topic, plaintext}]`. */
+function mockMessages() {
+  return new Promise((resolve, reject) => {
+    const request = httpsGet(`${mockPush.origin}/messages/${SUBSCRIBER}`, { ca: mockPush.ca, timeout: 10_000 }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk) => { body += chunk; });
+      response.on('end', () => {
+        if (response.statusCode !== 200) return reject(new Error(`GET /messages answered ${response.statusCode}: ${body}`));
+        try {
+          resolve(JSON.parse(body));
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+    request.on('timeout', () => request.destroy(new Error('GET /messages timed out')));
+    request.on('error', reject);
+  });
 }
 
 /** The server's private API (`Authorization: Bearer <api key>`): `{status, body}`. */
 async function privateApi(method, path, body) {
   const response = await fetch(`${aviso.origin}${path}`, {
     method,
-    headers: { Authorization: `Bearer ${aviso.apiKey}`, ...(body && { 'Content-Type': 'application/json' }) },
+    headers: { Authorization: `Bearer ${aviso.api_key}`, ...(body && { 'Content-Type': 'application/json' }) },
     body: body && JSON.stringify(body),
     signal: AbortSignal.timeout(10_000),
   });
@@ -108,25 +167,6 @@ async function privateApi(method, path, body) {
     json = text;
   }
   return { status: response.status, body: json };
-}
-
-/**
- * The push payload for one subscriber, built by the rules of the server's PayloadTemplate
- * (src/notify/payload.rs; contract in docs/PUBLIC-API.md) from the notification as stored.
- */
-function serverPayload(notification, subscriptionId) {
-  const content = notification.content;
-  const navigate = content.url ?? '/';
-  const shown = { title: content.title, navigate };
-  for (const key of ['body', 'icon', 'image', 'badge', 'tag']) {
-    if (content[key] != null) shown[key] = content[key];
-  }
-  if (content.require_interaction) shown.require_interaction = true;
-  if (content.actions?.length) {
-    shown.actions = content.actions.map((a) => ({ action: a.action, title: a.title, navigate: a.url ?? navigate }));
-  }
-  if (content.data != null) shown.data = content.data;
-  return JSON.stringify({ web_push: 8030, notification: shown, aviso: { n: notification.id, s: subscriptionId } });
 }
 
 /**
@@ -159,6 +199,8 @@ function fakePushManager(fake) {
   };
 }
 
+let workDir;
+let mockPush;
 let aviso;
 let browser;
 let tab;
@@ -169,15 +211,19 @@ const workerLog = [];
 const pageLog = [];
 
 before(async () => {
-  aviso = await startAviso();
-  // Chromium's own notification center rather than the desktop's (D-Bus): fewer runs in which a
-  // notification that had been shown and reported was missing from getNotifications().
-  browser = await launch({ args: ['--disable-features=NativeNotifications,SystemNotifications'] });
+  workDir = mkdtempSync(join(tmpdir(), 'aviso-e2e-server-'));
   const ecdh = createECDH('prime256v1');
   ecdh.generateKeys();
   const keys = { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') };
   assert.equal(Buffer.from(keys.p256dh, 'base64url').length, 65);
-  await browser.context.addInitScript(fakePushManager, { endpoint: FAKE_ENDPOINT, keys });
+  // The scalar as 32 bytes, as the mock's keys file wants it (Node may drop leading zeros).
+  const privateKey = Buffer.concat([Buffer.alloc(32), ecdh.getPrivateKey()]).subarray(-32).toString('base64url');
+  mockPush = await startMockPush(workDir, { private_key: privateKey, ...keys });
+  aviso = await startAviso(workDir, mockPush.caFile);
+  // Chromium's own notification center rather than the desktop's (D-Bus): fewer runs in which a
+  // notification that had been shown and reported was missing from getNotifications().
+  browser = await launch({ args: ['--disable-features=NativeNotifications,SystemNotifications'] });
+  await browser.context.addInitScript(fakePushManager, { endpoint: `${mockPush.origin}/push/${SUBSCRIBER}`, keys });
   tab = await browser.context.newPage();
   tab.on('console', (message) => pageLog.push(`${message.type()}: ${message.text()}`));
   tab.on('pageerror', (error) => pageLog.push(`pageerror: ${error.message}`));
@@ -191,13 +237,15 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await aviso?.stop();
+  await mockPush?.stop();
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
 /** Shared between the steps: each test builds on the one before. */
 const state = {};
 
 test('the demo page served by aviso subscribes through the soft prompt, and the server stores it', async () => {
-  const { origin, appId } = aviso;
+  const { origin, app_id: appId } = aviso;
   await tab.goto(`${origin}/?app=${encodeURIComponent(appId)}`);
   await until(() => tab.evaluate(() => document.getElementById('support').textContent !== 'checking…'), 'the demo page to start the widget', {
     observe: () => pageLog,
@@ -219,7 +267,7 @@ test('the demo page served by aviso subscribes through the soft prompt, and the 
   await dialog.getByRole('button', { name: 'Allow' }).click();
   const response = await subscribed;
   const sent = response.request().postDataJSON();
-  assert.equal(sent.subscription.endpoint, FAKE_ENDPOINT, 'the widget sent the browser\'s subscription');
+  assert.equal(sent.subscription.endpoint, `${mockPush.origin}/push/${SUBSCRIBER}`, 'the widget sent the browser\'s subscription');
   assert.equal(Buffer.from(sent.subscription.keys.p256dh, 'base64url').length, 65);
   assert.equal(Buffer.from(sent.subscription.keys.auth, 'base64url').length, 16);
   assert.equal(response.status(), 201, `POST /subscriptions answered ${response.status()}: ${await response.text()}`);
@@ -265,9 +313,21 @@ function shownNotifications() {
   });
 }
 
-test('a push built as the server builds it is shown, and "shown" reaches the server', async (t) => {
+test('the push the server sent reaches the worker, is shown, and "shown" reaches the server', async (t) => {
   if (!state.notification) return t.skip('needs the subscription of the test before');
   const { origin } = aviso;
+  // The delivery engine encrypts and signs the notification for the stored subscription and
+  // sends it to the mock, which verifies the VAPID header and decrypts it with the private key
+  // the browser side holds; the server counts it delivered on the mock's 201.
+  const [message] = await until(async () => {
+    const messages = await mockMessages();
+    return messages.length > 0 && messages;
+  }, 'the mock push service to receive the notification', { observe: () => ({ aviso: aviso.output.slice(-20), mock: mockPush.output.slice(-20) }) });
+  assert.equal(typeof message.plaintext, 'string', `the mock decrypted the push: ${JSON.stringify(message)}`);
+  const delivered = await countersWhen((c) => c.delivered >= 1, 'the server to count the push as delivered');
+  assert.equal(delivered.delivered, 1);
+  assert.equal(delivered.sent, 1);
+
   const scope = `${origin}/sdk/`;
   const registration = await until(() => registrations.find((r) => r.scopeURL === scope && !r.isDeleted), `the worker's registration at ${scope}`, {
     observe: () => ({ registrations, worker: workerLog }),
@@ -276,8 +336,7 @@ test('a push built as the server builds it is shown, and "shown" reaches the ser
   // display of the new notification, Chromium left it out of getNotifications() (about half the
   // runs without this, though the notification had been shown and reported).
   assert.deepEqual(await shownNotifications(), [], 'no notification before the push');
-  const data = serverPayload(state.notification, state.subscriptionId);
-  await cdp.send('ServiceWorker.deliverPushMessage', { origin, registrationId: registration.registrationId, data });
+  await cdp.send('ServiceWorker.deliverPushMessage', { origin, registrationId: registration.registrationId, data: message.plaintext });
 
   // The worker reports "shown" once showNotification has resolved: read the notifications only
   // then, since a read racing the display sometimes left the new one out of getNotifications().

@@ -67,7 +67,8 @@ struct Args {
     /// Print the counters every N seconds.
     #[arg(long)]
     report_every: Option<u64>,
-    /// Keep each delivery's headers and plaintext (memory grows with every message).
+    /// Keep each delivery's headers and plaintext, served at `GET /messages/{id}` (memory grows
+    /// with every message).
     #[arg(long)]
     record_details: bool,
 }

@@ -341,6 +341,64 @@ fn task(notification: &str, suffix: &str, lane: Lane, target: TaskTarget) -> Tas
     }
 }
 
+pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
+    store: Arc<dyn Store>,
+) {
+    let direct = task(
+        "c1",
+        "direct",
+        Lane::Priority,
+        TaskTarget::Subscriptions(vec![SubscriptionId(7)]),
+    );
+    store
+        .create_notification(
+            "l",
+            "c1",
+            b"{\"c\":1}",
+            &[direct.clone()],
+            &[("targeted", 1)],
+        )
+        .await
+        .unwrap();
+    let claim = store
+        .claim_task(Lane::Priority, "w1", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("the created task is claimable");
+    assert_eq!(claim.task, direct);
+    assert_eq!(
+        store.get_notification("c1").await.unwrap().as_deref(),
+        Some(&b"{\"c\":1}"[..])
+    );
+    assert_eq!(store.list_notifications("l", 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.counters("c1").await.unwrap(),
+        BTreeMap::from([("targeted".to_owned(), 1)])
+    );
+    assert!(
+        store
+            .claim_task(Lane::Priority, "w2", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none(),
+        "claimed once"
+    );
+
+    // A broadcast: tasks but no counters yet (they grow as shards are read).
+    store
+        .create_notification(
+            "l",
+            "c2",
+            b"{}",
+            &[task("c2", "0", Lane::Bulk, TaskTarget::Shard(0))],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(store.counters("c2").await.unwrap().is_empty());
+    assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 1);
+}
+
 pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     let lease = Duration::from_millis(300);
     let mut later = task("n1", "later", Lane::Bulk, TaskTarget::Shard(1));
@@ -557,6 +615,7 @@ macro_rules! conformance {
             case!(shard_scans_hand_out_everything_once);
             case!(profiles);
             case!(notifications_counters_and_limits);
+            case!(a_created_notification_is_claimable_with_its_document_and_counters);
             case!(ledger_leases_fence_and_lanes_are_separate);
             case!(a_dead_workers_task_is_resumed_from_its_checkpoint);
         }

@@ -370,20 +370,16 @@ pub async fn create(
     }
     let document =
         serde_json::to_vec(&notification).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let plan = plan::plan(state.store(), &notification).await?;
+    let targeted: Vec<(&str, i64)> = plan
+        .targeted
+        .map(|n| ("targeted", n as i64))
+        .into_iter()
+        .collect();
     state
         .store()
-        .put_notification(&app.id, &notification.id, &document)
+        .create_notification(&app.id, &notification.id, &document, &plan.tasks, &targeted)
         .await?;
-    let plan = plan::plan(state.store(), &notification).await?;
-    // The document first (a worker must find it), then tasks and counters in one commit group.
-    let targeted = plan.targeted.map(|n| [("targeted", n as i64)]);
-    let counters = async {
-        match &targeted {
-            Some(deltas) => state.store().add_counters(&notification.id, deltas).await,
-            None => Ok(()),
-        }
-    };
-    tokio::try_join!(state.store().enqueue_tasks(&plan.tasks), counters)?;
     metrics::counter!("aviso_notifications_created_total").increment(1);
     Ok((notification, true))
 }

@@ -118,35 +118,44 @@ impl Engine {
 
     /// Runs the workers of both lanes until `shutdown` turns true; returns when they have
     /// finished or handed back their tasks.
+    ///
+    /// Each lane gets a tokio runtime (and OS threads) of its own, apart from the runtime that
+    /// serves the API. A broadcast keeps every core busy encrypting, and a tokio worker that
+    /// polls a batch of encryptions does not yield for milliseconds: sharing its runtime, a
+    /// one-to-one push (or any API request) would queue behind those batches at each step.
+    /// Apart, the OS scheduler gives the threads that were waiting their turn within a
+    /// time slice.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
-        // The priority lane gets a runtime (and OS thread) of its own: a broadcast keeps every
-        // core of the main runtime busy encrypting, and a one-to-one push must not queue behind
-        // those tasks. The OS scheduler gives the priority thread its turn within milliseconds.
-        let priority = {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let lanes = [(Lane::Priority, 1), (Lane::Bulk, cores)].map(|(lane, threads)| {
             let engine = self.clone();
             let shutdown = shutdown.clone();
             std::thread::Builder::new()
-                .name("aviso-priority".into())
+                .name(format!("aviso-{}", lane.as_str()))
                 .spawn(move || {
                     let runtime = tokio::runtime::Builder::new_multi_thread()
-                        .worker_threads(1)
-                        .thread_name("aviso-priority-rt")
+                        .worker_threads(threads)
+                        .thread_name(format!("aviso-{}-rt", lane.as_str()))
                         .enable_all()
                         .build();
                     match runtime {
-                        Ok(runtime) => runtime.block_on(engine.run_lane(Lane::Priority, shutdown)),
+                        Ok(runtime) => runtime.block_on(engine.run_lane(lane, shutdown)),
                         Err(error) => {
-                            tracing::error!(%error, "cannot start the priority lane's runtime")
+                            tracing::error!(%error, lane = lane.as_str(), "cannot start a lane's runtime")
                         }
                     }
                 })
-        };
-        self.clone().run_lane(Lane::Bulk, shutdown).await;
-        match priority {
-            Ok(thread) => {
-                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                .map_err(|error| (lane, error))
+        });
+        for lane in lanes {
+            match lane {
+                Ok(thread) => {
+                    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                }
+                Err((lane, error)) => {
+                    tracing::error!(%error, lane = lane.as_str(), "cannot start a lane's thread")
+                }
             }
-            Err(error) => tracing::error!(%error, "cannot start the priority lane's thread"),
         }
     }
 
@@ -165,7 +174,7 @@ impl Engine {
     async fn work(self: Arc<Self>, lane: Lane, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
             let claimed = self
-                .store
+                .store_for(lane)
                 .claim_task(lane, &self.config.worker_id, self.config.lease)
                 .await;
             match claimed {

@@ -55,10 +55,18 @@ pub struct EmbeddedStore {
     writer: std::sync::mpsc::Sender<WriteJob>,
 }
 
-/// Called with the commit's outcome once the transaction it wrote into is durable.
+/// Called with the commit's outcome once the transaction it wrote into is committed.
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+
 /// One caller's writes, run inside a shared transaction.
-type WriteJob = Box<dyn FnOnce(&redb::WriteTransaction) -> Completion + Send>;
+struct WriteJob {
+    run: Box<dyn FnOnce(&redb::WriteTransaction) -> Completion + Send>,
+    /// Whether the caller needs the write on disk before it is acknowledged. Only ledger claims
+    /// do not: a claim lost in a crash leaves its task claimable again, which is what the
+    /// restarted process (the only one on this file) wants anyway. Skipping their fsync keeps a
+    /// one-to-one push from waiting on the disk between its creation and its send.
+    durable: bool,
+}
 
 /// Most writes one transaction groups.
 const MAX_GROUP: usize = 512;
@@ -79,7 +87,7 @@ fn run_writer(db: std::sync::Weak<Database>, jobs: std::sync::mpsc::Receiver<Wri
                 Err(_) => break,
             }
         }
-        let txn = match db.begin_write() {
+        let mut txn = match db.begin_write() {
             Ok(txn) => txn,
             // Dropping the jobs drops their reply channels: each caller gets an error.
             Err(e) => {
@@ -87,7 +95,13 @@ fn run_writer(db: std::sync::Weak<Database>, jobs: std::sync::mpsc::Receiver<Wri
                 continue;
             }
         };
-        let completions: Vec<Completion> = group.into_iter().map(|job| job(&txn)).collect();
+        if !group.iter().any(|job| job.durable)
+            && let Err(e) = txn.set_durability(redb::Durability::None)
+        {
+            // Still correct, only slower: the group is committed durably.
+            tracing::debug!(error = %e, "embedded store: a non-durable commit was refused");
+        }
+        let completions: Vec<Completion> = group.into_iter().map(|job| (job.run)(&txn)).collect();
         let committed = txn.commit().map_err(|e| e.to_string());
         // Let go of the database before answering, so that a caller who then drops the store
         // really closes the file.
@@ -95,6 +109,74 @@ fn run_writer(db: std::sync::Weak<Database>, jobs: std::sync::mpsc::Receiver<Wri
         for completion in completions {
             completion(committed.clone());
         }
+    }
+}
+
+fn save_notification(
+    txn: &redb::WriteTransaction,
+    app_id: &str,
+    id: &str,
+    document: &[u8],
+) -> StoreResult<()> {
+    let mut table = txn.open_table(NOTIFICATIONS).map_err(db_error)?;
+    let existed = table.insert(id, document).map_err(db_error)?.is_some();
+    if !existed {
+        let mut index = txn.open_table(NOTIFICATIONS_BY_APP).map_err(db_error)?;
+        index.insert((app_id, now_ms(), id), ()).map_err(db_error)?;
+    }
+    Ok(())
+}
+
+fn owned_deltas(deltas: &[(&str, i64)]) -> Vec<(String, i64)> {
+    deltas.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+fn add_counters_in(
+    txn: &redb::WriteTransaction,
+    id: &str,
+    deltas: &[(String, i64)],
+) -> StoreResult<()> {
+    let mut table = txn.open_table(COUNTERS).map_err(db_error)?;
+    for (field, delta) in deltas {
+        let current = table
+            .get((id, field.as_str()))
+            .map_err(db_error)?
+            .map_or(0, |v| v.value());
+        table
+            .insert((id, field.as_str()), current + delta)
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Puts new tasks in the ledger, unclaimed, claimable from their `not_before_ms`.
+fn save_new_tasks(txn: &redb::WriteTransaction, tasks: Vec<Task>) -> StoreResult<()> {
+    for task in tasks {
+        let record = TaskRecord {
+            claimable_at_ms: task.not_before_ms,
+            task,
+            owner: None,
+            epoch: 0,
+            progress: Progress::default(),
+            claims: 0,
+        };
+        save_task(txn, &record)?;
+    }
+    Ok(())
+}
+
+/// The id of the first task of `lane` claimable now (new, or its lease ran out).
+fn next_claimable(
+    index: &impl ReadableTable<(&'static str, u64, &'static str), ()>,
+    lane: Lane,
+) -> StoreResult<Option<String>> {
+    let now = now_ms();
+    let mut range = index
+        .range((lane.as_str(), 0, "")..(lane.as_str(), now + 1, ""))
+        .map_err(db_error)?;
+    match range.next() {
+        Some(entry) => Ok(Some(entry.map_err(db_error)?.0.value().2.to_owned())),
+        None => Ok(None),
     }
 }
 
@@ -165,17 +247,29 @@ impl EmbeddedStore {
     }
 
     /// Runs `work` in the writer's next transaction; answers once that transaction is committed.
+    /// Runs `work` in the writer's next transaction; answers once it is committed and on disk.
     async fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
+        self.write_with(true, work).await
+    }
+
+    async fn write_with<T: Send + 'static>(
+        &self,
+        durable: bool,
+        work: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job: WriteJob = Box::new(move |txn| {
-            let out = work(txn);
-            Box::new(move |committed: Result<(), String>| {
-                let _ = reply.send(committed.map_err(StoreError::Embedded).and(out));
-            })
-        });
+        let job = WriteJob {
+            run: Box::new(move |txn| {
+                let out = work(txn);
+                Box::new(move |committed: Result<(), String>| {
+                    let _ = reply.send(committed.map_err(StoreError::Embedded).and(out));
+                })
+            }),
+            durable,
+        };
         self.writer
             .send(job)
             .map_err(|_| StoreError::Embedded("the writer thread has stopped".into()))?;
@@ -637,19 +731,25 @@ impl Store for EmbeddedStore {
 
     async fn put_notification(&self, app_id: &str, id: &str, document: &[u8]) -> StoreResult<()> {
         let (app_id, id, document) = (app_id.to_owned(), id.to_owned(), document.to_vec());
+        self.write(move |txn| save_notification(txn, &app_id, &id, &document))
+            .await
+    }
+
+    async fn create_notification(
+        &self,
+        app_id: &str,
+        id: &str,
+        document: &[u8],
+        tasks: &[Task],
+        counters: &[(&str, i64)],
+    ) -> StoreResult<()> {
+        let (app_id, id, document) = (app_id.to_owned(), id.to_owned(), document.to_vec());
+        let tasks = tasks.to_vec();
+        let counters = owned_deltas(counters);
         self.write(move |txn| {
-            let mut table = txn.open_table(NOTIFICATIONS).map_err(db_error)?;
-            let existed = table
-                .insert(id.as_str(), document.as_slice())
-                .map_err(db_error)?
-                .is_some();
-            if !existed {
-                let mut index = txn.open_table(NOTIFICATIONS_BY_APP).map_err(db_error)?;
-                index
-                    .insert((app_id.as_str(), now_ms(), id.as_str()), ())
-                    .map_err(db_error)?;
-            }
-            Ok(())
+            save_notification(txn, &app_id, &id, &document)?;
+            save_new_tasks(txn, tasks)?;
+            add_counters_in(txn, &id, &counters)
         })
         .await
     }
@@ -689,22 +789,9 @@ impl Store for EmbeddedStore {
 
     async fn add_counters(&self, notification_id: &str, deltas: &[(&str, i64)]) -> StoreResult<()> {
         let id = notification_id.to_owned();
-        let deltas: Vec<(String, i64)> =
-            deltas.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
-        self.write(move |txn| {
-            let mut table = txn.open_table(COUNTERS).map_err(db_error)?;
-            for (field, delta) in &deltas {
-                let current = table
-                    .get((id.as_str(), field.as_str()))
-                    .map_err(db_error)?
-                    .map_or(0, |v| v.value());
-                table
-                    .insert((id.as_str(), field.as_str()), current + delta)
-                    .map_err(db_error)?;
-            }
-            Ok(())
-        })
-        .await
+        let deltas = owned_deltas(deltas);
+        self.write(move |txn| add_counters_in(txn, &id, &deltas))
+            .await
     }
 
     async fn counters(&self, notification_id: &str) -> StoreResult<BTreeMap<String, i64>> {
@@ -786,21 +873,7 @@ impl Store for EmbeddedStore {
 
     async fn enqueue_tasks(&self, tasks: &[Task]) -> StoreResult<()> {
         let tasks = tasks.to_vec();
-        self.write(move |txn| {
-            for task in tasks {
-                let record = TaskRecord {
-                    claimable_at_ms: task.not_before_ms,
-                    task,
-                    owner: None,
-                    epoch: 0,
-                    progress: Progress::default(),
-                    claims: 0,
-                };
-                save_task(txn, &record)?;
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |txn| save_new_tasks(txn, tasks)).await
     }
 
     async fn claim_task(
@@ -809,19 +882,18 @@ impl Store for EmbeddedStore {
         worker: &str,
         lease: Duration,
     ) -> StoreResult<Option<ClaimedTask>> {
+        // Idle workers poll often (the priority lane every few milliseconds): look in a read
+        // transaction first, so that an empty poll costs no turn of the writer.
+        let ready = self
+            .read(move |txn| next_claimable(&txn.open_table(LANE_INDEX).map_err(db_error)?, lane))
+            .await?;
+        if ready.is_none() {
+            return Ok(None);
+        }
         let worker = worker.to_owned();
-        self.write(move |txn| {
+        self.write_with(false, move |txn| {
             let now = now_ms();
-            let next = {
-                let index = txn.open_table(LANE_INDEX).map_err(db_error)?;
-                let mut range = index
-                    .range((lane.as_str(), 0, "")..(lane.as_str(), now + 1, ""))
-                    .map_err(db_error)?;
-                match range.next() {
-                    Some(entry) => Some(entry.map_err(db_error)?.0.value().2.to_owned()),
-                    None => None,
-                }
-            };
+            let next = next_claimable(&txn.open_table(LANE_INDEX).map_err(db_error)?, lane)?;
             let Some(task_id) = next else { return Ok(None) };
             let mut record = load_task(txn, &task_id)?.ok_or_else(|| {
                 StoreError::Corrupt(format!("indexed task {task_id} has no record"))

@@ -185,6 +185,29 @@ pub trait Store: Send + Sync + 'static {
 
     // Notifications: opaque documents owned by the API and delivery engine.
     async fn put_notification(&self, app_id: &str, id: &str, document: &[u8]) -> StoreResult<()>;
+    /// Stores a new notification with its ledger tasks and first counters. The document goes
+    /// first (a worker that claims a task must find it), then tasks and counters together; a
+    /// backend that can commit all three at once (the embedded store) does, so that a one-to-one
+    /// push waits for one commit between its creation and its claim.
+    async fn create_notification(
+        &self,
+        app_id: &str,
+        id: &str,
+        document: &[u8],
+        tasks: &[Task],
+        counters: &[(&str, i64)],
+    ) -> StoreResult<()> {
+        self.put_notification(app_id, id, document).await?;
+        let counted = async {
+            if counters.is_empty() {
+                Ok(())
+            } else {
+                self.add_counters(id, counters).await
+            }
+        };
+        futures::try_join!(self.enqueue_tasks(tasks), counted)?;
+        Ok(())
+    }
     async fn get_notification(&self, id: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Newest first.
     async fn list_notifications(&self, app_id: &str, limit: usize) -> StoreResult<Vec<Vec<u8>>>;

@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc rather than glibc's malloc: the sender allocates a few small buffers per message
+/// (payload, body, headers) from many threads, and glibc's arenas showed up as ~8% of a
+/// broadcast's CPU profile (docs/BENCHMARKS.md has the measurement).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = aviso::cli::Cli::parse();

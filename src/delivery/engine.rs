@@ -69,6 +69,9 @@ pub struct Engine {
 /// pushes must reach the push service within tens of milliseconds.
 const PRIORITY_POLL: Duration = Duration::from_millis(5);
 
+/// How often an idle worker refreshes the queue-depth gauge.
+const QUEUE_DEPTH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// A notification ready to send: parsed once per process, not once per message.
 struct Prepared {
     notification: Notification,
@@ -172,6 +175,9 @@ impl Engine {
     }
 
     async fn work(self: Arc<Self>, lane: Lane, mut shutdown: watch::Receiver<bool>) {
+        // The queue-depth gauge costs a count of the lane's tasks: at most once per interval,
+        // not on every idle poll (the priority lane polls every few milliseconds).
+        let mut depth_measured: Option<Instant> = None;
         while !*shutdown.borrow() {
             let claimed = self
                 .store_for(lane)
@@ -186,8 +192,11 @@ impl Engine {
                     }
                 }
                 Ok(None) => {
-                    if let Ok(depth) = self.store_for(lane).pending_tasks(lane).await {
-                        gauge!("aviso_queue_depth", "lane" => lane.as_str()).set(depth as f64);
+                    if depth_measured.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_INTERVAL) {
+                        depth_measured = Some(Instant::now());
+                        if let Ok(depth) = self.store_for(lane).pending_tasks(lane).await {
+                            gauge!("aviso_queue_depth", "lane" => lane.as_str()).set(depth as f64);
+                        }
                     }
                     let poll = match lane {
                         Lane::Priority => PRIORITY_POLL,

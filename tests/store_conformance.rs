@@ -355,7 +355,7 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
             "l",
             "c1",
             b"{\"c\":1}",
-            &[direct.clone()],
+            std::slice::from_ref(&direct),
             &[("targeted", 1)],
         )
         .await

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aviso::store::{
-    App, AttributeValue, Lane, ProfileUpdate, Progress, SHARDS, ScanCursor, Store, StoreError,
-    Subscription, SubscriptionId, Task, TaskTarget, Upserted, hash_api_key,
+    App, AttributeValue, Lane, NewNotification, ProfileUpdate, Progress, SHARDS, ScanCursor, Store,
+    StoreError, Subscription, SubscriptionId, Task, TaskTarget, Upserted, hash_api_key,
 };
 
 fn app(id: &str) -> App {
@@ -351,13 +351,13 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
         TaskTarget::Subscriptions(vec![SubscriptionId(7)]),
     );
     store
-        .create_notification(
-            "l",
-            "c1",
-            b"{\"c\":1}",
-            std::slice::from_ref(&direct),
-            &[("targeted", 1)],
-        )
+        .create_notification(NewNotification {
+            app_id: "l",
+            id: "c1",
+            document: b"{\"c\":1}",
+            tasks: std::slice::from_ref(&direct),
+            counters: &[("targeted", 1)],
+        })
         .await
         .unwrap();
     let claim = store
@@ -386,13 +386,13 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
 
     // A broadcast: tasks but no counters yet (they grow as shards are read).
     store
-        .create_notification(
-            "l",
-            "c2",
-            b"{}",
-            &[task("c2", "0", Lane::Bulk, TaskTarget::Shard(0))],
-            &[],
-        )
+        .create_notification(NewNotification {
+            app_id: "l",
+            id: "c2",
+            document: b"{}",
+            tasks: &[task("c2", "0", Lane::Bulk, TaskTarget::Shard(0))],
+            counters: &[],
+        })
         .await
         .unwrap();
     assert!(store.counters("c2").await.unwrap().is_empty());

@@ -17,7 +17,9 @@ use super::extract::{Json, Path, Query};
 use super::{ApiState, AuthedApp};
 use crate::notify::model::Status;
 use crate::notify::{Notification, NotificationRequest, plan};
-use crate::store::{App, AttributeValue, Profile, ProfileUpdate, SubscriptionId, now_ms};
+use crate::store::{
+    App, AttributeValue, NewNotification, Profile, ProfileUpdate, SubscriptionId, now_ms,
+};
 
 /// How long an idempotency key keeps returning the first notification.
 const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -378,7 +380,13 @@ pub async fn create(
         .collect();
     state
         .store()
-        .create_notification(&app.id, &notification.id, &document, &plan.tasks, &targeted)
+        .create_notification(NewNotification {
+            app_id: &app.id,
+            id: &notification.id,
+            document: &document,
+            tasks: &plan.tasks,
+            counters: &targeted,
+        })
         .await?;
     metrics::counter!("aviso_notifications_created_total").increment(1);
     Ok((notification, true))

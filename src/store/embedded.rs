@@ -14,8 +14,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    App, ClaimedTask, Lane, Profile, ProfileUpdate, Progress, ScanBatch, ScanCursor, Store,
-    StoreError, StoreResult, Subscription, SubscriptionId, Task, Upserted, now_ms,
+    App, ClaimedTask, Lane, NewNotification, Profile, ProfileUpdate, Progress, ScanBatch,
+    ScanCursor, Store, StoreError, StoreResult, Subscription, SubscriptionId, Task, Upserted,
+    now_ms,
 };
 
 const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
@@ -735,17 +736,10 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn create_notification(
-        &self,
-        app_id: &str,
-        id: &str,
-        document: &[u8],
-        tasks: &[Task],
-        counters: &[(&str, i64)],
-    ) -> StoreResult<()> {
-        let (app_id, id, document) = (app_id.to_owned(), id.to_owned(), document.to_vec());
-        let tasks = tasks.to_vec();
-        let counters = owned_deltas(counters);
+    async fn create_notification(&self, new: NewNotification<'_>) -> StoreResult<()> {
+        let (app_id, id) = (new.app_id.to_owned(), new.id.to_owned());
+        let (document, tasks) = (new.document.to_vec(), new.tasks.to_vec());
+        let counters = owned_deltas(new.counters);
         self.write(move |txn| {
             save_notification(txn, &app_id, &id, &document)?;
             save_new_tasks(txn, tasks)?;

@@ -130,6 +130,17 @@ pub struct ClaimedTask {
     pub previous_claims: u64,
 }
 
+/// A notification as it is created: its document, the ledger tasks that deliver it, and its
+/// first counters (`targeted`, when the audience is known up front).
+#[derive(Debug, Clone, Copy)]
+pub struct NewNotification<'a> {
+    pub app_id: &'a str,
+    pub id: &'a str,
+    pub document: &'a [u8],
+    pub tasks: &'a [Task],
+    pub counters: &'a [(&'a str, i64)],
+}
+
 /// The subscription store.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -189,23 +200,17 @@ pub trait Store: Send + Sync + 'static {
     /// first (a worker that claims a task must find it), then tasks and counters together; a
     /// backend that can commit all three at once (the embedded store) does, so that a one-to-one
     /// push waits for one commit between its creation and its claim.
-    async fn create_notification(
-        &self,
-        app_id: &str,
-        id: &str,
-        document: &[u8],
-        tasks: &[Task],
-        counters: &[(&str, i64)],
-    ) -> StoreResult<()> {
-        self.put_notification(app_id, id, document).await?;
+    async fn create_notification(&self, new: NewNotification<'_>) -> StoreResult<()> {
+        self.put_notification(new.app_id, new.id, new.document)
+            .await?;
         let counted = async {
-            if counters.is_empty() {
+            if new.counters.is_empty() {
                 Ok(())
             } else {
-                self.add_counters(id, counters).await
+                self.add_counters(new.id, new.counters).await
             }
         };
-        futures::try_join!(self.enqueue_tasks(tasks), counted)?;
+        futures::try_join!(self.enqueue_tasks(new.tasks), counted)?;
         Ok(())
     }
     async fn get_notification(&self, id: &str) -> StoreResult<Option<Vec<u8>>>;

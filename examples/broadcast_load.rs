@@ -3,8 +3,12 @@
 //! while the broadcast runs.
 //!
 //! ```sh
-//! cargo build --release && cargo run --release --example broadcast_load -- --n 200000 [--redis URL]
+//! cargo build --release && cargo run --release --example broadcast_load -- --n 200000 [--redis URL] [--peer M]
 //! ```
+//!
+//! `--peer M`: afterwards, the npm `web-push` package (loadtest/peer/, `npm ci` there first)
+//! sends the same payload to M of the subscribers through the same push service, and its CPU per
+//! message is printed beside Aviso's.
 //!
 //! A loopback HTTP/2 push service (in this process, counting only) stands in for FCM; the sender
 //! is a real `target/release/aviso serve` (embedded store, or an empty Redis with `--redis`), so
@@ -43,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let n: usize = arg("--n").map_or(Ok(20_000), |v| v.parse())?;
     // `--redis URL`: the sender uses that (empty) Redis instead of the embedded store.
     let redis = arg("--redis");
+    let peer: usize = arg("--peer").map_or(Ok(0), |v| v.parse())?;
     let service = VerifyingPushService::start_with(Options {
         verify: false,
         ..Options::default()
@@ -104,9 +109,14 @@ async fn main() -> anyhow::Result<()> {
         .chain(["vip".to_owned()])
         .collect();
     let mut vip_id = String::new();
+    let mut peer_subscriptions = Vec::with_capacity(peer);
     for chunk in names.chunks(256) {
         let requests = chunk.iter().map(|name| {
-            let body = json!({"subscription": service.subscribe(name)});
+            let subscription = service.subscribe(name);
+            if peer_subscriptions.len() < peer {
+                peer_subscriptions.push(subscription.to_string());
+            }
+            let body = json!({"subscription": subscription});
             let request = client
                 .post(format!("{base}/v1/apps/{app}/subscriptions"))
                 .json(&body)
@@ -193,6 +203,11 @@ async fn main() -> anyhow::Result<()> {
         "crypto floor (one 200-byte encryption, same run): {floor_us:.1} µs → ratio {:.2}",
         cpu_us / floor_us
     );
+    if peer > 0 {
+        let file = dir.path().join("peer-subscriptions.jsonl");
+        std::fs::write(&file, peer_subscriptions.join("\n"))?;
+        web_push_peer(&file, &ca, cpu_us)?;
+    }
     if !latencies.is_empty() {
         println!(
             "one-to-one during the broadcast: {} pushes, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -202,5 +217,39 @@ async fn main() -> anyhow::Result<()> {
             latencies[latencies.len() - 1]
         );
     }
+    Ok(())
+}
+
+/// Runs loadtest/peer/web-push-send.mjs over `subscriptions` and prints its cost beside Aviso's.
+fn web_push_peer(
+    subscriptions: &std::path::Path,
+    ca: &std::path::Path,
+    aviso_cpu_us: f64,
+) -> anyhow::Result<()> {
+    // The same content as the broadcast, as a hand-rolled sender would encode it.
+    let payload = json!({"web_push": 8030, "notification": {"title": "Big sale", "body": "Everything must go", "navigate": "https://shop.example/sale"}});
+    let output = std::process::Command::new("node")
+        .arg("loadtest/peer/web-push-send.mjs")
+        .arg(subscriptions)
+        .arg(ca)
+        .arg(payload.to_string())
+        .arg("64")
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the web-push peer failed (run `npm ci` in loadtest/peer first): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout)?;
+    let messages = report["messages"].as_f64().unwrap_or(0.0);
+    let cpu_us = report["cpu_s"].as_f64().unwrap_or(0.0) * 1e6 / messages.max(1.0);
+    println!(
+        "npm web-push peer, same push service: {} messages ({} created, {} failed) at {:.0} messages/s, {cpu_us:.1} µs CPU per message = {:.1}× Aviso's",
+        messages,
+        report["created"],
+        report["failed"],
+        messages / report["wall_s"].as_f64().unwrap_or(f64::INFINITY),
+        cpu_us / aviso_cpu_us
+    );
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! another instance takes the task over from the last checkpoint (at-least-once, duplicates
 //! bounded by one batch). On shutdown a worker finishes its batch and hands the task back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,8 @@ use crate::push::{
     VapidKey,
 };
 use crate::store::{
-    ClaimedTask, Lane, Progress, Store, StoreError, Subscription, TaskTarget, now_ms,
+    ClaimedTask, Lane, Progress, Store, StoreError, Subscription, SubscriptionId, TaskTarget,
+    now_ms,
 };
 
 /// How the engine runs.
@@ -250,38 +251,47 @@ impl Engine {
                 self.deliver_batch(store, &prepared, &vapid, sender, subscriptions)
                     .await?;
             }
-            TaskTarget::Shard(shard) => loop {
-                let batch = store
-                    .scan_shard(
-                        &claim.task.app_id,
-                        *shard,
-                        &progress.cursor,
-                        self.config.batch_size,
-                    )
-                    .await?;
-                let count = batch.subscriptions.len() as u64;
-                self.deliver_batch(store, &prepared, &vapid, sender, batch.subscriptions)
-                    .await?;
-                let Some(next) = batch.next else { break };
-                progress = Progress {
-                    cursor: next,
-                    processed: progress.processed + count,
-                };
-                if *shutdown.borrow() {
-                    // Hand the task back: claimable at once by another instance.
-                    store
-                        .checkpoint_task(claim, &progress, Duration::ZERO)
+            TaskTarget::Shard(shard) => {
+                // A scan may hand out a subscription twice (Redis' HSCAN does when the hash is
+                // resized under it, e.g. as 410s delete subscriptions during the broadcast): a
+                // subscriber is sent to once per claim. 8 bytes per subscriber of one shard.
+                let mut seen: HashSet<SubscriptionId> = HashSet::new();
+                loop {
+                    let mut batch = store
+                        .scan_shard(
+                            &claim.task.app_id,
+                            *shard,
+                            &progress.cursor,
+                            self.config.batch_size,
+                        )
                         .await?;
-                    return Ok(TaskEnd::Stopped);
+                    let count = batch.subscriptions.len() as u64;
+                    batch
+                        .subscriptions
+                        .retain(|subscription| seen.insert(subscription.id));
+                    self.deliver_batch(store, &prepared, &vapid, sender, batch.subscriptions)
+                        .await?;
+                    let Some(next) = batch.next else { break };
+                    progress = Progress {
+                        cursor: next,
+                        processed: progress.processed + count,
+                    };
+                    if *shutdown.borrow() {
+                        // Hand the task back: claimable at once by another instance.
+                        store
+                            .checkpoint_task(claim, &progress, Duration::ZERO)
+                            .await?;
+                        return Ok(TaskEnd::Stopped);
+                    }
+                    match store
+                        .checkpoint_task(claim, &progress, self.config.lease)
+                        .await
+                    {
+                        Err(StoreError::LeaseLost) => return Ok(TaskEnd::Stopped),
+                        other => other?,
+                    }
                 }
-                match store
-                    .checkpoint_task(claim, &progress, self.config.lease)
-                    .await
-                {
-                    Err(StoreError::LeaseLost) => return Ok(TaskEnd::Stopped),
-                    other => other?,
-                }
-            },
+            }
         }
         match store.complete_task(claim).await {
             Err(StoreError::LeaseLost) => Ok(TaskEnd::Stopped),

@@ -172,7 +172,10 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes one subscription (and its profile link); `false` when it did not exist.
     async fn delete_subscription(&self, app_id: &str, id: SubscriptionId) -> StoreResult<bool>;
     async fn count_subscriptions(&self, app_id: &str) -> StoreResult<u64>;
-    /// Up to about `limit` subscriptions of one shard from `cursor`.
+    /// Up to about `limit` subscriptions of one shard from `cursor`. A scan hands out every
+    /// subscription present throughout it at least once, and may hand one out twice (Redis'
+    /// HSCAN does when the hash is resized under it): callers that must not repeat themselves
+    /// (the delivery engine) drop the ids they have seen.
     async fn scan_shard(
         &self,
         app_id: &str,

@@ -750,6 +750,49 @@ async fn public_endpoints_are_rate_limited_per_address() {
     );
 }
 
+/// Statuses of `n` public requests claiming to come from `forwarded_for`.
+async fn public_statuses(aviso: &Aviso, forwarded_for: &str, n: usize) -> Vec<StatusCode> {
+    let client = Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..n {
+        let response = client
+            .get(aviso.public("/vapid-public-key"))
+            .header("x-forwarded-for", forwarded_for)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let limited = |statuses: &[StatusCode]| statuses.contains(&StatusCode::TOO_MANY_REQUESTS);
+    // The test's requests come from 127.0.0.1: a balancer Aviso trusts.
+    let behind = Aviso::start(
+        None,
+        &[
+            ("AVISO_PUBLIC_RATE_LIMIT", "2"),
+            ("AVISO_TRUSTED_PROXIES", "127.0.0.0/8"),
+        ],
+    );
+    let first = public_statuses(&behind, "198.51.100.1", 8).await;
+    assert!(limited(&first), "{first:?}");
+    let second = public_statuses(&behind, "198.51.100.2", 4).await;
+    assert!(second.iter().all(|s| *s == StatusCode::OK), "{second:?}");
+    // A forged entry to the left of the one the balancer appended changes nothing.
+    let forged = public_statuses(&behind, "203.0.113.9, 198.51.100.1", 1).await;
+    assert_eq!(forged, [StatusCode::TOO_MANY_REQUESTS]);
+
+    // Without trust, the header is ignored: every "client" shares the peer's bucket.
+    let direct = Aviso::start(None, &[("AVISO_PUBLIC_RATE_LIMIT", "2")]);
+    let first = public_statuses(&direct, "198.51.100.1", 8).await;
+    assert!(limited(&first), "{first:?}");
+    let second = public_statuses(&direct, "198.51.100.2", 1).await;
+    assert_eq!(second, [StatusCode::TOO_MANY_REQUESTS]);
+}
+
 #[test]
 fn bad_configuration_stops_start_up_with_a_clear_message() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))

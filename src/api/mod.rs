@@ -6,6 +6,7 @@
 //! - [`ops`]: health, readiness, metrics, the OpenAPI document and the browser SDK;
 //! - [`error`]: every error as `application/problem+json`.
 
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -211,7 +212,12 @@ async fn public_guard(
     request: axum::extract::Request,
     next: Next,
 ) -> Response {
-    if state.inner.limiter.check_key(&peer.ip()).is_err() {
+    let client = client_ip::client_ip(
+        peer.ip(),
+        request.headers(),
+        &state.inner.config.trusted_proxies,
+    );
+    if state.inner.limiter.check_key(&client).is_err() {
         return ApiError::RateLimited.into_response();
     }
     // Forget addresses whose buckets are full again, so memory follows active clients only.

@@ -38,6 +38,11 @@ pub struct ServeArgs {
     /// e.g. 127.0.0.1 for a loopback mock push service).
     #[arg(long, env = "AVISO_ALLOWED_PUSH_HOSTS", value_delimiter = ',')]
     pub allowed_push_hosts: Vec<String>,
+    /// Load balancers / reverse proxies (IPs or CIDRs, comma-separated) whose `X-Forwarded-For`
+    /// names the client for the public rate limit; requests from anywhere else are counted by
+    /// their own address.
+    #[arg(long, env = "AVISO_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// PEM file of extra trusted root certificates for connections to push services.
     #[arg(long, env = "AVISO_EXTRA_CA_CERTS")]
     pub extra_ca_certs: Option<PathBuf>,
@@ -89,6 +94,8 @@ struct FileConfig {
     redis_url: Option<String>,
     #[serde(default)]
     allowed_push_hosts: Vec<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
     extra_ca_certs: Option<PathBuf>,
     log_format: Option<LogFormat>,
     role: Option<Role>,
@@ -108,6 +115,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub redis_url: Option<String>,
     pub allowed_push_hosts: Vec<String>,
+    /// Peers whose `X-Forwarded-For` is believed (see `api::client_ip`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub extra_ca_certs: Option<PathBuf>,
     pub log_format: LogFormat,
     pub role: Role,
@@ -159,6 +168,23 @@ impl Config {
                 )));
             }
         }
+        let trusted_proxies = args
+            .trusted_proxies
+            .iter()
+            .chain(&file.trusted_proxies)
+            .map(|entry| entry.trim())
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        ConfigError(format!(
+                            "trusted_proxies entry `{entry}` must be an IP address or a CIDR block, like 10.0.0.0/8"
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let extra_ca_certs = args.extra_ca_certs.clone().or(file.extra_ca_certs);
         if let Some(path) = &extra_ca_certs
             && !path.is_file()
@@ -192,6 +218,7 @@ impl Config {
                 .or(file.redis_url)
                 .filter(|u| !u.is_empty()),
             allowed_push_hosts,
+            trusted_proxies,
             extra_ca_certs,
             log_format: args
                 .log_format

@@ -794,6 +794,24 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
 }
 
 #[test]
+fn instances_started_together_on_an_empty_redis_make_one_default_app() {
+    let redis = support::redis::RedisServer::start();
+    let url = redis.url();
+    let instances: Vec<Aviso> = std::thread::scope(|scope| {
+        let starting: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| Aviso::start(Some(&url), &[])))
+            .collect();
+        starting.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    let made: Vec<&str> = instances
+        .iter()
+        .map(|aviso| aviso.app_id.as_str())
+        .filter(|id| !id.is_empty())
+        .collect();
+    assert_eq!(made.len(), 1, "default apps printed: {made:?}");
+}
+
+#[test]
 fn bad_configuration_stops_start_up_with_a_clear_message() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
         .args([

@@ -134,6 +134,10 @@ async fn start_engine(
     ))
 }
 
+/// How long the claim on creating the default app lasts: longer than a start-up, short enough
+/// that a first start which failed halfway does not keep the next one from making the app.
+const DEFAULT_APP_CLAIM: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// On the first start, a default app, so that a new user can send at once.
 async fn ensure_an_app(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
     if !store.list_apps().await?.is_empty() {
@@ -144,6 +148,15 @@ async fn ensure_an_app(store: &dyn Store, config: &Config) -> anyhow::Result<()>
         .ascii_serialization();
     let mut created = create_app("Default", vec![origin])?;
     created.app.demo = true;
+    // Instances started together on an empty Redis would each make one: the first to take
+    // this key makes it (the key store is the idempotency keys', a first-writer-wins SET NX).
+    if let Some(other) = store
+        .claim_idempotency_key("", "aviso:default-app", &created.app.id, DEFAULT_APP_CLAIM)
+        .await?
+    {
+        tracing::info!(app_id = %other, "another instance is creating the default app");
+        return Ok(());
+    }
     store.put_app(&created.app).await?;
     println!("Created the default app. The API key is shown once: keep it.");
     println!("  app_id:           {}", created.app.id);

@@ -114,6 +114,7 @@ async fn start_engine(
         lease: config.task_lease,
         poll_interval: std::time::Duration::from_millis(100),
         vapid_subject: config.vapid_subject()?,
+        bulk_nice: config.bulk_nice,
     };
     // Redis: each lane gets connections of its own, apart from the API's, so that small
     // requests never queue behind a broadcast's large scans on one multiplexed connection.

@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// takes the task over. [default: 30]
     #[arg(long, env = "AVISO_TASK_LEASE_SECS")]
     pub task_lease_secs: Option<u64>,
+    /// Nice value (0–19) of the broadcast workers' threads: above 0 they take the CPU that the
+    /// API and one-to-one pushes leave; 0 makes them equals. [default: 5]
+    #[arg(long, env = "AVISO_BULK_NICE", value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub bulk_nice: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -103,6 +107,7 @@ struct FileConfig {
     public_rate_limit: Option<u32>,
     vapid_subject: Option<String>,
     task_lease_secs: Option<u64>,
+    bulk_nice: Option<u8>,
 }
 
 /// The effective configuration.
@@ -125,6 +130,8 @@ pub struct Config {
     /// Explicit VAPID subject, if any (see [`Config::vapid_subject`]).
     pub vapid_subject: Option<String>,
     pub task_lease: std::time::Duration,
+    /// Nice value of the bulk lane's threads (see `delivery::engine`).
+    pub bulk_nice: u8,
 }
 
 /// A setting that cannot be used, and why.
@@ -201,6 +208,12 @@ impl Config {
         if public_rate_limit == 0 {
             return Err(ConfigError("public_rate_limit must be at least 1".into()));
         }
+        let bulk_nice = args.bulk_nice.or(file.bulk_nice).unwrap_or(5);
+        if bulk_nice > 19 {
+            return Err(ConfigError(format!(
+                "bulk_nice must be 0 to 19 (a nice value), not {bulk_nice}"
+            )));
+        }
         Ok(Self {
             listen,
             public_url: public_url.trim_end_matches('/').to_owned(),
@@ -238,6 +251,7 @@ impl Config {
                     .unwrap_or(30)
                     .max(1),
             ),
+            bulk_nice,
         })
     }
 

@@ -49,6 +49,11 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// The VAPID contact (`mailto:` or `https:`).
     pub vapid_subject: VapidSubject,
+    /// Nice value of the bulk lane's threads (0 = the same CPU priority as the rest): a
+    /// broadcast then takes the CPU that the API, the priority lane and the store's writer
+    /// leave, instead of an equal share beside them, so that a one-to-one push waits less for a
+    /// core. When nothing else runs, the broadcast still has every core.
+    pub bulk_nice: u8,
 }
 
 /// Work shared by the lanes' workers.
@@ -69,6 +74,24 @@ pub struct Engine {
 /// How often an idle priority worker looks for tasks enqueued by other instances: one-to-one
 /// pushes must reach the push service within tens of milliseconds.
 const PRIORITY_POLL: Duration = Duration::from_millis(5);
+
+/// Sets the calling thread's nice value (Linux keeps one per thread). Best effort: where it
+/// cannot be done the broadcast only competes as an equal.
+fn set_this_threads_nice(nice: u8) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain syscalls on the calling thread, with no pointers involved.
+        let outcome = unsafe {
+            let thread = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, i32::from(nice))
+        };
+        if outcome != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the bulk lane's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
 
 /// How often an idle worker refreshes the queue-depth gauge.
 const QUEUE_DEPTH_INTERVAL: Duration = Duration::from_secs(1);
@@ -137,11 +160,16 @@ impl Engine {
             std::thread::Builder::new()
                 .name(format!("aviso-{}", lane.as_str()))
                 .spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_multi_thread()
+                    let mut builder = tokio::runtime::Builder::new_multi_thread();
+                    builder
                         .worker_threads(threads)
                         .thread_name(format!("aviso-{}-rt", lane.as_str()))
-                        .enable_all()
-                        .build();
+                        .enable_all();
+                    let nice = engine.config.bulk_nice;
+                    if lane == Lane::Bulk && nice > 0 {
+                        builder.on_thread_start(move || set_this_threads_nice(nice));
+                    }
+                    let runtime = builder.build();
                     match runtime {
                         Ok(runtime) => runtime.block_on(engine.run_lane(lane, shutdown)),
                         Err(error) => {

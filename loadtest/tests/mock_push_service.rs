@@ -41,11 +41,18 @@ async fn accepts_an_encrypted_signed_message_over_http2_and_records_it() {
     let auth = subscription["keys"]["auth"].as_str().unwrap();
     assert_eq!(URL_SAFE_NO_PAD.decode(auth).unwrap().len(), 16);
 
+    // One JWT for both pushes, as a sender caches it: made per push, the two could differ in
+    // `exp` across a second boundary and count as two.
+    let authorization = sender.authorization(mock.base_url());
     let answer = sender
         .push(
             alice.endpoint(),
             encrypted_for(&alice, b"{\"title\":\"hello\"}"),
-            &[("urgency", "high"), ("topic", "cart")],
+            &[
+                ("urgency", "high"),
+                ("topic", "cart"),
+                ("authorization", &authorization),
+            ],
         )
         .await;
     assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
@@ -54,7 +61,11 @@ async fn accepts_an_encrypted_signed_message_over_http2_and_records_it() {
     assert!(location.starts_with(mock.base_url()), "{location}");
 
     let second = sender
-        .push(alice.endpoint(), encrypted_for(&alice, b"again"), &[])
+        .push(
+            alice.endpoint(),
+            encrypted_for(&alice, b"again"),
+            &[("authorization", &authorization)],
+        )
         .await;
     assert_eq!(second.status, StatusCode::CREATED, "{}", second.body);
     mock.wait_for_deliveries(2, Duration::from_secs(5))

@@ -71,7 +71,7 @@ pub struct Engine {
     wake: Arc<tokio::sync::Notify>,
 }
 
-/// How often an idle priority worker looks for tasks enqueued by other instances: one-to-one
+/// How often the idle priority lane looks for tasks enqueued by other instances: one-to-one
 /// pushes must reach the push service within tens of milliseconds.
 const PRIORITY_POLL: Duration = Duration::from_millis(5);
 
@@ -192,18 +192,44 @@ impl Engine {
     }
 
     async fn run_lane(self: Arc<Self>, lane: Lane, shutdown: watch::Receiver<bool>) {
-        let count = match lane {
-            Lane::Priority => self.config.priority_workers,
-            Lane::Bulk => self.config.bulk_workers,
+        let (count, poll) = match lane {
+            Lane::Priority => (self.config.priority_workers, PRIORITY_POLL),
+            Lane::Bulk => (self.config.bulk_workers, self.config.poll_interval),
         };
+        // The lane looks for tasks of other instances once per `poll`, whatever its number of
+        // workers: each tick wakes one idle worker. (Each worker on its own timer made the
+        // priority lane look 800 times a second, 2.4% of a core on an idle server.)
+        let tick = Arc::new(tokio::sync::Notify::new());
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..count.max(1) {
-            workers.spawn(self.clone().work(lane, shutdown.clone()));
+            workers.spawn(self.clone().work(lane, tick.clone(), shutdown.clone()));
         }
+        let ticker = {
+            let mut shutdown = shutdown.clone();
+            async move {
+                let mut interval = tokio::time::interval(poll);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                while !*shutdown.borrow() {
+                    tokio::select! {
+                        _ = interval.tick() => tick.notify_one(),
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }
+        };
+        // On the lane's runtime with its workers (not on the thread that drives `run_lane`), so
+        // that a tick wakes a worker without a switch between threads.
+        let ticker = tokio::spawn(ticker);
         while workers.join_next().await.is_some() {}
+        let _ = ticker.await;
     }
 
-    async fn work(self: Arc<Self>, lane: Lane, mut shutdown: watch::Receiver<bool>) {
+    async fn work(
+        self: Arc<Self>,
+        lane: Lane,
+        tick: Arc<tokio::sync::Notify>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         // The queue-depth gauge costs a count of the lane's tasks: at most once per interval,
         // not on every idle poll (the priority lane polls every few milliseconds).
         let mut depth_measured: Option<Instant> = None;
@@ -227,12 +253,8 @@ impl Engine {
                             gauge!("aviso_queue_depth", "lane" => lane.as_str()).set(depth as f64);
                         }
                     }
-                    let poll = match lane {
-                        Lane::Priority => PRIORITY_POLL,
-                        Lane::Bulk => self.config.poll_interval,
-                    };
                     tokio::select! {
-                        _ = tokio::time::sleep(poll) => {}
+                        _ = tick.notified() => {}
                         _ = self.wake.notified() => {}
                         _ = shutdown.changed() => {}
                     }

@@ -247,7 +247,6 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Embedded(format!("store task failed: {e}")))?
     }
 
-    /// Runs `work` in the writer's next transaction; answers once that transaction is committed.
     /// Runs `work` in the writer's next transaction; answers once it is committed and on disk.
     async fn write<T: Send + 'static>(
         &self,
@@ -876,11 +875,14 @@ impl Store for EmbeddedStore {
         worker: &str,
         lease: Duration,
     ) -> StoreResult<Option<ClaimedTask>> {
-        // Idle workers poll often (the priority lane every few milliseconds): look in a read
-        // transaction first, so that an empty poll costs no turn of the writer.
-        let ready = self
-            .read(move |txn| next_claimable(&txn.open_table(LANE_INDEX).map_err(db_error)?, lane))
-            .await?;
+        // Idle lanes poll often (the priority lane every few milliseconds): look in a read
+        // transaction first, so that an empty poll costs no turn of the writer; and inline, as
+        // it reads a few pages of a small index, which costs less than the thread switches of
+        // a trip to the blocking pool.
+        let ready = {
+            let txn = self.db.begin_read().map_err(db_error)?;
+            next_claimable(&txn.open_table(LANE_INDEX).map_err(db_error)?, lane)?
+        };
         if ready.is_none() {
             return Ok(None);
         }

@@ -388,6 +388,8 @@ pub async fn create(
             counters: &targeted,
         })
         .await?;
+    // This process's idle workers look at once rather than at their next poll.
+    state.tasks_planned();
     metrics::counter!("aviso_notifications_created_total").increment(1);
     Ok((notification, true))
 }

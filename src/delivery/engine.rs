@@ -45,8 +45,13 @@ pub struct EngineConfig {
     pub concurrency: usize,
     /// How long a claim lasts without a checkpoint before another worker may take over.
     pub lease: Duration,
-    /// How often an idle worker looks for new tasks.
+    /// How often the idle bulk lane looks for new tasks.
     pub poll_interval: Duration,
+    /// How often the idle priority lane looks for tasks that this process was not told of
+    /// (enqueued by other instances, or scheduled for later): tasks planned here wake the
+    /// workers at once. With other instances on the store, one-to-one pushes must reach the
+    /// push service within tens of milliseconds, so a few milliseconds.
+    pub priority_poll_interval: Duration,
     /// The VAPID contact (`mailto:` or `https:`).
     pub vapid_subject: VapidSubject,
     /// Nice value of the bulk lane's threads (0 = the same CPU priority as the rest): a
@@ -70,10 +75,6 @@ pub struct Engine {
     /// Woken when this process enqueues tasks, so its idle workers need not wait for a poll.
     wake: Arc<tokio::sync::Notify>,
 }
-
-/// How often the idle priority lane looks for tasks enqueued by other instances: one-to-one
-/// pushes must reach the push service within tens of milliseconds.
-const PRIORITY_POLL: Duration = Duration::from_millis(5);
 
 /// Sets the calling thread's nice value (Linux keeps one per thread). Best effort: where it
 /// cannot be done the broadcast only competes as an equal.
@@ -193,7 +194,10 @@ impl Engine {
 
     async fn run_lane(self: Arc<Self>, lane: Lane, shutdown: watch::Receiver<bool>) {
         let (count, poll) = match lane {
-            Lane::Priority => (self.config.priority_workers, PRIORITY_POLL),
+            Lane::Priority => (
+                self.config.priority_workers,
+                self.config.priority_poll_interval,
+            ),
             Lane::Bulk => (self.config.bulk_workers, self.config.poll_interval),
         };
         // The lane looks for tasks of other instances once per `poll`, whatever its number of

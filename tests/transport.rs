@@ -170,15 +170,13 @@ async fn the_sender_retries_transient_failures_and_reports_final_outcomes() {
         let options = &options;
         let sender = &sender;
         async move {
-            sender
-                .deliver(Message {
-                    subscription: &sub,
-                    payload: b"hello",
-                    options,
-                    vapid,
-                    expires_at: Instant::now() + Duration::from_secs(60),
-                })
-                .await
+            let message = Message {
+                subscription: &sub,
+                options,
+                vapid,
+                expires_at: Instant::now() + Duration::from_secs(60),
+            };
+            sender.deliver(&message, b"hello").await
         }
     };
 

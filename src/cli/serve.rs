@@ -92,6 +92,10 @@ impl ServeCommand {
 }
 
 /// The delivery engine, with one connection pool per lane.
+/// Bulk-lane tasks worked on at once: several overlap their store round trips (group-committed
+/// together in the embedded store).
+const BULK_WORKERS: usize = 8;
+
 async fn start_engine(
     store: std::sync::Arc<dyn Store>,
     config: &Config,
@@ -106,11 +110,14 @@ async fn start_engine(
     aws_lc_rs::rand::fill(&mut id).map_err(|_| anyhow::anyhow!("random generator failed"))?;
     let engine_config = EngineConfig {
         worker_id: format!("{}-{}", std::process::id(), hex(&id)),
-        // Several bulk workers overlap their store round trips (group-committed together).
-        bulk_workers: 8,
+        bulk_workers: BULK_WORKERS,
         priority_workers: 4,
         batch_size: 500,
-        concurrency: 256,
+        // Each bulk worker's share of an origin's in-flight bound: a larger window would only
+        // queue on the bound, and messages let through one permit at a time leave one per write.
+        concurrency: client_config
+            .max_in_flight_per_origin
+            .div_ceil(BULK_WORKERS),
         lease: config.task_lease,
         poll_interval: std::time::Duration::from_millis(100),
         // Only Redis is shared with other instances, whose one-to-one pushes this one may take;

@@ -13,10 +13,9 @@ use crate::push::{
 };
 use crate::transport::{PushClient, TransportError};
 
-/// One message for one subscriber.
+/// Where and how one message goes: its subscriber, headers and signature, and its deadline.
 pub struct Message<'a> {
     pub subscription: &'a PushSubscription,
-    pub payload: &'a [u8],
     pub options: &'a PushOptions,
     pub vapid: &'a VapidHeaderCache,
     /// When the TTL runs out: no attempt is made after it.
@@ -91,29 +90,38 @@ impl Sender {
         }
     }
 
-    /// Delivers one message, retrying transient failures while its TTL lasts.
-    pub async fn deliver(&self, message: Message<'_>) -> Delivery {
-        let subscription = message.subscription;
-        let service = subscription
-            .endpoint()
-            .host_str()
-            .map_or(PushService::Other, PushService::from_host)
-            .label();
-        let audience = subscription.audience();
+    /// Encrypts and delivers one message, retrying transient failures while its TTL lasts.
+    pub async fn deliver(&self, message: &Message<'_>, payload: &[u8]) -> Delivery {
+        match self.seal(message.subscription, payload) {
+            Ok(body) => self.send(message, body).await,
+            Err(failed) => failed,
+        }
+    }
 
-        // Encrypt once: a retry resends the same ciphertext, which is the same message.
+    /// Encrypts a payload for its subscriber: the body of every attempt to send it (a retry
+    /// resends the same ciphertext, which is the same message).
+    ///
+    /// Apart from [`Sender::send`] so that a caller can encrypt a run of messages and then hand
+    /// them to the connections together: each connection then writes them in one go.
+    pub fn seal(&self, subscription: &PushSubscription, payload: &[u8]) -> Result<Bytes, Delivery> {
         let started = Instant::now();
-        let body = match encrypt(subscription.keys(), message.payload) {
-            Ok(body) => Bytes::from(body),
-            Err(e) => {
-                return self.finish(
-                    service,
-                    Delivery::Failed(Failure::Encryption(e.to_string())),
-                );
+        match encrypt(subscription.keys(), payload) {
+            Ok(body) => {
+                histogram!("aviso_encrypt_seconds").record(started.elapsed().as_secs_f64());
+                Ok(Bytes::from(body))
             }
-        };
-        histogram!("aviso_encrypt_seconds").record(started.elapsed().as_secs_f64());
+            Err(e) => Err(self.finish(
+                service_label(subscription),
+                Delivery::Failed(Failure::Encryption(e.to_string())),
+            )),
+        }
+    }
 
+    /// Sends a sealed message, retrying transient failures while its TTL lasts.
+    pub async fn send(&self, message: &Message<'_>, body: Bytes) -> Delivery {
+        let subscription = message.subscription;
+        let service = service_label(subscription);
+        let audience = subscription.audience();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -202,6 +210,14 @@ impl Sender {
             .increment(1);
         delivery
     }
+}
+
+fn service_label(subscription: &PushSubscription) -> &'static str {
+    subscription
+        .endpoint()
+        .host_str()
+        .map_or(PushService::Other, PushService::from_host)
+        .label()
 }
 
 fn transport_label(error: &TransportError) -> String {

@@ -5,6 +5,7 @@
 //! Trust comes from the system's roots plus any extra CA certificates the operator names (a
 //! loopback mock push service in tests).
 
+mod coalesce;
 mod pool;
 pub mod tls;
 

@@ -17,6 +17,7 @@ use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use super::coalesce::Coalescing;
 use super::{ClientConfig, MAX_REASON_LEN, PushResponse, TransportError, error_chain};
 
 /// One HTTP/2 connection and the number of requests this process has on it.
@@ -237,7 +238,7 @@ impl Pools {
             .initial_max_send_streams(1)
             .initial_window_size(1 << 20)
             .initial_connection_window_size(8 << 20)
-            .handshake::<_, Bytes>(tls)
+            .handshake::<_, Bytes>(Coalescing(tls))
             .await
             .map_err(|e| connect_error(error_chain(&e)))?;
         let alive = Arc::new(AtomicBool::new(true));

@@ -135,9 +135,10 @@ fn check_tags(field: &str, tags: &BTreeMap<String, impl AsRef<str>>) -> ApiResul
 /// would make this server send requests wherever a stranger asks.
 fn check_endpoint_allowed(state: &ApiState, subscription: &PushSubscription) -> ApiResult<()> {
     let endpoint = subscription.endpoint();
-    let host = endpoint.host_str().unwrap_or_default().to_ascii_lowercase();
+    let host = endpoint.host().unwrap_or_default().to_ascii_lowercase();
     // The push services listen on 443 only; another port would aim us at some other service.
-    let known = PushService::from_host(&host) != PushService::Other && endpoint.port().is_none();
+    let known =
+        PushService::from_host(&host) != PushService::Other && endpoint.port_u16().is_none();
     let extra = state
         .config()
         .allowed_push_hosts
@@ -150,7 +151,7 @@ fn check_endpoint_allowed(state: &ApiState, subscription: &PushSubscription) -> 
             "subscription.endpoint",
             format!(
                 "`{host}` (port {}) is not a known push service (FCM, Mozilla, Apple, Microsoft WNS on 443); a real browser subscription never points elsewhere",
-                endpoint.port_or_known_default().unwrap_or(443)
+                endpoint.port_u16().unwrap_or(443)
             ),
         ))
     }

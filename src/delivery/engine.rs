@@ -429,7 +429,7 @@ impl Engine {
                     let keys =
                         SubscriptionKeys::from_validated(subscription.p256dh, subscription.auth);
                     let push_subscription =
-                        match PushSubscription::new(&subscription.endpoint, keys) {
+                        match PushSubscription::from_stored(&subscription.endpoint, keys) {
                             Ok(push_subscription) => push_subscription,
                             Err(error) => {
                                 let failure = Failure::Encryption(error.to_string());

@@ -215,7 +215,7 @@ impl Sender {
 fn service_label(subscription: &PushSubscription) -> &'static str {
     subscription
         .endpoint()
-        .host_str()
+        .host()
         .map_or(PushService::Other, PushService::from_host)
         .label()
 }

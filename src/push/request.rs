@@ -153,12 +153,7 @@ pub fn build_request(
 ) -> Request<Bytes> {
     let mut request = Request::new(Bytes::new());
     *request.method_mut() = Method::POST;
-    // A parsed `Url` is always a valid URI; an unreachable fallback would hide a real bug.
-    *request.uri_mut() = subscription
-        .endpoint()
-        .as_str()
-        .parse()
-        .unwrap_or_else(|_| unreachable!("validated endpoint URL is a URI"));
+    *request.uri_mut() = subscription.endpoint().clone();
     let headers = request.headers_mut();
     headers.insert(TTL.clone(), HeaderValue::from(options.ttl.as_secs()));
     if let Some(urgency) = options.urgency {

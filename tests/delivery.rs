@@ -155,6 +155,39 @@ async fn broadcast_reaches_everyone_exactly_once(redis: bool) {
     assert!(counters.get("expired").is_none_or(|v| v == 0), "{counters}");
     assert_eq!(setup.service.received().len(), SUBSCRIBERS);
     check_every_message(&setup, &id, |_| false);
+
+    // Prometheus: sends by service and outcome, and the request latency as a histogram (which,
+    // unlike a summary, adds up across instances).
+    let metrics = setup
+        .client
+        .get(setup.aviso.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(prefix))
+            .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
+    };
+    let sent = SUBSCRIBERS as f64;
+    assert_eq!(
+        value("aviso_sends_total{service=\"other\",outcome=\"delivered\"}"),
+        sent
+    );
+    assert_eq!(
+        value("aviso_push_request_seconds_count{service=\"other\"}"),
+        sent
+    );
+    assert_eq!(
+        value("aviso_push_request_seconds_bucket{service=\"other\",le=\"+Inf\"}"),
+        sent
+    );
+    assert_eq!(value("aviso_encrypt_seconds_count"), sent);
 }
 
 async fn gone_subscribers_are_deleted_and_failures_retried(redis: bool) {

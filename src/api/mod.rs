@@ -30,7 +30,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
-use crate::store::{App, Store, hash_api_key};
+use crate::delivery::EngineWaker;
+use crate::store::{App, Store, Task, hash_api_key};
 use error::ApiError;
 
 /// Largest JSON body accepted (the bulk import streams and has its own per-line limit).
@@ -52,7 +53,7 @@ struct Inner {
     apps: AppCache<String>,
     apps_by_key: AppCache<[u8; 32]>,
     /// Wakes this process's delivery workers when a notification is planned.
-    planned: Option<Arc<tokio::sync::Notify>>,
+    planned: Option<Arc<EngineWaker>>,
 }
 
 /// Apps read from the store, trusted for [`APP_CACHE_TTL`].
@@ -98,17 +99,17 @@ impl ApiState {
     }
 
     /// Lets the delivery engine of this process hear of new tasks at once.
-    pub fn with_engine_waker(mut self, waker: Arc<tokio::sync::Notify>) -> Self {
+    pub fn with_engine_waker(mut self, waker: Arc<EngineWaker>) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.planned = Some(waker);
         }
         self
     }
 
-    /// Called after tasks were enqueued.
-    pub fn tasks_planned(&self) {
+    /// Called after `tasks` were enqueued.
+    pub fn tasks_planned(&self, tasks: &[Task]) {
         if let Some(waker) = &self.inner.planned {
-            waker.notify_waiters();
+            waker.tasks_planned(tasks);
         }
     }
 

@@ -389,7 +389,7 @@ pub async fn create(
         })
         .await?;
     // This process's idle workers look at once rather than at their next poll.
-    state.tasks_planned();
+    state.tasks_planned(&plan.tasks);
     metrics::counter!("aviso_notifications_created_total").increment(1);
     Ok((notification, true))
 }

@@ -150,11 +150,12 @@ async fn start_engine(
             .div_ceil(BULK_WORKERS),
         lease: config.task_lease,
         poll_interval: std::time::Duration::from_millis(100),
-        // Only Redis is shared with other instances, whose one-to-one pushes this one may take;
-        // the embedded store's tasks are all planned here, and wake the workers themselves.
-        priority_poll_interval: std::time::Duration::from_millis(match config.redis_url {
-            Some(_) => 5,
-            None => 50,
+        // A shared store gets one-to-one pushes from other instances, which this one may take;
+        // an unshared one's tasks are all planned here, and wake the workers themselves.
+        priority_poll_interval: std::time::Duration::from_millis(if store.is_shared() {
+            5
+        } else {
+            50
         }),
         vapid_subject: config.vapid_subject()?,
         bulk_nice: config.bulk_nice,

@@ -17,6 +17,7 @@ use metrics::{gauge, histogram};
 use tokio::sync::watch;
 
 use super::sender::{Delivery, Failure, Message, Sender};
+use super::waker::EngineWaker;
 use crate::notify::Notification;
 use crate::notify::model::{Audience, Status};
 use crate::notify::payload::PayloadTemplate;
@@ -74,7 +75,7 @@ pub struct Engine {
     apps: Mutex<HashMap<String, Arc<VapidHeaderCache>>>,
     notifications: Mutex<HashMap<String, Arc<Prepared>>>,
     /// Woken when this process enqueues tasks, so its idle workers need not wait for a poll.
-    wake: Arc<tokio::sync::Notify>,
+    wake: Arc<EngineWaker>,
 }
 
 /// Sets the calling thread's nice value (Linux keeps one per thread). Best effort: where it
@@ -129,7 +130,7 @@ impl Engine {
             priority,
             apps: Mutex::new(HashMap::new()),
             notifications: Mutex::new(HashMap::new()),
-            wake: Arc::new(tokio::sync::Notify::new()),
+            wake: Arc::new(EngineWaker::default()),
         })
     }
 
@@ -141,7 +142,7 @@ impl Engine {
     }
 
     /// Notify it after enqueueing tasks in this process: idle workers look at once.
-    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+    pub fn waker(&self) -> Arc<EngineWaker> {
         self.wake.clone()
     }
 
@@ -260,7 +261,7 @@ impl Engine {
                     }
                     tokio::select! {
                         _ = tick.notified() => {}
-                        _ = self.wake.notified() => {}
+                        _ = self.wake.lane(lane).notified() => {}
                         _ = shutdown.changed() => {}
                     }
                 }

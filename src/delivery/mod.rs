@@ -3,13 +3,16 @@
 //!
 //! - [`sender`]: one message to one subscriber, with retries and outcome handling;
 //! - [`backoff`]: the retry schedule;
-//! - [`throttle`]: per-origin pauses when a push service says "slow down".
+//! - [`throttle`]: per-origin pauses when a push service says "slow down";
+//! - [`waker`]: the API's signal to idle workers that it enqueued tasks.
 
 pub mod backoff;
 pub mod engine;
 pub mod sender;
 pub mod throttle;
+pub mod waker;
 
 pub use backoff::RetryPolicy;
 pub use engine::{Engine, EngineConfig};
 pub use sender::{Delivery, Failure, Message, Sender};
+pub use waker::EngineWaker;

@@ -426,6 +426,10 @@ fn fenced(txn: &redb::WriteTransaction, claim: &ClaimedTask) -> StoreResult<Task
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.read(|txn| {
             txn.open_table(APPS).map_err(db_error)?;

@@ -147,6 +147,10 @@ pub trait Store: Send + Sync + 'static {
     /// Answers when the store is reachable.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Whether other processes may enqueue tasks here too (Redis), so that idle workers must
+    /// poll for them; the embedded store is one process's file.
+    fn is_shared(&self) -> bool;
+
     // Apps.
     async fn put_app(&self, app: &App) -> StoreResult<()>;
     async fn get_app(&self, app_id: &str) -> StoreResult<Option<App>>;

@@ -236,6 +236,10 @@ impl Scripts {
 
 #[async_trait]
 impl Store for RedisStore {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         let mut conn = self.conn().await?;
         let _: String = redis::cmd("PING")

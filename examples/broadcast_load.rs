@@ -10,17 +10,14 @@
 //! sends the same payload to M of the subscribers through the same push service, and its CPU per
 //! message is printed beside Aviso's.
 //!
-//! A loopback HTTP/2 push service (in this process, counting only) stands in for FCM; the sender
+//! The project's mock push service (`aviso-loadtest`, in this process, verifying each VAPID JWT
+//! but not decrypting) stands in for FCM; the sender
 //! is a real `target/release/aviso serve` (embedded store, or an empty Redis with `--redis`), so
 //! its CPU time is its own.
 
-#[allow(dead_code)]
-#[path = "../tests/support/verifying_push_service.rs"]
-mod push_service;
-
 use std::time::{Duration, Instant};
 
-use push_service::{Options, VerifyingPushService};
+use aviso_loadtest::{MockConfig, MockPushService, TestSubscriber};
 use serde_json::{Value, json};
 
 fn cpu_seconds(pid: u32) -> f64 {
@@ -60,16 +57,18 @@ async fn main() -> anyhow::Result<()> {
     // `--redis URL`: the sender uses that (empty) Redis instead of the embedded store.
     let redis = arg("--redis");
     let peer: usize = arg("--peer").map_or(Ok(0), |v| v.parse())?;
-    let service = VerifyingPushService::start_with(Options {
-        verify: false,
-        ..Options::default()
-    })
-    .await;
+    // Keeps each delivery's arrival time (the one-to-one latencies are read from them).
+    let service = MockPushService::start(MockConfig::default().record_details(true)).await?;
     let dir = tempfile::tempdir()?;
     let ca = dir.path().join("ca.pem");
-    service.write_ca(&ca);
+    service.write_ca_cert(&ca)?;
+    // Subscribers' keys are not registered with the mock: decrypting 200,000 messages would
+    // make it the bottleneck (the tests decrypt every message).
+    let subscribe = |name: &str| -> anyhow::Result<Value> {
+        Ok(TestSubscriber::generate_unregistered(&service, name)?.subscription_json())
+    };
 
-    let subscriber = service.subscribe("floor");
+    let subscriber = subscribe("floor")?;
     let keys = aviso::push::PushSubscription::from_json(subscriber.to_string().as_bytes())?;
     // Measured before and after the broadcast (the machine's speed drifts): their mean is the floor.
     let floor_before_us = crypto_floor_us(&keys)?;
@@ -116,8 +115,9 @@ async fn main() -> anyhow::Result<()> {
     let mut vip_id = String::new();
     let mut peer_subscriptions = Vec::with_capacity(peer);
     for chunk in names.chunks(256) {
-        let requests = chunk.iter().map(|name| {
-            let subscription = service.subscribe(name);
+        let mut requests = Vec::with_capacity(chunk.len());
+        for name in chunk {
+            let subscription = subscribe(name)?;
             if peer_subscriptions.len() < peer {
                 peer_subscriptions.push(subscription.to_string());
             }
@@ -126,8 +126,8 @@ async fn main() -> anyhow::Result<()> {
                 .post(format!("{base}/v1/apps/{app}/subscriptions"))
                 .json(&body)
                 .send();
-            async move { (name.clone(), request.await) }
-        });
+            requests.push(async move { (name.clone(), request.await) });
+        }
         for (name, response) in futures::future::join_all(requests).await {
             let body: Value = response?.json().await?;
             if name == "vip" {
@@ -156,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
     let mut probes = Vec::new();
     // How long the API took to answer each probe's creation (stored, planned, queued).
     let mut answered_ms = Vec::new();
-    while service.distinct_received() < n * 9 / 10 {
+    while (service.stats().distinct_endpoints as usize) < n * 9 / 10 {
         let sent = Instant::now();
         client
             .post(format!("{base}/v1/notifications"))
@@ -172,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
             "the broadcast did not finish in 10 minutes"
         );
     }
-    while service.distinct_received() < n + 1 {
+    while (service.stats().distinct_endpoints as usize) < n + 1 {
         tokio::time::sleep(Duration::from_millis(20)).await;
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(600),
@@ -188,10 +188,9 @@ async fn main() -> anyhow::Result<()> {
 
     // The broadcast itself reaches the VIP once; every other arrival for it answers a probe, in order.
     let arrivals: Vec<Instant> = service
-        .received()
+        .deliveries("vip")
         .into_iter()
-        .filter(|r| r.id == "vip")
-        .map(|r| r.at)
+        .map(|delivery| delivery.received_at)
         .collect();
     let mut latencies: Vec<f64> = probes
         .iter()

@@ -6,17 +6,21 @@ mod support;
 use std::path::PathBuf;
 use std::process::Output;
 
+use aviso_loadtest::Throttle;
 use http::StatusCode;
-use support::verifying_push_service::VerifyingPushService;
+use support::push_service::{self, MockConfig, MockExt, MockPushService};
 
 struct Fixture {
-    service: VerifyingPushService,
+    service: MockPushService,
     dir: tempfile::TempDir,
 }
 
 impl Fixture {
     async fn new() -> Self {
-        let service = VerifyingPushService::start().await;
+        // A scripted 429 carries this throttle's Retry-After; nothing is throttled otherwise.
+        let service =
+            push_service::start(MockConfig::default().throttle(Throttle::default().retry_after(7)))
+                .await;
         let dir = tempfile::tempdir().unwrap();
         service.write_ca(&dir.path().join("ca.pem"));
         let status = std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
@@ -82,14 +86,18 @@ async fn a_push_is_decrypted_and_its_jwt_verified_by_independent_code() {
         text(&output.stdout)
     );
 
-    let received = fixture.service.received();
+    assert_eq!(fixture.service.requests(), 1);
+    let received = fixture.service.deliveries("alice");
     assert_eq!(received.len(), 1);
     let message = &received[0];
-    assert_eq!(message.verdict.as_deref(), Ok(&b"Your cart misses you"[..]));
+    assert_eq!(
+        message.plaintext.as_deref(),
+        Some(&b"Your cart misses you"[..])
+    );
     assert_eq!(message.version, http::Version::HTTP_2);
-    assert_eq!(message.headers["ttl"], "60");
-    assert_eq!(message.headers["urgency"], "high");
-    assert_eq!(message.headers["topic"], "cart-1");
+    assert_eq!(message.ttl, 60);
+    assert_eq!(message.urgency.as_deref(), Some("high"));
+    assert_eq!(message.topic.as_deref(), Some("cart-1"));
 
     // --payload @file, the largest payload there is.
     let big = "x".repeat(3993);
@@ -98,8 +106,8 @@ async fn a_push_is_decrypted_and_its_jwt_verified_by_independent_code() {
     let output = fixture.send(&subscription, &payload_arg, &[]).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
-        fixture.service.received()[1].verdict.as_deref(),
-        Ok(big.as_bytes())
+        fixture.service.plaintexts("alice"),
+        [b"Your cart misses you".to_vec(), big.into_bytes()]
     );
 }
 
@@ -118,9 +126,7 @@ async fn each_refusal_explains_what_to_do() {
     for (status, advice) in cases {
         let id = format!("s{}", status.as_u16());
         let subscription = fixture.subscription(&id);
-        fixture
-            .service
-            .answer(&id, status, "reason from the service");
+        fixture.service.answer_next(&id, status, 1);
         let output = fixture.send(&subscription, "hi", &[]).await;
         assert_eq!(
             output.status.code(),
@@ -130,7 +136,8 @@ async fn each_refusal_explains_what_to_do() {
         );
         let stdout = text(&output.stdout);
         assert!(stdout.starts_with(status.as_str()), "{stdout}");
-        assert!(stdout.contains("reason from the service"), "{stdout}");
+        // The service's explanation is shown.
+        assert!(stdout.contains("answer queued by the test"), "{stdout}");
         assert!(
             text(&output.stderr).contains(advice),
             "{status}: {}",
@@ -175,5 +182,5 @@ async fn bad_input_is_refused_before_anything_is_sent() {
         "{}",
         text(&output.stderr)
     );
-    assert!(fixture.service.received().is_empty());
+    assert_eq!(fixture.service.requests(), 0);
 }

@@ -13,10 +13,10 @@ use aviso::push::{
 use aviso::transport::{ClientConfig, PushClient};
 use bytes::Bytes;
 use http::StatusCode;
-use support::verifying_push_service::{Options, VerifyingPushService};
+use support::push_service::{self, MockConfig, MockExt, MockPushService};
 
 fn client(
-    service: &VerifyingPushService,
+    service: &MockPushService,
     dir: &tempfile::TempDir,
     max_connections: usize,
 ) -> PushClient {
@@ -39,13 +39,18 @@ fn vapid() -> VapidHeaderCache {
     .unwrap()
 }
 
-fn subscription(service: &VerifyingPushService, id: &str) -> PushSubscription {
+fn subscription(service: &MockPushService, id: &str) -> PushSubscription {
     PushSubscription::from_json(service.subscribe(id).to_string().as_bytes()).unwrap()
 }
 
-async fn send_many(service: &VerifyingPushService, client: &PushClient, n: usize) {
+async fn send_many(service: &MockPushService, client: &PushClient, n: usize) {
+    send_many_from(service, client, 0, n).await;
+}
+
+/// Sends one message each to new subscribers `c{first}`, `c{first + 1}`, … at once.
+async fn send_many_from(service: &MockPushService, client: &PushClient, first: usize, n: usize) {
     let vapid = vapid();
-    let requests: Vec<_> = (0..n)
+    let requests: Vec<_> = (first..first + n)
         .map(|i| {
             let sub = subscription(service, &format!("c{i}"));
             let body = Bytes::from(encrypt(sub.keys(), format!("message {i}").as_bytes()).unwrap());
@@ -84,76 +89,71 @@ where
     out
 }
 
+/// Every message of the `c{i}` subscribers was accepted, decrypted, over `version`.
+fn all_decrypted(service: &MockPushService, n: usize, version: http::Version) {
+    let stats = service.stats();
+    assert_eq!(stats.requests, n as u64);
+    assert_eq!(stats.decrypted, n as u64, "{stats:?}");
+    for i in 0..n {
+        let deliveries = service.deliveries(&format!("c{i}"));
+        assert!(
+            deliveries.iter().all(|d| d.version == version),
+            "{deliveries:?}"
+        );
+    }
+}
+
+/// The TCP connections the mock accepted.
+fn connections(service: &MockPushService) -> u64 {
+    service.stats().connections
+}
+
 #[tokio::test]
 async fn full_connections_make_the_pool_open_more_instead_of_queueing() {
-    let service = VerifyingPushService::start_with(Options {
-        max_concurrent_streams: 4,
-        latency: Duration::from_millis(300),
-        ..Options::default()
-    })
+    let service = push_service::start(
+        MockConfig::default()
+            .max_concurrent_streams(4)
+            .latency(Duration::from_millis(300), Duration::ZERO),
+    )
     .await;
     let dir = tempfile::tempdir().unwrap();
     let client = client(&service, &dir, 8);
     // Settle the server's SETTINGS on a first connection, then burst 24 requests.
     send_many(&service, &client, 1).await;
-    send_many(&service, &client, 24).await;
-    let received = service.received();
-    assert_eq!(received.len(), 25);
-    assert!(
-        received
-            .iter()
-            .all(|r| r.verdict.is_ok() && r.version == http::Version::HTTP_2)
-    );
+    send_many_from(&service, &client, 1, 24).await;
+    all_decrypted(&service, 25, http::Version::HTTP_2);
     // 24 requests over connections allowing 4 streams each: 6 connections, within the bound 8.
-    assert!(
-        service.connections() >= 6,
-        "only {} connections",
-        service.connections()
-    );
-    assert!(
-        service.connections() <= 8,
-        "{} connections",
-        service.connections()
-    );
+    let opened = connections(&service);
+    assert!((6..=8).contains(&opened), "{opened} connections");
 }
 
 #[tokio::test]
 async fn a_bound_of_one_connection_queues_and_still_delivers_everything() {
-    let service = VerifyingPushService::start_with(Options {
-        max_concurrent_streams: 2,
-        latency: Duration::from_millis(20),
-        ..Options::default()
-    })
+    let service = push_service::start(
+        MockConfig::default()
+            .max_concurrent_streams(2)
+            .latency(Duration::from_millis(20), Duration::ZERO),
+    )
     .await;
     let dir = tempfile::tempdir().unwrap();
     let client = client(&service, &dir, 1);
     send_many(&service, &client, 20).await;
-    assert_eq!(service.received().len(), 20);
-    assert_eq!(service.connections(), 1);
+    all_decrypted(&service, 20, http::Version::HTTP_2);
+    assert_eq!(connections(&service), 1);
 }
 
 #[tokio::test]
 async fn a_service_without_http2_gets_http1() {
-    let service = VerifyingPushService::start_with(Options {
-        http2: false,
-        ..Options::default()
-    })
-    .await;
+    let service = push_service::start(MockConfig::default().http1_only(true)).await;
     let dir = tempfile::tempdir().unwrap();
     let client = client(&service, &dir, 4);
     send_many(&service, &client, 3).await;
-    let received = service.received();
-    assert_eq!(received.len(), 3);
-    assert!(
-        received
-            .iter()
-            .all(|r| r.verdict.is_ok() && r.version == http::Version::HTTP_11)
-    );
+    all_decrypted(&service, 3, http::Version::HTTP_11);
 }
 
 #[tokio::test]
 async fn the_sender_retries_transient_failures_and_reports_final_outcomes() {
-    let service = VerifyingPushService::start().await;
+    let service = push_service::start(MockConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let sender = Sender::new(
         client(&service, &dir, 4),
@@ -181,11 +181,11 @@ async fn the_sender_retries_transient_failures_and_reports_final_outcomes() {
     };
 
     let flaky = subscription(&service, "flaky");
-    service.answer_times("flaky", StatusCode::SERVICE_UNAVAILABLE, "busy", 2);
+    service.answer_next("flaky", StatusCode::SERVICE_UNAVAILABLE, 2);
     assert_eq!(deliver(flaky).await, Delivery::Delivered);
 
     let throttled = subscription(&service, "throttled");
-    service.answer_times("throttled", StatusCode::TOO_MANY_REQUESTS, "", 1);
+    service.answer_next("throttled", StatusCode::TOO_MANY_REQUESTS, 1);
     let started = Instant::now();
     assert_eq!(deliver(throttled).await, Delivery::Delivered);
     assert!(
@@ -194,27 +194,27 @@ async fn the_sender_retries_transient_failures_and_reports_final_outcomes() {
     );
 
     let gone = subscription(&service, "gone");
-    service.answer("gone", StatusCode::GONE, "");
+    service.answer_next("gone", StatusCode::GONE, 1);
     assert_eq!(deliver(gone).await, Delivery::Expired);
 
     let misconfigured = subscription(&service, "misconfigured");
-    service.answer("misconfigured", StatusCode::FORBIDDEN, "BadJwtToken");
-    assert_eq!(
-        deliver(misconfigured).await,
-        Delivery::Failed(Failure::Rejected {
-            status: 403,
-            reason: "BadJwtToken".into()
-        })
-    );
+    service.answer_next("misconfigured", StatusCode::FORBIDDEN, 1);
+    let Delivery::Failed(Failure::Rejected { status, reason }) = deliver(misconfigured).await
+    else {
+        panic!("a 403 is a rejection");
+    };
+    assert_eq!(status, 403);
+    // The service's reason is kept for the operator.
+    assert!(reason.contains("answer queued by the test"), "{reason}");
 
     let down = subscription(&service, "down");
-    service.answer_times("down", StatusCode::BAD_GATEWAY, "", 10);
+    service.answer_next("down", StatusCode::BAD_GATEWAY, 10);
     assert!(matches!(
         deliver(down).await,
         Delivery::Failed(Failure::RetriesExhausted { attempts: 4, .. })
     ));
 
-    let per_id = |id: &str| service.received().iter().filter(|r| r.id == id).count();
+    let per_id = |id: &str| service.requests_for(id);
     assert_eq!(per_id("flaky"), 3);
     assert_eq!(per_id("throttled"), 2);
     assert_eq!(per_id("gone"), 1);
@@ -224,10 +224,9 @@ async fn the_sender_retries_transient_failures_and_reports_final_outcomes() {
         "a configuration error is not retried"
     );
     assert_eq!(per_id("down"), 4);
-    assert!(
-        service
-            .received()
-            .iter()
-            .all(|r| r.verdict.as_deref() == Ok(&b"hello"[..]))
-    );
+    // Every message that got through decrypted to what was sent.
+    assert_eq!(service.stats().verification_failures, 0);
+    for id in ["flaky", "throttled"] {
+        assert_eq!(service.plaintexts(id), [b"hello".to_vec()]);
+    }
 }

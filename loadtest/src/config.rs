@@ -25,6 +25,8 @@ pub struct MockConfig {
     pub record_details: bool,
     /// How long [`crate::MockPushService::shutdown`] lets open requests finish.
     pub shutdown_grace: Duration,
+    /// Offer only HTTP/1.1 in ALPN, like a push service without HTTP/2. Default off.
+    pub http1_only: bool,
     /// Latency and error mix; replaceable at runtime.
     pub behaviour: Behaviour,
 }
@@ -36,6 +38,7 @@ impl Default for MockConfig {
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             record_details: true,
             shutdown_grace: Duration::from_secs(5),
+            http1_only: false,
             behaviour: Behaviour::default(),
         }
     }
@@ -87,6 +90,12 @@ impl MockConfig {
     /// Sets [`Behaviour::payload_limit`].
     pub fn payload_limit(mut self, bytes: usize) -> Self {
         self.behaviour.payload_limit = bytes;
+        self
+    }
+
+    /// Sets [`MockConfig::http1_only`].
+    pub fn http1_only(mut self, http1_only: bool) -> Self {
+        self.http1_only = http1_only;
         self
     }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use dashmap::DashMap;
 use http::{StatusCode, Version};
@@ -33,6 +34,8 @@ pub struct Delivery {
     pub version: Version,
     /// The decrypted body, if the endpoint has a registered [`crate::TestSubscriber`].
     pub plaintext: Option<Vec<u8>>,
+    /// When the push service accepted it.
+    pub received_at: Instant,
 }
 
 /// One accepted message as `GET /messages/{id}` shows it: the headers, and the plaintext as text
@@ -101,6 +104,8 @@ pub struct Stats {
 
 #[derive(Default)]
 struct EndpointRecord {
+    /// Push requests, whatever the answer.
+    requests: u64,
     delivered: u64,
     details: Vec<Delivery>,
 }
@@ -115,6 +120,9 @@ pub(crate) struct Recorder {
     connections: AtomicU64,
     tls_handshake_failures: AtomicU64,
     delivered: AtomicU64,
+    /// Endpoint ids with at least one accepted message (`endpoints` also holds ids that only
+    /// got refusals).
+    distinct_endpoints: AtomicU64,
     duplicate_deliveries: AtomicU64,
     decrypted: AtomicU64,
     verification_failures: AtomicU64,
@@ -136,6 +144,7 @@ impl Recorder {
             connections: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            distinct_endpoints: AtomicU64::new(0),
             duplicate_deliveries: AtomicU64::new(0),
             decrypted: AtomicU64::new(0),
             verification_failures: AtomicU64::new(0),
@@ -158,8 +167,12 @@ impl Recorder {
         self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn request(&self, version: Version) {
+    pub(crate) fn request(&self, id: &str, version: Version) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        match self.endpoints.get_mut(id) {
+            Some(mut record) => record.requests += 1,
+            None => self.endpoints.entry(id.into()).or_default().requests += 1,
+        }
         let by_version = if version == Version::HTTP_2 {
             &self.http2_requests
         } else {
@@ -208,6 +221,8 @@ impl Recorder {
         };
         if count > 1 {
             self.duplicate_deliveries.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.distinct_endpoints.fetch_add(1, Ordering::Relaxed);
         }
         self.delivered.fetch_add(1, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
@@ -246,6 +261,10 @@ impl Recorder {
         }
     }
 
+    pub(crate) fn requests_for(&self, id: &str) -> u64 {
+        self.endpoints.get(id).map_or(0, |record| record.requests)
+    }
+
     pub(crate) fn delivered_count(&self, id: &str) -> u64 {
         self.endpoints.get(id).map_or(0, |record| record.delivered)
     }
@@ -265,6 +284,7 @@ impl Recorder {
     pub(crate) fn delivery_counts(&self) -> BTreeMap<String, u64> {
         self.endpoints
             .iter()
+            .filter(|entry| entry.value().delivered > 0)
             .map(|entry| (entry.key().to_string(), entry.value().delivered))
             .collect()
     }
@@ -297,7 +317,7 @@ impl Recorder {
             requests: load(&self.requests),
             by_status,
             delivered: self.delivered_total(),
-            distinct_endpoints: self.endpoints.len() as u64,
+            distinct_endpoints: load(&self.distinct_endpoints),
             duplicate_deliveries: load(&self.duplicate_deliveries),
             distinct_jwts: distinct_jwts as u64,
             decrypted: load(&self.decrypted),

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -120,7 +120,7 @@ impl MockPushService {
         } else {
             bound
         };
-        let tls = TlsIdentity::generate(address.ip())?;
+        let tls = TlsIdentity::generate(address.ip(), config.http1_only)?;
         let shared = Arc::new(Shared {
             origin: format!("https://{address}"),
             behaviour: ArcSwap::from_pointee(ActiveBehaviour::new(config.behaviour.clone())),
@@ -281,6 +281,11 @@ impl MockPushService {
     /// Messages accepted with `201` so far, over all endpoints.
     pub fn delivered(&self) -> u64 {
         self.shared.recorder.delivered_total()
+    }
+
+    /// Push requests for endpoint id `id` so far, whatever they were answered (retries too).
+    pub fn requests_for(&self, id: &str) -> u64 {
+        self.shared.recorder.requests_for(id)
     }
 
     /// Messages accepted for endpoint id `id`.
@@ -482,7 +487,7 @@ impl Shared {
                 );
             }
         };
-        self.recorder.request(request.version());
+        self.recorder.request(&id, request.version());
         let active = self.behaviour.load_full();
         let answer = if request.method() == Method::POST {
             self.answer(&id, request, &active).await
@@ -611,6 +616,7 @@ impl Shared {
             topic,
             version,
             plaintext,
+            received_at: Instant::now(),
         });
         Answer::Created
     }

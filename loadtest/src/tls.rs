@@ -19,8 +19,9 @@ pub(crate) struct TlsIdentity {
 }
 
 impl TlsIdentity {
-    /// A fresh identity valid for `localhost`, 127.0.0.1 and `listen_ip`.
-    pub(crate) fn generate(listen_ip: IpAddr) -> Result<Self, MockError> {
+    /// A fresh identity valid for `localhost`, 127.0.0.1 and `listen_ip`, offering HTTP/2
+    /// in ALPN unless `http1_only`.
+    pub(crate) fn generate(listen_ip: IpAddr, http1_only: bool) -> Result<Self, MockError> {
         let mut ca_params = CertificateParams::default();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
@@ -58,7 +59,11 @@ impl TlsIdentity {
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
-        server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        server_config.alpn_protocols = if http1_only {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        };
         Ok(Self {
             ca_pem: ca_cert.pem(),
             server_config: Arc::new(server_config),

@@ -415,6 +415,20 @@ async fn queued_answers_come_before_the_normal_outcome() {
             StatusCode::CREATED
         ]
     );
+    // Every request is counted for its endpoint; only the accepted one is a delivery.
+    assert_eq!(mock.requests_for("flaky"), 3);
+    assert_eq!(mock.delivered_count("flaky"), 1);
+
+    let refused = mock.endpoint("refused");
+    mock.answer_next("refused", StatusCode::GONE, 1);
+    sender.push(&refused, opaque_body(), &[]).await;
+    assert_eq!(mock.requests_for("refused"), 1);
+    let stats = mock.stats();
+    assert_eq!(
+        stats.distinct_endpoints, 1,
+        "refused endpoints are not delivered to"
+    );
+    assert!(!mock.delivery_counts().contains_key("refused"));
 }
 
 #[tokio::test]

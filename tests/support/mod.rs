@@ -1,6 +1,6 @@
 //! Test helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod push_service;
 pub mod redis;
 pub mod server;
-pub mod verifying_push_service;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aviso::store::{
     App, AttributeValue, Lane, NewNotification, ProfileUpdate, Progress, SHARDS, ScanCursor, Store,
-    StoreError, Subscription, SubscriptionId, Task, TaskTarget, Upserted, hash_api_key,
+    StoreError, Subscription, SubscriptionId, Task, TaskStep, TaskTarget, Upserted, hash_api_key,
 };
 
 fn app(id: &str) -> App {
@@ -435,8 +435,13 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
             .unwrap()
             .is_none()
     );
-    store.complete_task(&p).await.unwrap();
+    // A batch's counters go with the task's completion.
+    store
+        .record_batch(&p, &[("sent", 1), ("delivered", 1)], TaskStep::Complete)
+        .await
+        .unwrap();
     assert_eq!(store.pending_tasks(Lane::Priority).await.unwrap(), 0);
+    assert_eq!(store.counters("n2").await.unwrap()["delivered"], 1);
 
     let a = store
         .claim_task(Lane::Bulk, "w1", lease)
@@ -477,6 +482,22 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
         store.complete_task(&a).await,
         Err(StoreError::LeaseLost)
     ));
+    // The fenced worker's last batch went out: its counters count, its checkpoint does not.
+    let further = Progress {
+        cursor: ScanCursor(vec![9]),
+        processed: 20,
+    };
+    let step = TaskStep::Checkpoint {
+        progress: &further,
+        lease,
+    };
+    assert!(matches!(
+        store.record_batch(&a, &[("sent", 3)], step).await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert_eq!(store.counters("n1").await.unwrap()["sent"], 3);
+    store.record_batch(&b, &[("sent", 2)], step).await.unwrap();
+    assert_eq!(store.counters("n1").await.unwrap()["sent"], 5);
 
     // Cancelling removes every task of the notification; the holder loses its lease.
     assert_eq!(store.cancel_tasks("n1").await.unwrap(), 2);

@@ -28,8 +28,8 @@ use crate::push::{
     VapidKey,
 };
 use crate::store::{
-    ClaimedTask, Lane, Progress, Store, StoreError, Subscription, SubscriptionId, TaskTarget,
-    now_ms,
+    ClaimedTask, Lane, Progress, Store, StoreError, Subscription, SubscriptionId, TaskStep,
+    TaskTarget, now_ms,
 };
 
 /// How the engine runs.
@@ -108,9 +108,30 @@ struct Prepared {
 
 enum TaskEnd {
     Done,
+    /// Saved its progress and goes on.
+    Checkpointed,
     /// Cancelled, taken over, or handed back at shutdown.
     Stopped,
 }
+
+/// Stores a batch's counters with the checkpoint (or completion) that follows it.
+async fn record(
+    store: &dyn Store,
+    claim: &ClaimedTask,
+    counts: Counts,
+    step: TaskStep<'_>,
+) -> Result<TaskEnd, StoreError> {
+    let deltas: Vec<(&str, i64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    match store.record_batch(claim, &deltas, step).await {
+        Err(StoreError::LeaseLost) => Ok(TaskEnd::Stopped),
+        Err(error) => Err(error),
+        Ok(()) if matches!(step, TaskStep::Complete) => Ok(TaskEnd::Done),
+        Ok(()) => Ok(TaskEnd::Checkpointed),
+    }
+}
+
+/// A batch's outcomes, by counter name (`sent`, `delivered`, `expired`, `failed.REASON`).
+type Counts = HashMap<String, i64>;
 
 impl Engine {
     /// `bulk` and `priority` should use separate `PushClient`s so that the lanes never share
@@ -304,8 +325,10 @@ impl Engine {
         match &claim.task.target {
             TaskTarget::Subscriptions(ids) => {
                 let subscriptions = store.get_subscriptions(&claim.task.app_id, ids).await?;
-                self.deliver_batch(store, &prepared, &vapid, sender, subscriptions)
+                let counts = self
+                    .deliver_batch(store, &prepared, &vapid, sender, subscriptions)
                     .await?;
+                record(store, claim, counts, TaskStep::Complete).await
             }
             TaskTarget::Shard(shard) => {
                 // A scan may hand out a subscription twice (Redis' HSCAN does when the hash is
@@ -325,33 +348,33 @@ impl Engine {
                     batch
                         .subscriptions
                         .retain(|subscription| seen.insert(subscription.id));
-                    self.deliver_batch(store, &prepared, &vapid, sender, batch.subscriptions)
+                    let counts = self
+                        .deliver_batch(store, &prepared, &vapid, sender, batch.subscriptions)
                         .await?;
-                    let Some(next) = batch.next else { break };
+                    let Some(next) = batch.next else {
+                        return record(store, claim, counts, TaskStep::Complete).await;
+                    };
                     progress = Progress {
                         cursor: next,
                         processed: progress.processed + count,
                     };
-                    if *shutdown.borrow() {
-                        // Hand the task back: claimable at once by another instance.
-                        store
-                            .checkpoint_task(claim, &progress, Duration::ZERO)
-                            .await?;
-                        return Ok(TaskEnd::Stopped);
-                    }
-                    match store
-                        .checkpoint_task(claim, &progress, self.config.lease)
-                        .await
-                    {
-                        Err(StoreError::LeaseLost) => return Ok(TaskEnd::Stopped),
-                        other => other?,
+                    // On shutdown, hand the task back: claimable at once by another instance.
+                    let stopping = *shutdown.borrow();
+                    let lease = if stopping {
+                        Duration::ZERO
+                    } else {
+                        self.config.lease
+                    };
+                    let step = TaskStep::Checkpoint {
+                        progress: &progress,
+                        lease,
+                    };
+                    match record(store, claim, counts, step).await? {
+                        TaskEnd::Checkpointed if !stopping => {}
+                        _ => return Ok(TaskEnd::Stopped),
                     }
                 }
             }
-        }
-        match store.complete_task(claim).await {
-            Err(StoreError::LeaseLost) => Ok(TaskEnd::Stopped),
-            other => other.map(|()| TaskEnd::Done),
         }
     }
 
@@ -362,7 +385,7 @@ impl Engine {
         vapid: &VapidHeaderCache,
         sender: &Sender,
         subscriptions: Vec<Subscription>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Counts, StoreError> {
         let notification = &prepared.notification;
         let targeted = match &notification.audience {
             Audience::Segment(filter) => {
@@ -372,7 +395,7 @@ impl Engine {
             _ => subscriptions,
         };
         if targeted.is_empty() {
-            return Ok(());
+            return Ok(Counts::new());
         }
         let expires_at = Instant::now()
             + Duration::from_millis(
@@ -383,7 +406,7 @@ impl Engine {
             .send_all(prepared, vapid, sender, expires_at, targeted)
             .await;
 
-        let mut counts: HashMap<String, i64> = HashMap::new();
+        let mut counts = Counts::new();
         *counts.entry("sent".to_owned()).or_default() += outcomes.len() as i64;
         for (subscription, delivery) in &outcomes {
             let key = match delivery {
@@ -400,8 +423,7 @@ impl Engine {
             };
             *counts.entry(key).or_default() += 1;
         }
-        let deltas: Vec<(&str, i64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        store.add_counters(&notification.id, &deltas).await
+        Ok(counts)
     }
 
     /// Sends to each subscriber, [`EngineConfig::concurrency`] messages in flight at most.

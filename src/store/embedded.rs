@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     App, ClaimedTask, Lane, NewNotification, Profile, ProfileUpdate, Progress, ScanBatch,
-    ScanCursor, Store, StoreError, StoreResult, Subscription, SubscriptionId, Task, Upserted,
-    now_ms,
+    ScanCursor, Store, StoreError, StoreResult, Subscription, SubscriptionId, Task, TaskStep,
+    Upserted, now_ms,
 };
 
 const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
@@ -125,6 +125,29 @@ fn save_notification(
         let mut index = txn.open_table(NOTIFICATIONS_BY_APP).map_err(db_error)?;
         index.insert((app_id, now_ms(), id), ()).map_err(db_error)?;
     }
+    Ok(())
+}
+
+/// Saves a claimed task's progress and extends its lease, if the claim still holds.
+fn checkpoint_in(
+    txn: &redb::WriteTransaction,
+    claim: &ClaimedTask,
+    progress: Progress,
+    lease: Duration,
+) -> StoreResult<()> {
+    let mut record = fenced(txn, claim)?;
+    unindex_task(txn, &record)?;
+    record.progress = progress;
+    record.claimable_at_ms = now_ms() + lease.as_millis() as u64;
+    save_task(txn, &record)
+}
+
+/// Removes a claimed task, if the claim still holds.
+fn complete_in(txn: &redb::WriteTransaction, claim: &ClaimedTask) -> StoreResult<()> {
+    let record = fenced(txn, claim)?;
+    unindex_task(txn, &record)?;
+    let mut tasks = txn.open_table(TASKS).map_err(db_error)?;
+    tasks.remove(record.task.id.as_str()).map_err(db_error)?;
     Ok(())
 }
 
@@ -923,24 +946,35 @@ impl Store for EmbeddedStore {
         lease: Duration,
     ) -> StoreResult<()> {
         let (claim, progress) = (claim.clone(), progress.clone());
-        self.write(move |txn| {
-            let mut record = fenced(txn, &claim)?;
-            unindex_task(txn, &record)?;
-            record.progress = progress;
-            record.claimable_at_ms = now_ms() + lease.as_millis() as u64;
-            save_task(txn, &record)
-        })
-        .await
+        self.write(move |txn| checkpoint_in(txn, &claim, progress, lease))
+            .await
     }
 
     async fn complete_task(&self, claim: &ClaimedTask) -> StoreResult<()> {
         let claim = claim.clone();
+        self.write(move |txn| complete_in(txn, &claim)).await
+    }
+
+    async fn record_batch(
+        &self,
+        claim: &ClaimedTask,
+        counters: &[(&str, i64)],
+        step: TaskStep<'_>,
+    ) -> StoreResult<()> {
+        let claim = claim.clone();
+        let deltas = owned_deltas(counters);
+        let checkpoint = match step {
+            TaskStep::Checkpoint { progress, lease } => Some((progress.clone(), lease)),
+            TaskStep::Complete => None,
+        };
+        // One transaction: the counters are written first, so they commit even when the
+        // fence then says the lease was lost.
         self.write(move |txn| {
-            let record = fenced(txn, &claim)?;
-            unindex_task(txn, &record)?;
-            let mut tasks = txn.open_table(TASKS).map_err(db_error)?;
-            tasks.remove(record.task.id.as_str()).map_err(db_error)?;
-            Ok(())
+            add_counters_in(txn, &claim.task.notification_id, &deltas)?;
+            match checkpoint {
+                Some((progress, lease)) => checkpoint_in(txn, &claim, progress, lease),
+                None => complete_in(txn, &claim),
+            }
         })
         .await
     }

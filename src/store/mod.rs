@@ -141,6 +141,18 @@ pub struct NewNotification<'a> {
     pub counters: &'a [(&'a str, i64)],
 }
 
+/// Where a task goes after a batch: see [`Store::record_batch`].
+#[derive(Debug, Clone, Copy)]
+pub enum TaskStep<'a> {
+    /// Save `progress`; the lease then runs `lease` from now (zero hands the task back).
+    Checkpoint {
+        progress: &'a Progress,
+        lease: Duration,
+    },
+    /// The task is done.
+    Complete,
+}
+
 /// The subscription store.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -258,6 +270,28 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
     ) -> StoreResult<()>;
     async fn complete_task(&self, claim: &ClaimedTask) -> StoreResult<()>;
+    /// Records a delivered batch: adds `counters` to the task's notification, then checkpoints
+    /// or completes the task. The counters count even when the lease was lost (the messages
+    /// went out); the answer is then [`StoreError::LeaseLost`]. A backend that can commit both
+    /// at once does (the embedded store: one commit per batch, not two, and no double count
+    /// when a crash falls between them); by default they are two writes.
+    async fn record_batch(
+        &self,
+        claim: &ClaimedTask,
+        counters: &[(&str, i64)],
+        step: TaskStep<'_>,
+    ) -> StoreResult<()> {
+        if !counters.is_empty() {
+            self.add_counters(&claim.task.notification_id, counters)
+                .await?;
+        }
+        match step {
+            TaskStep::Checkpoint { progress, lease } => {
+                self.checkpoint_task(claim, progress, lease).await
+            }
+            TaskStep::Complete => self.complete_task(claim).await,
+        }
+    }
     /// Removes a notification's tasks, claimed or not; their workers lose their leases.
     async fn cancel_tasks(&self, notification_id: &str) -> StoreResult<u64>;
     /// Tasks waiting or in progress in `lane`.

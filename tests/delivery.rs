@@ -7,6 +7,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use aviso_loadtest::{Throttle, Unavailable};
 use http::StatusCode;
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -198,41 +199,49 @@ async fn broadcast_reaches_everyone_exactly_once(redis: bool) {
 
 async fn gone_subscribers_are_deleted_and_failures_retried(redis: bool) {
     let setup = setup(redis).await;
-    let gone = |name: &str| name[1..].parse::<usize>().unwrap() % 10 == 0;
-    for name in setup.ids.keys() {
-        let n: usize = name[1..].parse().unwrap();
-        if gone(name) {
-            setup.service.answer_next(name, StatusCode::GONE, 1);
-        } else if n % 20 == 1 {
-            setup
-                .service
-                .answer_next(name, StatusCode::SERVICE_UNAVAILABLE, 2);
-        } else if n % 500 == 3 {
-            setup
-                .service
-                .answer_next(name, StatusCode::TOO_MANY_REQUESTS, 1);
-        }
-    }
+    // The mock's own failure modes: 10% of the endpoints gone (a stable choice by hash), the
+    // last 10 of every 100 requests answered 503, and every 500th of the rest 429 with
+    // Retry-After: 1 (which pauses the whole origin).
+    setup
+        .service
+        .update_behaviour(|behaviour| {
+            behaviour.gone_fraction = 0.1;
+            behaviour.unavailable = Unavailable::bursts(100, 10);
+            behaviour.throttle = Throttle::fraction(0.002).retry_after(1);
+        })
+        .unwrap();
+    let gone = |name: &str| setup.service.is_gone(name);
+    let gone_count = setup.ids.keys().filter(|name| gone(name)).count();
+    assert!((150..=250).contains(&gone_count), "{gone_count} gone");
     let id = broadcast(&setup).await;
     let counters = counters_when_done(&setup, &id, SUBSCRIBERS as i64).await;
-    assert_eq!(counters["expired"], (SUBSCRIBERS / 10) as i64, "{counters}");
-    assert_eq!(
-        counters["delivered"],
-        (SUBSCRIBERS - SUBSCRIBERS / 10) as i64,
-        "{counters}"
-    );
+    assert_eq!(counters["expired"], gone_count as i64, "{counters}");
+    let remaining = (SUBSCRIBERS - gone_count) as i64;
+    assert_eq!(counters["delivered"], remaining, "{counters}");
+    assert!(setup.service.count_for(StatusCode::SERVICE_UNAVAILABLE) >= 200);
+    assert!(setup.service.count_for(StatusCode::TOO_MANY_REQUESTS) >= 3);
     check_every_message(&setup, &id, gone);
+    // Each gone endpoint heard 410 once (after any 503 or 429 before it).
+    assert_eq!(setup.service.count_for(StatusCode::GONE), gone_count as u64);
     // The gone subscriptions were deleted: a second broadcast never tries them.
-    let remaining = (SUBSCRIBERS - SUBSCRIBERS / 10) as i64;
+    let requests_before: Vec<u64> = setup
+        .ids
+        .keys()
+        .filter(|name| gone(name))
+        .map(|name| setup.service.requests_for(name))
+        .collect();
     let counters = second_broadcast(&setup, remaining).await;
     assert_eq!(counters["delivered"], remaining, "{counters}");
-    for name in setup.ids.keys().filter(|name| gone(name)) {
-        let requests = setup.service.requests_for(name);
-        assert_eq!(
-            requests, 1,
-            "{name} got a request after the push service said it was gone"
-        );
-    }
+    let requests_after: Vec<u64> = setup
+        .ids
+        .keys()
+        .filter(|name| gone(name))
+        .map(|name| setup.service.requests_for(name))
+        .collect();
+    assert_eq!(
+        requests_before, requests_after,
+        "a gone subscription got a request after the push service said it was gone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -446,7 +446,9 @@ pub async fn demo_test_push(
         send_at: None,
         idempotency_key: None,
     };
-    let notification = super::server::create(&state, &app, request).await?.0;
+    let notification = super::server::create(&state, &app, request)
+        .await?
+        .notification;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(TestPushQueued {

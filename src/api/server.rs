@@ -335,12 +335,22 @@ pub struct NotificationView {
     counters: BTreeMap<String, i64>,
 }
 
+/// What [`create`] did.
+pub struct Created {
+    pub notification: Notification,
+    /// False when the idempotency key named an earlier notification, which is returned.
+    pub is_new: bool,
+    /// The counters a new notification starts with (`targeted` when known up front); `None`
+    /// for an earlier one, whose counters have moved since.
+    pub initial_counters: Option<BTreeMap<String, i64>>,
+}
+
 /// Creates, plans and stores a notification (shared with the demo endpoint).
 pub async fn create(
     state: &ApiState,
     app: &App,
     request: NotificationRequest,
-) -> ApiResult<(Notification, bool)> {
+) -> ApiResult<Created> {
     let mut id_bytes = [0u8; 10];
     aws_lc_rs::rand::fill(&mut id_bytes)
         .map_err(|_| ApiError::Internal("random generator failed".into()))?;
@@ -367,7 +377,11 @@ pub async fn create(
                 })?;
             let first =
                 serde_json::from_slice(&document).map_err(|e| ApiError::Internal(e.to_string()))?;
-            return Ok((first, false));
+            return Ok(Created {
+                notification: first,
+                is_new: false,
+                initial_counters: None,
+            });
         }
     }
     let document =
@@ -391,7 +405,15 @@ pub async fn create(
     // This process's idle workers look at once rather than at their next poll.
     state.tasks_planned(&plan.tasks);
     metrics::counter!("aviso_notifications_created_total").increment(1);
-    Ok((notification, true))
+    let initial_counters = targeted
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect();
+    Ok(Created {
+        notification,
+        is_new: true,
+        initial_counters: Some(initial_counters),
+    })
 }
 
 #[utoipa::path(post, path = "/v1/notifications", tag = "notifications", request_body = NotificationRequest, security(("api_key" = [])),
@@ -402,9 +424,17 @@ pub async fn create_notification(
     AuthedApp(app): AuthedApp,
     Json(request): Json<NotificationRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<NotificationView>)> {
-    let (notification, created) = create(&state, &app, request).await?;
-    let counters = state.store().counters(&notification.id).await?;
-    let status = if created {
+    let Created {
+        notification,
+        is_new,
+        initial_counters,
+    } = create(&state, &app, request).await?;
+    // A new notification answers with what it was stored with; an earlier one is read back.
+    let counters = match initial_counters {
+        Some(counters) => counters,
+        None => state.store().counters(&notification.id).await?,
+    };
+    let status = if is_new {
         StatusCode::CREATED
     } else {
         StatusCode::OK

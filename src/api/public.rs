@@ -448,7 +448,7 @@ pub async fn demo_test_push(
     };
     let notification = super::server::create(&state, &app, request)
         .await?
-        .notification;
+        .into_notification();
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(TestPushQueued {

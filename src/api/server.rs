@@ -336,13 +336,22 @@ pub struct NotificationView {
 }
 
 /// What [`create`] did.
-pub struct Created {
-    pub notification: Notification,
-    /// False when the idempotency key named an earlier notification, which is returned.
-    pub is_new: bool,
-    /// The counters a new notification starts with (`targeted` when known up front); `None`
-    /// for an earlier one, whose counters have moved since.
-    pub initial_counters: Option<BTreeMap<String, i64>>,
+pub enum Created {
+    /// A new notification, with the counters it starts with (`targeted` when known up front).
+    New {
+        notification: Notification,
+        counters: BTreeMap<String, i64>,
+    },
+    /// The idempotency key named an earlier notification (whose counters have moved since).
+    Earlier(Notification),
+}
+
+impl Created {
+    pub fn into_notification(self) -> Notification {
+        match self {
+            Self::New { notification, .. } | Self::Earlier(notification) => notification,
+        }
+    }
 }
 
 /// Creates, plans and stores a notification (shared with the demo endpoint).
@@ -377,11 +386,7 @@ pub async fn create(
                 })?;
             let first =
                 serde_json::from_slice(&document).map_err(|e| ApiError::Internal(e.to_string()))?;
-            return Ok(Created {
-                notification: first,
-                is_new: false,
-                initial_counters: None,
-            });
+            return Ok(Created::Earlier(first));
         }
     }
     let document =
@@ -405,14 +410,13 @@ pub async fn create(
     // This process's idle workers look at once rather than at their next poll.
     state.tasks_planned(&plan.tasks);
     metrics::counter!("aviso_notifications_created_total").increment(1);
-    let initial_counters = targeted
+    let counters = targeted
         .iter()
         .map(|(k, v)| ((*k).to_owned(), *v))
         .collect();
-    Ok(Created {
+    Ok(Created::New {
         notification,
-        is_new: true,
-        initial_counters: Some(initial_counters),
+        counters,
     })
 }
 
@@ -424,20 +428,16 @@ pub async fn create_notification(
     AuthedApp(app): AuthedApp,
     Json(request): Json<NotificationRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<NotificationView>)> {
-    let Created {
-        notification,
-        is_new,
-        initial_counters,
-    } = create(&state, &app, request).await?;
     // A new notification answers with what it was stored with; an earlier one is read back.
-    let counters = match initial_counters {
-        Some(counters) => counters,
-        None => state.store().counters(&notification.id).await?,
-    };
-    let status = if is_new {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+    let (status, notification, counters) = match create(&state, &app, request).await? {
+        Created::New {
+            notification,
+            counters,
+        } => (StatusCode::CREATED, notification, counters),
+        Created::Earlier(notification) => {
+            let counters = state.store().counters(&notification.id).await?;
+            (StatusCode::OK, notification, counters)
+        }
     };
     Ok((
         status,

@@ -89,7 +89,6 @@ impl ServeCommand {
     }
 }
 
-/// The delivery engine, with one connection pool per lane.
 /// The Prometheus recorder, with histograms (summable across instances, unlike the
 /// exporter's default summaries) and its upkeep: without it every sample recorded stays in
 /// memory until someone scrapes `/metrics`, two per message sent.
@@ -126,6 +125,7 @@ fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHa
 /// together in the embedded store).
 const BULK_WORKERS: usize = 8;
 
+/// The delivery engine, with one connection pool per lane.
 async fn start_engine(
     store: std::sync::Arc<dyn Store>,
     config: &Config,

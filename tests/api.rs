@@ -440,14 +440,7 @@ pub async fn server_endpoints(aviso: Aviso) {
             .unwrap(),
         "ready"
     );
-    let metrics = client
-        .get(aviso.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = aviso.metrics(&client).await;
     assert!(
         metrics.contains("aviso_notifications_created_total"),
         "{metrics}"

@@ -165,15 +165,7 @@ async fn broadcast_reaches_everyone_exactly_once(redis: bool) {
 
     // Prometheus: sends by service and outcome, and the request latency as a histogram (which,
     // unlike a summary, adds up across instances).
-    let metrics = setup
-        .client
-        .get(setup.aviso.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = setup.aviso.metrics(&setup.client).await;
     let value = |prefix: &str| -> f64 {
         metrics
             .lines()
@@ -224,20 +216,16 @@ async fn gone_subscribers_are_deleted_and_failures_retried(redis: bool) {
     // Each gone endpoint heard 410 once (after any 503 or 429 before it).
     assert_eq!(setup.service.count_for(StatusCode::GONE), gone_count as u64);
     // The gone subscriptions were deleted: a second broadcast never tries them.
-    let requests_before: Vec<u64> = setup
-        .ids
-        .keys()
-        .filter(|name| gone(name))
-        .map(|name| setup.service.requests_for(name))
-        .collect();
+    let requests_to_gone = || -> Vec<u64> {
+        let gone_names = setup.ids.keys().filter(|name| gone(name));
+        gone_names
+            .map(|name| setup.service.requests_for(name))
+            .collect()
+    };
+    let requests_before = requests_to_gone();
     let counters = second_broadcast(&setup, remaining).await;
     assert_eq!(counters["delivered"], remaining, "{counters}");
-    let requests_after: Vec<u64> = setup
-        .ids
-        .keys()
-        .filter(|name| gone(name))
-        .map(|name| setup.service.requests_for(name))
-        .collect();
+    let requests_after = requests_to_gone();
     assert_eq!(
         requests_before, requests_after,
         "a gone subscription got a request after the push service said it was gone"
@@ -344,9 +332,8 @@ async fn two_instances_share_a_broadcast_and_survive_a_kill() {
     };
     loop {
         let received = service.requests() as usize;
-        let metrics = |aviso: &Aviso| client.get(aviso.url("/metrics")).send();
-        let metrics_b = metrics(&b).await.unwrap().text().await.unwrap();
-        let metrics_a = metrics(&a).await.unwrap().text().await.unwrap();
+        let metrics_b = b.metrics(&client).await;
+        let metrics_a = a.metrics(&client).await;
         if received >= N / 3 && sent_by(&metrics_a) > 0.0 && sent_by(&metrics_b) > 0.0 {
             break;
         }

@@ -77,6 +77,12 @@ impl Aviso {
         format!("{}/v1/apps/{}{path}", self.base, self.app_id)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self, client: &reqwest::Client) -> String {
+        let response = client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// `kill -9`: no shutdown, no hand-back.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

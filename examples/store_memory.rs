@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use aviso::store::redis::RedisStore;
-use aviso::store::{SHARDS, ScanCursor, Store, Subscription};
+use aviso::store::{SHARDS, ScanCursor, Subscription, SubscriptionStore};
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

@@ -303,7 +303,7 @@ async fn two_instances_share_a_broadcast_and_survive_a_kill() {
                 )
             })
             .collect();
-        aviso::store::Store::insert_subscriptions(&store, &subscriptions)
+        aviso::store::SubscriptionStore::insert_subscriptions(&store, &subscriptions)
             .await
             .unwrap();
     }

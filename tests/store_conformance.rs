@@ -7,9 +7,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aviso::notify::model::{Audience, Content, Notification, Status};
 use aviso::store::{
-    App, AttributeValue, Lane, NewNotification, ProfileUpdate, Progress, SHARDS, ScanCursor, Store,
-    StoreError, Subscription, SubscriptionId, Task, TaskStep, TaskTarget, Upserted, hash_api_key,
+    App, AppStore, AttributeValue, BatchOutcome, Lane, LedgerStore, NewNotification,
+    NotificationStore, ProfileStore, ProfileUpdate, Progress, SHARDS, ScanCursor, Settle, Store,
+    StoreError, Subscription, SubscriptionId, SubscriptionStore, Task, TaskStep, TaskTarget,
+    Upserted, hash_api_key,
 };
 
 fn app(id: &str) -> App {
@@ -33,6 +36,40 @@ fn subscription(app_id: &str, n: usize) -> Subscription {
     let mut p256dh = [4u8; 65];
     p256dh[1..9].copy_from_slice(&(n as u64).to_be_bytes());
     Subscription::new(app_id, &endpoint, p256dh, [n as u8; 16], 1_700_000_000)
+}
+
+/// A stored notification whose title tells versions apart.
+fn note(app_id: &str, id: &str, version: u32) -> Notification {
+    Notification {
+        id: id.into(),
+        app_id: app_id.into(),
+        audience: Audience::All,
+        content: Content {
+            title: format!("v{version}"),
+            body: None,
+            icon: None,
+            image: None,
+            badge: None,
+            url: None,
+            actions: Vec::new(),
+            tag: None,
+            require_interaction: false,
+            data: None,
+        },
+        ttl: 60,
+        urgency: None,
+        topic: None,
+        send_at_ms: 0,
+        created_at_ms: 1,
+        status: Status::Queued,
+    }
+}
+
+fn counted<'a>(counters: &'a [(&'a str, i64)]) -> BatchOutcome<'a> {
+    BatchOutcome {
+        counters,
+        gone: &[],
+    }
 }
 
 async fn scan_all(store: &dyn Store, app_id: &str, limit: usize) -> Vec<SubscriptionId> {
@@ -238,28 +275,19 @@ pub async fn profiles(store: Arc<dyn Store>) {
 }
 
 pub async fn notifications_counters_and_limits(store: Arc<dyn Store>) {
-    store
-        .put_notification("n", "n1", b"{\"v\":1}")
-        .await
-        .unwrap();
+    store.put_notification(&note("n", "n1", 1)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    store
-        .put_notification("n", "n2", b"{\"v\":2}")
-        .await
-        .unwrap();
-    store
-        .put_notification("n", "n1", b"{\"v\":3}")
-        .await
-        .unwrap();
+    store.put_notification(&note("n", "n2", 2)).await.unwrap();
+    store.put_notification(&note("n", "n1", 3)).await.unwrap();
     assert_eq!(
         store.get_notification("n1").await.unwrap().unwrap(),
-        b"{\"v\":3}"
+        note("n", "n1", 3)
     );
     assert_eq!(store.get_notification("zz").await.unwrap(), None);
     let listed = store.list_notifications("n", 10).await.unwrap();
     assert_eq!(
         listed,
-        [b"{\"v\":2}".to_vec(), b"{\"v\":3}".to_vec()],
+        [note("n", "n2", 2), note("n", "n1", 3)],
         "newest first"
     );
     assert_eq!(store.list_notifications("n", 1).await.unwrap().len(), 1);
@@ -352,9 +380,7 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
     );
     store
         .create_notification(NewNotification {
-            app_id: "l",
-            id: "c1",
-            document: b"{\"c\":1}",
+            notification: &note("l", "c1", 1),
             tasks: std::slice::from_ref(&direct),
             counters: &[("targeted", 1)],
         })
@@ -367,8 +393,8 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
         .expect("the created task is claimable");
     assert_eq!(claim.task, direct);
     assert_eq!(
-        store.get_notification("c1").await.unwrap().as_deref(),
-        Some(&b"{\"c\":1}"[..])
+        store.get_notification("c1").await.unwrap(),
+        Some(note("l", "c1", 1))
     );
     assert_eq!(store.list_notifications("l", 10).await.unwrap().len(), 1);
     assert_eq!(
@@ -387,9 +413,7 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
     // A broadcast: tasks but no counters yet (they grow as shards are read).
     store
         .create_notification(NewNotification {
-            app_id: "l",
-            id: "c2",
-            document: b"{}",
+            notification: &note("l", "c2", 1),
             tasks: &[task("c2", "0", Lane::Bulk, TaskTarget::Shard(0))],
             counters: &[],
         })
@@ -437,7 +461,11 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     );
     // A batch's counters go with the task's completion.
     store
-        .record_batch(&p, &[("sent", 1), ("delivered", 1)], TaskStep::Complete)
+        .record_batch(
+            &p,
+            counted(&[("sent", 1), ("delivered", 1)]),
+            TaskStep::Complete,
+        )
         .await
         .unwrap();
     assert_eq!(store.pending_tasks(Lane::Priority).await.unwrap(), 0);
@@ -492,11 +520,14 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
         lease,
     };
     assert!(matches!(
-        store.record_batch(&a, &[("sent", 3)], step).await,
+        store.record_batch(&a, counted(&[("sent", 3)]), step).await,
         Err(StoreError::LeaseLost)
     ));
     assert_eq!(store.counters("n1").await.unwrap()["sent"], 3);
-    store.record_batch(&b, &[("sent", 2)], step).await.unwrap();
+    store
+        .record_batch(&b, counted(&[("sent", 2)]), step)
+        .await
+        .unwrap();
     assert_eq!(store.counters("n1").await.unwrap()["sent"], 5);
 
     // Cancelling removes every task of the notification; the holder loses its lease.
@@ -616,6 +647,332 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 0);
 }
 
+/// Forty subscriptions of one person linked at once (a CRM integration's first sync): every
+/// link is kept, on the profile and on each subscription.
+pub async fn concurrent_links_to_one_profile_are_all_kept(store: Arc<dyn Store>) {
+    let subs: Vec<_> = (0..40).map(|n| subscription("cl", n)).collect();
+    store.insert_subscriptions(&subs).await.unwrap();
+    let links = subs.iter().map(|sub| {
+        let store = store.clone();
+        let id = sub.id;
+        tokio::spawn(async move { store.link_subscription("cl", "crm-ana", id).await })
+    });
+    for link in futures::future::join_all(links).await {
+        link.unwrap().unwrap();
+    }
+    let profile = store.get_profile("cl", "crm-ana").await.unwrap().unwrap();
+    let listed: HashSet<_> = profile.subscriptions.iter().copied().collect();
+    assert_eq!(
+        listed.len(),
+        40,
+        "the profile lists {} of 40 linked subscriptions",
+        listed.len()
+    );
+    assert_eq!(profile.subscriptions.len(), 40, "listed once each");
+    for sub in &subs {
+        let stored = store.get_subscription("cl", sub.id).await.unwrap().unwrap();
+        assert_eq!(stored.external_id.as_deref(), Some("crm-ana"));
+    }
+}
+
+/// Attribute updates of one profile from many requests at once: none is lost.
+pub async fn concurrent_profile_updates_are_all_kept(store: Arc<dyn Store>) {
+    let updates = (0..40).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut update = ProfileUpdate {
+                external_id: "crm-bo".into(),
+                ..Default::default()
+            };
+            update
+                .attributes
+                .insert(format!("a{n}"), Some(AttributeValue::Number(n as f64)));
+            update.tags.insert(format!("t{n}"), Some("x".into()));
+            store.update_profile("cu", &update).await
+        })
+    });
+    for update in futures::future::join_all(updates).await {
+        update.unwrap().unwrap();
+    }
+    let profile = store.get_profile("cu", "crm-bo").await.unwrap().unwrap();
+    assert_eq!(
+        (profile.attributes.len(), profile.tags.len()),
+        (40, 40),
+        "attributes and tags kept of 40 concurrent updates"
+    );
+}
+
+/// The same endpoint subscribed from many requests at once (a page open in several tabs),
+/// while it is linked to a profile: one record, counted once, the link and creation time kept.
+pub async fn concurrent_upserts_of_one_endpoint_make_one_subscription(store: Arc<dyn Store>) {
+    let first = subscription("cs", 1);
+    store.upsert_subscription(&first).await.unwrap();
+    store
+        .link_subscription("cs", "crm-cy", first.id)
+        .await
+        .unwrap();
+    let upserts = (0..30).map(|n| {
+        let store = store.clone();
+        let mut again = first.clone();
+        again.created_at = 1_800_000_000 + n;
+        again.last_seen = 1_800_000_000 + n;
+        again.locale = format!("l{n}");
+        tokio::spawn(async move { store.upsert_subscription(&again).await })
+    });
+    // Moved to another profile while the upserts run: only links change the link.
+    let relink = {
+        let store = store.clone();
+        tokio::spawn(async move { store.link_subscription("cs", "crm-cy2", first.id).await })
+    };
+    for upsert in futures::future::join_all(upserts).await {
+        upsert.unwrap().unwrap();
+    }
+    relink.await.unwrap().unwrap();
+    assert_eq!(store.count_subscriptions("cs").await.unwrap(), 1);
+    let stored = store
+        .get_subscription("cs", first.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.created_at, first.created_at, "creation time kept");
+    assert_eq!(stored.external_id.as_deref(), Some("crm-cy2"), "link kept");
+    let profile = store.get_profile("cs", "crm-cy2").await.unwrap().unwrap();
+    assert_eq!(profile.subscriptions, [first.id]);
+    let old = store.get_profile("cs", "crm-cy").await.unwrap();
+    assert!(
+        old.as_ref().is_none_or(|p| p.subscriptions.is_empty()),
+        "{old:?}"
+    );
+}
+
+/// GDPR erasure while the person's browsers are being linked: afterwards no subscription is
+/// linked to a profile that does not list it, and every subscription linked before the erasure
+/// began is gone.
+pub async fn erase_while_linking_leaves_no_linked_subscription_behind(store: Arc<dyn Store>) {
+    let before: Vec<_> = (0..20).map(|n| subscription("ce", n)).collect();
+    let during: Vec<_> = (20..60).map(|n| subscription("ce", n)).collect();
+    store.insert_subscriptions(&before).await.unwrap();
+    store.insert_subscriptions(&during).await.unwrap();
+    for sub in &before {
+        store
+            .link_subscription("ce", "crm-di", sub.id)
+            .await
+            .unwrap();
+    }
+    let links = during.iter().map(|sub| {
+        let store = store.clone();
+        let id = sub.id;
+        tokio::spawn(async move { store.link_subscription("ce", "crm-di", id).await })
+    });
+    let erase = {
+        let store = store.clone();
+        tokio::spawn(async move { store.erase_profile("ce", "crm-di").await })
+    };
+    for link in futures::future::join_all(links).await {
+        // A link may find its subscription already erased: that is an answer, not a fault.
+        match link.unwrap() {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(other) => panic!("link failed: {other}"),
+        }
+    }
+    erase.await.unwrap().unwrap();
+    for sub in &before {
+        assert_eq!(
+            store.get_subscription("ce", sub.id).await.unwrap(),
+            None,
+            "a subscription linked before the erasure survived it"
+        );
+    }
+    let listed: HashSet<SubscriptionId> = store
+        .get_profile("ce", "crm-di")
+        .await
+        .unwrap()
+        .map(|p| p.subscriptions.into_iter().collect())
+        .unwrap_or_default();
+    let mut orphans = 0;
+    for sub in &during {
+        if let Some(stored) = store.get_subscription("ce", sub.id).await.unwrap()
+            && stored.external_id.as_deref() == Some("crm-di")
+            && !listed.contains(&sub.id)
+        {
+            orphans += 1;
+        }
+    }
+    assert_eq!(
+        orphans, 0,
+        "subscriptions linked to crm-di that its profile does not list"
+    );
+}
+
+/// A batch's gone subscriptions (404/410) are deleted in its record, unlisted from their
+/// profiles, and stay deleted even when the lease was lost meanwhile (the messages went out).
+pub async fn a_batch_record_deletes_its_gone_subscriptions(store: Arc<dyn Store>) {
+    let subs: Vec<_> = (0..4).map(|n| subscription("g", n)).collect();
+    store.insert_subscriptions(&subs).await.unwrap();
+    store
+        .link_subscription("g", "crm-go", subs[0].id)
+        .await
+        .unwrap();
+    store
+        .link_subscription("g", "crm-go", subs[1].id)
+        .await
+        .unwrap();
+    let linked = store
+        .get_subscription("g", subs[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    let lease = Duration::from_millis(200);
+    store
+        .enqueue_tasks(&[task("gn", "0", Lane::Bulk, TaskTarget::Shard(0))])
+        .await
+        .unwrap();
+    let claim = store
+        .claim_task(Lane::Bulk, "w", lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let gone = [linked, subs[2].clone()];
+    let progress = Progress::default();
+    let step = TaskStep::Checkpoint {
+        progress: &progress,
+        lease,
+    };
+    let outcome = BatchOutcome {
+        counters: &[("sent", 2), ("expired", 2)],
+        gone: &gone,
+    };
+    store.record_batch(&claim, outcome, step).await.unwrap();
+    assert_eq!(store.get_subscription("g", subs[0].id).await.unwrap(), None);
+    assert_eq!(store.get_subscription("g", subs[2].id).await.unwrap(), None);
+    assert_eq!(store.count_subscriptions("g").await.unwrap(), 2);
+    assert_eq!(
+        store
+            .get_profile("g", "crm-go")
+            .await
+            .unwrap()
+            .unwrap()
+            .subscriptions,
+        [subs[1].id]
+    );
+    assert_eq!(store.counters("gn").await.unwrap()["expired"], 2);
+
+    // A fenced claim's gone subscriptions are deleted too.
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let _taken_over = store
+        .claim_task(Lane::Bulk, "w2", lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let late = [subs[3].clone()];
+    let outcome = BatchOutcome {
+        counters: &[("expired", 1)],
+        gone: &late,
+    };
+    assert!(matches!(
+        store
+            .record_batch(&claim, outcome, TaskStep::Complete)
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert_eq!(store.get_subscription("g", subs[3].id).await.unwrap(), None);
+    assert_eq!(store.count_subscriptions("g").await.unwrap(), 1);
+}
+
+/// An idempotency key is released for a retry, or kept for its window; only its holder can
+/// do either.
+pub async fn idempotency_keys_are_kept_or_released_by_their_holder(store: Arc<dyn Store>) {
+    let short = Duration::from_secs(30);
+    assert_eq!(
+        store
+            .claim_idempotency_key("ik", "k", "n1", short)
+            .await
+            .unwrap(),
+        None
+    );
+    // Someone else cannot release it.
+    store
+        .settle_idempotency_key("ik", "k", "n2", Settle::Release)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key("ik", "k", "n2", short)
+            .await
+            .unwrap(),
+        Some("n1".into())
+    );
+    store
+        .settle_idempotency_key("ik", "k", "n1", Settle::Release)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency_key("ik", "k", "n3", short)
+            .await
+            .unwrap(),
+        None
+    );
+    // Kept: it outlives its first, short claim.
+    let brief = Duration::from_millis(200);
+    assert_eq!(
+        store
+            .claim_idempotency_key("ik", "k2", "n4", brief)
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .settle_idempotency_key("ik", "k2", "n4", Settle::Keep(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        store
+            .claim_idempotency_key("ik", "k2", "n5", short)
+            .await
+            .unwrap(),
+        Some("n4".into())
+    );
+}
+
+/// Issue 11: a create whose store write failed can be retried with the same idempotency key,
+/// and creates the notification (the key was not burned); a second retry answers that one.
+pub async fn an_idempotent_create_can_be_retried_after_a_failed_write(store: Arc<dyn Store>) {
+    use aviso::notify::service::{Created, NotificationService};
+    let faulty = support::faulty_store::FaultyStore::new(store.clone());
+    let service = NotificationService::new(&faulty, None);
+    let request = || -> aviso::notify::NotificationRequest {
+        serde_json::from_value(serde_json::json!({
+            "audience": "all",
+            "content": {"title": "Sale"},
+            "idempotency_key": "campaign-7"
+        }))
+        .unwrap()
+    };
+    let app = app("ir");
+    faulty.fail_next_creates(1);
+    let failed = service.create(&app, request()).await;
+    assert!(failed.is_err(), "the injected fault reaches the caller");
+    let retried = service.create(&app, request()).await.unwrap();
+    let Created::New { notification, .. } = retried else {
+        panic!("the retry found the key taken: {retried:?}");
+    };
+    assert!(
+        store
+            .get_notification(&notification.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let again = service.create(&app, request()).await.unwrap();
+    let Created::Earlier(earlier) = again else {
+        panic!("a second retry created anew: {again:?}");
+    };
+    assert_eq!(earlier.id, notification.id);
+    assert_eq!(store.list_notifications("ir", 10).await.unwrap().len(), 1);
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -639,6 +996,13 @@ macro_rules! conformance {
             case!(a_created_notification_is_claimable_with_its_document_and_counters);
             case!(ledger_leases_fence_and_lanes_are_separate);
             case!(a_dead_workers_task_is_resumed_from_its_checkpoint);
+            case!(concurrent_links_to_one_profile_are_all_kept);
+            case!(concurrent_profile_updates_are_all_kept);
+            case!(concurrent_upserts_of_one_endpoint_make_one_subscription);
+            case!(erase_while_linking_leaves_no_linked_subscription_behind);
+            case!(a_batch_record_deletes_its_gone_subscriptions);
+            case!(idempotency_keys_are_kept_or_released_by_their_holder);
+            case!(an_idempotent_create_can_be_retried_after_a_failed_write);
         }
     };
 }
@@ -714,7 +1078,7 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
         store.put_app(&app("r")).await.unwrap();
         store.upsert_subscription(&sub).await.unwrap();
         store.link_subscription("r", "crm-9", sub.id).await.unwrap();
-        store.put_notification("r", "n1", b"doc").await.unwrap();
+        store.put_notification(&note("r", "n1", 1)).await.unwrap();
         store.add_counters("n1", &[("sent", 3)]).await.unwrap();
         store
             .enqueue_tasks(&[task("n1", "0", Lane::Bulk, TaskTarget::Shard(0))])
@@ -740,9 +1104,44 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
         [sub.id]
     );
     assert_eq!(
-        store.get_notification("n1").await.unwrap().as_deref(),
-        Some(&b"doc"[..])
+        store.get_notification("n1").await.unwrap(),
+        Some(note("r", "n1", 1))
     );
     assert_eq!(store.counters("n1").await.unwrap()["sent"], 3);
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn the_embedded_store_refuses_a_data_file_that_is_not_its_own() {
+    // Empty (a failed copy, a full disk): refused, and left as it was.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aviso.redb");
+    std::fs::write(&path, b"").unwrap();
+    let error = aviso::store::embedded::EmbeddedStore::open(dir.path())
+        .err()
+        .expect("an empty data file is refused");
+    assert!(error.to_string().contains("empty"), "{error}");
+    assert!(error.to_string().contains("backup"), "{error}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left untouched");
+
+    // Truncated, or another program's file.
+    std::fs::write(&path, b"not a database at all, some other program's notes").unwrap();
+    let error = aviso::store::embedded::EmbeddedStore::open(dir.path())
+        .err()
+        .expect("a foreign file is refused");
+    assert!(
+        error.to_string().contains("restore it from a backup"),
+        "{error}"
+    );
+
+    // A store that was written, then cut short.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = aviso::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+        store.put_app(&app("t")).await.unwrap();
+    }
+    let path = dir.path().join("aviso.redb");
+    let full = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &full[..full.len() / 3]).unwrap();
+    assert!(aviso::store::embedded::EmbeddedStore::open(dir.path()).is_err());
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::notify::model::FieldError;
+use crate::notify::service::NotifyError;
 use crate::store::StoreError;
 
 /// An RFC 9457 problem document.
@@ -110,6 +111,18 @@ impl From<StoreError> for ApiError {
             },
             StoreError::NotFound(what) => Self::NotFound(format!("{what} does not exist")),
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<NotifyError> for ApiError {
+    fn from(e: NotifyError) -> Self {
+        match e {
+            NotifyError::Invalid(field) => field.into(),
+            NotifyError::Store(store) => store.into(),
+            NotifyError::NotFound(_) => Self::NotFound(e.to_string()),
+            NotifyError::BeingCreated => Self::Unavailable(e.to_string()),
+            NotifyError::Random => Self::Internal(e.to_string()),
         }
     }
 }

@@ -31,7 +31,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
 use crate::delivery::EngineWaker;
-use crate::store::{App, Store, Task, hash_api_key};
+use crate::notify::service::{NotificationService, TasksPlanned};
+use crate::store::{App, Store, hash_api_key};
 use error::ApiError;
 
 /// Largest JSON body accepted (the bulk import streams and has its own per-line limit).
@@ -106,15 +107,18 @@ impl ApiState {
         self
     }
 
-    /// Called after `tasks` were enqueued.
-    pub fn tasks_planned(&self, tasks: &[Task]) {
-        if let Some(waker) = &self.inner.planned {
-            waker.tasks_planned(tasks);
-        }
-    }
-
     pub fn store(&self) -> &dyn Store {
         self.inner.store.as_ref()
+    }
+
+    /// The notification use cases, over this state's store and engine waker.
+    pub fn notifications(&self) -> NotificationService<'_> {
+        let planned = self
+            .inner
+            .planned
+            .as_deref()
+            .map(|waker| waker as &dyn TasksPlanned);
+        NotificationService::new(self.store(), planned)
     }
 
     pub fn config(&self) -> &Config {

@@ -376,24 +376,10 @@ pub async fn track(
     if let Some(action) = &event.action {
         check_text("action", action)?;
     }
-    let document = state
-        .store()
-        .get_notification(&event.notification_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "notification `{}` does not exist",
-                event.notification_id
-            ))
-        })?;
-    let notification: crate::notify::Notification =
-        serde_json::from_slice(&document).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if notification.app_id != app.id {
-        return Err(ApiError::NotFound(format!(
-            "notification `{}` does not exist",
-            event.notification_id
-        )));
-    }
+    let notification = state
+        .notifications()
+        .get(&app, &event.notification_id)
+        .await?;
     let counter = match event.kind {
         EventType::Shown => "shown",
         EventType::Clicked => "clicked",
@@ -446,7 +432,9 @@ pub async fn demo_test_push(
         send_at: None,
         idempotency_key: None,
     };
-    let notification = super::server::create(&state, &app, request)
+    let notification = state
+        .notifications()
+        .create(&app, request)
         .await?
         .into_notification();
     Ok((

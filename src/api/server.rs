@@ -1,7 +1,6 @@
 //! Server endpoints for marketers and CRMs (Bearer API key): profiles and notifications.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -15,14 +14,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Json, Path, Query};
 use super::{ApiState, AuthedApp};
-use crate::notify::model::Status;
-use crate::notify::{Notification, NotificationRequest, plan};
-use crate::store::{
-    App, AttributeValue, NewNotification, Profile, ProfileUpdate, SubscriptionId, now_ms,
-};
+use crate::notify::service::Created;
+use crate::notify::{Notification, NotificationRequest};
+use crate::store::{App, AttributeValue, Profile, ProfileUpdate, SubscriptionId};
 
-/// How long an idempotency key keeps returning the first notification.
-const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Longest line of a bulk import.
 const MAX_IMPORT_LINE: usize = 64 * 1024;
 
@@ -335,91 +330,6 @@ pub struct NotificationView {
     counters: BTreeMap<String, i64>,
 }
 
-/// What [`create`] did.
-pub enum Created {
-    /// A new notification, with the counters it starts with (`targeted` when known up front).
-    New {
-        notification: Notification,
-        counters: BTreeMap<String, i64>,
-    },
-    /// The idempotency key named an earlier notification (whose counters have moved since).
-    Earlier(Notification),
-}
-
-impl Created {
-    pub fn into_notification(self) -> Notification {
-        match self {
-            Self::New { notification, .. } | Self::Earlier(notification) => notification,
-        }
-    }
-}
-
-/// Creates, plans and stores a notification (shared with the demo endpoint).
-pub async fn create(
-    state: &ApiState,
-    app: &App,
-    request: NotificationRequest,
-) -> ApiResult<Created> {
-    let mut id_bytes = [0u8; 10];
-    aws_lc_rs::rand::fill(&mut id_bytes)
-        .map_err(|_| ApiError::Internal("random generator failed".into()))?;
-    let id = crate::apps::hex(&id_bytes);
-    let idempotency_key = request.idempotency_key.clone();
-    let notification = request.into_notification(id, app.id.clone(), now_ms())?;
-    if let Some(key) = &idempotency_key {
-        if key.is_empty() || key.len() > 128 {
-            return Err(ApiError::bad("idempotency_key", "must be 1 to 128 bytes"));
-        }
-        if let Some(existing) = state
-            .store()
-            .claim_idempotency_key(&app.id, key, &notification.id, IDEMPOTENCY_WINDOW)
-            .await?
-        {
-            let document = state
-                .store()
-                .get_notification(&existing)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::Unavailable(
-                        "the idempotency key's notification is being created; retry".into(),
-                    )
-                })?;
-            let first =
-                serde_json::from_slice(&document).map_err(|e| ApiError::Internal(e.to_string()))?;
-            return Ok(Created::Earlier(first));
-        }
-    }
-    let document =
-        serde_json::to_vec(&notification).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let plan = plan::plan(state.store(), &notification).await?;
-    let targeted: Vec<(&str, i64)> = plan
-        .targeted
-        .map(|n| ("targeted", n as i64))
-        .into_iter()
-        .collect();
-    state
-        .store()
-        .create_notification(NewNotification {
-            app_id: &app.id,
-            id: &notification.id,
-            document: &document,
-            tasks: &plan.tasks,
-            counters: &targeted,
-        })
-        .await?;
-    // This process's idle workers look at once rather than at their next poll.
-    state.tasks_planned(&plan.tasks);
-    metrics::counter!("aviso_notifications_created_total").increment(1);
-    let counters = targeted
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), *v))
-        .collect();
-    Ok(Created::New {
-        notification,
-        counters,
-    })
-}
-
 #[utoipa::path(post, path = "/v1/notifications", tag = "notifications", request_body = NotificationRequest, security(("api_key" = [])),
     responses((status = 201, body = NotificationView, description = "created and queued"), (status = 200, body = NotificationView, description = "the first notification of this idempotency key"),
         (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
@@ -428,16 +338,17 @@ pub async fn create_notification(
     AuthedApp(app): AuthedApp,
     Json(request): Json<NotificationRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<NotificationView>)> {
+    let notifications = state.notifications();
     // A new notification answers with what it was stored with; an earlier one is read back.
-    let (status, notification, counters) = match create(&state, &app, request).await? {
+    let (status, (notification, counters)) = match notifications.create(&app, request).await? {
         Created::New {
             notification,
             counters,
-        } => (StatusCode::CREATED, notification, counters),
-        Created::Earlier(notification) => {
-            let counters = state.store().counters(&notification.id).await?;
-            (StatusCode::OK, notification, counters)
-        }
+        } => (StatusCode::CREATED, (notification, counters)),
+        Created::Earlier(notification) => (
+            StatusCode::OK,
+            notifications.with_counters(notification).await?,
+        ),
     };
     Ok((
         status,
@@ -453,21 +364,6 @@ pub struct NotificationPath {
     id: String,
 }
 
-async fn load(state: &ApiState, app: &App, id: &str) -> ApiResult<Notification> {
-    let not_found = || ApiError::NotFound(format!("notification `{id}` does not exist"));
-    let document = state
-        .store()
-        .get_notification(id)
-        .await?
-        .ok_or_else(not_found)?;
-    let notification: Notification =
-        serde_json::from_slice(&document).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if notification.app_id != app.id {
-        return Err(not_found());
-    }
-    Ok(notification)
-}
-
 #[utoipa::path(get, path = "/v1/notifications/{id}", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
     responses((status = 200, body = NotificationView), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_notification(
@@ -475,8 +371,9 @@ pub async fn get_notification(
     AuthedApp(app): AuthedApp,
     Path(path): Path<NotificationPath>,
 ) -> ApiResult<axum::Json<NotificationView>> {
-    let notification = load(&state, &app, &path.id).await?;
-    let counters = state.store().counters(&notification.id).await?;
+    let notifications = state.notifications();
+    let notification = notifications.get(&app, &path.id).await?;
+    let (notification, counters) = notifications.with_counters(notification).await?;
     Ok(axum::Json(NotificationView {
         notification,
         counters,
@@ -507,11 +404,7 @@ pub async fn list_notifications(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::bad("limit", "must be 1 to 200"));
     }
-    let documents = state.store().list_notifications(&app.id, limit).await?;
-    let notifications = documents
-        .iter()
-        .map(|d| serde_json::from_slice(d).map_err(|e| ApiError::Internal(e.to_string())))
-        .collect::<ApiResult<Vec<Notification>>>()?;
+    let notifications = state.notifications().list(&app, limit).await?;
     Ok(axum::Json(NotificationList { notifications }))
 }
 
@@ -522,16 +415,9 @@ pub async fn cancel_notification(
     AuthedApp(app): AuthedApp,
     Path(path): Path<NotificationPath>,
 ) -> ApiResult<axum::Json<NotificationView>> {
-    let mut notification = load(&state, &app, &path.id).await?;
-    state.store().cancel_tasks(&notification.id).await?;
-    notification.status = Status::Cancelled;
-    let document =
-        serde_json::to_vec(&notification).map_err(|e| ApiError::Internal(e.to_string()))?;
-    state
-        .store()
-        .put_notification(&app.id, &notification.id, &document)
-        .await?;
-    let counters = state.store().counters(&notification.id).await?;
+    let notifications = state.notifications();
+    let notification = notifications.cancel(&app, &path.id).await?;
+    let (notification, counters) = notifications.with_counters(notification).await?;
     Ok(axum::Json(NotificationView {
         notification,
         counters,

@@ -28,8 +28,8 @@ use crate::push::{
     VapidKey,
 };
 use crate::store::{
-    ClaimedTask, Lane, Progress, Store, StoreError, Subscription, SubscriptionId, TaskStep,
-    TaskTarget, now_ms,
+    BatchOutcome, ClaimedTask, Lane, Progress, Store, StoreError, Subscription, SubscriptionId,
+    TaskStep, TaskTarget, now_ms,
 };
 
 /// How the engine runs.
@@ -114,15 +114,32 @@ enum TaskEnd {
     Stopped,
 }
 
-/// Stores a batch's counters with the checkpoint (or completion) that follows it.
+/// What one batch leaves to record: counts by counter name (`sent`, `delivered`, `expired`,
+/// `failed.REASON`) and the subscriptions the push service said are gone.
+#[derive(Default)]
+struct Recorded {
+    counts: Counts,
+    gone: Vec<Subscription>,
+}
+
+/// Stores a batch's counters and deletions with the checkpoint (or completion) that follows it,
+/// in one store write.
 async fn record(
     store: &dyn Store,
     claim: &ClaimedTask,
-    counts: Counts,
+    recorded: Recorded,
     step: TaskStep<'_>,
 ) -> Result<TaskEnd, StoreError> {
-    let deltas: Vec<(&str, i64)> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-    match store.record_batch(claim, &deltas, step).await {
+    let counters: Vec<(&str, i64)> = recorded
+        .counts
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    let outcome = BatchOutcome {
+        counters: &counters,
+        gone: &recorded.gone,
+    };
+    match store.record_batch(claim, outcome, step).await {
         Err(StoreError::LeaseLost) => Ok(TaskEnd::Stopped),
         Err(error) => Err(error),
         Ok(()) if matches!(step, TaskStep::Complete) => Ok(TaskEnd::Done),
@@ -325,10 +342,10 @@ impl Engine {
         match &claim.task.target {
             TaskTarget::Subscriptions(ids) => {
                 let subscriptions = store.get_subscriptions(&claim.task.app_id, ids).await?;
-                let counts = self
+                let recorded = self
                     .deliver_batch(store, &prepared, &vapid, sender, subscriptions)
                     .await?;
-                record(store, claim, counts, TaskStep::Complete).await
+                record(store, claim, recorded, TaskStep::Complete).await
             }
             TaskTarget::Shard(shard) => {
                 // A scan may hand out a subscription twice (Redis' HSCAN does when the hash is
@@ -348,11 +365,11 @@ impl Engine {
                     batch
                         .subscriptions
                         .retain(|subscription| seen.insert(subscription.id));
-                    let counts = self
+                    let recorded = self
                         .deliver_batch(store, &prepared, &vapid, sender, batch.subscriptions)
                         .await?;
                     let Some(next) = batch.next else {
-                        return record(store, claim, counts, TaskStep::Complete).await;
+                        return record(store, claim, recorded, TaskStep::Complete).await;
                     };
                     progress = Progress {
                         cursor: next,
@@ -369,7 +386,7 @@ impl Engine {
                         progress: &progress,
                         lease,
                     };
-                    match record(store, claim, counts, step).await? {
+                    match record(store, claim, recorded, step).await? {
                         TaskEnd::Checkpointed if !stopping => {}
                         _ => return Ok(TaskEnd::Stopped),
                     }
@@ -385,7 +402,7 @@ impl Engine {
         vapid: &VapidHeaderCache,
         sender: &Sender,
         subscriptions: Vec<Subscription>,
-    ) -> Result<Counts, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let notification = &prepared.notification;
         let targeted = match &notification.audience {
             Audience::Segment(filter) => {
@@ -395,7 +412,7 @@ impl Engine {
             _ => subscriptions,
         };
         if targeted.is_empty() {
-            return Ok(Counts::new());
+            return Ok(Recorded::default());
         }
         let expires_at = Instant::now()
             + Duration::from_millis(
@@ -406,24 +423,23 @@ impl Engine {
             .send_all(prepared, vapid, sender, expires_at, targeted)
             .await;
 
-        let mut counts = Counts::new();
-        *counts.entry("sent".to_owned()).or_default() += outcomes.len() as i64;
-        for (subscription, delivery) in &outcomes {
+        let mut recorded = Recorded::default();
+        *recorded.counts.entry("sent".to_owned()).or_default() += outcomes.len() as i64;
+        for (subscription, delivery) in outcomes {
             let key = match delivery {
                 Delivery::Delivered => "delivered".to_owned(),
                 Delivery::Expired => {
-                    // The push service says this subscription is gone for good.
-                    store
-                        .delete_subscription(&subscription.app_id, subscription.id)
-                        .await?;
+                    // The push service says this subscription is gone for good: deleted with
+                    // the batch's record.
+                    recorded.gone.push(subscription);
                     "expired".to_owned()
                 }
                 // One counter per reason, named after the sender's own label.
                 Delivery::Failed(failure) => format!("failed.{}", failure.label()),
             };
-            *counts.entry(key).or_default() += 1;
+            *recorded.counts.entry(key).or_default() += 1;
         }
-        Ok(counts)
+        Ok(recorded)
     }
 
     /// Sends to each subscriber, [`EngineConfig::concurrency`] messages in flight at most.
@@ -523,11 +539,9 @@ impl Engine {
         {
             return Ok(Some(prepared.clone()));
         }
-        let Some(document) = store.get_notification(notification_id).await? else {
+        let Some(notification) = store.get_notification(notification_id).await? else {
             return Ok(None);
         };
-        let notification: Notification = serde_json::from_slice(&document)
-            .map_err(|e| StoreError::Corrupt(format!("notification {notification_id}: {e}")))?;
         let options = PushOptions {
             ttl: Ttl::from_secs(u64::from(notification.ttl)).unwrap_or(PushOptions::default().ttl),
             urgency: notification

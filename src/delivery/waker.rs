@@ -31,3 +31,10 @@ impl EngineWaker {
         }
     }
 }
+
+/// The notification service wakes this process's workers through it.
+impl crate::notify::service::TasksPlanned for EngineWaker {
+    fn tasks_planned(&self, tasks: &[Task]) {
+        EngineWaker::tasks_planned(self, tasks);
+    }
+}

@@ -4,11 +4,13 @@
 //! - [`model`]: the notification, its audience and content, as the API accepts them;
 //! - [`segment`]: segment filters over tags and profile attributes;
 //! - [`payload`]: the Declarative Web Push payload each subscriber receives;
-//! - [`plan`]: from a notification to tasks in the ledger.
+//! - [`plan`]: from a notification to tasks in the ledger;
+//! - [`service`]: the use cases (create, read, list, cancel) that the API and the engine share.
 
 pub mod model;
 pub mod payload;
 pub mod plan;
 pub mod segment;
+pub mod service;
 
 pub use model::{Audience, Content, Notification, NotificationRequest, Status};

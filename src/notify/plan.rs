@@ -15,7 +15,8 @@ pub struct Plan {
     pub targeted: Option<u64>,
 }
 
-/// Works out the notification's tasks (reading profiles for `external_ids`); the caller
+/// Works out the notification's tasks (reading profiles for `external_ids`, and which named
+/// subscriptions exist); the caller
 /// enqueues them, after the notification document is stored.
 pub async fn plan(store: &dyn Store, notification: &Notification) -> StoreResult<Plan> {
     let task = |suffix: String, lane: Lane, target: TaskTarget| Task {
@@ -37,19 +38,23 @@ pub async fn plan(store: &dyn Store, notification: &Notification) -> StoreResult
             });
         }
         Audience::SubscriptionIds(ids) => ids.iter().filter_map(|id| id.parse().ok()).collect(),
-        Audience::ExternalIds(external_ids) => {
-            let mut ids = Vec::new();
-            for external_id in external_ids {
-                if let Some(profile) = store.get_profile(&notification.app_id, external_id).await? {
-                    ids.extend(profile.subscriptions);
-                }
-            }
-            ids
-        }
+        Audience::ExternalIds(external_ids) => store
+            .get_profiles(&notification.app_id, external_ids)
+            .await?
+            .into_iter()
+            .flat_map(|profile| profile.subscriptions)
+            .collect(),
     };
     let mut ids = direct;
     ids.sort_unstable();
     ids.dedup();
+    // Only real recipients: ids of other apps, or of subscriptions gone since, target nobody.
+    let ids: Vec<SubscriptionId> = store
+        .get_subscriptions(&notification.app_id, &ids)
+        .await?
+        .into_iter()
+        .map(|subscription| subscription.id)
+        .collect();
     let tasks: Vec<Task> = ids
         .chunks(DIRECT_TASK_SIZE)
         .enumerate()

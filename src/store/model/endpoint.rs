@@ -4,7 +4,7 @@
 //! base64url token, FCM's with one `:` in it — is packed at 6 bits a character. A 190-character
 //! FCM endpoint takes 117 bytes instead of 190. Anything else is stored as it is.
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// Prefixes stored as a one-byte code. Never reorder or remove: the codes are on disk.
 const PREFIXES: &[&str] = &[

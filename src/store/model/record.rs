@@ -1,135 +1,15 @@
-//! What the store holds: apps, subscriptions, profiles, and the compact binary form of a
-//! subscription (one per subscriber, so every byte counts: see docs/BENCHMARKS.md).
+//! The compact binary form of a subscription: one record per subscriber, so every byte counts
+//! (docs/BENCHMARKS.md). The app and id are in the key, not in the record.
 
 use std::collections::BTreeMap;
 
-use aws_lc_rs::digest;
-use serde::{Deserialize, Serialize};
-
-use super::StoreError;
 use super::endpoint::{self, put_len, split, take_len};
-
-/// Logical shards per app. Fixed: a subscription's shard is derived from its id.
-pub const SHARDS: u16 = 256;
-/// Longest endpoint URL accepted; real ones are under 600 characters.
-pub const MAX_ENDPOINT_LEN: usize = 2048;
-
-/// A subscription's id: the first 8 bytes of SHA-256(app id, endpoint), so that a browser
-/// subscribing again lands on the same record without an endpoint index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct SubscriptionId(pub u64);
-
-impl SubscriptionId {
-    pub fn for_endpoint(app_id: &str, endpoint: &str) -> Self {
-        let mut context = digest::Context::new(&digest::SHA256);
-        context.update(app_id.as_bytes());
-        context.update(&[0]);
-        context.update(endpoint.as_bytes());
-        let hash = context.finish();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&hash.as_ref()[..8]);
-        Self(u64::from_be_bytes(first))
-    }
-
-    pub fn shard(self) -> u16 {
-        (self.0 % u64::from(SHARDS)) as u16
-    }
-
-    pub fn to_bytes(self) -> [u8; 8] {
-        self.0.to_be_bytes()
-    }
-
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
-        let array: [u8; 8] = bytes
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("subscription id is not 8 bytes".into()))?;
-        Ok(Self(u64::from_be_bytes(array)))
-    }
-}
-
-impl std::fmt::Display for SubscriptionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-impl std::str::FromStr for SubscriptionId {
-    type Err = StoreError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 16 {
-            return Err(StoreError::Invalid(format!(
-                "subscription id `{s}` is not 16 hex digits"
-            )));
-        }
-        u64::from_str_radix(s, 16)
-            .map(Self)
-            .map_err(|_| StoreError::Invalid(format!("subscription id `{s}` is not 16 hex digits")))
-    }
-}
-
-/// An application: one site or product with its own keys and subscribers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct App {
-    pub id: String,
-    pub name: String,
-    /// Origins allowed to call the public API (CORS), e.g. `https://shop.example`.
-    pub origins: Vec<String>,
-    /// The VAPID private key as its raw 32-byte scalar.
-    pub vapid_private_key: Vec<u8>,
-    /// Secret for the identity hash (HMAC-SHA256 of an external id).
-    pub identity_secret: Vec<u8>,
-    /// SHA-256 of each API key; keys themselves are never stored.
-    pub api_key_hashes: Vec<[u8; 32]>,
-    pub created_at: u64,
-    /// Whether the demo page's "send me a test push" is enabled.
-    #[serde(default)]
-    pub demo: bool,
-}
-
-/// SHA-256 of an API key, as stored.
-pub fn hash_api_key(key: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest::digest(&digest::SHA256, key.as_bytes()).as_ref());
-    out
-}
-
-/// One browser's push subscription.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscription {
-    pub app_id: String,
-    pub id: SubscriptionId,
-    pub endpoint: String,
-    pub p256dh: [u8; 65],
-    pub auth: [u8; 16],
-    /// Unix seconds.
-    pub created_at: u32,
-    pub last_seen: u32,
-    pub locale: String,
-    pub timezone: String,
-    pub tags: BTreeMap<String, String>,
-    pub external_id: Option<String>,
-}
+use super::{MAX_ENDPOINT_LEN, Subscription, SubscriptionId};
+use crate::store::StoreError;
 
 const RECORD_VERSION: u8 = 1;
 
 impl Subscription {
-    /// A new subscription; its id comes from the endpoint.
-    pub fn new(app_id: &str, endpoint: &str, p256dh: [u8; 65], auth: [u8; 16], now: u32) -> Self {
-        Self {
-            app_id: app_id.to_owned(),
-            id: SubscriptionId::for_endpoint(app_id, endpoint),
-            endpoint: endpoint.to_owned(),
-            p256dh,
-            auth,
-            created_at: now,
-            last_seen: now,
-            locale: String::new(),
-            timezone: String::new(),
-            tags: BTreeMap::new(),
-            external_id: None,
-        }
-    }
-
     /// The compact binary record (without app and id, which are in the key).
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
         if self.endpoint.len() > MAX_ENDPOINT_LEN {
@@ -324,51 +204,6 @@ fn take_str(input: &[u8]) -> Result<(String, &[u8]), StoreError> {
     let s =
         std::str::from_utf8(bytes).map_err(|_| StoreError::Corrupt("text is not UTF-8".into()))?;
     Ok((s.to_owned(), rest))
-}
-
-/// A value of a CRM profile attribute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum AttributeValue {
-    Bool(bool),
-    Number(f64),
-    Text(String),
-}
-
-/// A CRM profile: a person known to the site, with any number of subscriptions.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Profile {
-    pub external_id: String,
-    pub attributes: BTreeMap<String, AttributeValue>,
-    pub tags: BTreeMap<String, String>,
-    pub subscriptions: Vec<SubscriptionId>,
-    pub updated_at: u64,
-}
-
-/// A change to a profile: attributes and tags set (a `None` removes the key).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ProfileUpdate {
-    pub external_id: String,
-    pub attributes: BTreeMap<String, Option<AttributeValue>>,
-    pub tags: BTreeMap<String, Option<String>>,
-}
-
-impl Profile {
-    pub fn apply(&mut self, update: &ProfileUpdate, now: u64) {
-        for (key, value) in &update.attributes {
-            match value {
-                Some(value) => self.attributes.insert(key.clone(), value.clone()),
-                None => self.attributes.remove(key),
-            };
-        }
-        for (key, value) in &update.tags {
-            match value {
-                Some(value) => self.tags.insert(key.clone(), value.clone()),
-                None => self.tags.remove(key),
-            };
-        }
-        self.updated_at = now;
-    }
 }
 
 #[cfg(test)]

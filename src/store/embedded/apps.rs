@@ -1,0 +1,69 @@
+//! Apps in the embedded store: the `apps` table and the `api_keys` index, changed together.
+
+use async_trait::async_trait;
+use redb::ReadableTable;
+
+use super::EmbeddedStore;
+use super::tables::{API_KEYS, APPS};
+use crate::store::{App, AppStore, StoreResult, from_json, to_json};
+
+#[async_trait]
+impl AppStore for EmbeddedStore {
+    async fn put_app(&self, app: &App) -> StoreResult<()> {
+        let app = app.clone();
+        self.write(move |txn| {
+            let mut apps = txn.open_table(APPS)?;
+            let previous = apps.get(app.id.as_str())?.map(|v| v.value().to_vec());
+            let mut keys = txn.open_table(API_KEYS)?;
+            if let Some(previous) = previous {
+                let previous: App = from_json(&previous, "app")?;
+                for hash in &previous.api_key_hashes {
+                    keys.remove(hash.as_slice())?;
+                }
+            }
+            for hash in &app.api_key_hashes {
+                keys.insert(hash.as_slice(), app.id.as_str())?;
+            }
+            apps.insert(app.id.as_str(), to_json(&app)?.as_slice())?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_app(&self, app_id: &str) -> StoreResult<Option<App>> {
+        let app_id = app_id.to_owned();
+        self.read(move |txn| {
+            let apps = txn.open_table(APPS)?;
+            let value = apps.get(app_id.as_str())?;
+            value.map(|v| from_json(v.value(), "app")).transpose()
+        })
+        .await
+    }
+
+    async fn list_apps(&self) -> StoreResult<Vec<App>> {
+        self.read(|txn| {
+            let apps = txn.open_table(APPS)?;
+            let mut out = Vec::new();
+            for entry in apps.iter()? {
+                let (_, value) = entry?;
+                out.push(from_json(value.value(), "app")?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn app_by_api_key(&self, key_hash: &[u8; 32]) -> StoreResult<Option<App>> {
+        let key_hash = *key_hash;
+        self.read(move |txn| {
+            let keys = txn.open_table(API_KEYS)?;
+            let Some(app_id) = keys.get(key_hash.as_slice())? else {
+                return Ok(None);
+            };
+            let apps = txn.open_table(APPS)?;
+            let value = apps.get(app_id.value())?;
+            value.map(|v| from_json(v.value(), "app")).transpose()
+        })
+        .await
+    }
+}

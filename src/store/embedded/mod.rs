@@ -1,0 +1,120 @@
+//! The embedded store: one `redb` file under the data directory, ACID, crash-safe.
+//!
+//! The default when no Redis URL is configured: `aviso serve` works on a fresh machine and keeps
+//! its data across restarts. One process owns the file; the ledger's leases and takeovers work
+//! the same as with Redis, between the workers of that process. Every change is one
+//! transaction, so every multi-key change is atomic; writes go through the group-commit
+//! [`writer`]. One file per concern; the tables and their shared helpers are in [`tables`].
+
+mod apps;
+mod ledger;
+mod notifications;
+mod profiles;
+mod subscriptions;
+mod tables;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase};
+
+use crate::store::{Store, StoreError, StoreResult};
+use writer::Writer;
+
+/// The embedded store.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    writer: Writer,
+}
+
+/// The store's format, recorded in its `meta` table: a file without it is not Aviso's.
+const FORMAT: &str = "aviso-store-1";
+
+impl EmbeddedStore {
+    /// Opens `aviso.redb` in `data_dir`, or creates it when there is none. A file that is there
+    /// but is not a store Aviso wrote (empty, truncated, another program's) is refused with
+    /// what to do: starting afresh on it would forget every subscriber without a word.
+    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Embedded(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join("aviso.redb");
+        let shown = path.display();
+        let existing = match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == 0 => {
+                return Err(StoreError::Embedded(format!(
+                    "{shown} exists but is empty (0 bytes), so it is not a store Aviso wrote. \
+                     If it was restored or copied, restore it again from a good backup; if this \
+                     is a new installation, delete the file and start again"
+                )));
+            }
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => {
+                return Err(StoreError::Embedded(format!("cannot read {shown}: {e}")));
+            }
+        };
+        let db = if existing {
+            Database::open(&path).map_err(|e| {
+                StoreError::Embedded(format!(
+                    "cannot open {shown} ({e}): another aviso process may be using this data \
+                     directory (stop it, or give this one its own --data-dir), or the file is \
+                     damaged or not Aviso's (restore it from a backup)"
+                ))
+            })?
+        } else {
+            Database::create(&path)
+                .map_err(|e| StoreError::Embedded(format!("cannot create {shown} ({e})")))?
+        };
+        tables::prepare(&db, existing, FORMAT).map_err(|e| match e {
+            StoreError::Invalid(why) => StoreError::Embedded(format!(
+                "{shown} is not a store Aviso wrote ({why}): point --data-dir at Aviso's data \
+                 directory, or move the file away to start an empty store"
+            )),
+            other => other,
+        })?;
+        let db = Arc::new(db);
+        let writer = Writer::start(&db)?;
+        Ok(Self { db, writer })
+    }
+
+    /// Runs `work` in the writer's next transaction; answers once it is committed and on disk.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&redb::WriteTransaction) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.writer.write(true, work).await
+    }
+
+    /// Runs `work` in a read transaction, off the async runtime's threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || work(&db.begin_read()?))
+            .await
+            .map_err(|e| StoreError::Embedded(format!("store task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|txn| {
+            txn.open_table(tables::APPS)?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,139 @@
+//! Profiles in the embedded store: `(app, external id)` → profile JSON with its links in link
+//! order, and per-window send counts. Each change is one transaction.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redb::ReadableTable;
+
+use super::EmbeddedStore;
+use super::tables::{
+    PROFILE_SENDS, PROFILES, load_profile, load_subscription, put_subscription,
+    remove_subscription, save_profile, unlist,
+};
+use crate::store::{
+    Profile, ProfileStore, ProfileUpdate, StoreError, StoreResult, SubscriptionId, from_json,
+    now_ms,
+};
+
+#[async_trait]
+impl ProfileStore for EmbeddedStore {
+    async fn update_profile(&self, app_id: &str, update: &ProfileUpdate) -> StoreResult<Profile> {
+        let app_id = app_id.to_owned();
+        let update = update.clone();
+        self.write(move |txn| {
+            let mut profile = load_profile(txn, &app_id, &update.external_id)?
+                .unwrap_or_else(|| Profile::new(&update.external_id));
+            profile.apply(&update, now_ms() / 1000)?;
+            save_profile(txn, &app_id, &profile)?;
+            Ok(profile)
+        })
+        .await
+    }
+
+    async fn get_profile(&self, app_id: &str, external_id: &str) -> StoreResult<Option<Profile>> {
+        let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
+        self.read(move |txn| {
+            let table = txn.open_table(PROFILES)?;
+            let value = table.get((app_id.as_str(), external_id.as_str()))?;
+            value.map(|v| from_json(v.value(), "profile")).transpose()
+        })
+        .await
+    }
+
+    async fn get_profiles(
+        &self,
+        app_id: &str,
+        external_ids: &[String],
+    ) -> StoreResult<Vec<Profile>> {
+        let app_id = app_id.to_owned();
+        let external_ids = external_ids.to_vec();
+        self.read(move |txn| {
+            let table = txn.open_table(PROFILES)?;
+            let mut out = Vec::with_capacity(external_ids.len());
+            for external_id in &external_ids {
+                if let Some(value) = table.get((app_id.as_str(), external_id.as_str()))? {
+                    out.push(from_json(value.value(), "profile")?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn link_subscription(
+        &self,
+        app_id: &str,
+        external_id: &str,
+        id: SubscriptionId,
+    ) -> StoreResult<()> {
+        let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
+        self.write(move |txn| {
+            let mut sub = load_subscription(txn, &app_id, id)?
+                .ok_or_else(|| StoreError::NotFound(format!("subscription {id}")))?;
+            if let Some(previous) = sub.link_to(&external_id) {
+                unlist(txn, &app_id, &previous, id)?;
+            }
+            put_subscription(txn, &sub)?;
+            let mut profile =
+                load_profile(txn, &app_id, &external_id)?.unwrap_or_else(|| Profile {
+                    updated_at: now_ms() / 1000,
+                    ..Profile::new(&external_id)
+                });
+            profile.list_subscription(id);
+            save_profile(txn, &app_id, &profile)
+        })
+        .await
+    }
+
+    async fn erase_profile(&self, app_id: &str, external_id: &str) -> StoreResult<u64> {
+        let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
+        self.write(move |txn| {
+            let Some(profile) = load_profile(txn, &app_id, &external_id)? else {
+                return Ok(0);
+            };
+            let mut deleted = 0;
+            for id in &profile.subscriptions {
+                let linked = load_subscription(txn, &app_id, *id)?
+                    .is_some_and(|sub| sub.is_linked_to(&external_id));
+                if linked && remove_subscription(txn, &app_id, *id)?.is_some() {
+                    deleted += 1;
+                }
+            }
+            txn.open_table(PROFILES)?
+                .remove((app_id.as_str(), external_id.as_str()))?;
+            txn.open_table(PROFILE_SENDS)?.retain_in(
+                (app_id.as_str(), external_id.as_str(), 0)
+                    ..=(app_id.as_str(), external_id.as_str(), u64::MAX),
+                |_, _| false,
+            )?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn count_profile_send(
+        &self,
+        app_id: &str,
+        external_id: &str,
+        window: Duration,
+    ) -> StoreResult<u64> {
+        let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
+        let window_ms = window.as_millis().max(1) as u64;
+        self.write(move |txn| {
+            let mut table = txn.open_table(PROFILE_SENDS)?;
+            let slot = now_ms() / window_ms;
+            // Older windows are history: drop them as we go.
+            table.retain_in(
+                (app_id.as_str(), external_id.as_str(), 0)
+                    ..(app_id.as_str(), external_id.as_str(), slot),
+                |_, _| false,
+            )?;
+            let key = (app_id.as_str(), external_id.as_str(), slot);
+            let count = table.get(key)?.map_or(0, |v| v.value()) + 1;
+            table.insert(key, count)?;
+            Ok(count)
+        })
+        .await
+    }
+}

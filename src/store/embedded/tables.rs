@@ -1,0 +1,184 @@
+//! The embedded store's tables, and the helpers that several concerns share inside one
+//! transaction (a subscription's record and count, a profile's document).
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+
+use crate::store::{
+    Profile, StoreError, StoreResult, Subscription, SubscriptionId, from_json, to_json,
+};
+
+pub(super) const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+pub(super) const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+pub(super) const API_KEYS: TableDefinition<&[u8], &str> = TableDefinition::new("api_keys");
+pub(super) const SUBSCRIPTIONS: TableDefinition<(&str, u16, u64), &[u8]> =
+    TableDefinition::new("subscriptions");
+pub(super) const SUBSCRIPTION_COUNTS: TableDefinition<&str, u64> =
+    TableDefinition::new("subscription_counts");
+pub(super) const PROFILES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("profiles");
+pub(super) const NOTIFICATIONS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("notifications");
+/// (app, created ms, id): lists an app's notifications newest first.
+pub(super) const NOTIFICATIONS_BY_APP: TableDefinition<(&str, u64, &str), ()> =
+    TableDefinition::new("notifications_by_app");
+pub(super) const COUNTERS: TableDefinition<(&str, &str), i64> = TableDefinition::new("counters");
+/// (app, key) → (notification id, expiry ms).
+pub(super) const IDEMPOTENCY: TableDefinition<(&str, &str), (&str, u64)> =
+    TableDefinition::new("idempotency");
+pub(super) const PROFILE_SENDS: TableDefinition<(&str, &str, u64), u64> =
+    TableDefinition::new("profile_sends");
+pub(super) const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
+/// (lane, claimable-from ms, task id): the ready queue and the lease expiries in one index.
+pub(super) const LANE_INDEX: TableDefinition<(&str, u64, &str), ()> =
+    TableDefinition::new("lane_index");
+
+/// Checks that an existing file is Aviso's (its `meta` table names the format; a store from
+/// before the table existed is known by its `apps` table), then creates every table, so that
+/// readers never meet a missing one. `Invalid` when the file is not Aviso's.
+pub(super) fn prepare(db: &Database, existing: bool, format: &str) -> StoreResult<()> {
+    if existing {
+        let txn = db.begin_read()?;
+        let recorded = match txn.open_table(META) {
+            Ok(meta) => meta.get("format")?.map(|v| v.value().to_owned()),
+            Err(TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        match recorded {
+            Some(recorded) if recorded == format => {}
+            Some(other) => {
+                return Err(StoreError::Invalid(format!(
+                    "its format is `{other}`, this Aviso reads `{format}`"
+                )));
+            }
+            None => match txn.open_table(APPS) {
+                Ok(_) => {}
+                Err(TableError::TableDoesNotExist(_)) => {
+                    return Err(StoreError::Invalid("it has no Aviso tables".into()));
+                }
+                Err(e) => return Err(e.into()),
+            },
+        }
+    }
+    let txn = db.begin_write()?;
+    {
+        txn.open_table(META)?.insert("format", format)?;
+        txn.open_table(APPS)?;
+        txn.open_table(API_KEYS)?;
+        txn.open_table(SUBSCRIPTIONS)?;
+        txn.open_table(SUBSCRIPTION_COUNTS)?;
+        txn.open_table(PROFILES)?;
+        txn.open_table(NOTIFICATIONS)?;
+        txn.open_table(NOTIFICATIONS_BY_APP)?;
+        txn.open_table(COUNTERS)?;
+        txn.open_table(IDEMPOTENCY)?;
+        txn.open_table(PROFILE_SENDS)?;
+        txn.open_table(TASKS)?;
+        txn.open_table(LANE_INDEX)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Writes a subscription's record; counts it when it is new. Answers whether it was.
+pub(super) fn put_subscription(
+    txn: &redb::WriteTransaction,
+    sub: &Subscription,
+) -> StoreResult<bool> {
+    let record = sub.encode()?;
+    let mut table = txn.open_table(SUBSCRIPTIONS)?;
+    let existed = table
+        .insert(
+            (sub.app_id.as_str(), sub.id.shard(), sub.id.0),
+            record.as_slice(),
+        )?
+        .is_some();
+    if !existed {
+        add_to_count(txn, &sub.app_id, 1)?;
+    }
+    Ok(!existed)
+}
+
+fn add_to_count(txn: &redb::WriteTransaction, app_id: &str, delta: i64) -> StoreResult<()> {
+    let mut counts = txn.open_table(SUBSCRIPTION_COUNTS)?;
+    let count = counts.get(app_id)?.map_or(0, |v| v.value());
+    counts.insert(app_id, count.saturating_add_signed(delta))?;
+    Ok(())
+}
+
+pub(super) fn read_subscription(
+    table: &impl ReadableTable<(&'static str, u16, u64), &'static [u8]>,
+    app_id: &str,
+    id: SubscriptionId,
+) -> StoreResult<Option<Subscription>> {
+    match table.get((app_id, id.shard(), id.0))? {
+        Some(record) => Ok(Some(Subscription::decode(app_id, id, record.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// A subscription as the write transaction sees it.
+pub(super) fn load_subscription(
+    txn: &redb::WriteTransaction,
+    app_id: &str,
+    id: SubscriptionId,
+) -> StoreResult<Option<Subscription>> {
+    read_subscription(&txn.open_table(SUBSCRIPTIONS)?, app_id, id)
+}
+
+/// Deletes a subscription's record and count, and its profile's listing of it.
+pub(super) fn remove_subscription(
+    txn: &redb::WriteTransaction,
+    app_id: &str,
+    id: SubscriptionId,
+) -> StoreResult<Option<Subscription>> {
+    let removed = {
+        let mut table = txn.open_table(SUBSCRIPTIONS)?;
+        match table.remove((app_id, id.shard(), id.0))? {
+            Some(record) => Some(Subscription::decode(app_id, id, record.value())?),
+            None => None,
+        }
+    };
+    if let Some(sub) = &removed {
+        add_to_count(txn, app_id, -1)?;
+        if let Some(external_id) = &sub.external_id {
+            unlist(txn, app_id, external_id, id)?;
+        }
+    }
+    Ok(removed)
+}
+
+pub(super) fn load_profile(
+    txn: &redb::WriteTransaction,
+    app_id: &str,
+    external_id: &str,
+) -> StoreResult<Option<Profile>> {
+    let table = txn.open_table(PROFILES)?;
+    let value = table.get((app_id, external_id))?;
+    value.map(|v| from_json(v.value(), "profile")).transpose()
+}
+
+pub(super) fn save_profile(
+    txn: &redb::WriteTransaction,
+    app_id: &str,
+    profile: &Profile,
+) -> StoreResult<()> {
+    let mut table = txn.open_table(PROFILES)?;
+    table.insert(
+        (app_id, profile.external_id.as_str()),
+        to_json(profile)?.as_slice(),
+    )?;
+    Ok(())
+}
+
+/// The profile stops listing `id`.
+pub(super) fn unlist(
+    txn: &redb::WriteTransaction,
+    app_id: &str,
+    external_id: &str,
+    id: SubscriptionId,
+) -> StoreResult<()> {
+    if let Some(mut profile) = load_profile(txn, app_id, external_id)? {
+        profile.unlist_subscription(id);
+        save_profile(txn, app_id, &profile)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! The Redis key layout. Every key of one atomic unit shares a hash tag (`{…}`), so that the
+//! unit lives on one node of a Redis Cluster and one Lua script can change it.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{s:APP:SHARD}` | hash | subscription id (8 raw bytes) → compact record (`model/record.rs`); its length is the shard's count |
+//! | `{pr:APP:EXTERNAL_ID}` | hash | `doc` → profile JSON (without its links), `seq` → link counter |
+//! | `{pr:APP:EXTERNAL_ID}:subs` | sorted set | linked subscription ids, scored in link order |
+//! | `{pr:APP:EXTERNAL_ID}:sends` | hash | `WINDOW_MS:SLOT` → sends in that window |
+//! | `{a}:apps`, `{a}:keys` | hash | apps (JSON); API-key hash → app id |
+//! | `{n:ID}:doc`, `{n:ID}:counters` | string, hash | notification document; its counters |
+//! | `{na:APP}` | sorted set | the app's notification ids by creation time |
+//! | `{i:APP}:KEY` | string | idempotency key → notification id |
+//! | `{ledger}:lane:LANE`, `{ledger}:tasks`, `{ledger}:of:NOTIFICATION` | zset, hash, set | the ledger |
+//!
+//! The ledger's sorted set scores each task by when it may be claimed: `not_before` for a new
+//! task, the lease's end for a claimed one, so a claim is "the first member scored ≤ now" and a
+//! takeover needs no separate scan.
+
+use crate::store::Lane;
+
+pub(super) const APPS: &str = "{a}:apps";
+pub(super) const API_KEYS: &str = "{a}:keys";
+pub(super) const TASKS: &str = "{ledger}:tasks";
+/// Written by readiness checks: a Redis that refuses writes is not ready.
+pub(super) const READY_PROBE: &str = "{a}:ready";
+/// The field of a profile's hash that holds its document.
+pub(super) const PROFILE_DOC: &[u8] = b"doc";
+
+pub(super) fn shard(app_id: &str, shard: u16) -> String {
+    format!("{{s:{app_id}:{shard}}}")
+}
+
+pub(super) fn profile(app_id: &str, external_id: &str) -> String {
+    format!("{{pr:{app_id}:{external_id}}}")
+}
+
+pub(super) fn profile_links(app_id: &str, external_id: &str) -> String {
+    format!("{{pr:{app_id}:{external_id}}}:subs")
+}
+
+pub(super) fn profile_sends(app_id: &str, external_id: &str) -> String {
+    format!("{{pr:{app_id}:{external_id}}}:sends")
+}
+
+pub(super) fn notification(id: &str) -> String {
+    format!("{{n:{id}}}:doc")
+}
+
+pub(super) fn counters(notification_id: &str) -> String {
+    format!("{{n:{notification_id}}}:counters")
+}
+
+pub(super) fn app_notifications(app_id: &str) -> String {
+    format!("{{na:{app_id}}}")
+}
+
+pub(super) fn idempotency(app_id: &str, key: &str) -> String {
+    format!("{{i:{app_id}}}:{key}")
+}
+
+pub(super) fn lane(lane: Lane) -> String {
+    format!("{{ledger}}:lane:{}", lane.as_str())
+}
+
+pub(super) fn tasks_of(notification_id: &str) -> String {
+    format!("{{ledger}}:of:{notification_id}")
+}

@@ -1,0 +1,4 @@
+-- The server's clock in milliseconds (prefixed to the ledger's scripts), so that instances
+-- need not agree on the time.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -1,0 +1,145 @@
+//! The Redis store: a single Redis or a Redis Cluster, through `deadpool-redis`.
+//!
+//! One file per concern (`apps`, `subscriptions`, `profiles`, `notifications`, `ledger`), the
+//! key layout in [`keys`], the Lua scripts in `lua/` (loaded by [`scripts`]), and the one
+//! compare-and-set loop that every read-modify-write goes through in [`cas`].
+//!
+//! Every multi-key change is atomic where it can be on a Cluster: each atomic unit lives under
+//! one hash tag (a shard's subscriptions; one profile's document, links and send counts; the
+//! apps; the ledger), and a change that spans two units is ordered so that any interleaving
+//! with another request reads as one order of the two (see `profiles.rs`).
+
+mod apps;
+mod cas;
+mod keys;
+mod ledger;
+mod notifications;
+mod profiles;
+mod scripts;
+mod subscriptions;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+use super::{Store, StoreError, StoreResult};
+use scripts::Scripts;
+
+/// A connection from either pool; both are multiplexed and cheap to clone.
+#[derive(Clone)]
+enum Connection {
+    Single(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+enum Pool {
+    Single(deadpool_redis::Pool),
+    Cluster(deadpool_redis::cluster::Pool),
+}
+
+/// The Redis store.
+pub struct RedisStore {
+    pool: Pool,
+    scripts: Scripts,
+}
+
+impl RedisStore {
+    /// Connects to `url`: `redis://host:port` for one Redis, or several comma-separated
+    /// `redis://` URLs (or one `redis+cluster://` URL) for the nodes of a Redis Cluster.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let urls: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
+        let cluster = urls.len() > 1 || url.starts_with("redis+cluster://");
+        let pool = if cluster {
+            let urls = urls
+                .into_iter()
+                .map(|u| u.replacen("redis+cluster://", "redis://", 1))
+                .collect::<Vec<_>>();
+            let pool = deadpool_redis::cluster::Config::from_urls(urls)
+                .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                .map_err(|e| StoreError::Invalid(format!("Redis Cluster URL `{url}`: {e}")))?;
+            Pool::Cluster(pool)
+        } else {
+            let pool = deadpool_redis::Config::from_url(url)
+                .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                .map_err(|e| StoreError::Invalid(format!("Redis URL `{url}`: {e}")))?;
+            Pool::Single(pool)
+        };
+        let store = Self {
+            pool,
+            scripts: Scripts::new(),
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    async fn conn(&self) -> StoreResult<Connection> {
+        // The pooled object is returned at once: its connection is multiplexed, and a clone
+        // shares it. A broken one is replaced by the pool on a later `get`.
+        match &self.pool {
+            Pool::Single(pool) => Ok(Connection::Single((*pool.get().await?).clone())),
+            Pool::Cluster(pool) => Ok(Connection::Cluster((*pool.get().await?).clone())),
+        }
+    }
+
+    /// Redis `INFO memory`'s `used_memory`, for the memory benchmark.
+    pub async fn used_memory(&self) -> StoreResult<u64> {
+        let mut conn = self.conn().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut conn)
+            .await?;
+        info.lines()
+            .find_map(|line| line.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| StoreError::Unavailable("INFO memory has no used_memory".into()))
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.conn().await?;
+        // A write, not a PING: a Redis at its memory limit answers PING but refuses writes
+        // (`OOM command not allowed`), and then nothing can be subscribed or sent.
+        let _: () = redis::cmd("SET")
+            .arg(keys::READY_PROBE)
+            .arg(super::now_ms())
+            .arg("PX")
+            .arg(60_000)
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+}

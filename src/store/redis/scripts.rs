@@ -1,0 +1,42 @@
+//! The Lua scripts of the Redis store, one `.lua` file each under `lua/` (each file says what
+//! it takes and answers). The ledger's scripts read the server's clock (`lua/now.lua`).
+
+use redis::Script;
+
+pub(super) struct Scripts {
+    pub cas_field: Script,
+    pub take_field: Script,
+    pub list_subscription: Script,
+    pub erase_profile: Script,
+    pub count_send: Script,
+    pub put_app: Script,
+    pub settle_key: Script,
+    pub claim: Script,
+    pub checkpoint: Script,
+    pub complete: Script,
+    pub cancel: Script,
+}
+
+const NOW: &str = include_str!("lua/now.lua");
+
+fn with_clock(body: &str) -> Script {
+    Script::new(&format!("{NOW}{body}"))
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Self {
+            cas_field: Script::new(include_str!("lua/cas_field.lua")),
+            take_field: Script::new(include_str!("lua/take_field.lua")),
+            list_subscription: Script::new(include_str!("lua/list_subscription.lua")),
+            erase_profile: Script::new(include_str!("lua/erase_profile.lua")),
+            count_send: Script::new(include_str!("lua/count_send.lua")),
+            put_app: Script::new(include_str!("lua/put_app.lua")),
+            settle_key: Script::new(include_str!("lua/settle_key.lua")),
+            claim: with_clock(include_str!("lua/claim.lua")),
+            checkpoint: with_clock(include_str!("lua/checkpoint.lua")),
+            complete: Script::new(include_str!("lua/complete.lua")),
+            cancel: Script::new(include_str!("lua/cancel.lua")),
+        }
+    }
+}

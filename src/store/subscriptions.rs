@@ -1,0 +1,67 @@
+//! Subscriptions in the store: upserts by endpoint, reads, deletes, and the shard scans that
+//! broadcasts stream.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{StoreResult, Subscription, SubscriptionId};
+
+/// Whether an upsert made a new subscription or updated one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+}
+
+/// One batch of a shard scan; `next` is `None` when the shard is done.
+#[derive(Debug, Clone, Default)]
+pub struct ScanBatch {
+    pub subscriptions: Vec<Subscription>,
+    pub next: Option<ScanCursor>,
+}
+
+/// Where a shard scan resumes; opaque to callers, stored in checkpoints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanCursor(pub Vec<u8>);
+
+impl ScanCursor {
+    /// The start of a shard.
+    pub fn start() -> Self {
+        Self(Vec::new())
+    }
+}
+
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// Inserts or updates by endpoint (the id derives from it), merging over the stored record
+    /// by [`Subscription::merged_over`]: atomic against concurrent upserts, links and deletes.
+    async fn upsert_subscription(&self, subscription: &Subscription) -> StoreResult<Upserted>;
+    /// Writes many subscriptions at once, as they are (bulk imports, benchmarks).
+    async fn insert_subscriptions(&self, subscriptions: &[Subscription]) -> StoreResult<()>;
+    async fn get_subscription(
+        &self,
+        app_id: &str,
+        id: SubscriptionId,
+    ) -> StoreResult<Option<Subscription>>;
+    /// The ones of `ids` that exist, in the order asked.
+    async fn get_subscriptions(
+        &self,
+        app_id: &str,
+        ids: &[SubscriptionId],
+    ) -> StoreResult<Vec<Subscription>>;
+    /// Deletes one subscription, and its profile stops listing it; `false` when it did not
+    /// exist.
+    async fn delete_subscription(&self, app_id: &str, id: SubscriptionId) -> StoreResult<bool>;
+    async fn count_subscriptions(&self, app_id: &str) -> StoreResult<u64>;
+    /// Up to about `limit` subscriptions of one shard from `cursor`. A scan hands out every
+    /// subscription present throughout it at least once, and may hand one out twice (Redis'
+    /// HSCAN does when the hash is resized under it): callers that must not repeat themselves
+    /// (the delivery engine) drop the ids they have seen.
+    async fn scan_shard(
+        &self,
+        app_id: &str,
+        shard: u16,
+        cursor: &ScanCursor,
+        limit: usize,
+    ) -> StoreResult<ScanBatch>;
+}

@@ -6,6 +6,9 @@
 //! cargo build --release && cargo run --release --example broadcast_load -- --n 200000 [--redis URL] [--peer M]
 //! ```
 //!
+//! `--aviso PATH`: the sender binary to run (default `target/release/aviso`), so that two
+//! builds can be measured in turn against the same driver and floor.
+//!
 //! `--peer M`: afterwards, the npm `web-push` package (loadtest/peer/, `npm ci` there first)
 //! sends the same payload to M of the subscribers through the same push service, and its CPU per
 //! message is printed beside Aviso's.
@@ -57,6 +60,8 @@ async fn main() -> anyhow::Result<()> {
     // `--redis URL`: the sender uses that (empty) Redis instead of the embedded store.
     let redis = arg("--redis");
     let peer: usize = arg("--peer").map_or(Ok(0), |v| v.parse())?;
+    // `--aviso PATH`: another build of the sender (an A/B of two commits in one sitting).
+    let aviso = arg("--aviso").unwrap_or_else(|| "target/release/aviso".to_owned());
     // Keeps each delivery's arrival time (the one-to-one latencies are read from them).
     let service = MockPushService::start(MockConfig::default().record_details(true)).await?;
     let dir = tempfile::tempdir()?;
@@ -73,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
     // Measured before and after the broadcast (the machine's speed drifts): their mean is the floor.
     let floor_before_us = crypto_floor_us(&keys)?;
 
-    let mut child = std::process::Command::new("target/release/aviso")
+    let mut child = std::process::Command::new(&aviso)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir.path().join("data"))

@@ -1,5 +1,6 @@
 //! The Lua scripts of the Redis store, one `.lua` file each under `lua/` (each file says what
-//! it takes and answers). The ledger's scripts read the server's clock (`lua/now.lua`).
+//! it takes and answers). The ledger's scripts read the server's clock (`lua/now.lua`); the
+//! compare-and-set ones share one comparison (`lua/unchanged.lua`).
 
 use redis::Script;
 
@@ -18,20 +19,27 @@ pub(super) struct Scripts {
 }
 
 const NOW: &str = include_str!("lua/now.lua");
+const UNCHANGED: &str = include_str!("lua/unchanged.lua");
 
+/// A ledger script, after the server's clock.
 fn with_clock(body: &str) -> Script {
     Script::new(&format!("{NOW}{body}"))
+}
+
+/// A compare-and-set script, after the comparison they share.
+fn compare_and_set(body: &str) -> Script {
+    Script::new(&format!("{UNCHANGED}{body}"))
 }
 
 impl Scripts {
     pub fn new() -> Self {
         Self {
-            cas_field: Script::new(include_str!("lua/cas_field.lua")),
+            cas_field: compare_and_set(include_str!("lua/cas_field.lua")),
             take_field: Script::new(include_str!("lua/take_field.lua")),
             list_subscription: Script::new(include_str!("lua/list_subscription.lua")),
             erase_profile: Script::new(include_str!("lua/erase_profile.lua")),
             count_send: Script::new(include_str!("lua/count_send.lua")),
-            put_app: Script::new(include_str!("lua/put_app.lua")),
+            put_app: compare_and_set(include_str!("lua/put_app.lua")),
             settle_key: Script::new(include_str!("lua/settle_key.lua")),
             claim: with_clock(include_str!("lua/claim.lua")),
             checkpoint: with_clock(include_str!("lua/checkpoint.lua")),

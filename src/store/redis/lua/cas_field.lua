@@ -4,12 +4,7 @@
 -- ARGV[1]: the field; ARGV[2]: '1' if it was read present, '0' if absent; ARGV[3]: the value
 -- read; ARGV[4]: 'set' or 'del'; ARGV[5]: the new value (for 'set').
 -- Returns 1 when written, 0 when the field changed since it was read.
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if ARGV[2] == '1' then
-  if current ~= ARGV[3] then return 0 end
-elseif current then
-  return 0
-end
+if not unchanged(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
 if ARGV[4] == 'del' then
   redis.call('HDEL', KEYS[1], ARGV[1])
 else

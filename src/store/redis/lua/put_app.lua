@@ -4,12 +4,7 @@
 -- ARGV[4]: the new JSON; ARGV[5]: how many old key hashes follow; then the old key hashes,
 -- then the new ones.
 -- Returns 1 when written, 0 when the app changed since it was read.
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if ARGV[2] == '1' then
-  if current ~= ARGV[3] then return 0 end
-elseif current then
-  return 0
-end
+if not unchanged(KEYS[1], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
 local old = tonumber(ARGV[5])
 for i = 6, 5 + old do redis.call('HDEL', KEYS[2], ARGV[i]) end
 for i = 6 + old, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], ARGV[1]) end

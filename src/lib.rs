@@ -4,6 +4,7 @@
 //! - [`push`]: the Web Push protocol (RFC 8030, 8291, 8292), no I/O;
 //! - [`transport`]: HTTPS to push services (hyper + rustls);
 //! - [`delivery`]: the fan-out engine: send, retry, outcomes;
+//! - [`triggers`]: CRM events in, delayed and cancellable pushes out;
 //! - [`cli`]: the `aviso` command line.
 
 pub mod api;
@@ -15,3 +16,4 @@ pub mod notify;
 pub mod push;
 pub mod store;
 pub mod transport;
+pub mod triggers;

@@ -10,10 +10,11 @@ use std::time::Duration;
 use aviso::notify::model::{Audience, Content, Notification, Status};
 use aviso::store::{
     App, AppStore, AttributeValue, BatchOutcome, Lane, LedgerStore, NewNotification,
-    NotificationStore, ProfileStore, ProfileUpdate, Progress, SHARDS, ScanCursor, Settle, Store,
-    StoreError, Subscription, SubscriptionId, SubscriptionStore, Task, TaskStep, TaskTarget,
-    Upserted, hash_api_key,
+    NotificationStore, ProfileStore, ProfileUpdate, Progress, SHARDS, ScanCursor, Scheduled,
+    Settle, Store, StoreError, Subscription, SubscriptionId, SubscriptionStore, Task, TaskStep,
+    TaskTarget, Upserted, hash_api_key,
 };
+use aviso::triggers::model::{PendingSend, Repeat, Trigger, TriggerRequest};
 
 fn app(id: &str) -> App {
     App {
@@ -973,6 +974,154 @@ pub async fn an_idempotent_create_can_be_retried_after_a_failed_write(store: Arc
     assert_eq!(store.list_notifications("ir", 10).await.unwrap().len(), 1);
 }
 
+fn pending(app_id: &str, trigger: &str, person: &str, key: &str, due_ms: u64) -> PendingSend {
+    PendingSend {
+        app_id: app_id.into(),
+        trigger: trigger.into(),
+        external_id: person.into(),
+        key: key.into(),
+        event_at_ms: due_ms.saturating_sub(1000),
+        due_ms,
+        properties: serde_json::Map::new(),
+    }
+}
+
+/// Trigger rules, and pending sends: scheduled once per (trigger, person, key) unless re-armed,
+/// cancelled by key, listed per person, never claimable early, claimed by many claimers at once
+/// exactly once, fenced after a re-arm, taken over after a lease.
+pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn Store>) {
+    let rule: Trigger = serde_json::from_value::<TriggerRequest>(serde_json::json!({
+        "event": "cart_abandoned", "delay_secs": 60, "cancel_on": ["purchase"],
+        "content": {"title": "Your cart"}
+    }))
+    .unwrap()
+    .into_trigger("tr", "cart", 1)
+    .unwrap();
+    store.put_trigger(&rule).await.unwrap();
+    assert_eq!(
+        store.get_trigger("tr", "cart").await.unwrap(),
+        Some(rule.clone())
+    );
+    assert_eq!(store.list_triggers("tr").await.unwrap(), [rule]);
+    assert_eq!(store.list_triggers("other").await.unwrap(), []);
+
+    let now = aviso::store::now_ms();
+    let later = pending("tr", "cart", "ana", "c1", now + 60_000);
+    assert_eq!(
+        store.schedule_send(&later, Repeat::Ignore).await.unwrap(),
+        Scheduled::New
+    );
+    assert_eq!(
+        store.schedule_send(&later, Repeat::Ignore).await.unwrap(),
+        Scheduled::AlreadyPending
+    );
+    let other_cart = pending("tr", "cart", "ana", "c2", now + 30_000);
+    store
+        .schedule_send(&other_cart, Repeat::Ignore)
+        .await
+        .unwrap();
+    let listed = store.pending_sends_of("tr", "ana").await.unwrap();
+    assert_eq!(listed, [other_cart.clone(), later.clone()], "soonest first");
+    assert!(
+        store
+            .claim_due_sends("w", Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "none is due"
+    );
+    assert!(
+        store
+            .next_due_ms()
+            .await
+            .unwrap()
+            .is_some_and(|due| due <= now + 30_000)
+    );
+    assert!(store.cancel_send("tr", "cart", "ana", "c2").await.unwrap());
+    assert!(!store.cancel_send("tr", "cart", "ana", "c2").await.unwrap());
+    assert_eq!(store.pending_sends_of("tr", "ana").await.unwrap(), [later]);
+
+    // 200 due sends, four claimers at once: each claimed exactly once.
+    for n in 0..200 {
+        let send = pending("tr", "cart", &format!("p{n}"), "", now.saturating_sub(10));
+        store.schedule_send(&send, Repeat::Ignore).await.unwrap();
+    }
+    let claimers = (0..4).map(|w| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim_due_sends(&format!("w{w}"), Duration::from_secs(30), 7)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                for claim in batch {
+                    store.finish_send(&claim).await.unwrap();
+                    mine.push(claim.send.external_id);
+                }
+            }
+        })
+    });
+    let mut claimed: Vec<String> = Vec::new();
+    for claimer in futures::future::join_all(claimers).await {
+        claimed.extend(claimer.unwrap());
+    }
+    claimed.sort();
+    let unique: HashSet<_> = claimed.iter().collect();
+    assert_eq!(
+        (claimed.len(), unique.len()),
+        (200, 200),
+        "claimed exactly once each"
+    );
+
+    // A re-armed send fences the claim of its first event; a lost lease lets another take it.
+    let lease = Duration::from_millis(200);
+    let due = pending("tr", "cart", "bo", "k", now.saturating_sub(10));
+    store.schedule_send(&due, Repeat::Ignore).await.unwrap();
+    let first = store.claim_due_sends("w1", lease, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let mut again = due.clone();
+    again.event_at_ms += 1;
+    assert_eq!(
+        store.schedule_send(&again, Repeat::Rearm).await.unwrap(),
+        Scheduled::Rearmed
+    );
+    assert!(matches!(
+        store.finish_send(&first[0]).await,
+        Err(StoreError::LeaseLost)
+    ));
+    let rearmed = store.claim_due_sends("w2", lease, 10).await.unwrap();
+    assert_eq!(rearmed.len(), 1);
+    assert_eq!(rearmed[0].send, again);
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let taken_over = store.claim_due_sends("w3", lease, 10).await.unwrap();
+    assert_eq!(taken_over.len(), 1, "claimable again after its lease");
+    assert!(matches!(
+        store.finish_send(&rearmed[0]).await,
+        Err(StoreError::LeaseLost)
+    ));
+    store.finish_send(&taken_over[0]).await.unwrap();
+    assert!(store.pending_sends_of("tr", "bo").await.unwrap().is_empty());
+
+    store
+        .add_trigger_counters("tr", "cart", &[("matched", 2), ("sent", 1)])
+        .await
+        .unwrap();
+    store
+        .add_trigger_counters("tr", "cart", &[("sent", 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.trigger_counters("tr", "cart").await.unwrap(),
+        BTreeMap::from([("matched".to_owned(), 2), ("sent".to_owned(), 2)])
+    );
+    assert!(store.delete_trigger("tr", "cart").await.unwrap());
+    assert!(!store.delete_trigger("tr", "cart").await.unwrap());
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -1003,6 +1152,7 @@ macro_rules! conformance {
             case!(a_batch_record_deletes_its_gone_subscriptions);
             case!(idempotency_keys_are_kept_or_released_by_their_holder);
             case!(an_idempotent_create_can_be_retried_after_a_failed_write);
+            case!(pending_sends_are_claimed_once_and_cancelled_by_key);
         }
     };
 }

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod public;
 pub mod server;
+pub mod triggers;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -186,6 +187,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .nest("/v1/apps/{app_id}", public)
         .merge(server::routes().layer(DefaultBodyLimit::max(MAX_BODY)))
+        .merge(triggers::routes())
         .merge(ops::routes(&state))
         .fallback(|| async { ApiError::NotFound("no such endpoint: see /openapi.json".into()) })
         .layer(middleware::from_fn(count_requests))

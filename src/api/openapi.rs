@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, public, server};
+use super::{error, public, server, triggers};
 use crate::notify::{model, segment};
 
 #[derive(OpenApi)]
@@ -15,11 +15,14 @@ use crate::notify::{model, segment};
         server::update_profile, server::get_profile, server::erase_profile, server::link_subscription,
         server::import_profiles, server::create_notification, server::get_notification,
         server::list_notifications, server::cancel_notification,
+        triggers::put_trigger, triggers::get_trigger, triggers::delete_trigger,
+        triggers::list_triggers, triggers::post_events,
     ),
     components(schemas(
         error::Problem, model::Audience, model::Content, model::Action, model::NotificationRequest,
         model::Notification, model::Status, segment::Filter, segment::TagCondition,
         segment::AttributeCondition, segment::Comparison,
+        crate::triggers::model::Repeat, crate::triggers::model::Event,
     )),
     modifiers(&ApiKeyScheme),
 )]

@@ -66,6 +66,16 @@ pub struct ProfileView {
     tags: BTreeMap<String, String>,
     subscriptions: Vec<SubscriptionView>,
     updated_at: u64,
+    /// Triggered sends waiting for their time, soonest first.
+    pending_sends: Vec<PendingSendView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PendingSendView {
+    trigger: String,
+    key: String,
+    /// Unix milliseconds.
+    due_at_ms: u64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -106,6 +116,17 @@ async fn view(state: &ApiState, app: &App, profile: Profile) -> ApiResult<Profil
         .store()
         .get_subscriptions(&app.id, &profile.subscriptions)
         .await?;
+    let pending_sends = state
+        .store()
+        .pending_sends_of(&app.id, &profile.external_id)
+        .await?
+        .into_iter()
+        .map(|send| PendingSendView {
+            trigger: send.trigger,
+            key: send.key,
+            due_at_ms: send.due_ms,
+        })
+        .collect();
     Ok(ProfileView {
         external_id: profile.external_id,
         attributes: profile.attributes,
@@ -125,6 +146,7 @@ async fn view(state: &ApiState, app: &App, profile: Profile) -> ApiResult<Profil
             })
             .collect(),
         updated_at: profile.updated_at,
+        pending_sends,
     })
 }
 

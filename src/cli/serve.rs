@@ -11,8 +11,10 @@ use crate::api::{ApiState, router};
 use crate::apps::{create_app, hex};
 use crate::config::{Config, Role, ServeArgs};
 use crate::delivery::{Engine, EngineConfig, RetryPolicy, Sender};
+use crate::notify::service::TasksPlanned;
 use crate::store::{self, Store};
 use crate::transport::{ClientConfig, PushClient};
+use crate::triggers::runner::{RunnerConfig, TriggerRunner};
 
 #[derive(Debug, Args)]
 pub struct ServeCommand {
@@ -54,6 +56,10 @@ impl ServeCommand {
             Role::All | Role::Sender => {
                 let engine = start_engine(store.clone(), &config).await?;
                 waker = Some(engine.waker());
+                tokio::spawn(
+                    start_trigger_runner(store.clone(), engine.waker(), &config)
+                        .run(stopping.clone()),
+                );
                 Some(tokio::spawn(engine.run(stopping)))
             }
         };
@@ -177,6 +183,25 @@ async fn start_engine(
         bulk,
         priority,
     ))
+}
+
+/// The trigger runner: due sends become one-to-one pushes, which wake this process's priority
+/// lane at once.
+fn start_trigger_runner(
+    store: std::sync::Arc<dyn Store>,
+    waker: std::sync::Arc<crate::delivery::EngineWaker>,
+    config: &Config,
+) -> TriggerRunner {
+    let planned: std::sync::Arc<dyn TasksPlanned> = waker;
+    TriggerRunner::new(
+        store,
+        Some(planned),
+        RunnerConfig {
+            worker_id: format!("{}-triggers", std::process::id()),
+            lease: config.task_lease,
+            ..RunnerConfig::default()
+        },
+    )
 }
 
 /// How long the claim on creating the default app lasts: longer than a start-up, short enough

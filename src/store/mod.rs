@@ -13,6 +13,7 @@
 //! | profiles | [`ProfileStore`] | CRM profiles, their links to subscriptions, send counts |
 //! | notifications | [`NotificationStore`] | typed documents, counters, idempotency keys |
 //! | ledger | [`LedgerStore`] | delivery tasks under leases |
+//! | triggers | [`TriggerStore`] | trigger rules, pending sends under leases, their counters |
 //!
 //! The rules of every change (what an upsert keeps, what a link moves, what an erasure
 //! deletes, how large a profile may grow) live in [`model`], beside the types; the backends
@@ -27,6 +28,7 @@ mod notifications;
 mod profiles;
 pub mod redis;
 mod subscriptions;
+mod triggers;
 
 use std::sync::Arc;
 
@@ -45,11 +47,18 @@ pub use model::{
 pub use notifications::{NewNotification, NotificationStore, Settle};
 pub use profiles::ProfileStore;
 pub use subscriptions::{ScanBatch, ScanCursor, SubscriptionStore, Upserted};
+pub use triggers::{ClaimedSend, Scheduled, TriggerStore};
 
 /// The whole store: every concern, and what concerns the backend itself.
 #[async_trait]
 pub trait Store:
-    AppStore + SubscriptionStore + ProfileStore + NotificationStore + LedgerStore + 'static
+    AppStore
+    + SubscriptionStore
+    + ProfileStore
+    + NotificationStore
+    + LedgerStore
+    + TriggerStore
+    + 'static
 {
     /// Answers when the store is reachable and accepts writes (a Redis out of memory refuses
     /// them: readiness must say so).

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aviso::notify::Notification;
+use aviso::store::ClaimedSend;
 use aviso::store::{
     App, AppStore, BatchOutcome, ClaimedTask, Lane, LedgerStore, NewNotification,
     NotificationStore, Profile, ProfileStore, ProfileUpdate, Progress, ScanBatch, ScanCursor,
-    Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId, SubscriptionStore, Task,
-    TaskStep, Upserted,
+    Scheduled, Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId,
+    SubscriptionStore, Task, TaskStep, TriggerStore, Upserted,
 };
+use aviso::triggers::model::{PendingSend, Repeat, Trigger};
 
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
@@ -198,6 +200,51 @@ impl LedgerStore for FaultyStore {
     }
     async fn pending_tasks(&self, lane: Lane) -> StoreResult<u64> {
         self.inner.pending_tasks(lane).await
+    }
+}
+
+#[async_trait]
+impl TriggerStore for FaultyStore {
+    async fn put_trigger(&self, trigger: &Trigger) -> StoreResult<()> {
+        self.inner.put_trigger(trigger).await
+    }
+    async fn get_trigger(&self, app: &str, name: &str) -> StoreResult<Option<Trigger>> {
+        self.inner.get_trigger(app, name).await
+    }
+    async fn list_triggers(&self, app: &str) -> StoreResult<Vec<Trigger>> {
+        self.inner.list_triggers(app).await
+    }
+    async fn delete_trigger(&self, app: &str, name: &str) -> StoreResult<bool> {
+        self.inner.delete_trigger(app, name).await
+    }
+    async fn schedule_send(&self, send: &PendingSend, repeat: Repeat) -> StoreResult<Scheduled> {
+        self.inner.schedule_send(send, repeat).await
+    }
+    async fn cancel_send(&self, app: &str, t: &str, id: &str, key: &str) -> StoreResult<bool> {
+        self.inner.cancel_send(app, t, id, key).await
+    }
+    async fn claim_due_sends(
+        &self,
+        worker: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedSend>> {
+        self.inner.claim_due_sends(worker, lease, limit).await
+    }
+    async fn finish_send(&self, claim: &ClaimedSend) -> StoreResult<()> {
+        self.inner.finish_send(claim).await
+    }
+    async fn next_due_ms(&self) -> StoreResult<Option<u64>> {
+        self.inner.next_due_ms().await
+    }
+    async fn pending_sends_of(&self, app: &str, id: &str) -> StoreResult<Vec<PendingSend>> {
+        self.inner.pending_sends_of(app, id).await
+    }
+    async fn add_trigger_counters(&self, app: &str, t: &str, d: &[(&str, i64)]) -> StoreResult<()> {
+        self.inner.add_trigger_counters(app, t, d).await
+    }
+    async fn trigger_counters(&self, app: &str, t: &str) -> StoreResult<BTreeMap<String, i64>> {
+        self.inner.trigger_counters(app, t).await
     }
 }
 

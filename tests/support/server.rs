@@ -18,7 +18,26 @@ pub struct Aviso {
 impl Aviso {
     /// Starts on the embedded store (`redis_url` = None) or on Redis.
     pub fn start(redis_url: Option<&str>, extra_env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), redis_url, extra_env)
+    }
+
+    /// `kill -9`, then a new process on the same data directory (and settings).
+    pub fn restart(mut self, redis_url: Option<&str>, extra_env: &[(&str, &str)]) -> Self {
+        self.kill();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let (app_id, api_key) = (self.app_id.clone(), self.api_key.clone());
+        let mut again = Self::start_in(dir, redis_url, extra_env);
+        // Only a first start prints the default app.
+        again.app_id = app_id;
+        again.api_key = api_key;
+        again
+    }
+
+    fn start_in(
+        dir: tempfile::TempDir,
+        redis_url: Option<&str>,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_aviso"));
         command
             .args(["serve", "--listen", "127.0.0.1:0"])

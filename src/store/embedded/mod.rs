@@ -12,6 +12,7 @@ mod notifications;
 mod profiles;
 mod subscriptions;
 mod tables;
+mod triggers;
 mod writer;
 
 use std::path::Path;

@@ -31,6 +31,20 @@ pub(super) const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tas
 pub(super) const LANE_INDEX: TableDefinition<(&str, u64, &str), ()> =
     TableDefinition::new("lane_index");
 
+/// (app, trigger name) → rule (JSON).
+pub(super) const TRIGGERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("triggers");
+/// Pending send id → its record (JSON).
+pub(super) const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending_sends");
+/// (claimable-from ms, pending send id): due time, or a claim's lease end.
+pub(super) const PENDING_DUE: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("pending_due");
+/// (app, external id, pending send id): a person's pending sends.
+pub(super) const PENDING_OF: TableDefinition<(&str, &str, &str), ()> =
+    TableDefinition::new("pending_of");
+/// (app, trigger, counter) → count.
+pub(super) const TRIGGER_COUNTERS: TableDefinition<(&str, &str, &str), i64> =
+    TableDefinition::new("trigger_counters");
+
 /// Checks that an existing file is Aviso's (its `meta` table names the format; a store from
 /// before the table existed is known by its `apps` table), then creates every table, so that
 /// readers never meet a missing one. `Invalid` when the file is not Aviso's.
@@ -73,6 +87,11 @@ pub(super) fn prepare(db: &Database, existing: bool, format: &str) -> StoreResul
         txn.open_table(PROFILE_SENDS)?;
         txn.open_table(TASKS)?;
         txn.open_table(LANE_INDEX)?;
+        txn.open_table(TRIGGERS)?;
+        txn.open_table(PENDING)?;
+        txn.open_table(PENDING_DUE)?;
+        txn.open_table(PENDING_OF)?;
+        txn.open_table(TRIGGER_COUNTERS)?;
     }
     txn.commit()?;
     Ok(())

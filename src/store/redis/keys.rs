@@ -11,6 +11,8 @@
 //! | `{n:ID}:doc`, `{n:ID}:counters` | string, hash | notification document; its counters |
 //! | `{na:APP}` | sorted set | the app's notification ids by creation time |
 //! | `{i:APP}:KEY` | string | idempotency key → notification id |
+//! | `{trg:APP}`, `{trg:APP}:c:TRIGGER` | hash | trigger name → rule (JSON); a trigger's counters |
+//! | `{pending}:sends`, `{pending}:due`, `{pending}:of:APP:EXTERNAL_ID` | hash, zset, set | pending sends (`ID:send`, `ID:epoch`, `ID:owner`); by due time (or lease end); per person |
 //! | `{ledger}:lane:LANE`, `{ledger}:tasks`, `{ledger}:of:NOTIFICATION` | zset, hash, set | the ledger |
 //!
 //! The ledger's sorted set scores each task by when it may be claimed: `not_before` for a new
@@ -65,4 +67,19 @@ pub(super) fn lane(lane: Lane) -> String {
 
 pub(super) fn tasks_of(notification_id: &str) -> String {
     format!("{{ledger}}:of:{notification_id}")
+}
+
+pub(super) const PENDING_SENDS: &str = "{pending}:sends";
+pub(super) const PENDING_DUE: &str = "{pending}:due";
+
+pub(super) fn pending_of(app_id: &str, external_id: &str) -> String {
+    format!("{{pending}}:of:{}:{app_id}{external_id}", app_id.len())
+}
+
+pub(super) fn triggers(app_id: &str) -> String {
+    format!("{{trg:{app_id}}}")
+}
+
+pub(super) fn trigger_counters(app_id: &str, trigger: &str) -> String {
+    format!("{{trg:{app_id}}}:c:{trigger}")
 }

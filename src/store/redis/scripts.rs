@@ -16,6 +16,9 @@ pub(super) struct Scripts {
     pub checkpoint: Script,
     pub complete: Script,
     pub cancel: Script,
+    pub schedule_send: Script,
+    pub claim_sends: Script,
+    pub finish_send: Script,
 }
 
 const NOW: &str = include_str!("lua/now.lua");
@@ -45,6 +48,9 @@ impl Scripts {
             checkpoint: with_clock(include_str!("lua/checkpoint.lua")),
             complete: Script::new(include_str!("lua/complete.lua")),
             cancel: Script::new(include_str!("lua/cancel.lua")),
+            schedule_send: Script::new(include_str!("lua/schedule_send.lua")),
+            claim_sends: with_clock(include_str!("lua/claim_sends.lua")),
+            finish_send: Script::new(include_str!("lua/finish_send.lua")),
         }
     }
 }

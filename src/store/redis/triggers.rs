@@ -1,0 +1,208 @@
+//! Triggers on Redis: rules per app (`{trg:APP}`), and the pending sends under one hash tag
+//! (`{pending}`, like the ledger), each change one Lua script fenced by epoch.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::AsyncCommands;
+
+use super::{RedisStore, keys};
+use crate::store::{
+    ClaimedSend, Scheduled, StoreError, StoreResult, TriggerStore, from_json, to_json,
+};
+use crate::triggers::model::{PendingSend, Repeat, Trigger};
+
+impl RedisStore {
+    /// Removes a pending send: fenced by `claim`, or whatever its claim (a cancel).
+    async fn remove_send(
+        &self,
+        send: &PendingSend,
+        claim: Option<(&str, u64)>,
+    ) -> StoreResult<bool> {
+        let (worker, epoch) = match claim {
+            Some((worker, epoch)) => (worker, epoch.to_string()),
+            None => ("", String::new()),
+        };
+        let mut conn = self.conn().await?;
+        let removed: u8 = self
+            .scripts
+            .finish_send
+            .key(keys::PENDING_SENDS)
+            .key(keys::PENDING_DUE)
+            .key(keys::pending_of(&send.app_id, &send.external_id))
+            .arg(send.id())
+            .arg(epoch)
+            .arg(worker)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(removed == 1)
+    }
+}
+
+#[async_trait]
+impl TriggerStore for RedisStore {
+    async fn put_trigger(&self, trigger: &Trigger) -> StoreResult<()> {
+        let mut conn = self.conn().await?;
+        let _: () = conn
+            .hset(
+                keys::triggers(&trigger.app_id),
+                &trigger.name,
+                to_json(trigger)?,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn get_trigger(&self, app_id: &str, name: &str) -> StoreResult<Option<Trigger>> {
+        let mut conn = self.conn().await?;
+        let raw: Option<Vec<u8>> = conn.hget(keys::triggers(app_id), name).await?;
+        raw.map(|r| from_json(&r, "trigger")).transpose()
+    }
+
+    async fn list_triggers(&self, app_id: &str) -> StoreResult<Vec<Trigger>> {
+        let mut conn = self.conn().await?;
+        let raw: BTreeMap<String, Vec<u8>> = conn.hgetall(keys::triggers(app_id)).await?;
+        raw.values().map(|r| from_json(r, "trigger")).collect()
+    }
+
+    async fn delete_trigger(&self, app_id: &str, name: &str) -> StoreResult<bool> {
+        let mut conn = self.conn().await?;
+        let removed: u64 = conn.hdel(keys::triggers(app_id), name).await?;
+        Ok(removed > 0)
+    }
+
+    async fn schedule_send(&self, send: &PendingSend, repeat: Repeat) -> StoreResult<Scheduled> {
+        let mut conn = self.conn().await?;
+        let outcome: u8 = self
+            .scripts
+            .schedule_send
+            .key(keys::PENDING_SENDS)
+            .key(keys::PENDING_DUE)
+            .key(keys::pending_of(&send.app_id, &send.external_id))
+            .arg(send.id())
+            .arg(to_json(send)?)
+            .arg(send.due_ms)
+            .arg(match repeat {
+                Repeat::Ignore => "ignore",
+                Repeat::Rearm => "rearm",
+            })
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match outcome {
+            1 => Scheduled::New,
+            2 => Scheduled::Rearmed,
+            _ => Scheduled::AlreadyPending,
+        })
+    }
+
+    async fn cancel_send(
+        &self,
+        app_id: &str,
+        trigger: &str,
+        external_id: &str,
+        key: &str,
+    ) -> StoreResult<bool> {
+        let send = PendingSend {
+            app_id: app_id.to_owned(),
+            trigger: trigger.to_owned(),
+            external_id: external_id.to_owned(),
+            key: key.to_owned(),
+            event_at_ms: 0,
+            due_ms: 0,
+            properties: serde_json::Map::new(),
+        };
+        self.remove_send(&send, None).await
+    }
+
+    async fn claim_due_sends(
+        &self,
+        worker: &str,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedSend>> {
+        let mut conn = self.conn().await?;
+        let claimed: Vec<(Vec<u8>, u64)> = self
+            .scripts
+            .claim_sends
+            .key(keys::PENDING_SENDS)
+            .key(keys::PENDING_DUE)
+            .arg(lease.as_millis() as u64)
+            .arg(worker)
+            .arg(limit.max(1))
+            .invoke_async(&mut conn)
+            .await?;
+        claimed
+            .into_iter()
+            .map(|(send, epoch)| {
+                Ok(ClaimedSend {
+                    send: from_json(&send, "pending send")?,
+                    worker: worker.to_owned(),
+                    epoch,
+                })
+            })
+            .collect()
+    }
+
+    async fn finish_send(&self, claim: &ClaimedSend) -> StoreResult<()> {
+        if self
+            .remove_send(&claim.send, Some((&claim.worker, claim.epoch)))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost)
+        }
+    }
+
+    async fn next_due_ms(&self) -> StoreResult<Option<u64>> {
+        let mut conn = self.conn().await?;
+        let first: Vec<(String, u64)> = conn.zrange_withscores(keys::PENDING_DUE, 0, 0).await?;
+        Ok(first.first().map(|(_, due)| *due))
+    }
+
+    async fn pending_sends_of(
+        &self,
+        app_id: &str,
+        external_id: &str,
+    ) -> StoreResult<Vec<PendingSend>> {
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = conn.smembers(keys::pending_of(app_id, external_id)).await?;
+        let mut sends = Vec::with_capacity(ids.len());
+        for id in ids {
+            let raw: Option<Vec<u8>> = conn.hget(keys::PENDING_SENDS, format!("{id}:send")).await?;
+            if let Some(raw) = raw {
+                sends.push(from_json::<PendingSend>(&raw, "pending send")?);
+            }
+        }
+        sends.sort_by_key(|send| send.due_ms);
+        Ok(sends)
+    }
+
+    async fn add_trigger_counters(
+        &self,
+        app_id: &str,
+        trigger: &str,
+        deltas: &[(&str, i64)],
+    ) -> StoreResult<()> {
+        let key = keys::trigger_counters(app_id, trigger);
+        let mut pipe = redis::pipe();
+        for (field, delta) in deltas {
+            pipe.hincr(&key, *field, *delta).ignore();
+        }
+        let mut conn = self.conn().await?;
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn trigger_counters(
+        &self,
+        app_id: &str,
+        trigger: &str,
+    ) -> StoreResult<BTreeMap<String, i64>> {
+        let mut conn = self.conn().await?;
+        Ok(conn
+            .hgetall(keys::trigger_counters(app_id, trigger))
+            .await?)
+    }
+}

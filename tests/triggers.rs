@@ -1,0 +1,412 @@
+//! CRM triggers end to end, over real HTTP: a trigger rule, events through `POST /v1/events`,
+//! and `aviso serve` delivering the delayed pushes to a loopback push service that decrypts
+//! every message (`ece`) and verifies every VAPID JWT (`jsonwebtoken`).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use support::push_service::{self, MockConfig, MockExt, MockPushService};
+use support::server::Aviso;
+
+struct Shop {
+    service: MockPushService,
+    aviso: Aviso,
+    client: Client,
+    env: Vec<(String, String)>,
+    _ca: tempfile::TempDir,
+    _redis: Option<support::redis::RedisServer>,
+}
+
+impl Shop {
+    async fn open(redis: Option<support::redis::RedisServer>) -> Self {
+        let service = push_service::start(MockConfig::default().record_details(true)).await;
+        let ca = tempfile::tempdir().unwrap();
+        let ca_path = ca.path().join("ca.pem");
+        service.write_ca(&ca_path);
+        let env = vec![(
+            "AVISO_EXTRA_CA_CERTS".to_owned(),
+            ca_path.to_str().unwrap().to_owned(),
+        )];
+        let aviso = Aviso::start(redis.as_ref().map(|r| r.url()).as_deref(), &pairs(&env));
+        Self {
+            service,
+            aviso,
+            client: Client::new(),
+            env,
+            _ca: ca,
+            _redis: redis,
+        }
+    }
+
+    /// A browser of `person`: subscribed through the public API, linked through the server API.
+    async fn browser(&self, aviso: &Aviso, name: &str, person: &str) {
+        let public = format!("{}/v1/apps/{}/subscriptions", aviso.base, self.aviso.app_id);
+        let subscription = self.service.subscribe(name);
+        let response = self
+            .client
+            .post(public)
+            .json(&json!({"subscription": subscription}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let id = response.json::<Value>().await.unwrap()["subscription_id"].clone();
+        let response = self
+            .client
+            .post(aviso.url(&format!("/v1/profiles/{person}/subscriptions")))
+            .bearer_auth(&self.aviso.api_key)
+            .json(&json!({"subscription_id": id}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
+
+    /// A server API call to `aviso` (any instance) with the app's key.
+    async fn call(
+        &self,
+        aviso: &Aviso,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .request(method, aviso.url(path))
+            .bearer_auth(&self.aviso.api_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn event(&self, aviso: &Aviso, body: Value) -> Value {
+        let (status, answer) = self
+            .call(aviso, reqwest::Method::POST, "/v1/events", body)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+        answer
+    }
+
+    /// Waits (bounded) until `name` got `count` pushes; answers when the last arrived.
+    async fn wait_for(&self, name: &str, count: usize, within: Duration) -> Instant {
+        let deadline = Instant::now() + within;
+        loop {
+            let deliveries = self.service.deliveries(name);
+            if deliveries.len() >= count {
+                return deliveries[count - 1].received_at;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} got {} of {count} pushes",
+                deliveries.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+fn cart_reminder(delay_secs: u64) -> Value {
+    json!({
+        "event": "cart_abandoned",
+        "delay_secs": delay_secs,
+        "cancel_on": ["purchase"],
+        "content": {"title": "Your cart is waiting", "body": "Your items are still there", "url": "https://shop.example/cart"}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_cart_is_reminded_once_unless_bought() {
+    let shop = Shop::open(None).await;
+    let aviso = &shop.aviso;
+    shop.browser(aviso, "ana-phone", "ana").await;
+    shop.browser(aviso, "ana-laptop", "ana").await;
+    let (status, trigger) = shop
+        .call(
+            aviso,
+            reqwest::Method::PUT,
+            "/v1/triggers/cart-reminder",
+            cart_reminder(2),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{trigger}");
+
+    let abandoned = json!({"external_id": "ana", "name": "cart_abandoned", "key": "cart-1",
+        "properties": {"items": 2, "total": 59.90}});
+    let sent_at = Instant::now();
+    assert_eq!(shop.event(aviso, abandoned.clone()).await["scheduled"], 1);
+    // The same event again (a CRM retry): still one push.
+    assert_eq!(shop.event(aviso, abandoned).await["ignored"], 1);
+    // Another cart, bought before its reminder: nothing is sent for it.
+    let batch = json!([
+        {"external_id": "ana", "name": "cart_abandoned", "key": "cart-2"},
+        {"external_id": "ana", "name": "purchase", "key": "cart-2"}
+    ]);
+    let answer = shop.event(aviso, batch).await;
+    assert_eq!(
+        (answer["scheduled"].clone(), answer["cancelled"].clone()),
+        (json!(1), json!(1))
+    );
+    let (_, profile) = shop
+        .call(aviso, reqwest::Method::GET, "/v1/profiles/ana", Value::Null)
+        .await;
+    let pending = profile["pending_sends"].as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{profile}");
+    assert_eq!(pending[0]["key"], "cart-1");
+
+    let phone = shop.wait_for("ana-phone", 1, Duration::from_secs(20)).await;
+    let laptop = shop
+        .wait_for("ana-laptop", 1, Duration::from_secs(20))
+        .await;
+    for arrived in [phone, laptop] {
+        let after = arrived.duration_since(sent_at);
+        assert!(after >= Duration::from_secs(2), "early: {after:?}");
+        println!("reminder arrived {after:?} after the event (delay 2 s)");
+    }
+    // Long enough for the cancelled cart's reminder to have come, had it not been cancelled.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for name in ["ana-phone", "ana-laptop"] {
+        let plaintexts = shop.service.plaintexts(name);
+        assert_eq!(
+            plaintexts.len(),
+            1,
+            "{name}: one push, not {}",
+            plaintexts.len()
+        );
+        let payload: Value = serde_json::from_slice(&plaintexts[0]).unwrap();
+        assert_eq!(payload["notification"]["title"], "Your cart is waiting");
+    }
+    let (_, trigger) = shop
+        .call(
+            aviso,
+            reqwest::Method::GET,
+            "/v1/triggers/cart-reminder",
+            Value::Null,
+        )
+        .await;
+    let counters = &trigger["counters"];
+    assert_eq!(counters["matched"], 3, "{trigger}");
+    assert_eq!(counters["scheduled"], 2, "{trigger}");
+    assert_eq!(counters["ignored"], 1, "{trigger}");
+    assert_eq!(counters["cancelled"], 1, "{trigger}");
+    assert_eq!(counters["sent"], 1, "{trigger}");
+    let (_, listed) = shop
+        .call(aviso, reqwest::Method::GET, "/v1/triggers", Value::Null)
+        .await;
+    assert_eq!(listed["triggers"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_send_survives_kill_9_and_is_sent_once() {
+    let shop = Shop::open(None).await;
+    shop.browser(&shop.aviso, "bo", "bo").await;
+    let (status, _) = shop
+        .call(
+            &shop.aviso,
+            reqwest::Method::PUT,
+            "/v1/triggers/cart-reminder",
+            cart_reminder(3),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sent_at = Instant::now();
+    shop.event(
+        &shop.aviso,
+        json!({"external_id": "bo", "name": "cart_abandoned", "key": "c"}),
+    )
+    .await;
+    let Shop {
+        aviso,
+        service,
+        env,
+        client,
+        _ca,
+        _redis,
+    } = shop;
+    // kill -9 between the event and its due time; a new process on the same data file.
+    let aviso = aviso.restart(None, &pairs(&env));
+    let shop = Shop {
+        aviso,
+        service,
+        env,
+        client,
+        _ca,
+        _redis,
+    };
+    let arrived = shop.wait_for("bo", 1, Duration::from_secs(30)).await;
+    assert!(
+        arrived.duration_since(sent_at) >= Duration::from_secs(3),
+        "early"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(shop.service.deliveries("bo").len(), 1, "sent once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_redis_send_each_triggered_push_once_and_never_early() {
+    const PROFILES: usize = 1000;
+    let redis = support::redis::RedisServer::start();
+    let url = redis.url();
+    let shop = Shop::open(Some(redis)).await;
+    let second = Aviso::start(Some(&url), &pairs(&shop.env));
+    let (status, _) = shop
+        .call(
+            &shop.aviso,
+            reqwest::Method::PUT,
+            "/v1/triggers/cart-reminder",
+            cart_reminder(1),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for chunk in (0..PROFILES).collect::<Vec<_>>().chunks(50) {
+        let names: Vec<(String, String)> = chunk
+            .iter()
+            .map(|n| (format!("p{n}"), format!("person-{n}")))
+            .collect();
+        let browsers = names
+            .iter()
+            .map(|(name, person)| shop.browser(&shop.aviso, name, person));
+        futures::future::join_all(browsers).await;
+    }
+    // Ten batches half a second apart, alternating instances: due times spread over 5 s.
+    let mut sent_at = Vec::with_capacity(PROFILES);
+    for (batch, chunk) in (0..PROFILES)
+        .collect::<Vec<_>>()
+        .chunks(PROFILES / 10)
+        .enumerate()
+    {
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|n| json!({"external_id": format!("person-{n}"), "name": "cart_abandoned", "key": "k"}))
+            .collect();
+        let via = if batch % 2 == 0 { &shop.aviso } else { &second };
+        let now = Instant::now();
+        let answer = shop.event(via, Value::Array(events)).await;
+        assert_eq!(answer["scheduled"], chunk.len());
+        sent_at.extend(chunk.iter().map(|n| (*n, now)));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shop.service.distinct_delivered() < PROFILES {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {PROFILES} delivered",
+            shop.service.distinct_delivered()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut lateness = Vec::with_capacity(PROFILES);
+    for (n, at) in sent_at {
+        let deliveries = shop.service.deliveries(&format!("p{n}"));
+        assert_eq!(deliveries.len(), 1, "p{n} got {} pushes", deliveries.len());
+        let after = deliveries[0].received_at.duration_since(at);
+        assert!(after >= Duration::from_secs(1), "p{n} early: {after:?}");
+        lateness.push(after.as_secs_f64() - 1.0);
+    }
+    lateness.sort_by(f64::total_cmp);
+    println!(
+        "1,000 triggered pushes over two instances: late by p50 {:.0} ms, p99 {:.0} ms",
+        lateness[PROFILES / 2] * 1000.0,
+        lateness[PROFILES * 99 / 100] * 1000.0
+    );
+}
+
+#[tokio::test]
+async fn bad_triggers_and_events_are_told_what_to_fix() {
+    let shop = Shop::open(None).await;
+    let aviso = &shop.aviso;
+    let put = |body: Value| shop.call(aviso, reqwest::Method::PUT, "/v1/triggers/t", body);
+    for (body, field) in [
+        (
+            json!({"event": "e", "delay_secs": 1, "content": {"title": "x"}, "colour": 1}),
+            None,
+        ),
+        (
+            json!({"event": "e", "delay_secs": 99_999_999, "content": {"title": "x"}}),
+            Some("delay_secs"),
+        ),
+        (
+            json!({"event": "e", "delay_secs": "soon", "content": {"title": "x"}}),
+            None,
+        ),
+        (
+            json!({"event": "no spaces", "delay_secs": 1, "content": {"title": "x"}}),
+            Some("event"),
+        ),
+        (
+            json!({"event": "e", "delay_secs": 1, "content": {"title": ""}}),
+            Some("content.title"),
+        ),
+    ] {
+        let (status, problem) = put(body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
+        if let Some(field) = field {
+            assert_eq!(problem["field"], field, "{problem}");
+        }
+    }
+    let (status, problem) = shop
+        .call(
+            aviso,
+            reqwest::Method::PUT,
+            "/v1/triggers/has%20space",
+            cart_reminder(1),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("name"))
+    );
+    let post = |body: Value| shop.call(aviso, reqwest::Method::POST, "/v1/events", body);
+    let big = "x".repeat(5000);
+    for (body, field) in [
+        (json!({"external_id": "", "name": "e"}), "external_id"),
+        (
+            json!({"external_id": "a", "name": "e", "properties": {"blob": big}}),
+            "properties",
+        ),
+        (
+            json!([{"external_id": "a", "name": "e"}, {"external_id": "a", "name": "bad name"}]),
+            "[1].name",
+        ),
+        (json!([]), "body"),
+        (json!({"external_id": "a", "name": "e", "when": 1}), "body"),
+    ] {
+        let (status, problem) = post(body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
+        assert_eq!(problem["field"], field, "{body}: {problem}");
+    }
+    // Events for a profile nobody made are taken (their push will reach nobody).
+    shop.call(
+        aviso,
+        reqwest::Method::PUT,
+        "/v1/triggers/t",
+        cart_reminder(1),
+    )
+    .await;
+    let answer = shop
+        .event(
+            aviso,
+            json!({"external_id": "stranger", "name": "cart_abandoned"}),
+        )
+        .await;
+    assert_eq!(answer["scheduled"], 1);
+    let (status, _) = shop
+        .call(
+            aviso,
+            reqwest::Method::GET,
+            "/v1/triggers/missing",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -19,7 +19,12 @@ fn app(id: &str) -> App {
         origins: vec!["https://shop.example".into()],
         vapid_private_key: vec![1; 32],
         identity_secret: vec![2; 32],
-        api_key_hashes: vec![hash_api_key(&format!("key-{id}"))],
+        api_keys: vec![aviso::store::ApiKey {
+            hash: hash_api_key(&format!("key-{id}")),
+            scope: aviso::store::Scope::Send,
+            expires_at_ms: None,
+            created_at_ms: 0,
+        }],
         created_at: 1,
         demo: false,
     }
@@ -80,7 +85,7 @@ pub async fn apps(store: Arc<dyn Store>) {
     );
     // Rotating the key: the old one stops working.
     let mut rotated = app("a2");
-    rotated.api_key_hashes = vec![hash_api_key("new-key")];
+    rotated.api_keys[0].hash = hash_api_key("new-key");
     store.put_app(&rotated).await.unwrap();
     assert_eq!(
         store.app_by_api_key(&hash_api_key("key-a2")).await.unwrap(),

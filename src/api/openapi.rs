@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, public, server};
+use super::{admin, error, insights, public, server};
 use crate::notify::{model, segment};
 
 #[derive(OpenApi)]
@@ -15,6 +15,9 @@ use crate::notify::{model, segment};
         server::update_profile, server::get_profile, server::erase_profile, server::link_subscription,
         server::import_profiles, server::create_notification, server::get_notification,
         server::list_notifications, server::cancel_notification,
+        admin::list_apps, admin::create, admin::get_app, admin::update_app, admin::delete_app,
+        admin::add_key, admin::remove_key, admin::own_app, admin::demo_apps,
+        insights::subscriber_stats, insights::estimate_audience, insights::notification_history,
     ),
     components(schemas(
         error::Problem, model::Audience, model::Content, model::Action, model::NotificationRequest,

@@ -472,11 +472,11 @@ impl Store for EmbeddedStore {
             let mut keys = txn.open_table(API_KEYS).map_err(db_error)?;
             if let Some(previous) = previous {
                 let previous: App = from_json(&previous, "app")?;
-                for hash in &previous.api_key_hashes {
+                for hash in previous.key_hashes() {
                     keys.remove(hash.as_slice()).map_err(db_error)?;
                 }
             }
-            for hash in &app.api_key_hashes {
+            for hash in app.key_hashes() {
                 keys.insert(hash.as_slice(), app.id.as_str())
                     .map_err(db_error)?;
             }
@@ -525,6 +525,36 @@ impl Store for EmbeddedStore {
             Some(id) => self.get_app(&id).await,
             None => Ok(None),
         }
+    }
+
+    async fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+        let app_id = app_id.to_owned();
+        self.write(move |txn| {
+            let mut apps = txn.open_table(APPS).map_err(db_error)?;
+            let Some(previous) = apps
+                .remove(app_id.as_str())
+                .map_err(db_error)?
+                .map(|v| v.value().to_vec())
+            else {
+                return Ok(false);
+            };
+            let previous: App = from_json(&previous, "app")?;
+            let mut keys = txn.open_table(API_KEYS).map_err(db_error)?;
+            for hash in previous.key_hashes() {
+                keys.remove(hash.as_slice()).map_err(db_error)?;
+            }
+            let mut subscriptions = txn.open_table(SUBSCRIPTIONS).map_err(db_error)?;
+            subscriptions
+                .retain_in(
+                    (app_id.as_str(), 0, 0)..=(app_id.as_str(), u16::MAX, u64::MAX),
+                    |_, _| false,
+                )
+                .map_err(db_error)?;
+            let mut counts = txn.open_table(SUBSCRIPTION_COUNTS).map_err(db_error)?;
+            counts.remove(app_id.as_str()).map_err(db_error)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn upsert_subscription(&self, subscription: &Subscription) -> StoreResult<Upserted> {

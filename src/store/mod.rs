@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use model::{
-    App, AttributeValue, MAX_ENDPOINT_LEN, Profile, ProfileUpdate, SHARDS, Subscription,
-    SubscriptionId, hash_api_key,
+    ApiKey, App, AttributeValue, MAX_ENDPOINT_LEN, Profile, ProfileUpdate, SHARDS, Scope,
+    Subscription, SubscriptionId, hash_api_key,
 };
 
 /// What went wrong in the store; each variant says what to do about it.
@@ -168,6 +168,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_app(&self, app_id: &str) -> StoreResult<Option<App>>;
     async fn list_apps(&self) -> StoreResult<Vec<App>>;
     async fn app_by_api_key(&self, key_hash: &[u8; 32]) -> StoreResult<Option<App>>;
+    /// Deletes an app, its key index entries, its subscriptions and their count; `false` when it
+    /// did not exist. (Its profiles and notification documents stay, unreachable by any key.)
+    async fn delete_app(&self, app_id: &str) -> StoreResult<bool>;
 
     // Subscriptions.
     /// Inserts or updates by endpoint (the id derives from it); keeps `created_at` and an

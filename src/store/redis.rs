@@ -256,11 +256,11 @@ impl Store for RedisStore {
         pipe.atomic();
         if let Some(previous) = previous {
             let previous: App = from_json(&previous, "app")?;
-            for hash in &previous.api_key_hashes {
+            for hash in previous.key_hashes() {
                 pipe.hdel(API_KEYS, hash.as_slice()).ignore();
             }
         }
-        for hash in &app.api_key_hashes {
+        for hash in app.key_hashes() {
             pipe.hset(API_KEYS, hash.as_slice(), &app.id).ignore();
         }
         pipe.hset(APPS, &app.id, json(app)?).ignore();
@@ -289,6 +289,34 @@ impl Store for RedisStore {
             Some(id) => self.get_app(&id).await,
             None => Ok(None),
         }
+    }
+
+    async fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+        let Some(previous) = self.get_app(app_id).await? else {
+            return Ok(false);
+        };
+        let mut conn = self.conn().await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for hash in previous.key_hashes() {
+            pipe.hdel(API_KEYS, hash.as_slice()).ignore();
+        }
+        pipe.hdel(APPS, app_id).ignore();
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        // Shards live on different cluster nodes: one DEL each.
+        let shards = (0..SHARDS).map(|shard| {
+            let mut conn = conn.clone();
+            async move { conn.del::<_, ()>(shard_key(app_id, shard)).await }
+        });
+        futures::future::try_join_all(shards)
+            .await
+            .map_err(unavailable)?;
+        conn.del::<_, ()>(count_key(app_id))
+            .await
+            .map_err(unavailable)?;
+        Ok(true)
     }
 
     async fn upsert_subscription(&self, subscription: &Subscription) -> StoreResult<Upserted> {

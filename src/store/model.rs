@@ -534,6 +534,19 @@ mod tests {
         );
     }
 
+    #[test]
+    fn apps_stored_before_scoped_keys_read_as_send_keys() {
+        let hash = hash_api_key("old");
+        let stored = serde_json::json!({"id": "a", "name": "A", "origins": [], "vapid_private_key": [1],
+            "identity_secret": [2], "api_key_hashes": [hash], "created_at": 7});
+        let app: App = serde_json::from_value(stored).unwrap();
+        assert_eq!(app.key_scope(&hash, u64::MAX), Some(Scope::Send));
+        assert!(!app.demo);
+        let again: App = serde_json::from_slice(&serde_json::to_vec(&app).unwrap()).unwrap();
+        assert_eq!(again, app);
+        assert!(Scope::Read < Scope::Send && Scope::Send < Scope::Admin);
+    }
+
     proptest! {
         #[test]
         fn corrupt_records_are_errors_not_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {

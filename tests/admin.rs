@@ -3,6 +3,7 @@
 //! deleted, keys rotated with an overlap, a `read` key refused what it may not do, and one
 //! app's key kept away from another app's data.
 
+#[macro_use]
 mod support;
 
 use std::time::{Duration, Instant};
@@ -409,33 +410,17 @@ pub async fn one_apps_key_never_sees_another_apps_data(aviso: Aviso) {
     assert_eq!(history.1["notifications"][0]["id"], id, "{}", history.1);
 
     // B's key sees none of it.
-    assert_problem(
-        &answer(with_key(
-            client.get(aviso.url(&format!("/v1/notifications/{id}"))),
-            &other_key,
-        ))
-        .await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
-    assert_problem(
-        &answer(with_key(
-            client.post(aviso.url(&format!("/v1/notifications/{id}/cancel"))),
-            &other_key,
-        ))
-        .await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
-    assert_problem(
-        &answer(with_key(
-            client.get(aviso.url("/v1/profiles/crm-a")),
-            &other_key,
-        ))
-        .await,
-        StatusCode::NOT_FOUND,
-        None,
-    );
+    for request in [
+        client.get(aviso.url(&format!("/v1/notifications/{id}"))),
+        client.post(aviso.url(&format!("/v1/notifications/{id}/cancel"))),
+        client.get(aviso.url("/v1/profiles/crm-a")),
+    ] {
+        assert_problem(
+            &answer(with_key(request, &other_key)).await,
+            StatusCode::NOT_FOUND,
+            None,
+        );
+    }
     let history = answer(with_key(
         client.get(aviso.url("/v1/notifications/history")),
         &other_key,
@@ -544,30 +529,6 @@ pub async fn history_pages_and_filters(aviso: Aviso) {
     ] {
         assert_problem(&page(query).await, StatusCode::BAD_REQUEST, field);
     }
-}
-
-macro_rules! backends {
-    ($($name:ident),*) => {
-        mod embedded_store {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(Aviso::start(None, &[])).await;
-                }
-            )*
-        }
-        mod redis_store {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let redis = support::redis::RedisServer::start();
-                    super::$name(Aviso::start(Some(&redis.url()), &[])).await;
-                }
-            )*
-        }
-    };
 }
 
 backends!(

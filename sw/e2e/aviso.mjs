@@ -22,7 +22,7 @@ const STARTUP_MS = 60_000;
  * Starts `bin`, reading its stdout lines with `read(line, found)` until `found` has each of
  * `wanted`; `stop()` ends it (SIGTERM, then SIGKILL after 10 s).
  */
-async function startProcess(bin, args, env, wanted, read) {
+export async function startProcess(bin, args, env, wanted, read) {
   if (!existsSync(bin)) throw new Error(`no binary at ${bin}: run \`cargo build --bin aviso --bin aviso-mock-push\` in ${REPO}`);
   const child = spawn(bin, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const output = [];

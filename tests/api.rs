@@ -1,6 +1,7 @@
 //! The HTTP API over real HTTP, against a running `aviso serve` on each store backend: every
 //! endpoint, and every kind of bad input answered with a 4xx problem that says what to fix.
 
+#[macro_use]
 mod support;
 
 use reqwest::{Client, Response, StatusCode};
@@ -673,30 +674,6 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         StatusCode::NOT_FOUND,
     )
     .await;
-}
-
-macro_rules! backends {
-    ($($name:ident),*) => {
-        mod embedded_store {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(Aviso::start(None, &[])).await;
-                }
-            )*
-        }
-        mod redis_store {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let redis = support::redis::RedisServer::start();
-                    super::$name(Aviso::start(Some(&redis.url()), &[])).await;
-                }
-            )*
-        }
-    };
 }
 
 backends!(

@@ -23,7 +23,12 @@ fn app(id: &str) -> App {
         origins: vec!["https://shop.example".into()],
         vapid_private_key: vec![1; 32],
         identity_secret: vec![2; 32],
-        api_key_hashes: vec![hash_api_key(&format!("key-{id}"))],
+        api_keys: vec![aviso::store::ApiKey {
+            hash: hash_api_key(&format!("key-{id}")),
+            scope: aviso::store::Scope::Send,
+            expires_at_ms: None,
+            created_at_ms: 0,
+        }],
         created_at: 1,
         demo: false,
     }
@@ -118,7 +123,7 @@ pub async fn apps(store: Arc<dyn Store>) {
     );
     // Rotating the key: the old one stops working.
     let mut rotated = app("a2");
-    rotated.api_key_hashes = vec![hash_api_key("new-key")];
+    rotated.api_keys[0].hash = hash_api_key("new-key");
     store.put_app(&rotated).await.unwrap();
     assert_eq!(
         store.app_by_api_key(&hash_api_key("key-a2")).await.unwrap(),
@@ -132,6 +137,30 @@ pub async fn apps(store: Arc<dyn Store>) {
             .map(|a| a.id),
         Some("a2".into())
     );
+    // Deleting an app: its record, keys, subscriptions and count go; other apps stay.
+    let subs: Vec<_> = (0..20).map(|n| subscription("a2", n)).collect();
+    store.insert_subscriptions(&subs).await.unwrap();
+    store
+        .upsert_subscription(&subscription("a1", 1))
+        .await
+        .unwrap();
+    assert!(store.delete_app("a2").await.unwrap());
+    assert!(!store.delete_app("a2").await.unwrap());
+    assert_eq!(store.get_app("a2").await.unwrap(), None);
+    assert_eq!(
+        store
+            .app_by_api_key(&hash_api_key("new-key"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.count_subscriptions("a2").await.unwrap(), 0);
+    assert_eq!(
+        store.get_subscription("a2", subs[0].id).await.unwrap(),
+        None
+    );
+    assert_eq!(store.count_subscriptions("a1").await.unwrap(), 1);
+    assert_eq!(store.get_app("a1").await.unwrap(), Some(app("a1")));
 }
 
 pub async fn subscriptions(store: Arc<dyn Store>) {

@@ -3,12 +3,17 @@
 //!
 //! - [`public`]: for the widget and the service worker (CORS per app, rate limited);
 //! - [`server`]: for marketers and CRMs (Bearer API key);
-//! - [`ops`]: health, readiness, metrics, the OpenAPI document and the browser SDK;
+//! - [`admin`]: apps and their keys (an `admin`-scoped key);
+//! - [`insights`]: what the console reads of one app (statistics, reach, history);
+//! - [`ops`]: health, readiness, metrics, the OpenAPI document, the browser SDK and the console;
 //! - [`error`]: every error as `application/problem+json`.
 
+pub mod admin;
 pub mod client_ip;
+pub mod console;
 pub mod error;
 pub mod extract;
+pub mod insights;
 pub mod openapi;
 pub mod ops;
 pub mod public;
@@ -33,7 +38,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::config::Config;
 use crate::delivery::EngineWaker;
 use crate::notify::service::{NotificationService, TasksPlanned};
-use crate::store::{App, Store, hash_api_key};
+use crate::store::{App, Scope, Store, hash_api_key, now_ms};
 use error::ApiError;
 
 /// Largest JSON body accepted (the bulk import streams and has its own per-line limit).
@@ -79,6 +84,13 @@ impl<K: std::hash::Hash + Eq> AppCache<K> {
     fn put(&self, key: K, app: Arc<App>) {
         if let Ok(mut entries) = self.entries.write() {
             entries.insert(key, (Instant::now(), app));
+        }
+    }
+
+    /// Drops what is cached of the app `app_id`.
+    fn forget(&self, app_id: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.retain(|_, (_, app)| app.id != app_id);
         }
     }
 }
@@ -141,6 +153,13 @@ impl ApiState {
         Ok(app)
     }
 
+    /// Forgets this process's cached copy of an app the admin API changed, so that the change
+    /// (origins, keys) holds at once here; other instances see it within [`APP_CACHE_TTL`].
+    pub fn app_changed(&self, app_id: &str) {
+        self.inner.apps.forget(app_id);
+        self.inner.apps_by_key.forget(app_id);
+    }
+
     async fn app_by_key(&self, api_key: &str) -> Result<Arc<App>, ApiError> {
         let hash = hash_api_key(api_key);
         if let Some(app) = self.inner.apps_by_key.get(&hash) {
@@ -157,10 +176,33 @@ impl ApiState {
     }
 }
 
-/// The app whose API key authenticated the request (`Authorization: Bearer <key>`).
+/// The app whose API key authenticated the request (`Authorization: Bearer <key>`), with a
+/// scope that allows the request: `read` for GET, `send` for everything else.
 pub struct AuthedApp(pub Arc<App>);
 
-impl FromRequestParts<ApiState> for AuthedApp {
+/// The app and scope of the request's API key, whatever the scope.
+pub struct AuthedKey {
+    pub app: Arc<App>,
+    pub scope: Scope,
+}
+
+impl AuthedKey {
+    /// Refuses the request (403) unless the key's scope includes `needed`.
+    pub fn require(self, needed: Scope) -> Result<Self, ApiError> {
+        if self.scope >= needed {
+            Ok(self)
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this API key has the `{}` scope; this request needs `{}` (issue one with `aviso apps issue-key --scope {}`)",
+                self.scope.as_str(),
+                needed.as_str(),
+                needed.as_str()
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<ApiState> for AuthedKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -175,7 +217,29 @@ impl FromRequestParts<ApiState> for AuthedApp {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        Ok(Self(state.app_by_key(key).await?))
+        let app = state.app_by_key(key).await?;
+        // A rotated key's overlap may have ended while its app sat in the cache.
+        let scope = app
+            .key_scope(&hash_api_key(key), now_ms())
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(Self { app, scope })
+    }
+}
+
+impl FromRequestParts<ApiState> for AuthedApp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let needed = if matches!(parts.method, Method::GET | Method::HEAD) {
+            Scope::Read
+        } else {
+            Scope::Send
+        };
+        let authed = AuthedKey::from_request_parts(parts, state).await?;
+        Ok(Self(authed.require(needed)?.app))
     }
 }
 
@@ -188,6 +252,8 @@ pub fn router(state: ApiState) -> Router {
         .nest("/v1/apps/{app_id}", public)
         .merge(server::routes().layer(DefaultBodyLimit::max(MAX_BODY)))
         .merge(triggers::routes())
+        .merge(admin::routes().layer(DefaultBodyLimit::max(MAX_BODY)))
+        .merge(insights::routes().layer(DefaultBodyLimit::max(MAX_BODY)))
         .merge(ops::routes(&state))
         .fallback(|| async { ApiError::NotFound("no such endpoint: see /openapi.json".into()) })
         .layer(middleware::from_fn(count_requests))
@@ -257,7 +323,7 @@ async fn public_guard(
         if !allowed {
             let shown = String::from_utf8_lossy(origin_value.as_bytes()).into_owned();
             return ApiError::Forbidden(format!(
-                "origin `{shown}` is not allowed for app `{app_id}`: add it to the app's origins (aviso apps create --origin …)"
+                "origin `{shown}` is not allowed for app `{app_id}`: add it to the app's origins (aviso apps update --app {app_id} --origin …)"
             ))
             .into_response();
         }

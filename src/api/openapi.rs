@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, public, server, triggers};
+use super::{admin, error, insights, public, server, triggers};
 use crate::notify::{model, segment};
 
 #[derive(OpenApi)]
@@ -17,6 +17,9 @@ use crate::notify::{model, segment};
         server::list_notifications, server::cancel_notification,
         triggers::put_trigger, triggers::get_trigger, triggers::delete_trigger,
         triggers::list_triggers, triggers::post_events,
+        admin::list_apps, admin::create, admin::get_app, admin::update_app, admin::delete_app,
+        admin::add_key, admin::remove_key, admin::own_app, admin::demo_apps,
+        insights::subscriber_stats, insights::estimate_audience, insights::notification_history,
     ),
     components(schemas(
         error::Problem, model::Audience, model::Content, model::Action, model::NotificationRequest,

@@ -1,5 +1,6 @@
 //! Operational endpoints: `/healthz` (the process answers), `/readyz` (the store answers),
-//! `/metrics` (Prometheus), `/openapi.json`, and the browser SDK (`/sdk/…`, the demo at `/`).
+//! `/metrics` (Prometheus), `/openapi.json`, the browser SDK (`/sdk/…`, the demo at `/`) and the
+//! console (`/console/`).
 
 use axum::Router;
 use axum::extract::State;
@@ -22,6 +23,10 @@ pub fn routes(state: &ApiState) -> Router<ApiState> {
     let dist = sdk_dir.join("dist");
     if dist.is_dir() {
         router = router.nest_service("/sdk", ServeDir::new(dist));
+    }
+    let console = sdk_dir.join("console").join("dist");
+    if console.is_dir() {
+        router = router.merge(super::console::routes(&console));
     }
     let demo = sdk_dir.join("demo").join("index.html");
     if demo.is_file() {

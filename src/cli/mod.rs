@@ -1,5 +1,6 @@
 //! The `aviso` command line: argument definitions and dispatch to each subcommand.
 
+pub mod admin;
 pub mod apps;
 pub mod send;
 pub mod serve;
@@ -24,7 +25,7 @@ pub enum Command {
     Send(send::SendArgs),
     /// Run the server: the HTTP API and the sender.
     Serve(serve::ServeCommand),
-    /// Manage apps (sites), their keys and origins.
+    /// Manage apps (sites), their keys and origins, through a running server's admin API.
     #[command(subcommand)]
     Apps(apps::AppsCommand),
 }

@@ -8,11 +8,11 @@ use clap::Args;
 
 use super::CommandResult;
 use crate::api::{ApiState, router};
-use crate::apps::{create_app, hex};
+use crate::apps::{create_app, hex, issue_key};
 use crate::config::{Config, Role, ServeArgs};
 use crate::delivery::{Engine, EngineConfig, RetryPolicy, Sender};
 use crate::notify::service::TasksPlanned;
-use crate::store::{self, Store};
+use crate::store::{self, Scope, Store, now_ms};
 use crate::transport::{ClientConfig, PushClient};
 use crate::triggers::runner::{RunnerConfig, TriggerRunner};
 
@@ -49,6 +49,13 @@ impl ServeCommand {
         };
         tracing::info!(%address, backend, data_dir = %config.data_dir.display(), "aviso is listening");
         println!("listening: http://{address}");
+        if config.role != Role::Sender {
+            println!(
+                "console:   {}/console/",
+                config.public_url.trim_end_matches('/')
+            );
+            println!("demo:      {}/", config.public_url.trim_end_matches('/'));
+        }
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let mut waker = None;
         let engine = match config.role {
@@ -208,9 +215,26 @@ fn start_trigger_runner(
 /// that a first start which failed halfway does not keep the next one from making the app.
 const DEFAULT_APP_CLAIM: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// On the first start, a default app, so that a new user can send at once.
+/// On the first start, a default app, so that a new user can send at once, with the admin key
+/// (an `admin`-scoped key of that app); a store from before admin keys gets one on its oldest app.
 async fn ensure_an_app(store: &dyn Store, config: &Config) -> anyhow::Result<()> {
-    if !store.list_apps().await?.is_empty() {
+    let mut apps = store.list_apps().await?;
+    if !apps.is_empty() {
+        if apps
+            .iter()
+            .any(|a| a.api_keys.iter().any(|k| k.scope == Scope::Admin))
+        {
+            return Ok(());
+        }
+        apps.sort_by_key(|a| (a.created_at, a.id.clone()));
+        let mut oldest = apps.swap_remove(0);
+        let admin_key = issue_key(&mut oldest, Scope::Admin, now_ms())?;
+        store.put_app(&oldest).await?;
+        println!(
+            "Issued the admin key (on app {}). It is shown once: keep it.",
+            oldest.id
+        );
+        println!("  admin_key:        {admin_key}");
         return Ok(());
     }
     let origin = url::Url::parse(&config.public_url)?
@@ -218,6 +242,7 @@ async fn ensure_an_app(store: &dyn Store, config: &Config) -> anyhow::Result<()>
         .ascii_serialization();
     let mut created = create_app("Default", vec![origin])?;
     created.app.demo = true;
+    let admin_key = issue_key(&mut created.app, Scope::Admin, now_ms())?;
     // Instances started together on an empty Redis would each make one: the first to take
     // this key makes it (the key store is the idempotency keys', a first-writer-wins SET NX).
     if let Some(other) = store
@@ -228,9 +253,12 @@ async fn ensure_an_app(store: &dyn Store, config: &Config) -> anyhow::Result<()>
         return Ok(());
     }
     store.put_app(&created.app).await?;
-    println!("Created the default app. The API key is shown once: keep it.");
+    println!(
+        "Created the default app. The keys are shown once: keep them (admin_key: the admin API, `aviso apps`, the console's settings)."
+    );
     println!("  app_id:           {}", created.app.id);
     println!("  api_key:          {}", created.api_key);
+    println!("  admin_key:        {admin_key}");
     println!("  vapid_public_key: {}", created.vapid_public_key);
     println!("  identity_secret:  {}", hex(&created.app.identity_secret));
     Ok(())

@@ -12,4 +12,7 @@ pub trait AppStore: Send + Sync {
     async fn get_app(&self, app_id: &str) -> StoreResult<Option<App>>;
     async fn list_apps(&self) -> StoreResult<Vec<App>>;
     async fn app_by_api_key(&self, key_hash: &[u8; 32]) -> StoreResult<Option<App>>;
+    /// Deletes an app, its key index entries, its subscriptions and their count; `false` when
+    /// it did not exist. (Its profiles and notification documents stay, unreachable by any key.)
+    async fn delete_app(&self, app_id: &str) -> StoreResult<bool>;
 }

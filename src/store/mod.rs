@@ -41,8 +41,8 @@ pub use ledger::{
     BatchOutcome, ClaimedTask, Lane, LedgerStore, Progress, Task, TaskStep, TaskTarget,
 };
 pub use model::{
-    App, AttributeValue, MAX_ENDPOINT_LEN, MAX_PROFILE_FIELDS, MAX_PROFILE_TEXT, Profile,
-    ProfileUpdate, SHARDS, Subscription, SubscriptionId, hash_api_key,
+    ApiKey, App, AttributeValue, MAX_ENDPOINT_LEN, MAX_PROFILE_FIELDS, MAX_PROFILE_TEXT, Profile,
+    ProfileUpdate, SHARDS, Scope, Subscription, SubscriptionId, hash_api_key,
 };
 pub use notifications::{NewNotification, NotificationStore, Settle};
 pub use profiles::ProfileStore;

@@ -15,72 +15,21 @@
 // (or AVISO_BIN / AVISO_MOCK_PUSH_BIN).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createECDH, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { launch } from './browser.mjs';
 import { until } from './wait.mjs';
+import { startProcess } from './aviso.mjs';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const AVISO_BIN = process.env.AVISO_BIN || join(REPO, 'target', 'debug', 'aviso');
 const MOCK_PUSH_BIN = process.env.AVISO_MOCK_PUSH_BIN || join(REPO, 'target', 'debug', 'aviso-mock-push');
 /** The subscriber's id at the mock: its endpoint is `<mock>/push/e2e`. */
 const SUBSCRIBER = 'e2e';
-const STARTUP_MS = 60_000;
-
-/**
- * Starts `bin` with `args` and `env`, reading its stdout lines with `read(line, found)` until
- * `found` has every one of `wanted`; `stop()` ends it (SIGTERM, then SIGKILL after 10 s).
- */
-async function startProcess(bin, args, env, wanted, read) {
-  if (!existsSync(bin)) {
-    throw new Error(`no binary at ${bin}: run \`cargo build --bin aviso --bin aviso-mock-push\` in ${REPO}`);
-  }
-  const child = spawn(bin, args, { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output = [];
-  const found = {};
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  createInterface({ input: child.stderr }).on('line', (line) => output.push(line));
-  const ready = new Promise((resolve) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      output.push(line);
-      read(line, found);
-      if (wanted.every((key) => found[key])) resolve();
-    });
-  });
-  let timer;
-  const outcome = await Promise.race([
-    ready.then(() => 'ready'),
-    exited.then(({ code, signal }) => `exited (code ${code}, signal ${signal})`),
-    new Promise((resolve) => { timer = setTimeout(() => resolve(`not ready within ${STARTUP_MS / 1000} s`), STARTUP_MS); }),
-  ]);
-  clearTimeout(timer);
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      let killTimer;
-      const stopped = await Promise.race([
-        exited.then(() => true),
-        new Promise((resolve) => { killTimer = setTimeout(() => resolve(false), 10_000); }),
-      ]);
-      clearTimeout(killTimer);
-      if (!stopped) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    }
-  };
-  if (outcome !== 'ready') {
-    await stop();
-    throw new Error(`${bin} ${outcome}; it printed:\n${output.join('\n')}`);
-  }
-  return { ...found, output, stop };
-}
 
 /**
  * The mock push service on a free loopback port, decrypting what is sent to `SUBSCRIBER` with

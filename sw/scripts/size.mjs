@@ -1,5 +1,6 @@
 // Prints the minified and gzipped size of each file in dist/ and fails when one outgrows its
-// budget: the widget loads on every page of a site, the worker wakes for every push.
+// budget: the widget loads on every page of a site, the worker wakes for every push. The console
+// (console/dist: its script, styles and page together) has a budget for the whole of it.
 import { readdir, readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 
@@ -24,4 +25,23 @@ for (const name of files) {
   console.log(`${name.padEnd(18)} ${String(bytes.length).padStart(6)} B minified  ${String(gz).padStart(5)} B gzipped (${kb(gz)})`
     + (budget === undefined ? '' : `  budget ${kb(budget)}${over ? '  OVER BUDGET' : ''}`));
 }
+const consoleDist = new URL('../console/dist/', import.meta.url);
+const CONSOLE_BUDGET_GZ = 80 * 1024;
+let consoleGz = 0;
+for (const name of ['index.html', 'console.js', 'console.css', 'icon.svg']) {
+  let bytes;
+  try {
+    bytes = await readFile(new URL(name, consoleDist));
+  } catch {
+    console.error(`console/dist/${name} is missing: run "npm run build" first`);
+    failed = true;
+    continue;
+  }
+  const gz = gzipSync(bytes, { level: 9 }).length;
+  consoleGz += gz;
+  console.log(`console/${name.padEnd(10)} ${String(bytes.length).padStart(6)} B minified  ${String(gz).padStart(5)} B gzipped (${kb(gz)})`);
+}
+const consoleOver = consoleGz > CONSOLE_BUDGET_GZ;
+failed ||= consoleOver;
+console.log(`console, whole       ${String(consoleGz).padStart(5)} B gzipped (${kb(consoleGz)})  budget ${kb(CONSOLE_BUDGET_GZ)}${consoleOver ? '  OVER BUDGET' : ''}`);
 process.exit(failed ? 1 : 0);

@@ -6,6 +6,20 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+test('console/dist/ matches a fresh build of console/', () => {
+  const root = new URL('..', import.meta.url).pathname;
+  const out = mkdtempSync(join(tmpdir(), 'aviso-console-dist-'));
+  try {
+    execFileSync(process.execPath, [join(root, 'scripts/build-console.mjs'), '--outdir', out], { stdio: 'pipe' });
+    for (const name of ['index.html', 'console.js', 'console.css', 'icon.svg']) {
+      assert.equal(readFileSync(join(root, 'console/dist', name), 'utf8'), readFileSync(join(out, name), 'utf8'),
+        `console/dist/${name} is stale: run "npm run build" and commit console/dist/`);
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('dist/ matches a fresh build of src/', () => {
   const root = new URL('..', import.meta.url).pathname;
   const out = mkdtempSync(join(tmpdir(), 'aviso-dist-'));

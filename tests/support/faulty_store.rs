@@ -100,6 +100,9 @@ impl AppStore for FaultyStore {
     async fn app_by_api_key(&self, hash: &[u8; 32]) -> StoreResult<Option<App>> {
         self.inner.app_by_api_key(hash).await
     }
+    async fn delete_app(&self, id: &str) -> StoreResult<bool> {
+        self.inner.delete_app(id).await
+    }
 }
 
 #[async_trait]

@@ -10,6 +10,8 @@ pub struct Aviso {
     /// Empty when the store already had an app (only the first start creates one).
     pub app_id: String,
     pub api_key: String,
+    /// The `admin`-scoped key printed with the default app.
+    pub admin_key: String,
     pub vapid_public_key: String,
     pub identity_secret: Vec<u8>,
     _dir: tempfile::TempDir,
@@ -82,6 +84,7 @@ impl Aviso {
             base,
             app_id: field("app_id"),
             api_key: field("api_key"),
+            admin_key: field("admin_key"),
             vapid_public_key: field("vapid_public_key"),
             identity_secret,
             _dir: dir,

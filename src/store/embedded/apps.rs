@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use redb::ReadableTable;
 
 use super::EmbeddedStore;
-use super::tables::{API_KEYS, APPS};
+use super::tables::{API_KEYS, APPS, SUBSCRIPTION_COUNTS, SUBSCRIPTIONS};
 use crate::store::{App, AppStore, StoreResult, from_json, to_json};
 
 #[async_trait]
@@ -17,11 +17,11 @@ impl AppStore for EmbeddedStore {
             let mut keys = txn.open_table(API_KEYS)?;
             if let Some(previous) = previous {
                 let previous: App = from_json(&previous, "app")?;
-                for hash in &previous.api_key_hashes {
+                for hash in previous.key_hashes() {
                     keys.remove(hash.as_slice())?;
                 }
             }
-            for hash in &app.api_key_hashes {
+            for hash in app.key_hashes() {
                 keys.insert(hash.as_slice(), app.id.as_str())?;
             }
             apps.insert(app.id.as_str(), to_json(&app)?.as_slice())?;
@@ -63,6 +63,29 @@ impl AppStore for EmbeddedStore {
             let apps = txn.open_table(APPS)?;
             let value = apps.get(app_id.value())?;
             value.map(|v| from_json(v.value(), "app")).transpose()
+        })
+        .await
+    }
+
+    async fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+        let app_id = app_id.to_owned();
+        self.write(move |txn| {
+            let mut apps = txn.open_table(APPS)?;
+            let Some(previous) = apps.remove(app_id.as_str())?.map(|v| v.value().to_vec()) else {
+                return Ok(false);
+            };
+            let previous: App = from_json(&previous, "app")?;
+            let mut keys = txn.open_table(API_KEYS)?;
+            for hash in previous.key_hashes() {
+                keys.remove(hash.as_slice())?;
+            }
+            txn.open_table(SUBSCRIPTIONS)?.retain_in(
+                (app_id.as_str(), 0, 0)..=(app_id.as_str(), u16::MAX, u64::MAX),
+                |_, _| false,
+            )?;
+            txn.open_table(SUBSCRIPTION_COUNTS)?
+                .remove(app_id.as_str())?;
+            Ok(true)
         })
         .await
     }

@@ -9,6 +9,6 @@ mod profile;
 mod record;
 mod subscription;
 
-pub use app::{App, hash_api_key};
+pub use app::{ApiKey, App, Scope, hash_api_key};
 pub use profile::{AttributeValue, MAX_PROFILE_FIELDS, MAX_PROFILE_TEXT, Profile, ProfileUpdate};
 pub use subscription::{MAX_ENDPOINT_LEN, SHARDS, Subscription, SubscriptionId};

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use redis::AsyncCommands;
 
 use super::{RedisStore, keys};
-use crate::store::{App, AppStore, StoreError, StoreResult, from_json, to_json};
+use crate::store::{App, AppStore, SHARDS, StoreError, StoreResult, from_json, to_json};
 
 const ATTEMPTS: usize = 16;
 
@@ -17,7 +17,10 @@ impl AppStore for RedisStore {
         for _ in 0..ATTEMPTS {
             let current: Option<Vec<u8>> = conn.hget(keys::APPS, &app.id).await?;
             let old_keys = match &current {
-                Some(current) => from_json::<App>(current, "app")?.api_key_hashes,
+                Some(current) => from_json::<App>(current, "app")?
+                    .key_hashes()
+                    .copied()
+                    .collect(),
                 None => Vec::new(),
             };
             let mut invocation = self.scripts.put_app.prepare_invoke();
@@ -29,7 +32,7 @@ impl AppStore for RedisStore {
                 .arg(current.as_deref().unwrap_or_default())
                 .arg(&document)
                 .arg(old_keys.len());
-            for hash in old_keys.iter().chain(&app.api_key_hashes) {
+            for hash in old_keys.iter().chain(app.key_hashes()) {
                 invocation.arg(hash.as_slice());
             }
             let written: u8 = invocation.invoke_async(&mut conn).await?;
@@ -59,5 +62,26 @@ impl AppStore for RedisStore {
             Some(id) => self.get_app(&id).await,
             None => Ok(None),
         }
+    }
+
+    async fn delete_app(&self, app_id: &str) -> StoreResult<bool> {
+        let Some(previous) = self.get_app(app_id).await? else {
+            return Ok(false);
+        };
+        let mut conn = self.conn().await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for hash in previous.key_hashes() {
+            pipe.hdel(keys::API_KEYS, hash.as_slice()).ignore();
+        }
+        pipe.hdel(keys::APPS, app_id).ignore();
+        pipe.query_async::<()>(&mut conn).await?;
+        // Shards live on different cluster nodes: one DEL each.
+        let shards = (0..SHARDS).map(|shard| {
+            let mut conn = conn.clone();
+            async move { conn.del::<_, ()>(keys::shard(app_id, shard)).await }
+        });
+        futures::future::try_join_all(shards).await?;
+        Ok(true)
     }
 }

@@ -62,6 +62,8 @@ test('sign in: a wrong key gets the API\'s message next to the field, a right on
   const { aviso } = servers;
   await page.goto(`${aviso.console}`);
   const key = page.getByLabel('API key');
+  await key.waitFor();
+  assert.equal(await page.getByRole('navigation').count(), 0, 'no menu before signing in');
   await key.fill('av_not-a-key');
   await page.getByRole('button', { name: 'Sign in' }).click();
   const error = page.locator(`#${await key.getAttribute('id')}-error`);
@@ -73,6 +75,7 @@ test('sign in: a wrong key gets the API\'s message next to the field, a right on
   await key.fill(aviso.admin_key);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor({ timeout: 10_000 });
+  assert.equal(await page.getByRole('navigation', { name: 'Console' }).count(), 1);
   assert.equal(await page.evaluate(() => sessionStorage.length), 1, 'the key is kept in sessionStorage');
   assert.equal(await page.evaluate(() => localStorage.length), 0, 'and nowhere else');
   state.signedIn = true;

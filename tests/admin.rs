@@ -49,15 +49,20 @@ async fn from_origin(client: &Client, aviso: &Aviso, app_id: &str, origin: &str)
         .status()
 }
 
-/// `aviso apps …` against the running server; its stdout.
-fn cli(aviso: &Aviso, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
+/// `aviso apps …` against the running server, with the admin key.
+fn run_cli(aviso: &Aviso, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
         .args(args)
         .args(["--server", &aviso.base, "--admin-key", &aviso.admin_key])
         .env_remove("AVISO_REDIS_URL")
         .env_remove("AVISO_DATA_DIR")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `aviso apps …` that must succeed; its stdout.
+fn cli(aviso: &Aviso, args: &[&str]) -> String {
+    let output = run_cli(aviso, args);
     assert!(
         output.status.success(),
         "aviso {args:?}: {}",
@@ -213,6 +218,107 @@ pub async fn apps_change_while_serving(aviso: Aviso) {
         &answer(with_key(client.delete(&app_path), &aviso.admin_key)).await,
         StatusCode::FORBIDDEN,
         None,
+    );
+}
+
+pub async fn the_apps_commands_work_against_the_running_server(aviso: Aviso) {
+    let client = Client::new();
+    let created: Value = serde_json::from_str(&cli(
+        &aviso,
+        &[
+            "apps",
+            "create",
+            "--name",
+            "Blog",
+            "--origin",
+            "https://blog.example/",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let app = created["app_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["origins"], json!(["https://blog.example"]));
+    let send_key = created["api_key"].as_str().unwrap().to_owned();
+    let issued: Value = serde_json::from_str(&cli(
+        &aviso,
+        &[
+            "apps",
+            "issue-key",
+            "--app",
+            &app,
+            "--scope",
+            "read",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let read_key = issued["api_key"].as_str().unwrap().to_owned();
+    let own = answer(with_key(client.get(aviso.url("/v1/app")), &read_key)).await;
+    assert_eq!(
+        (own.1["app_id"].as_str(), own.1["scope"].as_str()),
+        (Some(app.as_str()), Some("read"))
+    );
+    let shown: Value =
+        serde_json::from_str(&cli(&aviso, &["apps", "show", "--app", &app, "--json"])).unwrap();
+    assert_eq!(shown["keys"].as_array().unwrap().len(), 2, "{shown}");
+    let rotated: Value = serde_json::from_str(&cli(
+        &aviso,
+        &[
+            "apps",
+            "rotate-key",
+            "--app",
+            &app,
+            "--overlap-seconds",
+            "0",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        answer(with_key(client.get(aviso.url("/v1/app")), &send_key))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED,
+        "no overlap: the old key stops at once"
+    );
+    let new_key = rotated["api_key"].as_str().unwrap();
+    assert_eq!(
+        answer(with_key(client.get(aviso.url("/v1/app")), new_key))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    cli(
+        &aviso,
+        &[
+            "apps",
+            "revoke-key",
+            "--app",
+            &app,
+            "--key",
+            issued["key"]["id"].as_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        answer(with_key(client.get(aviso.url("/v1/app")), &read_key))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    cli(&aviso, &["apps", "delete", "--app", &app]);
+    assert_eq!(
+        answer(with_key(client.get(aviso.url("/v1/app")), new_key))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // The server's refusal, in its own words, and a failing exit code.
+    let refused = run_cli(&aviso, &["apps", "show", "--app", &app]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("does not exist"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
     );
 }
 
@@ -533,6 +639,7 @@ pub async fn history_pages_and_filters(aviso: Aviso) {
 
 backends!(
     apps_change_while_serving,
+    the_apps_commands_work_against_the_running_server,
     rotated_keys_overlap_then_stop,
     a_read_key_reads_but_cannot_send,
     one_apps_key_never_sees_another_apps_data,

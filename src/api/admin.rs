@@ -209,7 +209,7 @@ pub struct CreatedApp {
 }
 
 #[utoipa::path(post, path = "/v1/admin/apps", tag = "admin", request_body = NewAppRequest, security(("api_key" = [])),
-    responses((status = 201, body = CreatedApp), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = CreatedApp), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     State(state): State<ApiState>,
     _: AdminKey,
@@ -253,7 +253,7 @@ pub struct AppChanges {
 }
 
 #[utoipa::path(patch, path = "/v1/admin/apps/{app_id}", tag = "admin", params(AppPath), request_body = AppChanges, security(("api_key" = [])),
-    responses((status = 200, body = AppView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AppView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_app(
     State(state): State<ApiState>,
     _: AdminKey,
@@ -329,7 +329,7 @@ pub struct IssuedKey {
 }
 
 #[utoipa::path(post, path = "/v1/admin/apps/{app_id}/keys", tag = "admin", params(AppPath), request_body = KeyRequest, security(("api_key" = [])),
-    responses((status = 201, body = IssuedKey), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = IssuedKey), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
 pub async fn add_key(
     State(state): State<ApiState>,
     _: AdminKey,

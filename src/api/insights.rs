@@ -274,7 +274,7 @@ async fn segment_reach(state: &ApiState, app: &App, filter: &Filter) -> ApiResul
 }
 
 #[utoipa::path(post, path = "/v1/audience/estimate", tag = "insights", request_body = EstimateRequest, security(("api_key" = [])),
-    responses((status = 200, body = Estimate), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Estimate), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
 pub async fn estimate_audience(
     State(state): State<ApiState>,
     key: AuthedKey,

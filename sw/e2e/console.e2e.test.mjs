@@ -62,6 +62,8 @@ test('sign in: a wrong key gets the API\'s message next to the field, a right on
   const { aviso } = servers;
   await page.goto(`${aviso.console}`);
   const key = page.getByLabel('API key');
+  await key.waitFor();
+  assert.equal(await page.getByRole('navigation').count(), 0, 'no menu before signing in');
   await key.fill('av_not-a-key');
   await page.getByRole('button', { name: 'Sign in' }).click();
   const error = page.locator(`#${await key.getAttribute('id')}-error`);
@@ -73,6 +75,7 @@ test('sign in: a wrong key gets the API\'s message next to the field, a right on
   await key.fill(aviso.admin_key);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor({ timeout: 10_000 });
+  assert.equal(await page.getByRole('navigation', { name: 'Console' }).count(), 1);
   assert.equal(await page.evaluate(() => sessionStorage.length), 1, 'the key is kept in sessionStorage');
   assert.equal(await page.evaluate(() => localStorage.length), 0, 'and nowhere else');
   state.signedIn = true;
@@ -239,6 +242,69 @@ test('settings: the VAPID key, the snippet, origins saved at once, a bad origin 
   const cors = await fetch(`${aviso.origin}/v1/apps/${aviso.app_id}/vapid-public-key`, { headers: { Origin: 'https://shop.example' } });
   assert.equal(cors.status, 200, 'the new origin holds at once');
   await checkAccessibility('settings');
+});
+
+test('keyboard only: sign in with Enter, move between pages with Tab and Enter', async (t) => {
+  if (!state.signedIn) return t.skip('needs the sign-in');
+  const tab = await browser.context.newPage();
+  try {
+    await tab.goto(servers.aviso.console);
+    await tab.getByLabel('API key').waitFor();
+    assert.equal(await tab.evaluate(() => document.activeElement?.type), 'password', 'the key box has the focus');
+    await tab.keyboard.type(servers.aviso.api_key);
+    await tab.keyboard.press('Enter');
+    await tab.getByRole('heading', { name: 'Overview', level: 1 }).waitFor({ timeout: 10_000 });
+    let reached = false;
+    for (let i = 0; i < 30 && !reached; i += 1) {
+      await tab.keyboard.press('Tab');
+      reached = await tab.evaluate(() => document.activeElement?.textContent === 'Compose');
+    }
+    assert.ok(reached, 'Tab reaches the Compose link');
+    await tab.keyboard.press('Enter');
+    await tab.getByRole('heading', { name: 'Compose', level: 1 }).waitFor();
+    assert.equal(await tab.evaluate(() => document.activeElement?.textContent), 'Compose', 'the new page starts at its heading');
+  } finally {
+    await tab.close();
+  }
+});
+
+test('a read key: the console shows, and sending shows the API\'s refusal where it happened', async (t) => {
+  if (!state.signedIn) return t.skip('needs the sign-in');
+  const { aviso } = servers;
+  const issued = await servers.api('POST', `/v1/admin/apps/${aviso.app_id}/keys`, { scope: 'read' }, aviso.admin_key);
+  assert.equal(issued.status, 201, JSON.stringify(issued.body));
+  const tab = await browser.context.newPage();
+  try {
+    await tab.goto(aviso.console);
+    await tab.getByLabel('API key').fill(issued.body.api_key);
+    await tab.getByRole('button', { name: 'Sign in' }).click();
+    await tab.getByRole('heading', { name: 'Overview', level: 1 }).waitFor({ timeout: 10_000 });
+    await tab.getByRole('link', { name: 'Compose' }).click();
+    await tab.getByLabel('Title').fill('Not allowed');
+    await tab.getByRole('button', { name: 'Send' }).click();
+    const general = tab.locator('form.compose > .compose-grid [data-field="*"] .error');
+    await general.waitFor({ state: 'visible', timeout: 10_000 });
+    assert.match(await general.textContent(), /this API key has the `read` scope; this request needs `send`/);
+    await tab.getByRole('link', { name: 'Settings' }).click();
+    await tab.getByRole('heading', { name: 'Settings', level: 1 }).waitFor();
+    assert.equal(await tab.getByLabel('Allowed origins (one per line)').getAttribute('readonly'), '', 'read only');
+    assert.equal(await tab.getByRole('button', { name: 'Save' }).count(), 0);
+  } finally {
+    await tab.close();
+  }
+});
+
+test('the demo page at / uses the default app without being told', async (t) => {
+  if (!state.signedIn) return t.skip('needs the sign-in');
+  const tab = await browser.context.newPage();
+  try {
+    await tab.goto(`${servers.aviso.origin}/`);
+    await until(async () => (await tab.locator('#app').textContent()) === servers.aviso.app_id, 'the default app on the demo page', {
+      observe: () => tab.locator('#message').textContent(),
+    });
+  } finally {
+    await tab.close();
+  }
 });
 
 test('no Content Security Policy violation on any page', async (t) => {

@@ -19,6 +19,7 @@ try {
   await servers.subscribe(d, { locale: 'de-DE', tags: { plan: 'pro' } });
   await servers.subscribe(e, { locale: 'fr-FR' });
   const { aviso } = servers;
+  await servers.api('PUT', '/v1/profiles/crm-42', { attributes: { first_name: 'Ana', orders: 7, member: true }, tags: { city: 'Lisbon' } });
   const image = `${aviso.origin}/console/icon.svg`;
   const sale = await servers.api('POST', '/v1/notifications', {
     audience: 'all',

@@ -10,5 +10,6 @@ pub mod model;
 pub mod payload;
 pub mod plan;
 pub mod segment;
+pub mod template;
 
 pub use model::{Audience, Content, Notification, NotificationRequest, Status};

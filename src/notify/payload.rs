@@ -286,39 +286,20 @@ pub fn check_fits(notification: &Notification) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::model::{Action, Audience, Content, Status};
+    use crate::notify::model::{Audience, Status};
     use crate::store::AttributeValue;
     use proptest::prelude::*;
 
     #[test]
     fn renders_declarative_web_push_with_the_subscriber_id() {
-        let notification = Notification {
-            id: "n42".into(),
-            app_id: "a".into(),
-            audience: Audience::All,
-            content: Content {
-                title: "Cart \"reminder\"".into(),
-                body: Some("Complete your order".into()),
-                icon: None,
-                image: None,
-                badge: None,
-                url: Some("https://shop.example/cart".into()),
-                actions: vec![Action {
-                    action: "open".into(),
-                    title: "Open".into(),
-                    url: None,
-                }],
-                tag: Some("cart".into()),
-                require_interaction: false,
-                data: Some(json!({"sku": 1})),
-            },
-            ttl: 60,
-            urgency: None,
-            topic: None,
-            send_at_ms: 0,
-            created_at_ms: 0,
-            status: Status::Queued,
-        };
+        let notification = notification_with(json!({
+            "title": "Cart \"reminder\"",
+            "body": "Complete your order",
+            "url": "https://shop.example/cart",
+            "actions": [{"action": "open", "title": "Open"}],
+            "tag": "cart",
+            "data": {"sku": 1},
+        }));
         let template = PayloadTemplate::new(&notification);
         let payload = template.render(SubscriptionId(0xabc));
         assert_eq!(payload.len(), template.len());
@@ -343,7 +324,7 @@ mod tests {
 
     fn notification_with(content: serde_json::Value) -> Notification {
         Notification {
-            id: "n7".into(),
+            id: "n42".into(),
             app_id: "a".into(),
             audience: Audience::All,
             content: serde_json::from_value(content).unwrap(),
@@ -449,7 +430,7 @@ mod tests {
         assert_eq!(ana["data"], json!({"k": 1}));
         assert_eq!(
             parsed[0]["aviso"],
-            json!({"n": "n7", "s": "0000000000000001"})
+            json!({"n": "n42", "s": "0000000000000001"})
         );
         for (i, other) in parsed.iter().enumerate().skip(1) {
             assert_eq!(other["notification"]["title"], "Hi friend");

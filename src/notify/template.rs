@@ -700,25 +700,21 @@ impl Node {
     }
 }
 
-impl Attributes<'_> {
-    fn scalar(&self) -> Option<ScalarCow<'_>> {
-        None
-    }
-    fn list(&self) -> Option<&dyn ArrayView> {
-        None
-    }
-    fn nil(&self) -> bool {
-        false
-    }
-    fn nil_state(&self, state: State) -> bool {
-        matches!(state, State::Truthy) || self.0.is_empty()
-    }
-    fn owned(&self) -> Value {
-        Value::Nil
+impl ObjectOnly for Attributes<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
-impl Globals<'_> {
+impl ObjectOnly for Globals<'_> {
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// The scalar, list and nil answers of a view that is only an object.
+trait ObjectOnly {
+    fn is_empty(&self) -> bool;
     fn scalar(&self) -> Option<ScalarCow<'_>> {
         None
     }
@@ -729,7 +725,7 @@ impl Globals<'_> {
         false
     }
     fn nil_state(&self, state: State) -> bool {
-        matches!(state, State::Truthy)
+        matches!(state, State::Truthy) || self.is_empty()
     }
     fn owned(&self) -> Value {
         Value::Nil

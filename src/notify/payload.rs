@@ -176,9 +176,20 @@ impl PayloadTemplate {
         self.personal.is_some()
     }
 
-    /// The payload for one subscriber of a notification without variables. With variables it
-    /// is the content as written (the templates' source): use [`PayloadTemplate::render_for`].
+    /// The payload for one subscriber of a notification without variables. With variables
+    /// it is rendered without a profile (each variable its default, which creation checked
+    /// fits): use [`PayloadTemplate::render_batch`] to personalise.
     pub fn render(&self, subscription: SubscriptionId) -> Vec<u8> {
+        if self.personal.is_some()
+            && let Ok(payload) = self.render_for(subscription, &Context::default())
+        {
+            return payload;
+        }
+        self.splice(subscription)
+    }
+
+    /// Today's path: the serialized document with the id spliced in.
+    fn splice(&self, subscription: SubscriptionId) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.before.len() + ID_LEN + self.after.len());
         out.extend_from_slice(&self.before);
         out.extend_from_slice(subscription.to_string().as_bytes());
@@ -193,7 +204,7 @@ impl PayloadTemplate {
         context: &Context<'_>,
     ) -> Result<Vec<u8>, RenderError> {
         let Some(personal) = &self.personal else {
-            return Ok(self.render(subscription));
+            return Ok(self.splice(subscription));
         };
         let fields = personal.content.render_templates(context)?;
         let guess = personal.pieces.iter().map(Vec::len).sum::<usize>()
@@ -432,6 +443,10 @@ mod tests {
             parsed[0]["aviso"],
             json!({"n": "n42", "s": "0000000000000001"})
         );
+        // Until the engine personalises, `render` gives every variable its default.
+        let fallback: Value = serde_json::from_slice(&template.render(SubscriptionId(2))).unwrap();
+        assert_eq!(fallback["notification"]["title"], "Hi friend");
+        assert_eq!(fallback["notification"]["body"], " items ( €) are waiting");
         for (i, other) in parsed.iter().enumerate().skip(1) {
             assert_eq!(other["notification"]["title"], "Hi friend");
             assert_eq!(

@@ -4,6 +4,7 @@
 //! - [`model`]: the notification, its audience and content, as the API accepts them;
 //! - [`segment`]: segment filters over tags and profile attributes;
 //! - [`payload`]: the Declarative Web Push payload each subscriber receives;
+//! - [`template`]: Liquid templates in the content, rendered per subscriber from its profile;
 //! - [`plan`]: from a notification to tasks in the ledger.
 
 pub mod model;

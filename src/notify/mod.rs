@@ -4,6 +4,7 @@
 //! - [`model`]: the notification, its audience and content, as the API accepts them;
 //! - [`segment`]: segment filters over tags and profile attributes;
 //! - [`payload`]: the Declarative Web Push payload each subscriber receives;
+//! - [`template`]: Liquid templates in the content, rendered per subscriber from its profile;
 //! - [`plan`]: from a notification to tasks in the ledger;
 //! - [`service`]: the use cases (create, read, list, cancel) that the API and the engine share.
 
@@ -12,5 +13,6 @@ pub mod payload;
 pub mod plan;
 pub mod segment;
 pub mod service;
+pub mod template;
 
 pub use model::{Audience, Content, Notification, NotificationRequest, Status};

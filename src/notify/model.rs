@@ -247,6 +247,7 @@ impl NotificationRequest {
             created_at_ms: now_ms,
             status: Status::Queued,
         };
+        super::template::ContentTemplate::compile(&notification.content)?;
         payload::check_fits(&notification).map_err(|m| FieldError::new("content", m))?;
         Ok(notification)
     }

@@ -448,6 +448,8 @@ impl Engine {
         loop {
             if in_flight.len() + run <= window {
                 let room = window - in_flight.len();
+                // Whole multiples of the batch backend's lanes, so that no lane is wasted.
+                let room = room - room % sender.batch_lanes().min(room);
                 let mut run_of = Vec::with_capacity(room);
                 for subscription in waiting.by_ref().take(room) {
                     let keys =

@@ -149,6 +149,11 @@ impl Sender {
             .collect()
     }
 
+    /// The run size [`Sender::seal_batch`] does best in multiples of (8 on the multi-buffer backend).
+    pub fn batch_lanes(&self) -> usize {
+        self.ec.lanes()
+    }
+
     /// Sends a sealed message, retrying transient failures while its TTL lasts.
     pub async fn send(&self, message: &Message<'_>, body: Bytes) -> Delivery {
         let subscription = message.subscription;

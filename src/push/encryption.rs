@@ -148,6 +148,16 @@ impl EcBackend {
         }
     }
 
+    /// How many messages one call does at once: a batch whose size is a multiple of it wastes
+    /// no lane.
+    pub fn lanes(&self) -> usize {
+        match self {
+            Self::AwsLc => 1,
+            #[cfg(feature = "crypto-mb")]
+            Self::MultiBuffer(_) => aviso_crypto_mb::LANES,
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {

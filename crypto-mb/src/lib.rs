@@ -16,10 +16,11 @@
 //! `libsvml.so`, PyPI's `intel-cmplr-lib-rt`) is opened first from the same directory when it is
 //! there: the loader then resolves the library's dependencies to those already-open objects.
 //!
-//! Side channels: crypto_mb's P-256 scalar multiplications are constant-time (fixed windows,
-//! table look-ups by masked full scans, no secret-dependent branches); Intel states it for the
-//! library in its security notes. This crate only moves bytes in and out, and wipes every
-//! secret it holds ([`Scalar`] and [`SharedSecret`] zeroize on drop).
+//! Side channels: Intel designs the library's secret-processing functions for constant
+//! execution time and checks them with instruction- and memory-trace tests (PINCER), see
+//! <https://intel.github.io/cryptography-primitives/security-validation-of-library-functions.html>.
+//! This crate only moves bytes in and out, and wipes every secret it holds ([`Scalar`] and
+//! [`SharedSecret`] zeroize on drop).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@
 use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::agreement::{self, ECDH_P256, PrivateKey, UnparsedPublicKey};
 use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
+use zeroize::Zeroizing;
 
 use super::subscription::{AUTH_LEN, P256DH_LEN, SubscriptionKeys};
 
@@ -69,25 +70,34 @@ pub fn encrypt_with(
     let server_public = server_key
         .compute_public_key()
         .map_err(|_| EncryptError::KeyAgreement)?;
-    let server_public = server_public.as_ref();
-    if server_public.len() != P256DH_LEN {
-        return Err(EncryptError::KeyAgreement);
-    }
-    let content_keys = agreement::agree(
+    let server_public: &[u8; P256DH_LEN] = server_public
+        .as_ref()
+        .try_into()
+        .map_err(|_| EncryptError::KeyAgreement)?;
+    agreement::agree(
         server_key,
         UnparsedPublicKey::new(&ECDH_P256, keys.p256dh()),
         EncryptError::KeyAgreement,
-        |shared| {
-            Ok(ContentKeys::derive(
-                shared,
-                keys.auth(),
-                keys.p256dh(),
-                server_public,
-                salt,
-            ))
-        },
-    )?;
+        |shared| seal(keys, plaintext, shared, server_public, salt),
+    )
+}
 
+/// The part of a message after its elliptic-curve work, the same whichever backend did that:
+/// the RFC 8291 key schedule from the shared secret, then the one `aes128gcm` record.
+fn seal(
+    keys: &SubscriptionKeys,
+    plaintext: &[u8],
+    shared_secret: &[u8],
+    server_public: &[u8; P256DH_LEN],
+    salt: &[u8; SALT_LEN],
+) -> Result<Vec<u8>, EncryptError> {
+    let content_keys = ContentKeys::derive(
+        shared_secret,
+        keys.auth(),
+        keys.p256dh(),
+        server_public,
+        salt,
+    );
     let mut body = Vec::with_capacity(HEADER_LEN + plaintext.len() + 1 + TAG_LEN);
     body.extend_from_slice(salt);
     body.extend_from_slice(&RECORD_SIZE.to_be_bytes());
@@ -105,6 +115,133 @@ pub fn encrypt_with(
         .map_err(|_| EncryptError::Random)?;
     body.extend_from_slice(tag.as_ref());
     Ok(body)
+}
+
+/// Which implementation does the P-256 part (key pair and ECDH) of [`encrypt_batch`].
+#[derive(Debug, Clone, Copy)]
+pub enum EcBackend {
+    /// aws-lc-rs, one message at a time: everywhere.
+    AwsLc,
+    /// Intel's crypto_mb, eight messages per call: where the CPU has AVX-512 IFMA and the
+    /// library opens (`aviso_crypto_mb` says where it looks).
+    #[cfg(feature = "crypto-mb")]
+    MultiBuffer(&'static aviso_crypto_mb::NistP256),
+}
+
+impl EcBackend {
+    /// The multi-buffer backend when this build, the CPU and the library allow it (detected once
+    /// per process), aws-lc-rs otherwise, with the reason the faster one is not used.
+    pub fn detect() -> (Self, Option<String>) {
+        #[cfg(feature = "crypto-mb")]
+        {
+            match aviso_crypto_mb::NistP256::shared() {
+                Ok(library) => (Self::MultiBuffer(library), None),
+                Err(reason) => (Self::AwsLc, Some(reason.to_string())),
+            }
+        }
+        #[cfg(not(feature = "crypto-mb"))]
+        {
+            (
+                Self::AwsLc,
+                Some("built without the `crypto-mb` feature".to_owned()),
+            )
+        }
+    }
+
+    /// How many messages one call does at once: a batch whose size is a multiple of it wastes
+    /// no lane.
+    pub fn lanes(&self) -> usize {
+        match self {
+            Self::AwsLc => 1,
+            #[cfg(feature = "crypto-mb")]
+            Self::MultiBuffer(_) => aviso_crypto_mb::LANES,
+        }
+    }
+
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AwsLc => "aws-lc-rs",
+            #[cfg(feature = "crypto-mb")]
+            Self::MultiBuffer(_) => "crypto_mb",
+        }
+    }
+}
+
+/// Encrypts each `(keys, plaintext)` for its subscriber with a fresh key pair and salt, as
+/// [`encrypt`] does one, with the P-256 work of the whole batch on `backend`. One result per
+/// message, in order; a message that fails does not fail the others.
+pub fn encrypt_batch(
+    backend: EcBackend,
+    messages: &[(&SubscriptionKeys, &[u8])],
+) -> Vec<Result<Vec<u8>, EncryptError>> {
+    match backend {
+        EcBackend::AwsLc => messages
+            .iter()
+            .map(|(keys, plaintext)| encrypt(keys, plaintext))
+            .collect(),
+        #[cfg(feature = "crypto-mb")]
+        EcBackend::MultiBuffer(library) => {
+            let secrets = messages
+                .iter()
+                .map(|_| {
+                    let mut salt = [0u8; SALT_LEN];
+                    aws_lc_rs::rand::fill(&mut salt).map_err(|_| EncryptError::Random)?;
+                    Ok((super::multibuffer::random_scalar()?, salt))
+                })
+                .collect::<Result<Vec<_>, EncryptError>>();
+            match secrets {
+                Ok(secrets) => multi_buffer_batch(library, messages, secrets),
+                Err(error) => messages.iter().map(|_| Err(error.clone())).collect(),
+            }
+        }
+    }
+}
+
+/// [`encrypt_batch`] on the multi-buffer backend with given server scalars (32 bytes, big-endian)
+/// and salts, one per message. Only for test vectors, like [`encrypt_with`].
+#[cfg(feature = "crypto-mb")]
+pub fn encrypt_batch_with(
+    library: &aviso_crypto_mb::NistP256,
+    messages: &[(&SubscriptionKeys, &[u8])],
+    secrets: &[([u8; 32], [u8; SALT_LEN])],
+) -> Vec<Result<Vec<u8>, EncryptError>> {
+    let secrets = secrets
+        .iter()
+        .map(|(scalar, salt)| {
+            aviso_crypto_mb::Scalar::from_be_bytes(scalar)
+                .map(|scalar| (scalar, *salt))
+                .ok_or(EncryptError::KeyAgreement)
+        })
+        .collect::<Result<Vec<_>, _>>();
+    match secrets {
+        Ok(secrets) => multi_buffer_batch(library, messages, secrets),
+        Err(error) => messages.iter().map(|_| Err(error.clone())).collect(),
+    }
+}
+
+#[cfg(feature = "crypto-mb")]
+fn multi_buffer_batch(
+    library: &aviso_crypto_mb::NistP256,
+    messages: &[(&SubscriptionKeys, &[u8])],
+    secrets: Vec<(aviso_crypto_mb::Scalar, [u8; SALT_LEN])>,
+) -> Vec<Result<Vec<u8>, EncryptError>> {
+    let (scalars, salts): (Vec<_>, Vec<_>) = secrets.into_iter().unzip();
+    let peers: Vec<&[u8; P256DH_LEN]> = messages.iter().map(|(keys, _)| keys.p256dh()).collect();
+    let agreements = super::multibuffer::agree(library, &scalars, &peers);
+    drop(scalars);
+    messages
+        .iter()
+        .zip(agreements)
+        .zip(&salts)
+        .map(|(((keys, plaintext), agreement), salt)| {
+            if plaintext.len() > MAX_PLAINTEXT_LEN {
+                return Err(EncryptError::PayloadTooLarge(plaintext.len()));
+            }
+            let (server_public, shared) = agreement?;
+            seal(keys, plaintext, shared.as_ref(), &server_public, salt)
+        })
+        .collect()
 }
 
 /// Decrypts a one-record `aes128gcm` body addressed to the subscriber whose private key is
@@ -203,17 +340,17 @@ impl ContentKeys {
         key_info[..14].copy_from_slice(b"WebPush: info\0");
         key_info[14..14 + P256DH_LEN].copy_from_slice(subscriber_public);
         key_info[14 + P256DH_LEN..].copy_from_slice(server_public);
-        let mut ikm = [0u8; 32];
-        hkdf(auth, shared_secret, &key_info, &mut ikm);
+        let mut ikm = Zeroizing::new([0u8; 32]);
+        hkdf(auth, shared_secret, &key_info, ikm.as_mut());
 
-        let prk = Salt::new(HKDF_SHA256, salt).extract(&ikm);
-        let mut cek = [0u8; 16];
+        let prk = Salt::new(HKDF_SHA256, salt).extract(ikm.as_ref());
+        let mut cek = Zeroizing::new([0u8; 16]);
         let mut nonce = [0u8; 12];
-        expand(&prk, b"Content-Encoding: aes128gcm\0", &mut cek);
+        expand(&prk, b"Content-Encoding: aes128gcm\0", cek.as_mut());
         expand(&prk, b"Content-Encoding: nonce\0", &mut nonce);
         // A 16-byte key always suits AES-128; this cannot fail.
         let key = LessSafeKey::new(
-            UnboundKey::new(&AES_128_GCM, &cek)
+            UnboundKey::new(&AES_128_GCM, cek.as_ref())
                 .unwrap_or_else(|_| unreachable!("AES-128 key length")),
         );
         Self { key, nonce }

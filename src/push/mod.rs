@@ -2,7 +2,8 @@
 //! `PushSubscription` into one HTTP request a push service accepts.
 //!
 //! - [`subscription`]: parse and validate the browser's subscription JSON.
-//! - [`encryption`]: RFC 8291 message encryption (`aes128gcm`, RFC 8188), one record.
+//! - [`encryption`]: RFC 8291 message encryption (`aes128gcm`, RFC 8188), one record; a batch
+//!   of messages at once, its P-256 part on a multi-buffer backend where there is one.
 //! - [`vapid`]: RFC 8292 application-server keys, ES256 JWTs and the per-audience cache.
 //! - [`outcome`]: what a push service's answer means (deliver, delete, retry, alarm).
 //! - [`service`]: which push service (FCM, Mozilla, Apple, WNS) an endpoint belongs to.
@@ -12,13 +13,15 @@
 
 pub mod base64url;
 pub mod encryption;
+#[cfg(feature = "crypto-mb")]
+mod multibuffer;
 pub mod outcome;
 pub mod request;
 pub mod service;
 pub mod subscription;
 pub mod vapid;
 
-pub use encryption::{EncryptError, MAX_PLAINTEXT_LEN, encrypt};
+pub use encryption::{EcBackend, EncryptError, MAX_PLAINTEXT_LEN, encrypt, encrypt_batch};
 pub use outcome::Outcome;
 pub use request::{PushOptions, RequestError, Topic, Ttl, Urgency, build_request};
 pub use service::PushService;

@@ -47,8 +47,7 @@ pub enum AppsCommand {
 }
 
 async fn open(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| "aviso-data".into());
-    Ok(store::open(args.redis_url.as_deref(), &data_dir).await?)
+    Ok(store::open(args.redis_url.as_deref(), &args.data_dir()).await?)
 }
 
 fn check_origin(origin: &str) -> anyhow::Result<String> {

@@ -102,7 +102,7 @@ fn explain(path: &str, message: &str) -> (String, String) {
     if let Some(rest) = message.strip_prefix("missing field ")
         && let Some((name, _)) = quoted(rest)
     {
-        return (at(&name), "is required".to_owned());
+        return (at(&name), format!("`{name}` is required"));
     }
     if let Some(rest) = message.strip_prefix("unknown field ")
         && let Some((name, rest)) = quoted(rest)
@@ -113,7 +113,7 @@ fn explain(path: &str, message: &str) -> (String, String) {
             .replace("expected ", "");
         return (
             at(&name),
-            format!("is not a field here; the fields are {known}"),
+            format!("`{name}` is not a field here; the fields are {known}"),
         );
     }
     if let Some(rest) = message.strip_prefix("unknown variant ")
@@ -194,7 +194,7 @@ mod tests {
     fn a_wrong_shape_names_the_field_in_our_words() {
         assert_eq!(
             refused(r#"{"audience": "all"}"#),
-            ("content".into(), "is required".into())
+            ("content".into(), "`content` is required".into())
         );
         let (field, detail) = refused(r#"{"audience": "all", "content": {"title": 3}}"#);
         assert_eq!(field, "content.title");
@@ -203,7 +203,7 @@ mod tests {
             refused(r#"{"audience": "all", "content": {"title": "x", "colour": 1}}"#);
         assert_eq!(field, "content.colour");
         assert!(
-            detail.starts_with("is not a field here; the fields are `title`"),
+            detail.starts_with("`colour` is not a field here; the fields are `title`"),
             "{detail}"
         );
         let (field, detail) = refused(r#"{"audience": "everyone", "content": {"title": "x"}}"#);

@@ -14,14 +14,13 @@ use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::Timeout;
 
-use super::ApiState;
 use super::error::ApiError;
 
 /// Routes that stream a body of any length, so no time limit fits them.
 const STREAMED_ROUTES: &[&str] = &["/v1/profile-imports"];
 
 /// Wraps a router in the layers every response passes through.
-pub(super) fn around(router: Router<ApiState>) -> Router<ApiState> {
+pub(super) fn around<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
     // The panic's 500 is counted like any other answer: catch inside the count.
     router
         .layer(CatchPanicLayer::custom(
@@ -84,4 +83,42 @@ pub(super) async fn preflight_no_content(request: Request, next: Next) -> Respon
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    async fn boom() -> &'static str {
+        panic!("a bug")
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_problem_and_the_server_goes_on() {
+        let router = around(
+            Router::new()
+                .route("/boom", get(boom))
+                .route("/ok", get(|| async { "ok" })),
+        );
+        let get = |path: &str| {
+            axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let response = router.clone().oneshot(get("/boom")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["status"], 500);
+        assert!(body.len() < 300, "a short problem, not a backtrace");
+        let response = router.oneshot(get("/ok")).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
 }

@@ -123,21 +123,36 @@ fn explain(path: &str, message: &str) -> (String, String) {
             .trim_start_matches(", ")
             .replace("expected one of ", "")
             .replace("expected ", "");
-        return (here(), format!("`{name}` is not one of {known}"));
-    }
-    if let Some(rest) = message.strip_prefix("invalid type: ")
-        && let Some((got, wanted)) = rest.split_once(", expected ")
-    {
-        return (here(), format!("must be {wanted}, not {got}"));
+        return (
+            here(),
+            format!("`{}`: `{name}` is not one of {known}", here()),
+        );
     }
     if let Some(rest) = message
-        .strip_prefix("invalid value: ")
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
         .or_else(|| message.strip_prefix("invalid length "))
         && let Some((got, wanted)) = rest.split_once(", expected ")
     {
-        return (here(), format!("must be {wanted}, not {got}"));
+        return (
+            here(),
+            format!("`{}` must be {}, not {got}", here(), in_our_words(wanted)),
+        );
     }
     (here(), message.to_owned())
+}
+
+/// A Rust type's name as a person would say what to send.
+fn in_our_words(wanted: &str) -> &str {
+    match wanted {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a sequence" => "a list",
+        "a map" => "an object",
+        "a boolean" => "true or false",
+        other => other,
+    }
 }
 
 /// Path parameters.
@@ -198,7 +213,7 @@ mod tests {
         );
         let (field, detail) = refused(r#"{"audience": "all", "content": {"title": 3}}"#);
         assert_eq!(field, "content.title");
-        assert_eq!(detail, "must be a string, not integer `3`");
+        assert_eq!(detail, "`content.title` must be a string, not integer `3`");
         let (field, detail) =
             refused(r#"{"audience": "all", "content": {"title": "x", "colour": 1}}"#);
         assert_eq!(field, "content.colour");
@@ -212,6 +227,11 @@ mod tests {
         let (field, _) =
             refused(r#"{"audience": {"external_ids": ["a", 7]}, "content": {"title": "x"}}"#);
         assert_eq!(field, "audience.external_ids[1]");
+        let (_, detail) = refused(r#"{"audience": "all", "ttl": -5, "content": {"title": "x"}}"#);
+        assert_eq!(
+            detail,
+            "`ttl` must be a whole number, 0 or more, not integer `-5`"
+        );
         let (field, detail) = refused(r#"{"audience": "all", "content": {"title": "x"}} x"#);
         assert_eq!(field, "body");
         assert!(detail.contains("not valid JSON"), "{detail}");

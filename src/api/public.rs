@@ -35,6 +35,7 @@ pub fn routes() -> Router<ApiState> {
 #[derive(Deserialize, IntoParams)]
 pub struct AppPath {
     /// The app's id.
+    #[param(min_length = 1, max_length = 64)]
     app_id: String,
 }
 
@@ -62,6 +63,8 @@ pub async fn vapid_public_key(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrowserSubscription {
+    /// An https URL of a push service.
+    #[schema(max_length = 2048, pattern = "^https://")]
     endpoint: String,
     #[serde(default, rename = "expirationTime")]
     #[schema(value_type = Option<f64>)]
@@ -72,7 +75,11 @@ pub struct BrowserSubscription {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrowserKeys {
+    /// Base64url of a 65-byte uncompressed P-256 point.
+    #[schema(min_length = 87, max_length = 88)]
     p256dh: String,
+    /// Base64url of 16 bytes.
+    #[schema(min_length = 22, max_length = 24)]
     auth: String,
 }
 
@@ -81,15 +88,20 @@ pub struct BrowserKeys {
 pub struct SubscribeRequest {
     subscription: BrowserSubscription,
     #[serde(default)]
+    #[schema(max_length = 128)]
     locale: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 128)]
     timezone: Option<String>,
+    /// At most 32 tags; names 1 to 128 bytes, values at most 128.
     #[serde(default)]
     tags: BTreeMap<String, String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     external_id: Option<String>,
     /// Hex HMAC-SHA256 of `external_id` with the app's identity secret (computed by the site's backend).
     #[serde(default)]
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     identity_hash: Option<String>,
 }
 
@@ -235,7 +247,9 @@ pub async fn subscribe(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OwnedSubscription {
+    #[schema(max_length = 2048, pattern = "^https://")]
     endpoint: String,
+    #[schema(min_length = 22, max_length = 24)]
     auth: String,
 }
 
@@ -282,9 +296,13 @@ pub async fn unsubscribe(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentifyRequest {
+    #[schema(max_length = 2048, pattern = "^https://")]
     endpoint: String,
+    #[schema(min_length = 22, max_length = 24)]
     auth: String,
+    #[schema(min_length = 1, max_length = 128)]
     external_id: String,
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     identity_hash: String,
 }
 
@@ -312,7 +330,9 @@ pub async fn identify(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TagsRequest {
+    #[schema(max_length = 2048, pattern = "^https://")]
     endpoint: String,
+    #[schema(min_length = 22, max_length = 24)]
     auth: String,
     /// `null` removes a tag.
     tags: BTreeMap<String, Option<String>>,
@@ -353,11 +373,15 @@ pub enum EventType {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventRequest {
+    #[schema(min_length = 1, max_length = 128)]
     notification_id: String,
+    /// 16 hex digits, as `POST /subscriptions` answers.
+    #[schema(pattern = "^[0-9a-f]{16}$")]
     subscription_id: String,
     #[serde(rename = "type")]
     kind: EventType,
     #[serde(default)]
+    #[schema(max_length = 128)]
     action: Option<String>,
 }
 

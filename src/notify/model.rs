@@ -54,10 +54,13 @@ pub enum Audience {
 #[serde(deny_unknown_fields)]
 pub struct Action {
     /// Identifier reported back when clicked.
+    #[schema(min_length = 1, max_length = 128)]
     pub action: String,
+    #[schema(min_length = 1, max_length = 128)]
     pub title: String,
     /// Opened on click; defaults to the notification's `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048, pattern = "^https?://")]
     pub url: Option<String>,
 }
 
@@ -65,20 +68,28 @@ pub struct Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Content {
+    /// Not blank. The whole payload must fit a push message (3993 bytes): a larger one is
+    /// refused with `field: content`.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048, pattern = "^https?://")]
     pub icon: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048, pattern = "^https?://")]
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048, pattern = "^https?://")]
     pub badge: Option<String>,
     /// Opened when the notification is clicked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048, pattern = "^https?://")]
     pub url: Option<String>,
     /// At most 2.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 2)]
     pub actions: Vec<Action>,
     /// A newer notification with the same tag replaces an older one on the device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,18 +110,23 @@ pub struct NotificationRequest {
     pub content: Content,
     /// Seconds the push service keeps the message for an offline browser (default 4 weeks).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 2419200)]
     pub ttl: Option<u64>,
     /// very-low | low | normal | high.
     #[serde(default)]
+    #[schema(pattern = "^(very-low|low|normal|high)$")]
     pub urgency: Option<String>,
-    /// Replaces an undelivered message with the same topic.
+    /// Replaces an undelivered message with the same topic (1 to 32 URL-safe base64 characters).
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,32}$")]
     pub topic: Option<String>,
-    /// When to send (RFC 3339); absent = now.
+    /// When to send (RFC 3339, e.g. 2026-11-22T18:00:00Z); absent or past = now.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub send_at: Option<String>,
     /// A retried create with the same key returns the first notification (kept 24 h).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub idempotency_key: Option<String>,
 }
 

@@ -153,17 +153,21 @@ async fn the_rate_limits_answer_with_cors_headers_and_many_addresses_meet_the_ap
             .header("x-forwarded-for", forwarded_for)
             .send()
     };
+    // The first 429 among requests from `addresses`.
+    let first_limited = async |addresses: Vec<String>| {
+        for address in addresses {
+            let response = get(address).await.unwrap();
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                return Some(response);
+            }
+        }
+        None
+    };
     // One address past its limit: a 429 the page can read (before: no CORS header, so the
     // widget saw "Failed to fetch").
-    let mut limited = None;
-    for _ in 0..6 {
-        let response = get("198.51.100.1".into()).await.unwrap();
-        if response.status() == StatusCode::TOO_MANY_REQUESTS {
-            limited = Some(response);
-            break;
-        }
-    }
-    let limited = limited.expect("the address limit answers 429");
+    let limited = first_limited(vec!["198.51.100.1".to_owned(); 6])
+        .await
+        .expect("the address limit answers 429");
     assert_eq!(
         limited.headers()["access-control-allow-origin"],
         aviso.base.as_str()
@@ -172,15 +176,9 @@ async fn the_rate_limits_answer_with_cors_headers_and_many_addresses_meet_the_ap
     assert_eq!(problem["type"], "https://aviso.dev/problems/rate-limited");
 
     // Many addresses, one request each: the app's ceiling stops them together.
-    let mut app_limited = None;
-    for n in 0..40 {
-        let response = get(format!("203.0.113.{n}")).await.unwrap();
-        if response.status() == StatusCode::TOO_MANY_REQUESTS {
-            app_limited = Some(response);
-            break;
-        }
-    }
-    let app_limited = app_limited.expect("the app ceiling answers 429");
+    let app_limited = first_limited((0..40).map(|n| format!("203.0.113.{n}")).collect())
+        .await
+        .expect("the app ceiling answers 429");
     assert_eq!(
         app_limited.headers()["access-control-allow-origin"],
         aviso.base.as_str()

@@ -104,13 +104,16 @@ fn explain(path: &str, message: &str) -> (String, String) {
     {
         return (at(&name), format!("`{name}` is required"));
     }
+    // "…, expected one of `a`, `b`" → "`a`, `b`".
+    let choices = |rest: &str| {
+        rest.trim_start_matches(", ")
+            .replace("expected one of ", "")
+            .replace("expected ", "")
+    };
     if let Some(rest) = message.strip_prefix("unknown field ")
         && let Some((name, rest)) = quoted(rest)
     {
-        let known = rest
-            .trim_start_matches(", ")
-            .replace("expected one of ", "")
-            .replace("expected ", "");
+        let known = choices(&rest);
         return (
             at(&name),
             format!("`{name}` is not a field here; the fields are {known}"),
@@ -119,10 +122,7 @@ fn explain(path: &str, message: &str) -> (String, String) {
     if let Some(rest) = message.strip_prefix("unknown variant ")
         && let Some((name, rest)) = quoted(rest)
     {
-        let known = rest
-            .trim_start_matches(", ")
-            .replace("expected one of ", "")
-            .replace("expected ", "");
+        let known = choices(&rest);
         return (
             here(),
             format!("`{}`: `{name}` is not one of {known}", here()),

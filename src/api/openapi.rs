@@ -4,6 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use serde_json::json;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::Operation;
 
 use super::{error, public, server};
@@ -77,8 +78,14 @@ struct Links;
 
 impl Modify for Links {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let notification = |operation: &str| json!({"operationId": operation, "parameters": {"id": "$response.body#/id"}});
-        let profile = |operation: &str| json!({"operationId": operation, "parameters": {"external_id": "$request.path.external_id"}});
+        let link = |operation: &str, parameter: &str, value: &str| {
+            LinkBuilder::new()
+                .operation_id(operation)
+                .parameter(parameter, value)
+                .build()
+        };
+        let notification = |operation: &str| link(operation, "id", "$response.body#/id");
+        let profile = |operation: &str| link(operation, "external_id", "$request.path.external_id");
         let links = [
             (
                 "/v1/notifications",
@@ -137,11 +144,9 @@ impl Modify for Links {
             else {
                 continue;
             };
-            if let Ok(link) = serde_json::from_value(link) {
-                response
-                    .links
-                    .insert(name.into(), utoipa::openapi::RefOr::T(link));
-            }
+            response
+                .links
+                .insert(name.into(), utoipa::openapi::RefOr::T(link));
         }
     }
 }

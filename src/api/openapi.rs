@@ -4,8 +4,6 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use serde_json::json;
-use utoipa::openapi::link::LinkBuilder;
-use utoipa::openapi::path::Operation;
 
 use super::{error, public, server};
 use crate::notify::model::{MAX_DIRECT_RECIPIENTS, MAX_ID_LEN};
@@ -26,7 +24,7 @@ use crate::notify::{model, segment};
         model::Notification, model::Status, segment::Filter, segment::TagCondition,
         segment::AttributeCondition, segment::Comparison,
     )),
-    modifiers(&ApiKeyScheme, &Limits, &Links),
+    modifiers(&ApiKeyScheme, &Limits),
 )]
 pub struct ApiDoc;
 
@@ -72,83 +70,74 @@ impl Modify for Limits {
     }
 }
 
-/// OpenAPI links from the answers that create data to the operations that read it, so that a
-/// client generator (and schemathesis' stateful phase) can follow them.
-struct Links;
-
-impl Modify for Links {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let link = |operation: &str, parameter: &str, value: &str| {
-            LinkBuilder::new()
-                .operation_id(operation)
-                .parameter(parameter, value)
-                .build()
-        };
-        let notification = |operation: &str| link(operation, "id", "$response.body#/id");
-        let profile = |operation: &str| link(operation, "external_id", "$request.path.external_id");
-        let links = [
-            (
-                "/v1/notifications",
-                "post",
-                "201",
-                "GetNotification",
-                notification("get_notification"),
-            ),
-            (
-                "/v1/notifications",
-                "post",
-                "201",
-                "CancelNotification",
-                notification("cancel_notification"),
-            ),
-            (
-                "/v1/notifications",
-                "post",
-                "200",
-                "GetNotification",
-                notification("get_notification"),
-            ),
-            (
-                "/v1/profiles/{external_id}",
-                "put",
-                "200",
-                "GetProfile",
-                profile("get_profile"),
-            ),
-            (
-                "/v1/profiles/{external_id}",
-                "put",
-                "200",
-                "LinkSubscription",
-                profile("link_subscription"),
-            ),
-            (
-                "/v1/profiles/{external_id}",
-                "put",
-                "200",
-                "EraseProfile",
-                profile("erase_profile"),
-            ),
-        ];
-        for (path, method, status, name, link) in links {
-            let Some(item) = openapi.paths.paths.get_mut(path) else {
-                continue;
-            };
-            let operation: Option<&mut Operation> = match method {
-                "post" => item.post.as_mut(),
-                "put" => item.put.as_mut(),
-                _ => None,
-            };
-            let Some(utoipa::openapi::RefOr::T(response)) =
-                operation.and_then(|op| op.responses.responses.get_mut(status))
-            else {
-                continue;
-            };
-            response
-                .links
-                .insert(name.into(), utoipa::openapi::RefOr::T(link));
+/// The document as served: the derived one, plus OpenAPI links from the answers that create
+/// data to the operations that read it, so that a client generator (and schemathesis' stateful
+/// phase) can follow them. Written as JSON: utoipa's `Link` serializes its fields in snake
+/// case (`operation_id`), which no reader of the specification understands.
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let link = |operation: &str, parameter: &str, value: &str| json!({"operationId": operation, "parameters": {parameter: value}});
+    let notification = |operation: &str| link(operation, "id", "$response.body#/id");
+    let profile = |operation: &str| link(operation, "external_id", "$request.path.external_id");
+    let links = [
+        (
+            "/v1/notifications",
+            "post",
+            "201",
+            "GetNotification",
+            notification("get_notification"),
+        ),
+        (
+            "/v1/notifications",
+            "post",
+            "201",
+            "CancelNotification",
+            notification("cancel_notification"),
+        ),
+        (
+            "/v1/notifications",
+            "post",
+            "200",
+            "GetNotification",
+            notification("get_notification"),
+        ),
+        (
+            "/v1/profiles/{external_id}",
+            "put",
+            "200",
+            "GetProfile",
+            profile("get_profile"),
+        ),
+        (
+            "/v1/profiles/{external_id}",
+            "put",
+            "200",
+            "LinkSubscription",
+            profile("link_subscription"),
+        ),
+        (
+            "/v1/profiles/{external_id}",
+            "put",
+            "200",
+            "EraseProfile",
+            profile("erase_profile"),
+        ),
+    ];
+    for (path, method, status, name, link) in links {
+        if let Some(response) = document
+            .pointer_mut(&format!(
+                "/paths/{}/{method}/responses/{status}",
+                path.replace('/', "~1")
+            ))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            let links = response.entry("links").or_insert_with(|| json!({}));
+            if let Some(links) = links.as_object_mut() {
+                links.insert(name.to_owned(), link);
+            }
         }
     }
+    document
 }
 
 #[cfg(test)]
@@ -157,7 +146,7 @@ mod tests {
 
     #[test]
     fn the_document_states_the_limits_and_links() {
-        let document = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let document = document();
         let audience = &document["components"]["schemas"]["Audience"]["oneOf"];
         assert_eq!(
             audience[2]["properties"]["external_ids"]["maxItems"],

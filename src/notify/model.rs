@@ -60,7 +60,7 @@ pub struct Action {
     pub title: String,
     /// Opened on click; defaults to the notification's `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048, pattern = "^https?://")]
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
     pub url: Option<String>,
 }
 
@@ -75,17 +75,17 @@ pub struct Content {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048, pattern = "^https?://")]
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
     pub icon: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048, pattern = "^https?://")]
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048, pattern = "^https?://")]
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
     pub badge: Option<String>,
     /// Opened when the notification is clicked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048, pattern = "^https?://")]
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
     pub url: Option<String>,
     /// At most 2.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

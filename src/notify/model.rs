@@ -98,7 +98,7 @@ pub struct Content {
     pub require_interaction: bool,
     /// Any JSON, handed to the page's service worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub data: Option<serde_json::Value>,
 }
 

@@ -12,18 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = aviso::cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AVISO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cli.json_logs() {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
-    match cli.run().await {
+    match aviso::cli::Cli::parse().run().await {
         Ok(code) => code,
         Err(error) => {
             // `{:#}` prints the whole context chain: "in file X: keys.auth must be 16 bytes…".

@@ -1,9 +1,16 @@
 //! Bad input never panics: the subscription parser fed arbitrary JSON and arbitrary bytes, and
-//! every option parser fed arbitrary strings, answer with an error or a valid value.
+//! every option parser fed arbitrary strings, answer with an error or a valid value; and every
+//! public request body type, as arbitrary JSON of its shape and of no shape, sent through the
+//! real router (embedded store), is answered 2xx or a 4xx problem, never a 5xx or a panic.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use aviso::push::{PushSubscription, Topic, Ttl, Urgency};
+use axum::extract::connect_info::MockConnectInfo;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 
 /// Arbitrary JSON values, nested a few levels.
 fn arb_json() -> impl Strategy<Value = Value> {
@@ -20,10 +27,10 @@ fn arb_json() -> impl Strategy<Value = Value> {
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             prop::collection::hash_map(
                 prop_oneof![
-                    Just("endpoint".to_string()),
-                    Just("keys".to_string()),
-                    Just("p256dh".to_string()),
-                    Just("auth".to_string()),
+                    Just("endpoint".to_owned()),
+                    Just("keys".to_owned()),
+                    Just("p256dh".to_owned()),
+                    Just("auth".to_owned()),
                     ".{0,10}"
                 ],
                 inner,
@@ -78,7 +85,7 @@ fn each_bad_input_has_a_clear_message() {
     assert!(message("https://push.example/x", &p256dh[..20], auth).contains("65-byte"));
     assert!(message("https://push.example/x", p256dh, "AAAA").contains("16 bytes"));
     assert!(message("https://push.example/x", "%%%", auth).contains("base64url"));
-    let mut off_curve = p256dh.to_string();
+    let mut off_curve = p256dh.to_owned();
     off_curve.replace_range(60..62, "AA");
     assert!(message("https://push.example/x", &off_curve, auth).contains("curve"));
     assert!(
@@ -101,4 +108,223 @@ fn each_bad_input_has_a_clear_message() {
             .to_string()
             .contains("32")
     );
+}
+
+#[test]
+fn date_parser_is_total() {
+    proptest!(ProptestConfig::with_cases(3000), |(text in prop_oneof![
+        ".{0,40}",
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9é]{2}:?[0-9é]{2})",
+    ])| {
+        let _ = aviso::notify::model::parse_rfc3339(&text);
+    });
+}
+
+/// The real router over a fresh embedded store with one app, limits out of the way.
+struct Api {
+    router: axum::Router,
+    app_id: String,
+    api_key: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let store = aviso::store::open(None, &dir.path().join("data"))
+        .await
+        .unwrap();
+    let created = aviso::apps::create_app("Fuzz", vec!["https://shop.example".into()]).unwrap();
+    let mut app = created.app.clone();
+    app.demo = true;
+    store.put_app(&app).await.unwrap();
+    let mut config = aviso::config::Config::load(&aviso::config::ServeArgs::default()).unwrap();
+    config.public_rate_limit = 1_000_000;
+    config.public_app_rate_limit = 1_000_000;
+    config.allowed_push_hosts = vec!["127.0.0.1:9".parse().unwrap()];
+    let state = aviso::api::ApiState::new(Arc::clone(&store), config, None);
+    let router =
+        aviso::api::router(state).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 4000))));
+    Api {
+        router,
+        app_id: app.id,
+        api_key: created.api_key,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    /// Sends `body` and checks the answer: 2xx, or a 4xx problem document; never 5xx.
+    async fn check(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> Result<(), TestCaseError> {
+        let path = path.replace("{app}", &self.app_id);
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(&path)
+            .header("content-type", content_type)
+            .header("authorization", format!("Bearer {}", self.api_key))
+            .header("origin", "https://shop.example")
+            .body(axum::body::Body::from(body.clone()))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let problem = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v == "application/problem+json");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        prop_assert!(
+            status.is_success() || (status.is_client_error() && problem),
+            "{method} {path} {body} -> {status} {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        if status.is_client_error() {
+            let problem: Value = serde_json::from_slice(&bytes).unwrap();
+            prop_assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        }
+        Ok(())
+    }
+}
+
+/// JSON values whose object keys are mostly the field names of the body type under test, so
+/// that the values reach the checks behind the shape.
+fn shaped(keys: &'static [&'static str]) -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|n| json!(n)),
+        (0u64..5_000_000).prop_map(|n| json!(n)),
+        ".{0,40}".prop_map(Value::String),
+        "[0-9a-f]{16}".prop_map(Value::String),
+        "https://127\\.0\\.0\\.1(:9|:6379)?/[a-z]{0,5}".prop_map(Value::String),
+        "20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(Z|\\+0[0-9é]:00)"
+            .prop_map(Value::String),
+        prop::sample::select(keys).prop_map(|k| json!(k)),
+        Just(json!("all")),
+        Just(json!(
+            "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+        )),
+        Just(json!("BTBZMqHH6r4Tts7J_aSIgg")),
+    ];
+    leaf.prop_recursive(5, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![4 => prop::sample::select(keys).prop_map(str::to_owned), 1 => ".{0,8}"],
+                inner,
+                0..6,
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+const SUBSCRIBE: &[&str] = &[
+    "subscription",
+    "endpoint",
+    "expirationTime",
+    "keys",
+    "p256dh",
+    "auth",
+    "locale",
+    "timezone",
+    "tags",
+    "external_id",
+    "identity_hash",
+];
+const OWNED: &[&str] = &["endpoint", "auth", "external_id", "identity_hash", "tags"];
+const EVENT: &[&str] = &[
+    "notification_id",
+    "subscription_id",
+    "type",
+    "action",
+    "shown",
+    "clicked",
+    "closed",
+];
+const PROFILE: &[&str] = &["attributes", "tags", "external_id", "subscription_id"];
+const NOTIFICATION: &[&str] = &[
+    "audience",
+    "content",
+    "ttl",
+    "urgency",
+    "topic",
+    "send_at",
+    "idempotency_key",
+    "segment",
+    "external_ids",
+    "subscription_ids",
+    "all",
+    "any",
+    "not",
+    "tag",
+    "attribute",
+    "key",
+    "value",
+    "op",
+    "eq",
+    "lt",
+    "gte",
+    "title",
+    "body",
+    "icon",
+    "image",
+    "badge",
+    "url",
+    "actions",
+    "action",
+    "require_interaction",
+    "data",
+    "high",
+    "very-low",
+];
+
+/// Every body-taking endpoint, with the field names of its body type.
+const ENDPOINTS: &[(&str, &str, &[&str])] = &[
+    ("POST", "/v1/apps/{app}/subscriptions", SUBSCRIBE),
+    ("POST", "/v1/apps/{app}/subscriptions/unsubscribe", OWNED),
+    ("POST", "/v1/apps/{app}/subscriptions/identify", OWNED),
+    ("POST", "/v1/apps/{app}/subscriptions/tags", OWNED),
+    ("POST", "/v1/apps/{app}/events", EVENT),
+    ("POST", "/v1/apps/{app}/demo/test-push", OWNED),
+    ("PUT", "/v1/profiles/crm-1", PROFILE),
+    ("POST", "/v1/profiles/crm-1/subscriptions", PROFILE),
+    ("POST", "/v1/notifications", NOTIFICATION),
+];
+
+#[test]
+fn every_body_type_through_the_router_gets_a_2xx_or_a_4xx_problem() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = runtime.block_on(api());
+    for (method, path, keys) in ENDPOINTS {
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(300));
+        runner
+            .run(&shaped(keys), |body| {
+                runtime.block_on(api.check(method, path, "application/json", body.to_string()))
+            })
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    }
+    // The bulk import: arbitrary lines of NDJSON.
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(200));
+    runner
+        .run(&prop::collection::vec(shaped(PROFILE), 0..5), |lines| {
+            let body = lines
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join("\n");
+            runtime.block_on(api.check("POST", "/v1/profile-imports", "application/x-ndjson", body))
+        })
+        .unwrap();
 }

@@ -31,9 +31,13 @@ async fn setup(redis: bool) -> Setup {
     let ca_path = ca.path().join("ca.pem");
     service.write_ca(&ca_path);
     let redis = redis.then(support::redis::RedisServer::start);
+    let push_host = service.address().to_string();
     let aviso = Aviso::start(
         redis.as_ref().map(|r| r.url()).as_deref(),
-        &[("AVISO_EXTRA_CA_CERTS", ca_path.to_str().unwrap())],
+        &[
+            ("AVISO_EXTRA_CA_CERTS", ca_path.to_str().unwrap()),
+            ("AVISO_ALLOWED_PUSH_HOSTS", &push_host),
+        ],
     );
     let client = Client::new();
     // Subscribe every browser through the public API, a few at a time.
@@ -266,9 +270,11 @@ async fn two_instances_share_a_broadcast_and_survive_a_kill() {
     let ca_path = ca.path().join("ca.pem");
     service.write_ca(&ca_path);
     let redis = support::redis::RedisServer::start();
+    let push_host = service.address().to_string();
     let env = [
         ("AVISO_EXTRA_CA_CERTS", ca_path.to_str().unwrap()),
         ("AVISO_TASK_LEASE_SECS", "2"),
+        ("AVISO_ALLOWED_PUSH_HOSTS", &push_host),
     ];
     let a = Aviso::start(Some(&redis.url()), &env);
     let mut b = Aviso::start(Some(&redis.url()), &env);

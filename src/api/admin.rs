@@ -164,7 +164,7 @@ fn check_origins(origins: &[String]) -> ApiResult<Vec<String>> {
 /// Saves a changed app and makes the change hold at once in this process.
 async fn save(state: &ApiState, app: &App) -> ApiResult<()> {
     state.store().put_app(app).await?;
-    state.app_changed(&app.id);
+    state.app_changed(&app.id).await;
     Ok(())
 }
 
@@ -301,7 +301,7 @@ pub async fn delete_app(
             app.id
         )));
     }
-    state.app_changed(&app.id);
+    state.app_changed(&app.id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -40,16 +40,27 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("the request body is larger than {0} bytes")]
-    PayloadTooLarge(usize),
+    #[error(
+        "the request body is too large: public endpoints take {} bytes, server endpoints {} bytes",
+        super::PUBLIC_MAX_BODY,
+        super::SERVER_MAX_BODY
+    )]
+    PayloadTooLarge,
     #[error("send the body as JSON with `Content-Type: application/json`")]
     UnsupportedMediaType,
     #[error("too many requests from this address: retry in a second")]
     RateLimited,
+    #[error("too many requests for this app from all addresses together: retry in a second")]
+    AppRateLimited,
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    #[error("the request took longer than {0} s: retry later")]
+    Timeout(u64),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A handler panicked: already logged once by the panic hook, so not logged again.
+    #[error("internal error: the server failed on this request; it was logged")]
+    Panicked,
 }
 
 impl ApiError {
@@ -67,7 +78,7 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "not_found"),
-            Self::PayloadTooLarge(_) => (
+            Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
                 "payload_too_large",
@@ -82,12 +93,20 @@ impl ApiError {
                 "rate-limited",
                 "rate_limited",
             ),
+            Self::AppRateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "app-rate-limited",
+                "app_rate_limited",
+            ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store-unavailable",
                 "unavailable",
             ),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal"),
+            Self::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", "timeout"),
+            Self::Internal(_) | Self::Panicked => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal")
+            }
         }
     }
 }
@@ -103,11 +122,18 @@ impl From<FieldError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        Self::from(&e)
+    }
+}
+
+/// A store error shared by every waiter of one cache fill.
+impl From<&StoreError> for ApiError {
+    fn from(e: &StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => Self::Unavailable(e.to_string()),
             StoreError::Invalid(detail) => Self::BadRequest {
                 field: None,
-                detail,
+                detail: detail.clone(),
             },
             StoreError::NotFound(what) => Self::NotFound(format!("{what} does not exist")),
             other => Self::Internal(other.to_string()),
@@ -131,7 +157,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, slug, label) = self.describe();
         metrics::counter!("aviso_api_errors_total", "kind" => label).increment(1);
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(self, Self::Panicked) {
             tracing::error!(error = %self, "request failed");
         }
         let field = match &self {

@@ -1,9 +1,13 @@
 //! Extractors whose rejections are problem documents: a client's malformed JSON or path gets a
-//! 4xx that says what to fix, never axum's plain-text default.
+//! 4xx that says what to fix, never axum's plain-text default. A JSON body of the wrong shape
+//! names the field at fault (`field`: `content.title`, `audience.external_ids[3]`) and says what
+//! it must be, in our words rather than the parser's.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -15,30 +19,139 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::BadRequest {
-                field: None,
-                detail: format!(
-                    "the JSON does not match the expected shape: {}",
-                    e.body_text()
-                ),
-            }),
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::BadRequest {
-                field: None,
-                detail: format!("the body is not valid JSON: {}", e.body_text()),
-            }),
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(ApiError::PayloadTooLarge(super::MAX_BODY))
-            }
-            Err(other) => Err(ApiError::BadRequest {
-                field: None,
-                detail: other.body_text(),
-            }),
+        if !is_json(&request) {
+            return Err(ApiError::UnsupportedMediaType);
         }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::bad(
+                        "body",
+                        format!("the body could not be read: {}", e.body_text()),
+                    )
+                }
+            })?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// `Content-Type: application/json` (or `application/…+json`), as axum's own extractor wants.
+fn is_json(request: &Request) -> bool {
+    let Some(content_type) = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|subtype| subtype.ends_with("+json"))
+}
+
+/// Deserializes `bytes`, naming the field of the first mistake.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_data() {
+            let (field, detail) = explain(&path, &inner.to_string());
+            ApiError::bad(field, detail)
+        } else {
+            ApiError::bad("body", format!("the body is not valid JSON: {inner}"))
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad("body", format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Our words for serde's: which field, and what it must be.
+fn explain(path: &str, message: &str) -> (String, String) {
+    // The path ends at the field itself for some errors and at its parent for others.
+    let at = |name: &str| match path {
+        "" | "." => name.to_owned(),
+        field if field == name || field.ends_with(&format!(".{name}")) => field.to_owned(),
+        parent => format!("{parent}.{name}"),
+    };
+    let here = || match path {
+        "" | "." => "body".to_owned(),
+        field => field.to_owned(),
+    };
+    // serde_json appends the position: the field's name says more.
+    let message = message
+        .rsplit_once(" at line ")
+        .map_or(message, |(text, _)| text);
+    let quoted = |text: &str| {
+        text.split_once('`')
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(name, rest)| (name.to_owned(), rest.to_owned()))
+    };
+    if let Some(rest) = message.strip_prefix("missing field ")
+        && let Some((name, _)) = quoted(rest)
+    {
+        return (at(&name), format!("`{name}` is required"));
+    }
+    // "…, expected one of `a`, `b`" → "`a`, `b`".
+    let choices = |rest: &str| {
+        rest.trim_start_matches(", ")
+            .replace("expected one of ", "")
+            .replace("expected ", "")
+    };
+    if let Some(rest) = message.strip_prefix("unknown field ")
+        && let Some((name, rest)) = quoted(rest)
+    {
+        let known = choices(&rest);
+        return (
+            at(&name),
+            format!("`{name}` is not a field here; the fields are {known}"),
+        );
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant ")
+        && let Some((name, rest)) = quoted(rest)
+    {
+        let known = choices(&rest);
+        return (
+            here(),
+            format!("`{}`: `{name}` is not one of {known}", here()),
+        );
+    }
+    if let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .or_else(|| message.strip_prefix("invalid length "))
+        && let Some((got, wanted)) = rest.split_once(", expected ")
+    {
+        return (
+            here(),
+            format!("`{}` must be {}, not {got}", here(), in_our_words(wanted)),
+        );
+    }
+    (here(), message.to_owned())
+}
+
+/// A Rust type's name as a person would say what to send.
+fn in_our_words(wanted: &str) -> &str {
+    match wanted {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a sequence" => "a list",
+        "a map" => "an object",
+        "a boolean" => "true or false",
+        other => other,
     }
 }
 
@@ -73,5 +186,54 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
                 field: None,
                 detail: e.body_text(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::NotificationRequest;
+
+    fn refused(json: &str) -> (String, String) {
+        match parse_json::<NotificationRequest>(json.as_bytes()) {
+            Err(ApiError::BadRequest {
+                field: Some(field),
+                detail,
+            }) => (field, detail),
+            Err(other) => panic!("{json}: {other:?}"),
+            Ok(_) => panic!("{json}: accepted"),
+        }
+    }
+
+    #[test]
+    fn a_wrong_shape_names_the_field_in_our_words() {
+        assert_eq!(
+            refused(r#"{"audience": "all"}"#),
+            ("content".into(), "`content` is required".into())
+        );
+        let (field, detail) = refused(r#"{"audience": "all", "content": {"title": 3}}"#);
+        assert_eq!(field, "content.title");
+        assert_eq!(detail, "`content.title` must be a string, not integer `3`");
+        let (field, detail) =
+            refused(r#"{"audience": "all", "content": {"title": "x", "colour": 1}}"#);
+        assert_eq!(field, "content.colour");
+        assert!(
+            detail.starts_with("`colour` is not a field here; the fields are `title`"),
+            "{detail}"
+        );
+        let (field, detail) = refused(r#"{"audience": "everyone", "content": {"title": "x"}}"#);
+        assert_eq!(field, "audience");
+        assert!(detail.contains("`everyone` is not one of"), "{detail}");
+        let (field, _) =
+            refused(r#"{"audience": {"external_ids": ["a", 7]}, "content": {"title": "x"}}"#);
+        assert_eq!(field, "audience.external_ids[1]");
+        let (_, detail) = refused(r#"{"audience": "all", "ttl": -5, "content": {"title": "x"}}"#);
+        assert_eq!(
+            detail,
+            "`ttl` must be a whole number, 0 or more, not integer `-5`"
+        );
+        let (field, detail) = refused(r#"{"audience": "all", "content": {"title": "x"}} x"#);
+        assert_eq!(field, "body");
+        assert!(detail.contains("not valid JSON"), "{detail}");
     }
 }

@@ -3,7 +3,10 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use serde_json::json;
+
 use super::{admin, error, insights, public, server, triggers};
+use crate::notify::model::{MAX_DIRECT_RECIPIENTS, MAX_ID_LEN};
 use crate::notify::{model, segment};
 
 #[derive(OpenApi)]
@@ -27,7 +30,7 @@ use crate::notify::{model, segment};
         segment::AttributeCondition, segment::Comparison,
         crate::triggers::model::Repeat, crate::triggers::model::Event,
     )),
-    modifiers(&ApiKeyScheme),
+    modifiers(&ApiKeyScheme, &Limits),
 )]
 pub struct ApiDoc;
 
@@ -39,6 +42,131 @@ impl Modify for ApiKeyScheme {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Limits the derive cannot attach (items of an enum's newtype variants), from the constants
+/// the checks use.
+struct Limits;
+
+impl Modify for Limits {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let ids = |items: serde_json::Value| json!({"type": "array", "minItems": 1, "maxItems": MAX_DIRECT_RECIPIENTS, "items": items});
+        let audience = json!({
+            "description": "Who receives a notification.",
+            "oneOf": [
+                {"type": "string", "enum": ["all"], "description": "Every subscriber of the app."},
+                {"type": "object", "required": ["segment"], "additionalProperties": false,
+                 "properties": {"segment": {"$ref": "#/components/schemas/Filter"}}},
+                {"type": "object", "required": ["external_ids"], "additionalProperties": false,
+                 "description": "Every subscription of these CRM profiles.",
+                 "properties": {"external_ids": ids(json!({"type": "string", "minLength": 1, "maxLength": MAX_ID_LEN}))}},
+                {"type": "object", "required": ["subscription_ids"], "additionalProperties": false,
+                 "description": "These subscriptions (ids as `POST /subscriptions` answers them).",
+                 "properties": {"subscription_ids": ids(json!({"type": "string", "pattern": "^[0-9a-f]{16}$"}))}},
+            ],
+        });
+        if let (Some(components), Ok(schema)) = (
+            openapi.components.as_mut(),
+            serde_json::from_value::<utoipa::openapi::RefOr<utoipa::openapi::Schema>>(audience),
+        ) {
+            components.schemas.insert("Audience".into(), schema);
+        }
+    }
+}
+
+/// The document as served: the derived one, plus OpenAPI links from the answers that create
+/// data to the operations that read it, so that a client generator (and schemathesis' stateful
+/// phase) can follow them. Written as JSON: utoipa's `Link` serializes its fields in snake
+/// case (`operation_id`), which no reader of the specification understands.
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let link = |operation: &str, parameter: &str, value: &str| json!({"operationId": operation, "parameters": {parameter: value}});
+    let notification = |operation: &str| link(operation, "id", "$response.body#/id");
+    let profile = |operation: &str| link(operation, "external_id", "$request.path.external_id");
+    let links = [
+        (
+            "/v1/notifications",
+            "post",
+            "201",
+            "GetNotification",
+            notification("get_notification"),
+        ),
+        (
+            "/v1/notifications",
+            "post",
+            "201",
+            "CancelNotification",
+            notification("cancel_notification"),
+        ),
+        (
+            "/v1/notifications",
+            "post",
+            "200",
+            "GetNotification",
+            notification("get_notification"),
+        ),
+        (
+            "/v1/profiles/{external_id}",
+            "put",
+            "200",
+            "GetProfile",
+            profile("get_profile"),
+        ),
+        (
+            "/v1/profiles/{external_id}",
+            "put",
+            "200",
+            "LinkSubscription",
+            profile("link_subscription"),
+        ),
+        (
+            "/v1/profiles/{external_id}",
+            "put",
+            "200",
+            "EraseProfile",
+            profile("erase_profile"),
+        ),
+    ];
+    for (path, method, status, name, link) in links {
+        if let Some(response) = document
+            .pointer_mut(&format!(
+                "/paths/{}/{method}/responses/{status}",
+                path.replace('/', "~1")
+            ))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            let links = response.entry("links").or_insert_with(|| json!({}));
+            if let Some(links) = links.as_object_mut() {
+                links.insert(name.to_owned(), link);
+            }
+        }
+    }
+    document
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_states_the_limits_and_links() {
+        let document = document();
+        let audience = &document["components"]["schemas"]["Audience"]["oneOf"];
+        assert_eq!(
+            audience[2]["properties"]["external_ids"]["maxItems"],
+            MAX_DIRECT_RECIPIENTS
+        );
+        let created = &document["paths"]["/v1/notifications"]["post"]["responses"]["201"];
+        assert_eq!(
+            created["links"]["GetNotification"]["operationId"],
+            "get_notification"
+        );
+        let limit = &document["paths"]["/v1/notifications"]["get"]["parameters"][0]["schema"];
+        assert_eq!(
+            (limit["minimum"].as_u64(), limit["maximum"].as_u64()),
+            (Some(1), Some(200))
         );
     }
 }

@@ -8,7 +8,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::services::{ServeDir, ServeFile};
-use utoipa::OpenApi;
 
 use super::ApiState;
 use super::error::ApiError;
@@ -63,5 +62,5 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 }
 
 async fn openapi() -> impl IntoResponse {
-    axum::Json(super::openapi::ApiDoc::openapi())
+    axum::Json(super::openapi::document())
 }

@@ -16,34 +16,26 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Json, Path};
 use crate::apps::verify_identity_hash;
 use crate::notify::model::{Audience, Content, NotificationRequest};
+use crate::push::subscription::canonical_endpoint;
 use crate::push::{PushService, PushSubscription, VapidKey, base64url};
-use crate::store::{App, Subscription, SubscriptionId, Upserted, now_ms};
+use crate::store::{App, MAX_ENDPOINT_LEN, Subscription, SubscriptionId, Upserted, now_ms};
 
+/// The routes (CORS preflights are answered by the CORS layer in front of them).
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route(
-            "/vapid-public-key",
-            get(vapid_public_key).options(preflight),
-        )
-        .route("/subscriptions", post(subscribe).options(preflight))
-        .route(
-            "/subscriptions/unsubscribe",
-            post(unsubscribe).options(preflight),
-        )
-        .route("/subscriptions/identify", post(identify).options(preflight))
-        .route("/subscriptions/tags", post(set_tags).options(preflight))
-        .route("/events", post(track).options(preflight))
-        .route("/demo/test-push", post(demo_test_push).options(preflight))
-}
-
-/// Answered by the CORS guard before it gets here.
-async fn preflight() -> StatusCode {
-    StatusCode::NO_CONTENT
+        .route("/vapid-public-key", get(vapid_public_key))
+        .route("/subscriptions", post(subscribe))
+        .route("/subscriptions/unsubscribe", post(unsubscribe))
+        .route("/subscriptions/identify", post(identify))
+        .route("/subscriptions/tags", post(set_tags))
+        .route("/events", post(track))
+        .route("/demo/test-push", post(demo_test_push))
 }
 
 #[derive(Deserialize, IntoParams)]
 pub struct AppPath {
     /// The app's id.
+    #[param(min_length = 1, max_length = 64)]
     app_id: String,
 }
 
@@ -71,6 +63,8 @@ pub async fn vapid_public_key(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrowserSubscription {
+    /// An https URL of a push service.
+    #[schema(max_length = 2048, pattern = "^https://")]
     endpoint: String,
     #[serde(default, rename = "expirationTime")]
     #[schema(value_type = Option<f64>)]
@@ -81,7 +75,11 @@ pub struct BrowserSubscription {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BrowserKeys {
+    /// Base64url of a 65-byte uncompressed P-256 point.
+    #[schema(min_length = 87, max_length = 88)]
     p256dh: String,
+    /// Base64url of 16 bytes.
+    #[schema(min_length = 22, max_length = 24)]
     auth: String,
 }
 
@@ -90,15 +88,20 @@ pub struct BrowserKeys {
 pub struct SubscribeRequest {
     subscription: BrowserSubscription,
     #[serde(default)]
+    #[schema(max_length = 128)]
     locale: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 128)]
     timezone: Option<String>,
+    /// At most 32 tags; names 1 to 128 bytes, values at most 128.
     #[serde(default)]
     tags: BTreeMap<String, String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     external_id: Option<String>,
     /// Hex HMAC-SHA256 of `external_id` with the app's identity secret (computed by the site's backend).
     #[serde(default)]
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     identity_hash: Option<String>,
 }
 
@@ -131,30 +134,38 @@ fn check_tags(field: &str, tags: &BTreeMap<String, impl AsRef<str>>) -> ApiResul
     Ok(())
 }
 
-/// Only `https` endpoints on the push services' hosts (or configured extra hosts): anything else
-/// would make this server send requests wherever a stranger asks.
+/// Only `https` endpoints on the push services' hosts on 443 (or a configured extra host and
+/// port): anything else would make this server send requests wherever a stranger asks.
 fn check_endpoint_allowed(state: &ApiState, subscription: &PushSubscription) -> ApiResult<()> {
     let endpoint = subscription.endpoint();
     let host = endpoint.host().unwrap_or_default().to_ascii_lowercase();
-    // The push services listen on 443 only; another port would aim us at some other service.
-    let known =
-        PushService::from_host(&host) != PushService::Other && endpoint.port_u16().is_none();
+    let port = endpoint.port_u16().unwrap_or(443);
+    let known = PushService::from_host(&host) != PushService::Other && port == 443;
     let extra = state
         .config()
         .allowed_push_hosts
         .iter()
-        .any(|h| h.trim_matches(['[', ']']) == host.trim_matches(['[', ']']));
+        .any(|allowed| allowed.matches(&host, port));
     if known || extra {
         Ok(())
     } else {
         Err(ApiError::bad(
             "subscription.endpoint",
             format!(
-                "`{host}` (port {}) is not a known push service (FCM, Mozilla, Apple, Microsoft WNS on 443); a real browser subscription never points elsewhere",
-                endpoint.port_u16().unwrap_or(443)
+                "`{host}` port {port} is not a known push service (FCM, Mozilla, Apple, Microsoft WNS on 443); a real browser subscription never points elsewhere"
             ),
         ))
     }
+}
+
+fn check_endpoint_length(field: &str, endpoint: &str) -> ApiResult<()> {
+    if endpoint.len() > MAX_ENDPOINT_LEN {
+        return Err(ApiError::bad(
+            field,
+            format!("at most {MAX_ENDPOINT_LEN} bytes: longer than any real push endpoint"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_identity(app: &App, external_id: &str, hash: Option<&str>) -> ApiResult<()> {
@@ -184,16 +195,14 @@ pub async fn subscribe(
     let app = state.app(&path.app_id).await?;
     let _ = request.subscription.expiration_time;
     let keys = &request.subscription.keys;
+    check_endpoint_length("subscription.endpoint", &request.subscription.endpoint)?;
     let parsed =
         PushSubscription::from_parts(&request.subscription.endpoint, &keys.p256dh, &keys.auth)
             .map_err(|e| ApiError::bad("subscription", e.to_string()))?;
-    if request.subscription.endpoint.len() > crate::store::MAX_ENDPOINT_LEN {
-        return Err(ApiError::bad(
-            "subscription.endpoint",
-            "longer than any real push endpoint",
-        ));
-    }
     check_endpoint_allowed(&state, &parsed)?;
+    // One endpoint, however it is spelled, is one subscription.
+    let endpoint = parsed.canonical_endpoint();
+    check_endpoint_length("subscription.endpoint", &endpoint)?;
     check_tags("tags", &request.tags)?;
     let locale = request.locale.unwrap_or_default();
     let timezone = request.timezone.unwrap_or_default();
@@ -205,7 +214,7 @@ pub async fn subscribe(
     let now = (now_ms() / 1000) as u32;
     let mut subscription = Subscription::new(
         &app.id,
-        &request.subscription.endpoint,
+        &endpoint,
         *parsed.keys().p256dh(),
         *parsed.keys().auth(),
         now,
@@ -238,7 +247,9 @@ pub async fn subscribe(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OwnedSubscription {
+    #[schema(max_length = 2048, pattern = "^https://")]
     endpoint: String,
+    #[schema(min_length = 22, max_length = 24)]
     auth: String,
 }
 
@@ -247,7 +258,10 @@ async fn owned(
     app_id: &str,
     proof: &OwnedSubscription,
 ) -> ApiResult<Subscription> {
-    let id = SubscriptionId::for_endpoint(app_id, &proof.endpoint);
+    check_endpoint_length("endpoint", &proof.endpoint)?;
+    let endpoint = canonical_endpoint(&proof.endpoint)
+        .map_err(|e| ApiError::bad("endpoint", e.to_string()))?;
+    let id = SubscriptionId::for_endpoint(app_id, &endpoint);
     let subscription = state
         .store()
         .get_subscription(app_id, id)
@@ -282,9 +296,13 @@ pub async fn unsubscribe(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentifyRequest {
+    #[schema(max_length = 2048, pattern = "^https://")]
     endpoint: String,
+    #[schema(min_length = 22, max_length = 24)]
     auth: String,
+    #[schema(min_length = 1, max_length = 128)]
     external_id: String,
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     identity_hash: String,
 }
 
@@ -312,7 +330,9 @@ pub async fn identify(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TagsRequest {
+    #[schema(max_length = 2048, pattern = "^https://")]
     endpoint: String,
+    #[schema(min_length = 22, max_length = 24)]
     auth: String,
     /// `null` removes a tag.
     tags: BTreeMap<String, Option<String>>,
@@ -353,11 +373,15 @@ pub enum EventType {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventRequest {
+    #[schema(min_length = 1, max_length = 128)]
     notification_id: String,
+    /// 16 hex digits, as `POST /subscriptions` answers.
+    #[schema(pattern = "^[0-9a-f]{16}$")]
     subscription_id: String,
     #[serde(rename = "type")]
     kind: EventType,
     #[serde(default)]
+    #[schema(max_length = 128)]
     action: Option<String>,
 }
 

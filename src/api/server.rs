@@ -43,6 +43,7 @@ pub fn routes() -> Router<ApiState> {
 #[derive(Deserialize, IntoParams)]
 pub struct ProfilePath {
     /// The CRM's id for the person.
+    #[param(min_length = 1, max_length = 128)]
     external_id: String,
 }
 
@@ -407,6 +408,7 @@ pub async fn get_notification(
 pub struct ListQuery {
     /// 1 to 200 (default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<usize>,
 }
 

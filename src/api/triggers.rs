@@ -29,7 +29,7 @@ pub fn routes() -> Router<ApiState> {
             "/v1/triggers/{name}",
             get(get_trigger).put(put_trigger).delete(delete_trigger),
         )
-        .layer(DefaultBodyLimit::max(super::MAX_BODY));
+        .layer(DefaultBodyLimit::max(super::SERVER_MAX_BODY));
     let events = Router::new()
         .route("/v1/events", post(post_events))
         .layer(DefaultBodyLimit::max(MAX_EVENTS_BODY));
@@ -207,7 +207,7 @@ pub async fn post_events(
 ) -> ApiResult<(StatusCode, axum::Json<Ingested>)> {
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(MAX_EVENTS_BODY)
+            ApiError::PayloadTooLarge
         } else {
             ApiError::bad("body", format!("the upload broke off: {}", e.body_text()))
         }

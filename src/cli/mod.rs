@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod apps;
+pub mod logging;
+pub mod metrics;
 pub mod send;
 pub mod serve;
 pub mod vapid;
@@ -34,17 +36,27 @@ pub enum Command {
 pub type CommandResult = anyhow::Result<std::process::ExitCode>;
 
 impl Cli {
+    /// Runs the command; logging starts once its configuration is known to be good.
     pub async fn run(self) -> CommandResult {
         match self.command {
-            Command::Vapid(command) => command.run(),
-            Command::Send(args) => args.run().await,
-            Command::Serve(command) => command.run().await,
-            Command::Apps(command) => command.run().await,
+            Command::Serve(command) => {
+                // The whole configuration is checked before anything is opened or printed.
+                let config = crate::config::Config::load(&command.args)?;
+                logging::init(config.log_format);
+                command.run(config).await
+            }
+            Command::Vapid(command) => {
+                logging::init(crate::config::LogFormat::Text);
+                command.run()
+            }
+            Command::Send(args) => {
+                logging::init(crate::config::LogFormat::Text);
+                args.run().await
+            }
+            Command::Apps(command) => {
+                logging::init(crate::config::LogFormat::Text);
+                command.run().await
+            }
         }
-    }
-
-    /// The log format asked for (only `serve` has a choice).
-    pub fn json_logs(&self) -> bool {
-        matches!(&self.command, Command::Serve(serve) if serve.args.log_format == Some(crate::config::LogFormat::Json))
     }
 }

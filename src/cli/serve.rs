@@ -23,9 +23,15 @@ pub struct ServeCommand {
 }
 
 impl ServeCommand {
-    pub async fn run(self) -> CommandResult {
-        let mut config = Config::load(&self.args)?;
-        let metrics = install_metrics()?;
+    /// Runs with `config`, already loaded from these args and checked whole.
+    pub async fn run(self, mut config: Config) -> CommandResult {
+        // Everything that can fail on a bad setting happens before the store is opened, an app
+        // created or "listening" printed.
+        let senders = match config.role {
+            Role::Api => None,
+            Role::All | Role::Sender => Some(Senders::new(&config)?),
+        };
+        let metrics = super::metrics::install()?;
         let store = store::open(config.redis_url.as_deref(), &config.data_dir)
             .await
             .context("cannot open the store")?;
@@ -58,10 +64,10 @@ impl ServeCommand {
         }
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let mut waker = None;
-        let engine = match config.role {
-            Role::Api => None,
-            Role::All | Role::Sender => {
-                let engine = start_engine(store.clone(), &config).await?;
+        let engine = match senders {
+            None => None,
+            Some(senders) => {
+                let engine = start_engine(store.clone(), &config, senders).await?;
                 waker = Some(engine.waker());
                 tokio::spawn(
                     start_trigger_runner(store.clone(), engine.waker(), &config)
@@ -102,53 +108,45 @@ impl ServeCommand {
     }
 }
 
-/// The Prometheus recorder, with histograms (summable across instances, unlike the
-/// exporter's default summaries) and its upkeep: without it every sample recorded stays in
-/// memory until someone scrapes `/metrics`, two per message sent.
-fn install_metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
-    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-    // Seconds: from a push service's fastest answer to its slowest timeout.
-    const LATENCY: &[f64] = &[
-        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    ];
-    // One message's encryption takes tens of microseconds.
-    const ENCRYPTION: &[f64] = &[
-        0.000_025, 0.000_05, 0.000_075, 0.000_1, 0.000_15, 0.000_25, 0.000_5, 0.001, 0.01,
-    ];
-    let handle = PrometheusBuilder::new()
-        .set_buckets(LATENCY)
-        .and_then(|b| {
-            b.set_buckets_for_metric(Matcher::Full("aviso_encrypt_seconds".into()), ENCRYPTION)
-        })
-        .context("bad histogram buckets")?
-        .install_recorder()
-        .context("cannot install the metrics recorder")?;
-    let upkeep = handle.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            every.tick().await;
-            upkeep.run_upkeep();
-        }
-    });
-    Ok(handle)
-}
-
 /// Bulk-lane tasks worked on at once: several overlap their store round trips (group-committed
 /// together in the embedded store).
 const BULK_WORKERS: usize = 8;
 
-/// The delivery engine, with one connection pool per lane.
+/// One connection pool per lane, made before anything else so that a bad CA file stops
+/// start-up first.
+struct Senders {
+    client_config: ClientConfig,
+    bulk: Sender,
+    priority: Sender,
+}
+
+impl Senders {
+    fn new(config: &Config) -> anyhow::Result<Self> {
+        let client_config = ClientConfig {
+            extra_ca_files: config.extra_ca_certs.iter().cloned().collect(),
+            ..ClientConfig::default()
+        };
+        let bulk = Sender::new(PushClient::new(&client_config)?, RetryPolicy::default());
+        let priority = Sender::new(PushClient::new(&client_config)?, RetryPolicy::default());
+        Ok(Self {
+            client_config,
+            bulk,
+            priority,
+        })
+    }
+}
+
+/// The delivery engine.
 async fn start_engine(
     store: std::sync::Arc<dyn Store>,
     config: &Config,
+    senders: Senders,
 ) -> anyhow::Result<std::sync::Arc<Engine>> {
-    let client_config = ClientConfig {
-        extra_ca_files: config.extra_ca_certs.iter().cloned().collect(),
-        ..ClientConfig::default()
-    };
-    let bulk = Sender::new(PushClient::new(&client_config)?, RetryPolicy::default());
-    let priority = Sender::new(PushClient::new(&client_config)?, RetryPolicy::default());
+    let Senders {
+        client_config,
+        bulk,
+        priority,
+    } = senders;
     let mut id = [0u8; 4];
     aws_lc_rs::rand::fill(&mut id).map_err(|_| anyhow::anyhow!("random generator failed"))?;
     let engine_config = EngineConfig {
@@ -170,7 +168,7 @@ async fn start_engine(
         } else {
             50
         }),
-        vapid_subject: config.vapid_subject()?,
+        vapid_subject: config.vapid_subject.clone(),
         bulk_nice: config.bulk_nice,
     };
     // Redis: each lane gets connections of its own, apart from the API's, so that small

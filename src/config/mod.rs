@@ -1,86 +1,151 @@
-//! `aviso serve`'s configuration: flags, `AVISO_*` environment variables and an optional TOML
-//! file, in that order of precedence, over documented defaults. Bad values stop start-up with a
-//! message that names the setting.
+//! `aviso serve`'s configuration: one schema ([`ServeArgs`]) read from flags, `AVISO_*`
+//! environment variables and an optional TOML file, in that order of precedence, over the
+//! defaults named here; then the whole of it is checked ([`Config::load`]) before anything is
+//! opened, created or printed. A bad value stops start-up with a message that names the setting.
+//!
+//! Flags and environment variables are clap's (one setting: one flag, one variable); the file is
+//! merged under them with `figment`, keyed by the same names (`allowed_push_hosts = [...]`). A
+//! setting given in several places takes the highest one whole: a list in the file is replaced
+//! by the list of a flag, never appended to.
+
+mod push_host;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use serde::Deserialize;
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::push::vapid::VapidSubject;
+pub use push_host::PushHost;
+
+/// Where the embedded store lives when nothing else is said.
+pub const DEFAULT_DATA_DIR: &str = "aviso-data";
+const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+const DEFAULT_SDK_DIR: &str = "sw";
+const DEFAULT_PUBLIC_RATE_LIMIT: u32 = 50;
+const DEFAULT_PUBLIC_APP_RATE_LIMIT: u32 = 1000;
+const DEFAULT_TASK_LEASE_SECS: u64 = 30;
+const DEFAULT_BULK_NICE: u8 = 5;
+const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+/// The VAPID contact when neither one nor an https public URL is configured.
+const FALLBACK_VAPID_SUBJECT: &str = "mailto:webpush@localhost.localdomain";
 
 /// Where the store lives; shared by `serve` and `apps`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
 pub struct StoreArgs {
     /// Directory of the embedded store (used when no Redis URL is given). [default: ./aviso-data]
     #[arg(long, env = "AVISO_DATA_DIR")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// Redis URL (`redis://host:6379`), or comma-separated node URLs of a Redis Cluster.
     /// Absent: the embedded store.
     #[arg(long, env = "AVISO_REDIS_URL")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
 }
 
-/// The flags (and environment variables) of `aviso serve`.
-#[derive(Debug, Clone, Args)]
+impl StoreArgs {
+    /// The embedded store's directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+}
+
+/// Every setting of `aviso serve`: its flag, its environment variable and its key in the TOML
+/// file (the field's name), all optional; [`Config::load`] fills in the defaults.
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
 pub struct ServeArgs {
-    /// TOML file with any of the settings below (flags and environment win over it).
+    /// TOML file with any of the settings below, by their names with underscores
+    /// (`public_url = "https://push.example"`); flags and environment win over it.
     #[arg(long, env = "AVISO_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address to listen on. [default: 127.0.0.1:8080]
     #[arg(long, env = "AVISO_LISTEN")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
     /// The URL browsers reach this server at (for the demo page and CORS). [default: http://LISTEN]
     #[arg(long, env = "AVISO_PUBLIC_URL")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
     #[command(flatten)]
+    #[serde(flatten)]
     pub store: StoreArgs,
-    /// Extra hosts allowed as push endpoints besides FCM, Mozilla, Apple and WNS (comma-separated;
-    /// e.g. 127.0.0.1 for a loopback mock push service).
+    /// Extra push services allowed as endpoints besides FCM, Mozilla, Apple and WNS, each as
+    /// HOST:PORT (comma-separated; a bare host means port 443), e.g. 127.0.0.1:8443 for a
+    /// loopback mock push service.
     #[arg(long, env = "AVISO_ALLOWED_PUSH_HOSTS", value_delimiter = ',')]
-    pub allowed_push_hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_push_hosts: Option<Vec<String>>,
     /// Load balancers / reverse proxies (IPs or CIDRs, comma-separated) whose `X-Forwarded-For`
     /// names the client for the public rate limit; requests from anywhere else are counted by
     /// their own address.
     #[arg(long, env = "AVISO_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<String>>,
     /// PEM file of extra trusted root certificates for connections to push services.
     #[arg(long, env = "AVISO_EXTRA_CA_CERTS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_ca_certs: Option<PathBuf>,
-    /// Log format. [default: text]
+    /// Log format (`AVISO_LOG` sets the level). [default: text]
     #[arg(long, env = "AVISO_LOG_FORMAT")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
     /// Which parts run here: the API, the sender, or both. [default: all]
     #[arg(long, env = "AVISO_ROLE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
     /// Directory of the browser SDK (`sw/`: `dist/` is served at /sdk/, `demo/index.html` at /).
     /// [default: ./sw]
     #[arg(long, env = "AVISO_SDK_DIR")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sdk_dir: Option<PathBuf>,
     /// Public API requests per second allowed per client address (burst: twice as many). [default: 50]
     #[arg(long, env = "AVISO_PUBLIC_RATE_LIMIT")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_rate_limit: Option<u32>,
+    /// Public API requests per second allowed per app, from all addresses together (burst:
+    /// twice as many), so that many addresses cannot flood one app. [default: 1000]
+    #[arg(long, env = "AVISO_PUBLIC_APP_RATE_LIMIT")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_app_rate_limit: Option<u32>,
+    /// Seconds an API request may take before it is answered 503 (bulk profile imports are
+    /// exempt: they stream). [default: 30]
+    #[arg(long, env = "AVISO_REQUEST_TIMEOUT_SECS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_secs: Option<u64>,
     /// VAPID contact for push services: mailto:you@example.com or an https: URL.
     /// [default: the public URL when it is https, else mailto:webpush@localhost.localdomain]
     #[arg(long, env = "AVISO_VAPID_SUBJECT")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vapid_subject: Option<String>,
     /// Seconds a worker's claim on a task lasts without a checkpoint before another instance
     /// takes the task over. [default: 30]
     #[arg(long, env = "AVISO_TASK_LEASE_SECS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_lease_secs: Option<u64>,
     /// Nice value (0–19) of the broadcast workers' threads: above 0 they take the CPU that the
     /// API and one-to-one pushes leave; 0 makes them equals. [default: 5]
     #[arg(long, env = "AVISO_BULK_NICE", value_parser = clap::value_parser!(u8).range(0..=19))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk_nice: Option<u8>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     All,
@@ -88,29 +153,7 @@ pub enum Role {
     Sender,
 }
 
-/// The TOML file: the same settings, all optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    public_url: Option<String>,
-    data_dir: Option<PathBuf>,
-    redis_url: Option<String>,
-    #[serde(default)]
-    allowed_push_hosts: Vec<String>,
-    #[serde(default)]
-    trusted_proxies: Vec<String>,
-    extra_ca_certs: Option<PathBuf>,
-    log_format: Option<LogFormat>,
-    role: Option<Role>,
-    sdk_dir: Option<PathBuf>,
-    public_rate_limit: Option<u32>,
-    vapid_subject: Option<String>,
-    task_lease_secs: Option<u64>,
-    bulk_nice: Option<u8>,
-}
-
-/// The effective configuration.
+/// The effective configuration, every value checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -119,7 +162,8 @@ pub struct Config {
     pub public_url_is_default: bool,
     pub data_dir: PathBuf,
     pub redis_url: Option<String>,
-    pub allowed_push_hosts: Vec<String>,
+    /// Push services allowed besides the well-known ones (see `api::public`).
+    pub allowed_push_hosts: Vec<PushHost>,
     /// Peers whose `X-Forwarded-For` is believed (see `api::client_ip`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub extra_ca_certs: Option<PathBuf>,
@@ -127,9 +171,11 @@ pub struct Config {
     pub role: Role,
     pub sdk_dir: PathBuf,
     pub public_rate_limit: u32,
-    /// Explicit VAPID subject, if any (see [`Config::vapid_subject`]).
-    pub vapid_subject: Option<String>,
-    pub task_lease: std::time::Duration,
+    pub public_app_rate_limit: u32,
+    pub request_timeout: Duration,
+    /// The VAPID subject to sign with.
+    pub vapid_subject: VapidSubject,
+    pub task_lease: Duration,
     /// Nice value of the bulk lane's threads (see `delivery::engine`).
     pub bulk_nice: u8,
 }
@@ -139,130 +185,251 @@ pub struct Config {
 #[error("configuration: {0}")]
 pub struct ConfigError(String);
 
-impl Config {
-    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let file = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| ConfigError(format!("in {}: {e}", path.display())))?
-            }
-            None => FileConfig::default(),
+impl ConfigError {
+    fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl ServeArgs {
+    /// The settings of flags and environment over those of the TOML file, if one is named.
+    pub fn merged(&self) -> Result<Self, ConfigError> {
+        let Some(path) = &self.config else {
+            return Ok(self.clone());
         };
-        let listen = args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let explicit_public_url = args.public_url.clone().or(file.public_url);
-        let public_url_is_default = explicit_public_url.is_none();
-        let public_url = explicit_public_url.unwrap_or_else(|| format!("http://{listen}"));
-        let parsed = url::Url::parse(&public_url)
-            .map_err(|e| ConfigError(format!("public_url `{public_url}` is not a URL: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ConfigError(format!(
-                "public_url `{public_url}` must be http(s)"
+        if !path.is_file() {
+            return Err(ConfigError::new(format!(
+                "config file {} does not exist (--config / AVISO_CONFIG)",
+                path.display()
             )));
         }
-        let mut allowed_push_hosts = args.allowed_push_hosts.clone();
-        allowed_push_hosts.extend(file.allowed_push_hosts);
-        allowed_push_hosts.retain(|h| !h.trim().is_empty());
-        for host in &mut allowed_push_hosts {
-            *host = host.trim().to_ascii_lowercase();
-            if host.contains('/') || host.contains(':') && !host.starts_with('[') {
-                return Err(ConfigError(format!(
-                    "allowed_push_hosts entry `{host}` must be a bare host name or IP, like 127.0.0.1"
-                )));
-            }
+        check_file_keys(path)?;
+        let mut merged: Self = Figment::from(Toml::file_exact(path))
+            .merge(Serialized::defaults(self))
+            .extract()
+            .map_err(|e| ConfigError::new(format!("in {}: {e}", path.display())))?;
+        merged.config = self.config.clone();
+        Ok(merged)
+    }
+}
+
+/// A key of the file that is no setting is a typo: say so rather than ignore it.
+fn check_file_keys(path: &Path) -> Result<(), ConfigError> {
+    use figment::Provider;
+    let known: Vec<String> = ServeArgs::augment_args(clap::Command::new("serve"))
+        .get_arguments()
+        .map(|arg| arg.get_id().as_str().to_owned())
+        .filter(|id| id != "config")
+        .collect();
+    let data = Toml::file_exact(path)
+        .data()
+        .map_err(|e| ConfigError::new(format!("in {}: {e}", path.display())))?;
+    for key in data.values().flat_map(|dict| dict.keys()) {
+        if !known.contains(key) {
+            return Err(ConfigError::new(format!(
+                "in {}: `{key}` is not a setting; the settings are {}",
+                path.display(),
+                known.join(", ")
+            )));
         }
-        let trusted_proxies = args
-            .trusted_proxies
-            .iter()
-            .chain(&file.trusted_proxies)
-            .map(|entry| entry.trim())
-            .filter(|entry| !entry.is_empty())
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Merges flags, environment and file, applies the defaults and checks every value.
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let settings = args.merged()?;
+        let listen = settings.listen.unwrap_or(DEFAULT_LISTEN);
+        let public_url_is_default = settings.public_url.is_none();
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let parsed = url::Url::parse(&public_url).map_err(|e| {
+            ConfigError::new(format!("public_url `{public_url}` is not a URL: {e}"))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(ConfigError::new(format!(
+                "public_url `{public_url}` must be an http(s) URL like https://push.example"
+            )));
+        }
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let allowed_push_hosts = entries(&settings.allowed_push_hosts)
+            .map(|entry| {
+                entry.parse::<PushHost>().map_err(|e| {
+                    ConfigError::new(format!("allowed_push_hosts entry `{entry}`: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies = entries(&settings.trusted_proxies)
             .map(|entry| {
                 entry
                     .parse::<ipnet::IpNet>()
                     .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
                     .map_err(|_| {
-                        ConfigError(format!(
+                        ConfigError::new(format!(
                             "trusted_proxies entry `{entry}` must be an IP address or a CIDR block, like 10.0.0.0/8"
                         ))
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let extra_ca_certs = args.extra_ca_certs.clone().or(file.extra_ca_certs);
-        if let Some(path) = &extra_ca_certs
+        if let Some(path) = &settings.extra_ca_certs
             && !path.is_file()
         {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::new(format!(
                 "extra_ca_certs file {} does not exist",
                 path.display()
             )));
         }
-        let public_rate_limit = args
-            .public_rate_limit
-            .or(file.public_rate_limit)
-            .unwrap_or(50);
-        if public_rate_limit == 0 {
-            return Err(ConfigError("public_rate_limit must be at least 1".into()));
-        }
-        let bulk_nice = args.bulk_nice.or(file.bulk_nice).unwrap_or(5);
+        let at_least_one = |name: &str, value: Option<u64>, default: u64| match value {
+            Some(0) => Err(ConfigError::new(format!("{name} must be at least 1"))),
+            Some(value) => Ok(value),
+            None => Ok(default),
+        };
+        let rate = |name: &str, value: Option<u32>, default: u32| {
+            at_least_one(name, value.map(u64::from), u64::from(default))
+                .and_then(|v| u32::try_from(v).map_err(|_| ConfigError::new(name.to_owned())))
+        };
+        let public_rate_limit = rate(
+            "public_rate_limit",
+            settings.public_rate_limit,
+            DEFAULT_PUBLIC_RATE_LIMIT,
+        )?;
+        let public_app_rate_limit = rate(
+            "public_app_rate_limit",
+            settings.public_app_rate_limit,
+            DEFAULT_PUBLIC_APP_RATE_LIMIT,
+        )?;
+        let request_timeout = Duration::from_secs(at_least_one(
+            "request_timeout_secs",
+            settings.request_timeout_secs,
+            DEFAULT_REQUEST_TIMEOUT_SECS,
+        )?);
+        let task_lease = Duration::from_secs(at_least_one(
+            "task_lease_secs",
+            settings.task_lease_secs,
+            DEFAULT_TASK_LEASE_SECS,
+        )?);
+        let bulk_nice = settings.bulk_nice.unwrap_or(DEFAULT_BULK_NICE);
         if bulk_nice > 19 {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::new(format!(
                 "bulk_nice must be 0 to 19 (a nice value), not {bulk_nice}"
             )));
         }
+        let vapid_subject = match &settings.vapid_subject {
+            Some(subject) => subject.clone(),
+            None if public_url.starts_with("https://") => public_url.clone(),
+            None => FALLBACK_VAPID_SUBJECT.to_owned(),
+        };
+        let vapid_subject = VapidSubject::parse(&vapid_subject)
+            .map_err(|e| ConfigError::new(format!("vapid_subject: {e}")))?;
         Ok(Self {
             listen,
-            public_url: public_url.trim_end_matches('/').to_owned(),
+            public_url,
             public_url_is_default,
-            data_dir: args
-                .store
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("aviso-data")),
-            redis_url: args
-                .store
-                .redis_url
-                .clone()
-                .or(file.redis_url)
-                .filter(|u| !u.is_empty()),
+            data_dir: settings.store.data_dir(),
+            redis_url: settings.store.redis_url.clone().filter(|u| !u.is_empty()),
             allowed_push_hosts,
             trusted_proxies,
-            extra_ca_certs,
-            log_format: args
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(LogFormat::Text),
-            role: args.role.or(file.role).unwrap_or(Role::All),
-            sdk_dir: args
+            extra_ca_certs: settings.extra_ca_certs.clone(),
+            log_format: settings.log_format.unwrap_or(LogFormat::Text),
+            role: settings.role.unwrap_or(Role::All),
+            sdk_dir: settings
                 .sdk_dir
                 .clone()
-                .or(file.sdk_dir)
-                .unwrap_or_else(|| PathBuf::from("sw")),
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SDK_DIR)),
             public_rate_limit,
-            vapid_subject: args.vapid_subject.clone().or(file.vapid_subject),
-            task_lease: std::time::Duration::from_secs(
-                args.task_lease_secs
-                    .or(file.task_lease_secs)
-                    .unwrap_or(30)
-                    .max(1),
-            ),
+            public_app_rate_limit,
+            request_timeout,
+            vapid_subject,
+            task_lease,
             bulk_nice,
         })
     }
+}
 
-    /// The VAPID subject to sign with.
-    pub fn vapid_subject(&self) -> Result<crate::push::vapid::VapidSubject, ConfigError> {
-        let subject = match &self.vapid_subject {
-            Some(subject) => subject.clone(),
-            None if self.public_url.starts_with("https://") => self.public_url.clone(),
-            None => "mailto:webpush@localhost.localdomain".to_owned(),
-        };
-        crate::push::vapid::VapidSubject::parse(&subject)
-            .map_err(|e| ConfigError(format!("vapid_subject: {e}")))
+/// The non-empty, trimmed entries of a list setting.
+fn entries(list: &Option<Vec<String>>) -> impl Iterator<Item = &str> {
+    list.iter()
+        .flatten()
+        .map(|entry| entry.trim())
+        .filter(|entry| !entry.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn load(flags: &[&str], file: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("aviso.toml");
+        std::fs::write(&path, file).unwrap();
+        let config = format!("--config={}", path.display());
+        let argv = ["aviso", config.as_str()]
+            .into_iter()
+            .chain(flags.iter().copied());
+        // Only flags here: the environment of the test process must not leak in.
+        let cli = Cli::try_parse_from(argv).unwrap();
+        Config::load(&cli.args)
+    }
+
+    #[test]
+    fn the_file_fills_in_what_flags_leave_and_lists_are_replaced_whole() {
+        let file = r#"
+            log_format = "json"
+            allowed_push_hosts = ["push.one:8443", "push.two:9443"]
+            trusted_proxies = ["10.0.0.0/8"]
+            public_rate_limit = 7
+        "#;
+        let config = load(&[], file).unwrap();
+        assert_eq!(
+            config.log_format,
+            LogFormat::Json,
+            "log_format from the file"
+        );
+        assert_eq!(config.allowed_push_hosts.len(), 2);
+        assert_eq!(config.public_rate_limit, 7);
+        let config = load(
+            &[
+                "--allowed-push-hosts=127.0.0.1:9",
+                "--trusted-proxies=fd00::/8",
+                "--log-format=text",
+            ],
+            file,
+        )
+        .unwrap();
+        assert_eq!(config.log_format, LogFormat::Text, "a flag beats the file");
+        assert_eq!(
+            config.allowed_push_hosts,
+            vec!["127.0.0.1:9".parse::<PushHost>().unwrap()],
+            "a flag's list replaces the file's, not appends to it"
+        );
+        assert_eq!(
+            config.trusted_proxies,
+            vec!["fd00::/8".parse::<ipnet::IpNet>().unwrap()]
+        );
+        assert_eq!(config.public_rate_limit, 7);
+    }
+
+    #[test]
+    fn every_bad_value_is_refused_by_name_before_anything_starts() {
+        let refused = |flags: &[&str], file: &str| load(flags, file).unwrap_err().to_string();
+        assert!(refused(&["--vapid-subject=bogus"], "").contains("vapid_subject"));
+        assert!(refused(&[], "vapid_subject = \"bogus\"").contains("vapid_subject"));
+        assert!(refused(&[], "log_formatt = \"json\"").contains("`log_formatt` is not a setting"));
+        assert!(refused(&[], "listen = \"nowhere\"").contains("listen"));
+        assert!(refused(&[], "public_url = \"ftp://x\"").contains("public_url"));
+        assert!(refused(&["--allowed-push-hosts=a/b"], "").contains("allowed_push_hosts"));
+        assert!(refused(&[], "trusted_proxies = [\"x\"]").contains("trusted_proxies"));
+        assert!(refused(&[], "public_app_rate_limit = 0").contains("public_app_rate_limit"));
+        assert!(refused(&[], "bulk_nice = 40").contains("bulk_nice"));
     }
 }

@@ -9,8 +9,13 @@ use super::segment::Filter;
 use crate::push::{Topic, Ttl, Urgency};
 use crate::store::SubscriptionId;
 
-/// At most this many recipients may be named in one `external_ids`/`subscription_ids` audience.
+/// At most this many recipients may be named in one `external_ids`/`subscription_ids` audience
+/// (the server endpoints' body limit, `api::SERVER_MAX_BODY`, holds that many of the longest).
 pub const MAX_DIRECT_RECIPIENTS: usize = 10_000;
+/// Longest external id, idempotency key, action id or title of a button, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest URL of an icon, image, badge or click target, in bytes.
+pub const MAX_URL_LEN: usize = 2048;
 
 /// A validation failure: which field, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,9 +42,10 @@ pub enum Audience {
     All,
     /// Subscribers matching a filter.
     Segment(Filter),
-    /// Every subscription of these CRM profiles (one-to-one pushes travel in the priority lane).
+    /// Every subscription of these CRM profiles (one-to-one pushes travel in the priority lane):
+    /// 1 to 10,000 ids of 1 to 128 bytes.
     ExternalIds(Vec<String>),
-    /// These subscriptions.
+    /// These subscriptions: 1 to 10,000 ids (16 hex digits, as `POST /subscriptions` answers).
     SubscriptionIds(Vec<String>),
 }
 
@@ -48,10 +54,13 @@ pub enum Audience {
 #[serde(deny_unknown_fields)]
 pub struct Action {
     /// Identifier reported back when clicked.
+    #[schema(min_length = 1, max_length = 128)]
     pub action: String,
+    #[schema(min_length = 1, max_length = 128)]
     pub title: String,
     /// Opened on click; defaults to the notification's `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
     pub url: Option<String>,
 }
 
@@ -59,20 +68,28 @@ pub struct Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Content {
+    /// Not blank. The whole payload must fit a push message (3993 bytes): a larger one is
+    /// refused with `field: content`.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
     pub icon: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
     pub badge: Option<String>,
     /// Opened when the notification is clicked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
     pub url: Option<String>,
     /// At most 2.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 2)]
     pub actions: Vec<Action>,
     /// A newer notification with the same tag replaces an older one on the device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,7 +98,7 @@ pub struct Content {
     pub require_interaction: bool,
     /// Any JSON, handed to the page's service worker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub data: Option<serde_json::Value>,
 }
 
@@ -93,18 +110,23 @@ pub struct NotificationRequest {
     pub content: Content,
     /// Seconds the push service keeps the message for an offline browser (default 4 weeks).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 2419200)]
     pub ttl: Option<u64>,
     /// very-low | low | normal | high.
     #[serde(default)]
+    #[schema(pattern = "^(very-low|low|normal|high)$")]
     pub urgency: Option<String>,
-    /// Replaces an undelivered message with the same topic.
+    /// Replaces an undelivered message with the same topic (1 to 32 URL-safe base64 characters).
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,32}$")]
     pub topic: Option<String>,
-    /// When to send (RFC 3339); absent = now.
+    /// When to send (RFC 3339, e.g. 2026-11-22T18:00:00Z); absent or past = now.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub send_at: Option<String>,
     /// A retried create with the same key returns the first notification (kept 24 h).
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub idempotency_key: Option<String>,
 }
 
@@ -134,8 +156,21 @@ pub struct Notification {
     pub status: Status,
 }
 
+/// `value` is `min` to `max` bytes long.
+fn check_length(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldError> {
+    if (min..=max).contains(&value.len()) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("must be {min} to {max} bytes"),
+        ))
+    }
+}
+
 fn check_url(field: &str, url: &Option<String>) -> Result<(), FieldError> {
     if let Some(url) = url {
+        check_length(field, url, 1, MAX_URL_LEN)?;
         let parsed = url::Url::parse(url).map_err(|e| {
             FieldError::new(field, format!("not an absolute URL ({e}): use https://…"))
         })?;
@@ -173,12 +208,18 @@ impl NotificationRequest {
             ));
         }
         for (i, action) in content.actions.iter().enumerate() {
-            if action.action.is_empty() || action.title.is_empty() {
-                return Err(FieldError::new(
-                    format!("content.actions[{i}]"),
-                    "needs an `action` and a `title`",
-                ));
-            }
+            check_length(
+                &format!("content.actions[{i}].action"),
+                &action.action,
+                1,
+                MAX_ID_LEN,
+            )?;
+            check_length(
+                &format!("content.actions[{i}].title"),
+                &action.title,
+                1,
+                MAX_ID_LEN,
+            )?;
             check_url(&format!("content.actions[{i}].url"), &action.url)?;
         }
         let ttl = match self.ttl {
@@ -191,6 +232,9 @@ impl NotificationRequest {
             urgency
                 .parse::<Urgency>()
                 .map_err(|e| FieldError::new("urgency", e.to_string()))?;
+        }
+        if let Some(key) = &self.idempotency_key {
+            check_length("idempotency_key", key, 1, MAX_ID_LEN)?;
         }
         if let Some(topic) = &self.topic {
             topic
@@ -220,6 +264,9 @@ impl NotificationRequest {
                         "audience.external_ids",
                         format!("give 1 to {MAX_DIRECT_RECIPIENTS} ids"),
                     ));
+                }
+                for (i, id) in ids.iter().enumerate() {
+                    check_length(&format!("audience.external_ids[{i}]"), id, 1, MAX_ID_LEN)?;
                 }
             }
             Audience::SubscriptionIds(ids) => {
@@ -253,56 +300,12 @@ impl NotificationRequest {
     }
 }
 
-/// Parses RFC 3339 (`2026-11-22T18:00:00Z`, with an offset or fraction) to Unix milliseconds.
-fn parse_rfc3339(text: &str) -> Option<u64> {
-    // Hand-parsed: the only date format the API takes, not worth a date-time crate.
-    let bytes = text.as_bytes();
-    if bytes.len() < 20
-        || bytes[4] != b'-'
-        || bytes[7] != b'-'
-        || !matches!(bytes[10], b'T' | b't' | b' ')
-    {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &text[19..];
-    let mut millis = 0;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits: String = fraction.chars().take_while(char::is_ascii_digit).collect();
-        if digits.is_empty() {
-            return None;
-        }
-        millis = format!("{digits:0<3}")[..3].parse::<i64>().ok()?;
-        rest = &fraction[digits.len()..];
-    }
-    let offset_minutes = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) => {
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (rest[1..3].parse::<i64>().ok()? * 60 + rest[4..6].parse::<i64>().ok()?)
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-    u64::try_from(seconds * 1000 + millis).ok()
+/// Parses an RFC 3339 time (`2026-11-22T18:00:00Z`, with an offset or a fraction) to Unix
+/// milliseconds (before 1970: 0). `jiff` checks every part: the day exists in its month, the
+/// offset is a real one, and any text at all is an error, never a panic.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let when = text.parse::<jiff::Timestamp>().ok()?;
+    Some(u64::try_from(when.as_millisecond()).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -325,6 +328,13 @@ mod tests {
             "2026-13-01T00:00:00Z",
             "2026-11-22T18:00:00",
             "2026-11-22",
+            // Issue 16: a multi-byte character where the offset's digits go panicked the
+            // hand-written parser (byte slicing); a day and an offset that do not exist passed.
+            "2026-11-22T18:00:00+0é00",
+            "2026-11-22T18:00:00+é",
+            "2026-02-30T00:00:00Z",
+            "2026-11-22T18:00:00+99:99",
+            "2026-11-22T24:00:01Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }

@@ -186,7 +186,7 @@ mod tests {
                 .validate()
                 .is_err()
         );
-        let mut deep = r#"{"tag": {"key": "x"}}"#.to_string();
+        let mut deep = r#"{"tag": {"key": "x"}}"#.to_owned();
         for _ in 0..10 {
             deep = format!(r#"{{"not": {deep}}}"#);
         }

@@ -164,6 +164,13 @@ impl PushSubscription {
         &self.endpoint
     }
 
+    /// The endpoint in its one canonical spelling, as the WHATWG URL parser writes it: the
+    /// host lowercased and without a trailing dot, no default port (`:443`), no user info.
+    /// Two spellings of one endpoint give one string, so one subscription id.
+    pub fn canonical_endpoint(&self) -> String {
+        self.endpoint.to_string()
+    }
+
     pub fn keys(&self) -> &SubscriptionKeys {
         &self.keys
     }
@@ -179,16 +186,32 @@ impl PushSubscription {
     }
 }
 
+/// An endpoint's canonical form (see [`PushSubscription::canonical_endpoint`]) without its
+/// keys: what a proof of ownership (endpoint and auth) is looked up by.
+pub fn canonical_endpoint(endpoint: &str) -> Result<String, SubscriptionError> {
+    parse_endpoint(endpoint).map(|uri| uri.to_string())
+}
+
 fn parse_endpoint(endpoint: &str) -> Result<Uri, SubscriptionError> {
-    let url = Url::parse(endpoint).map_err(|e| SubscriptionError::EndpointNotUrl(e.to_string()))?;
+    let mut url =
+        Url::parse(endpoint).map_err(|e| SubscriptionError::EndpointNotUrl(e.to_string()))?;
     if url.scheme() != "https" {
         return Err(SubscriptionError::EndpointNotHttps(url.scheme().to_owned()));
     }
-    if url.host().is_none() {
+    // `push.example.` is `push.example` (a fully qualified name); the parser keeps the dot.
+    let host = match url.host_str() {
+        None | Some("") => return Err(SubscriptionError::EndpointNoHost),
+        Some(host) => host.to_owned(),
+    };
+    let trimmed = host.trim_end_matches('.');
+    if trimmed.is_empty() {
         return Err(SubscriptionError::EndpointNoHost);
     }
+    if trimmed.len() != host.len() {
+        url.set_host(Some(trimmed))
+            .map_err(|e| SubscriptionError::EndpointNotUrl(e.to_string()))?;
+    }
     // The origin is all a push request needs of the user info; an origin has none.
-    let mut url = url;
     let _ = url.set_username("");
     let _ = url.set_password(None);
     url.as_str()
@@ -270,6 +293,36 @@ mod tests {
         assert_eq!(sub.keys().auth().len(), 16);
         let padded = format!("{AUTH}==");
         assert!(PushSubscription::from_parts("https://a.example/x", UA_PUBLIC, &padded).is_ok());
+    }
+
+    #[test]
+    fn one_endpoint_spelled_differently_is_one_canonical_endpoint() {
+        let canonical = "https://fcm.googleapis.com/fcm/send/abc";
+        for spelling in [
+            canonical,
+            "https://FCM.GoogleAPIs.com/fcm/send/abc",
+            "https://fcm.googleapis.com:443/fcm/send/abc",
+            "https://fcm.googleapis.com./fcm/send/abc",
+            "https://user:pw@Fcm.googleapis.com.:443/fcm/send/abc",
+        ] {
+            assert_eq!(
+                canonical_endpoint(spelling).unwrap(),
+                canonical,
+                "{spelling}"
+            );
+        }
+        assert_eq!(
+            canonical_endpoint("https://127.0.0.1:8443/p").unwrap(),
+            "https://127.0.0.1:8443/p"
+        );
+        // The path is the push service's: its case is kept.
+        assert_ne!(
+            canonical_endpoint("https://push.example/ABC").unwrap(),
+            canonical_endpoint("https://push.example/abc").unwrap()
+        );
+        for bad in ["https://./p", "https://../p", "http://push.example/p"] {
+            assert!(canonical_endpoint(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

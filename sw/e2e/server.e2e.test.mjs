@@ -57,14 +57,15 @@ async function startMockPush(dir, keys) {
  * mock's CA; reads what it prints on a first start: the default app's id and API key, and the
  * address it listens on.
  */
-async function startAviso(dir, caFile) {
+async function startAviso(dir, caFile, pushOrigin) {
   const dataDir = join(dir, 'data');
   return startProcess(
     AVISO_BIN,
     ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir],
     {
       AVISO_SDK_DIR: join(REPO, 'sw'),
-      AVISO_ALLOWED_PUSH_HOSTS: '127.0.0.1',
+      // The mock's host and port: an extra push host is allowed on its own port only.
+      AVISO_ALLOWED_PUSH_HOSTS: new URL(pushOrigin).host,
       AVISO_EXTRA_CA_CERTS: caFile,
       AVISO_PUBLIC_RATE_LIMIT: '100000',
       AVISO_ROLE: 'all',
@@ -168,7 +169,7 @@ before(async () => {
   // The scalar as 32 bytes, as the mock's keys file wants it (Node may drop leading zeros).
   const privateKey = Buffer.concat([Buffer.alloc(32), ecdh.getPrivateKey()]).subarray(-32).toString('base64url');
   mockPush = await startMockPush(workDir, { private_key: privateKey, ...keys });
-  aviso = await startAviso(workDir, mockPush.caFile);
+  aviso = await startAviso(workDir, mockPush.caFile, mockPush.origin);
   // Chromium's own notification center rather than the desktop's (D-Bus): fewer runs in which a
   // notification that had been shown and reported was missing from getNotifications().
   browser = await launch({ args: ['--disable-features=NativeNotifications,SystemNotifications'] });

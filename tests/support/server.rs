@@ -44,7 +44,9 @@ impl Aviso {
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .current_dir(dir.path())
-            .env("AVISO_ALLOWED_PUSH_HOSTS", "127.0.0.1")
+            // The fake endpoints of tests/api.rs (the discard port: nothing is ever sent there);
+            // tests with a mock push service name its port in `extra_env`.
+            .env("AVISO_ALLOWED_PUSH_HOSTS", "127.0.0.1:9")
             .env("AVISO_PUBLIC_RATE_LIMIT", "10000")
             .env("AVISO_LOG", "warn")
             .env_remove("AVISO_REDIS_URL")

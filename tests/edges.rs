@@ -213,9 +213,11 @@ async fn a_rotated_key_stops_working_at_once_on_every_instance() {
             .send()
     };
     assert_eq!(list(&aviso.api_key).await.unwrap().status(), StatusCode::OK);
-    // Another process (the CLI) rotates the key in the shared store.
+    // Another process (the CLI) rotates the key in the shared store, with no overlap: the old
+    // key is to stop at once.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
         .args(["apps", "rotate-key", "--json", "--app", &aviso.app_id])
+        .args(["--overlap-seconds", "0"])
         .args(["--redis-url", &redis.url()])
         .output()
         .unwrap();

@@ -26,10 +26,16 @@ impl Shop {
         let ca = tempfile::tempdir().unwrap();
         let ca_path = ca.path().join("ca.pem");
         service.write_ca(&ca_path);
-        let env = vec![(
-            "AVISO_EXTRA_CA_CERTS".to_owned(),
-            ca_path.to_str().unwrap().to_owned(),
-        )];
+        let env = vec![
+            (
+                "AVISO_EXTRA_CA_CERTS".to_owned(),
+                ca_path.to_str().unwrap().to_owned(),
+            ),
+            (
+                "AVISO_ALLOWED_PUSH_HOSTS".to_owned(),
+                service.address().to_string(),
+            ),
+        ];
         let aviso = Aviso::start(redis.as_ref().map(|r| r.url()).as_deref(), &pairs(&env));
         Self {
             service,

@@ -91,7 +91,7 @@ export async function startServers(count) {
   try {
     aviso = await startProcess(AVISO_BIN, ['serve', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
       AVISO_SDK_DIR: join(REPO, 'sw'),
-      AVISO_ALLOWED_PUSH_HOSTS: '127.0.0.1',
+      AVISO_ALLOWED_PUSH_HOSTS: new URL(mock.origin).host,
       AVISO_EXTRA_CA_CERTS: caFile,
       AVISO_PUBLIC_RATE_LIMIT: '100000',
       AVISO_ROLE: 'all',

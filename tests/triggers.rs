@@ -416,3 +416,65 @@ async fn bad_triggers_and_events_are_told_what_to_fix() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Templates: a push's text is rendered from each person's profile (read per batch), with the
+/// template's default for browsers of nobody known.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_personalised_push_reads_each_persons_profile() {
+    let shop = Shop::open(None).await;
+    let aviso = &shop.aviso;
+    shop.browser(aviso, "ana-phone", "ana").await;
+    shop.browser(aviso, "bo-laptop", "bo").await;
+    let stranger = shop.service.subscribe("stranger");
+    let response = shop
+        .client
+        .post(aviso.public("/subscriptions"))
+        .json(&json!({"subscription": stranger}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    for (person, name) in [("ana", "Ana"), ("bo", "Bo")] {
+        let (status, _) = shop
+            .call(
+                aviso,
+                reqwest::Method::PUT,
+                &format!("/v1/profiles/{person}"),
+                json!({"attributes": {"first_name": name, "items": 2}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, created) = shop
+        .call(
+            aviso,
+            reqwest::Method::POST,
+            "/v1/notifications",
+            json!({"audience": "all", "content": {
+                "title": "Hi {{ profile.first_name | default: \"friend\" }}",
+                "body": "{{ profile.items | default: 0 }} items are waiting"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    for (name, title, body) in [
+        ("ana-phone", "Hi Ana", "2 items are waiting"),
+        ("bo-laptop", "Hi Bo", "2 items are waiting"),
+        ("stranger", "Hi friend", "0 items are waiting"),
+    ] {
+        shop.wait_for(name, 1, Duration::from_secs(20)).await;
+        let payload: Value = serde_json::from_slice(&shop.service.plaintexts(name)[0]).unwrap();
+        assert_eq!(payload["notification"]["title"], title, "{payload}");
+        assert_eq!(payload["notification"]["body"], body, "{payload}");
+    }
+    // A template that does not compile is refused at creation, naming the field.
+    let (status, problem) = shop
+        .call(
+            aviso,
+            reqwest::Method::POST,
+            "/v1/notifications",
+            json!({"audience": "all", "content": {"title": "Hi {{ profile.first_name "}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["field"], "content.title", "{problem}");
+}

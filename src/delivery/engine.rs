@@ -419,9 +419,11 @@ impl Engine {
                 (notification.send_at_ms + u64::from(notification.ttl) * 1000)
                     .saturating_sub(now_ms()),
             );
-        let outcomes = self
-            .send_all(prepared, vapid, sender, expires_at, targeted)
-            .await;
+        let (ready, mut outcomes) = self.personalise(store, prepared, targeted).await?;
+        outcomes.extend(
+            self.send_all(prepared, vapid, sender, expires_at, ready)
+                .await,
+        );
 
         let mut recorded = Recorded::default();
         *recorded.counts.entry("sent".to_owned()).or_default() += outcomes.len() as i64;
@@ -442,6 +444,54 @@ impl Engine {
         Ok(recorded)
     }
 
+    /// Each subscriber's payload: the notification's, with its id spliced in, or — when the
+    /// content has template variables — rendered from the subscriber's profile, the batch's
+    /// profiles read in one store call. A rendering that cannot be sent (too large for Web Push)
+    /// is that subscriber's outcome, never the batch's.
+    async fn personalise(
+        &self,
+        store: &dyn Store,
+        prepared: &Prepared,
+        subscriptions: Vec<Subscription>,
+    ) -> Result<(Vec<(Subscription, Vec<u8>)>, Vec<(Subscription, Delivery)>), StoreError> {
+        let template = &prepared.template;
+        if !template.uses_variables() {
+            let ready = subscriptions
+                .into_iter()
+                .map(|subscription| {
+                    let payload = template.render(subscription.id);
+                    (subscription, payload)
+                })
+                .collect();
+            return Ok((ready, Vec::new()));
+        }
+        let mut external_ids: Vec<String> = subscriptions
+            .iter()
+            .filter_map(|subscription| subscription.external_id.clone())
+            .collect();
+        external_ids.sort_unstable();
+        external_ids.dedup();
+        let profiles: HashMap<String, crate::store::Profile> = store
+            .get_profiles(&prepared.notification.app_id, &external_ids)
+            .await?
+            .into_iter()
+            .map(|profile| (profile.external_id.clone(), profile))
+            .collect();
+        let rendered = template.render_batch(&subscriptions, &profiles, None);
+        let mut ready = Vec::with_capacity(subscriptions.len());
+        let mut failed = Vec::new();
+        for (subscription, payload) in subscriptions.into_iter().zip(rendered) {
+            match payload {
+                Ok(payload) => ready.push((subscription, payload)),
+                Err(error) => failed.push((
+                    subscription,
+                    Delivery::Failed(Failure::Personalisation(error)),
+                )),
+            }
+        }
+        Ok((ready, failed))
+    }
+
     /// Sends to each subscriber, [`EngineConfig::concurrency`] messages in flight at most.
     ///
     /// Messages are encrypted and handed to the connections in runs of a quarter of that window,
@@ -454,7 +504,7 @@ impl Engine {
         vapid: &VapidHeaderCache,
         sender: &Sender,
         expires_at: Instant,
-        subscriptions: Vec<Subscription>,
+        subscriptions: Vec<(Subscription, Vec<u8>)>,
     ) -> Vec<(Subscription, Delivery)> {
         let window = self.config.concurrency.max(1);
         let run = (window / 4).max(1);
@@ -467,7 +517,7 @@ impl Engine {
                 // Whole multiples of the batch backend's lanes, so that no lane is wasted.
                 let room = room - room % sender.batch_lanes().min(room);
                 let mut run_of = Vec::with_capacity(room);
-                for subscription in waiting.by_ref().take(room) {
+                for (subscription, payload) in waiting.by_ref().take(room) {
                     let keys =
                         SubscriptionKeys::from_validated(subscription.p256dh, subscription.auth);
                     let push_subscription =
@@ -479,7 +529,6 @@ impl Engine {
                                 continue;
                             }
                         };
-                    let payload = prepared.template.render(subscription.id);
                     run_of.push((subscription, push_subscription, payload));
                 }
                 // The run's encryption is one batch (docs/BENCHMARKS.md, batched cryptography).

@@ -39,6 +39,8 @@ pub enum Delivery {
 pub enum Failure {
     #[error("the payload cannot be encrypted: {0}")]
     Encryption(String),
+    #[error("the personalised content cannot be sent: {0}")]
+    Personalisation(crate::notify::template::RenderError),
     #[error("the VAPID header cannot be made: {0}")]
     Vapid(String),
     #[error("the push service refused the payload size (413)")]
@@ -56,6 +58,7 @@ impl Failure {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Encryption(_) => "encryption",
+            Self::Personalisation(error) => error.label(),
             Self::Vapid(_) => "vapid",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Rejected { .. } => "rejected",

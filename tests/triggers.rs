@@ -91,6 +91,40 @@ impl Shop {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The abandoned-cart rule, with this delay.
+    async fn put_cart_reminder(&self, delay_secs: u64) {
+        let (status, answer) = self
+            .call(
+                &self.aviso,
+                reqwest::Method::PUT,
+                "/v1/triggers/cart-reminder",
+                cart_reminder(delay_secs),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
+    /// `kill -9` of the server, then a new process on the same data file (and the same mock).
+    fn restart(self) -> Self {
+        let Shop {
+            aviso,
+            service,
+            env,
+            client,
+            _ca,
+            _redis,
+        } = self;
+        let aviso = aviso.restart(None, &pairs(&env));
+        Shop {
+            aviso,
+            service,
+            env,
+            client,
+            _ca,
+            _redis,
+        }
+    }
+
     async fn event(&self, aviso: &Aviso, body: Value) -> Value {
         let (status, answer) = self
             .call(aviso, reqwest::Method::POST, "/v1/events", body)
@@ -136,15 +170,7 @@ async fn an_abandoned_cart_is_reminded_once_unless_bought() {
     let aviso = &shop.aviso;
     shop.browser(aviso, "ana-phone", "ana").await;
     shop.browser(aviso, "ana-laptop", "ana").await;
-    let (status, trigger) = shop
-        .call(
-            aviso,
-            reqwest::Method::PUT,
-            "/v1/triggers/cart-reminder",
-            cart_reminder(2),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{trigger}");
+    shop.put_cart_reminder(2).await;
 
     let abandoned = json!({"external_id": "ana", "name": "cart_abandoned", "key": "cart-1",
         "properties": {"items": 2, "total": 59.90}});
@@ -215,39 +241,15 @@ async fn an_abandoned_cart_is_reminded_once_unless_bought() {
 async fn a_pending_send_survives_kill_9_and_is_sent_once() {
     let shop = Shop::open(None).await;
     shop.browser(&shop.aviso, "bo", "bo").await;
-    let (status, _) = shop
-        .call(
-            &shop.aviso,
-            reqwest::Method::PUT,
-            "/v1/triggers/cart-reminder",
-            cart_reminder(3),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    shop.put_cart_reminder(3).await;
     let sent_at = Instant::now();
     shop.event(
         &shop.aviso,
         json!({"external_id": "bo", "name": "cart_abandoned", "key": "c"}),
     )
     .await;
-    let Shop {
-        aviso,
-        service,
-        env,
-        client,
-        _ca,
-        _redis,
-    } = shop;
     // kill -9 between the event and its due time; a new process on the same data file.
-    let aviso = aviso.restart(None, &pairs(&env));
-    let shop = Shop {
-        aviso,
-        service,
-        env,
-        client,
-        _ca,
-        _redis,
-    };
+    let shop = shop.restart();
     let arrived = shop.wait_for("bo", 1, Duration::from_secs(30)).await;
     assert!(
         arrived.duration_since(sent_at) >= Duration::from_secs(3),
@@ -264,15 +266,7 @@ async fn two_instances_on_one_redis_send_each_triggered_push_once_and_never_earl
     let url = redis.url();
     let shop = Shop::open(Some(redis)).await;
     let second = Aviso::start(Some(&url), &pairs(&shop.env));
-    let (status, _) = shop
-        .call(
-            &shop.aviso,
-            reqwest::Method::PUT,
-            "/v1/triggers/cart-reminder",
-            cart_reminder(1),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    shop.put_cart_reminder(1).await;
     for chunk in (0..PROFILES).collect::<Vec<_>>().chunks(50) {
         let names: Vec<(String, String)> = chunk
             .iter()

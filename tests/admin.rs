@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
+use support::http::Fetch;
 use support::server::Aviso;
 
 /// A request with `Authorization: Bearer key`.
@@ -18,7 +19,7 @@ fn with_key(request: RequestBuilder, key: &str) -> RequestBuilder {
 }
 
 async fn answer(request: RequestBuilder) -> (StatusCode, Value) {
-    let response = request.send().await.unwrap();
+    let response = request.sent().await;
     let status = response.status();
     let text = response.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -43,9 +44,8 @@ async fn from_origin(client: &Client, aviso: &Aviso, app_id: &str, origin: &str)
     client
         .get(aviso.url(&format!("/v1/apps/{app_id}/vapid-public-key")))
         .header("origin", origin)
-        .send()
+        .sent()
         .await
-        .unwrap()
         .status()
 }
 
@@ -200,9 +200,8 @@ pub async fn apps_change_while_serving(aviso: Aviso) {
         client.delete(aviso.url(&format!("/v1/admin/apps/{other}"))),
         &aviso.admin_key,
     )
-    .send()
-    .await
-    .unwrap();
+    .sent()
+    .await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     assert_problem(
         &answer(with_key(client.get(aviso.url("/v1/app")), &other_key)).await,
@@ -327,7 +326,7 @@ pub async fn rotated_keys_overlap_then_stop(aviso: Aviso) {
     let keys = aviso.url(&format!("/v1/admin/apps/{}/keys", aviso.app_id));
     let works = |key: String| {
         let request = with_key(client.get(aviso.url("/v1/notifications")), &key);
-        async move { request.send().await.unwrap().status() }
+        async move { request.sent().await.status() }
     };
     assert_eq!(works(aviso.api_key.clone()).await, StatusCode::OK);
 
@@ -373,9 +372,8 @@ pub async fn rotated_keys_overlap_then_stop(aviso: Aviso) {
     let newest = again.1["api_key"].as_str().unwrap().to_owned();
     let id = again.1["key"]["id"].as_str().unwrap().to_owned();
     let revoked = with_key(client.delete(format!("{keys}/{id}")), &aviso.admin_key)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     assert_eq!(works(newest).await, StatusCode::UNAUTHORIZED);
 
@@ -585,9 +583,8 @@ pub async fn history_pages_and_filters(aviso: Aviso) {
         client.post(aviso.url(&format!("/v1/notifications/{}/cancel", ids[0]))),
         &aviso.api_key,
     )
-    .send()
-    .await
-    .unwrap();
+    .sent()
+    .await;
     assert_eq!(cancelled.status(), StatusCode::OK);
     let page = |query: &str| {
         let request = with_key(

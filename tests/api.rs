@@ -6,6 +6,7 @@ mod support;
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
+use support::http::Fetch;
 use support::server::Aviso;
 
 struct Browser {
@@ -63,9 +64,8 @@ async fn subscribe(
     let response = client
         .post(aviso.public("/subscriptions"))
         .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     (
@@ -81,12 +81,8 @@ pub async fn public_endpoints(aviso: Aviso) {
     let client = Client::new();
     let key: Value = client
         .get(aviso.public("/vapid-public-key"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(key["vapid_public_key"], aviso.vapid_public_key.as_str());
 
     let alice = browser(1);
@@ -104,9 +100,8 @@ pub async fn public_endpoints(aviso: Aviso) {
     let response = client
         .get(aviso.public("/vapid-public-key"))
         .header("origin", &aviso.base)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(
         response.headers()["access-control-allow-origin"],
         aviso.base.as_str()
@@ -115,9 +110,8 @@ pub async fn public_endpoints(aviso: Aviso) {
         .request(reqwest::Method::OPTIONS, aviso.public("/subscriptions"))
         .header("origin", &aviso.base)
         .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(
         response.headers()["access-control-allow-methods"]
@@ -131,28 +125,22 @@ pub async fn public_endpoints(aviso: Aviso) {
     let response = client
         .post(aviso.public("/subscriptions/tags"))
         .json(&tags)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
     let identify = json!({"endpoint": alice.endpoint, "auth": alice.auth, "external_id": "crm-1", "identity_hash": identity_hash(&aviso, "crm-1")});
     let response = client
         .post(aviso.public("/subscriptions/identify"))
         .json(&identify)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let profile: Value = client
         .get(aviso.url("/v1/profiles/crm-1"))
         .bearer_auth(&aviso.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(profile["subscriptions"][0]["id"], id.as_str());
     assert_eq!(
         profile["subscriptions"][0]["tags"],
@@ -165,21 +153,16 @@ pub async fn public_endpoints(aviso: Aviso) {
         .post(aviso.url("/v1/notifications"))
         .bearer_auth(&aviso.api_key)
         .json(&json!({"audience": {"subscription_ids": [id]}, "content": {"title": "Hi"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let notification_id = created["id"].as_str().unwrap();
     for kind in ["shown", "clicked", "clicked"] {
         let event = json!({"notification_id": notification_id, "subscription_id": id, "type": kind, "action": "open"});
         let response = client
             .post(aviso.public("/events"))
             .json(&event)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
     let event = json!({"notification_id": "nope", "subscription_id": id, "type": "shown"});
@@ -187,21 +170,16 @@ pub async fn public_endpoints(aviso: Aviso) {
         client
             .post(aviso.public("/events"))
             .json(&event)
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         StatusCode::NOT_FOUND,
     )
     .await;
     let view: Value = client
         .get(aviso.url(&format!("/v1/notifications/{notification_id}")))
         .bearer_auth(&aviso.api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(view["counters"]["shown"], 1);
     assert_eq!(view["counters"]["clicked"], 2);
     assert_eq!(view["counters"]["targeted"], 1);
@@ -210,9 +188,8 @@ pub async fn public_endpoints(aviso: Aviso) {
     let response = client
         .post(aviso.public("/demo/test-push"))
         .json(&owned)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
 
     // Unsubscribe needs the auth secret.
@@ -221,26 +198,23 @@ pub async fn public_endpoints(aviso: Aviso) {
         client
             .post(aviso.public("/subscriptions/unsubscribe"))
             .json(&wrong)
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         StatusCode::FORBIDDEN,
     )
     .await;
     let response = client
         .post(aviso.public("/subscriptions/unsubscribe"))
         .json(&owned)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     problem(
         client
             .post(aviso.public("/subscriptions/unsubscribe"))
             .json(&owned)
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -260,36 +234,29 @@ pub async fn server_endpoints(aviso: Aviso) {
 
     let profile: Value = auth(client.put(aviso.url("/v1/profiles/crm-7")))
         .json(&json!({"attributes": {"age": 41, "vip": true, "name": "Ana"}, "tags": {"city": "Porto"}}))
-        .send().await.unwrap().json().await.unwrap();
+        .json_body().await;
     assert_eq!(
         profile["attributes"],
         json!({"age": 41.0, "vip": true, "name": "Ana"})
     );
     let response = auth(client.post(aviso.url("/v1/profiles/crm-7/subscriptions")))
         .json(&json!({"subscription_id": ids[0]}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let response = auth(client.post(aviso.url("/v1/profiles/crm-7/subscriptions")))
         .json(&json!({"subscription_id": ids[1]}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let profile: Value = auth(client.get(aviso.url("/v1/profiles/crm-7")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(profile["subscriptions"].as_array().unwrap().len(), 2);
     problem(
         auth(client.get(aviso.url("/v1/profiles/nobody")))
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -298,22 +265,14 @@ pub async fn server_endpoints(aviso: Aviso) {
     let jsonl = "{\"external_id\": \"a\", \"attributes\": {\"score\": 3}}\n\nnot json\n{\"external_id\": \"b\", \"tags\": {\"x\": \"y\"}}\n";
     let report: Value = auth(client.post(aviso.url("/v1/profile-imports")))
         .body(jsonl)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(report["imported"], 2);
     assert_eq!(report["failed"], 1);
     assert_eq!(report["errors"][0]["line"], 3);
     let imported: Value = auth(client.get(aviso.url("/v1/profiles/a")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(imported["attributes"]["score"], 3.0);
 
     // Notifications of every audience; one-to-one ones know their targets at once.
@@ -365,19 +324,14 @@ pub async fn server_endpoints(aviso: Aviso) {
     assert_eq!(retry.json::<Value>().await.unwrap()["id"], first["id"]);
 
     let list: Value = auth(client.get(aviso.url("/v1/notifications?limit=2")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(list["notifications"].as_array().unwrap().len(), 2);
     assert_eq!(list["notifications"][0]["id"], first["id"], "newest first");
     problem(
         auth(client.get(aviso.url("/v1/notifications?limit=0")))
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         StatusCode::BAD_REQUEST,
     )
     .await;
@@ -386,56 +340,40 @@ pub async fn server_endpoints(aviso: Aviso) {
         "/v1/notifications/{}/cancel",
         all["id"].as_str().unwrap()
     ))))
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .json_body()
+    .await;
     assert_eq!(cancelled["status"], "cancelled");
     problem(
         auth(client.get(aviso.url("/v1/notifications/missing")))
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         StatusCode::NOT_FOUND,
     )
     .await;
 
     // GDPR erasure takes the profile's subscriptions with it.
     let erased: Value = auth(client.delete(aviso.url("/v1/profiles/crm-7")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(erased["deleted_subscriptions"], 2);
     problem(
         auth(client.get(aviso.url("/v1/profiles/crm-7")))
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         StatusCode::NOT_FOUND,
     )
     .await;
 
     // Operations.
     assert_eq!(
-        client
-            .get(aviso.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        client.get(aviso.url("/healthz")).sent().await.status(),
         StatusCode::OK
     );
     assert_eq!(
         client
             .get(aviso.url("/readyz"))
-            .send()
+            .sent()
             .await
-            .unwrap()
             .text()
             .await
             .unwrap(),
@@ -446,14 +384,7 @@ pub async fn server_endpoints(aviso: Aviso) {
         metrics.contains("aviso_notifications_created_total"),
         "{metrics}"
     );
-    let openapi: Value = client
-        .get(aviso.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi: Value = client.get(aviso.url("/openapi.json")).json_body().await;
     assert!(openapi["paths"]["/v1/notifications"]["post"].is_object());
 }
 
@@ -466,9 +397,8 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         .post(aviso.public("/subscriptions"))
         .header("content-type", "application/json")
         .body("{\"subscription\": ")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(
         problem(bad_json, StatusCode::BAD_REQUEST).await["detail"]
             .as_str()
@@ -490,9 +420,8 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
     let not_json = client
         .post(aviso.public("/subscriptions"))
         .body("x")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
 
     let mut bad_keys = alice.subscription.clone();
@@ -577,9 +506,8 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         .post(aviso.public("/subscriptions"))
         .header("origin", "https://evil.example")
         .json(&json!({"subscription": alice.subscription}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(
         problem(evil, StatusCode::FORBIDDEN).await["detail"]
             .as_str()
@@ -590,16 +518,14 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         .post(aviso.public("/subscriptions"))
         .header("content-type", "application/json")
         .body(format!("{{\"x\": \"{}\"}}", "a".repeat(100_000)))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     problem(huge, StatusCode::PAYLOAD_TOO_LARGE).await;
     problem(
         client
             .get(aviso.url("/v1/apps/nope/vapid-public-key"))
-            .send()
-            .await
-            .unwrap(),
+            .sent()
+            .await,
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -670,7 +596,7 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
     .await;
     assert!(body["detail"].as_str().unwrap().contains("ttl"), "{body}");
     problem(
-        client.get(aviso.url("/nowhere")).send().await.unwrap(),
+        client.get(aviso.url("/nowhere")).sent().await,
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -691,9 +617,8 @@ async fn public_endpoints_are_rate_limited_per_address() {
         statuses.push(
             client
                 .get(aviso.public("/vapid-public-key"))
-                .send()
+                .sent()
                 .await
-                .unwrap()
                 .status(),
         );
     }
@@ -701,21 +626,12 @@ async fn public_endpoints_are_rate_limited_per_address() {
         statuses.iter().take(4).all(|s| *s == StatusCode::OK),
         "{statuses:?}"
     );
-    let limited = client
-        .get(aviso.public("/vapid-public-key"))
-        .send()
-        .await
-        .unwrap();
+    let limited = client.get(aviso.public("/vapid-public-key")).sent().await;
     assert_eq!(limited.headers()["retry-after"], "1");
     problem(limited, StatusCode::TOO_MANY_REQUESTS).await;
     // Server endpoints are not rate limited by address.
     assert_eq!(
-        client
-            .get(aviso.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        client.get(aviso.url("/healthz")).sent().await.status(),
         StatusCode::OK
     );
 }
@@ -728,9 +644,8 @@ async fn public_statuses(aviso: &Aviso, forwarded_for: &str, n: usize) -> Vec<St
         let response = client
             .get(aviso.public("/vapid-public-key"))
             .header("x-forwarded-for", forwarded_for)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         statuses.push(response.status());
     }
     statuses

@@ -11,6 +11,7 @@ use aviso_loadtest::{Throttle, Unavailable};
 use http::StatusCode;
 use reqwest::Client;
 use serde_json::{Value, json};
+use support::http::Fetch;
 use support::push_service::{self, MockConfig, MockExt, MockPushService};
 use support::server::Aviso;
 
@@ -79,9 +80,7 @@ async fn broadcast(setup: &Setup) -> String {
         .post(setup.aviso.url("/v1/notifications"))
         .bearer_auth(&setup.aviso.api_key)
         .json(&json!({"audience": "all", "content": {"title": "Sale", "body": "Today only", "url": "https://shop.example/sale"}, "ttl": 600, "urgency": "high", "topic": "sale"}))
-        .send()
-        .await
-        .unwrap();
+        .sent().await;
     assert_eq!(response.status(), reqwest::StatusCode::CREATED);
     response.json::<Value>().await.unwrap()["id"]
         .as_str()
@@ -100,12 +99,8 @@ async fn wait_for_counters(client: &Client, aviso: &Aviso, id: &str, expected: i
         let view: Value = client
             .get(aviso.url(&format!("/v1/notifications/{id}")))
             .bearer_auth(&aviso.api_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .json_body()
+            .await;
         let counters = view["counters"].clone();
         let finished = ["delivered", "expired"]
             .iter()
@@ -319,12 +314,8 @@ async fn two_instances_share_a_broadcast_and_survive_a_kill() {
         .post(a.url("/v1/notifications"))
         .bearer_auth(&a.api_key)
         .json(&json!({"audience": "all", "content": {"title": "Big sale"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     let id = created["id"].as_str().unwrap().to_owned();
 
     // Midway, after both instances have sent, kill one.

@@ -8,6 +8,7 @@ mod support;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use support::http::Fetch;
 use support::server::Aviso;
 
 /// A browser subscription at `endpoint`, keys made by the `ece` crate.
@@ -25,9 +26,8 @@ async fn subscribe(client: &Client, aviso: &Aviso, subscription: &Value) -> (Sta
     let response = client
         .post(aviso.public("/subscriptions"))
         .json(&json!({ "subscription": subscription }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     (response.status(), response.json().await.unwrap())
 }
 
@@ -129,9 +129,8 @@ async fn one_endpoint_spelled_differently_is_one_subscription() {
     let response = client
         .post(aviso.public("/subscriptions/unsubscribe"))
         .json(&json!({"endpoint": "https://Push.Test.:443/p/1", "auth": auth}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
 
@@ -195,9 +194,8 @@ async fn the_rate_limits_answer_with_cors_headers_and_many_addresses_meet_the_ap
         .get(aviso.public("/vapid-public-key"))
         .header("origin", "https://evil.example")
         .header("x-forwarded-for", "192.0.2.1")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(evil.headers().get("access-control-allow-origin").is_none());
 }
 
@@ -287,9 +285,8 @@ async fn metrics_are_described_at_start_and_latency_is_labelled_by_route() {
         let response = client
             .get(aviso.url(&format!("/v1/notifications/{id}")))
             .bearer_auth(&aviso.api_key)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
     let text = aviso.metrics(&client).await;
@@ -311,9 +308,8 @@ async fn a_send_at_that_panicked_the_old_parser_is_a_400_naming_it() {
             .post(aviso.url("/v1/notifications"))
             .bearer_auth(&aviso.api_key)
             .json(&json!({"audience": "all", "send_at": send_at, "content": {"title": "Hi"}}))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{send_at}");
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["field"], "send_at");

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use aviso::notify::model::{Audience, Content, Notification, Status};
 use aviso::store::{
-    App, AppStore, AttributeValue, BatchOutcome, Lane, LedgerStore, NewNotification,
-    NotificationStore, ProfileStore, ProfileUpdate, Progress, SHARDS, ScanCursor, Scheduled,
-    Settle, Store, StoreError, Subscription, SubscriptionId, SubscriptionStore, Task, TaskStep,
-    TaskTarget, Upserted, hash_api_key,
+    App, AppStore, AttributeValue, BatchOutcome, KeyClaim, Lane, Lease, LedgerStore,
+    NewNotification, NotificationStore, ProfileStore, ProfileUpdate, Progress, SHARDS, ScanCursor,
+    Scheduled, Settle, Store, StoreError, Subscription, SubscriptionId, SubscriptionStore, Task,
+    TaskStep, TaskTarget, Upserted, hash_api_key,
 };
 use aviso::triggers::model::{PendingSend, Repeat, Trigger, TriggerRequest};
 
@@ -71,10 +71,28 @@ fn note(app_id: &str, id: &str, version: u32) -> Notification {
     }
 }
 
-fn counted<'a>(counters: &'a [(&'a str, i64)]) -> BatchOutcome<'a> {
+fn counted<'a>(counters: &'a [(&'a str, i64)], step: TaskStep<'a>) -> BatchOutcome<'a> {
     BatchOutcome {
         counters,
         gone: &[],
+        step,
+    }
+}
+
+/// Nothing sent: the task's progress saved and its lease extended.
+fn checkpoint(progress: &Progress, lease: Duration) -> BatchOutcome<'_> {
+    BatchOutcome::step(TaskStep::Checkpoint { progress, lease })
+}
+
+fn held_by(worker: &str, ttl: Duration) -> Lease<'_> {
+    Lease { worker, ttl }
+}
+
+fn key_claim<'a>(app_id: &'a str, key: &'a str, holder: &'a str) -> KeyClaim<'a> {
+    KeyClaim {
+        app_id,
+        key,
+        holder,
     }
 }
 
@@ -344,21 +362,21 @@ pub async fn notifications_counters_and_limits(store: Arc<dyn Store>) {
     let ttl = Duration::from_secs(60);
     assert_eq!(
         store
-            .claim_idempotency_key("n", "k1", "n1", ttl)
+            .claim_idempotency_key(key_claim("n", "k1", "n1"), ttl)
             .await
             .unwrap(),
         None
     );
     assert_eq!(
         store
-            .claim_idempotency_key("n", "k1", "n9", ttl)
+            .claim_idempotency_key(key_claim("n", "k1", "n9"), ttl)
             .await
             .unwrap(),
         Some("n1".into())
     );
     assert_eq!(
         store
-            .claim_idempotency_key("other", "k1", "n9", ttl)
+            .claim_idempotency_key(key_claim("other", "k1", "n9"), ttl)
             .await
             .unwrap(),
         None
@@ -417,7 +435,7 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
         .await
         .unwrap();
     let claim = store
-        .claim_task(Lane::Priority, "w1", Duration::from_secs(30))
+        .claim_task(Lane::Priority, held_by("w1", Duration::from_secs(30)))
         .await
         .unwrap()
         .expect("the created task is claimable");
@@ -433,7 +451,7 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
     );
     assert!(
         store
-            .claim_task(Lane::Priority, "w2", Duration::from_secs(30))
+            .claim_task(Lane::Priority, held_by("w2", Duration::from_secs(30)))
             .await
             .unwrap()
             .is_none(),
@@ -474,7 +492,7 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     assert_eq!(store.pending_tasks(Lane::Priority).await.unwrap(), 1);
 
     let p = store
-        .claim_task(Lane::Priority, "w1", lease)
+        .claim_task(Lane::Priority, held_by("w1", lease))
         .await
         .unwrap()
         .unwrap();
@@ -484,7 +502,7 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     );
     assert!(
         store
-            .claim_task(Lane::Priority, "w2", lease)
+            .claim_task(Lane::Priority, held_by("w2", lease))
             .await
             .unwrap()
             .is_none()
@@ -493,8 +511,7 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     store
         .record_batch(
             &p,
-            counted(&[("sent", 1), ("delivered", 1)]),
-            TaskStep::Complete,
+            counted(&[("sent", 1), ("delivered", 1)], TaskStep::Complete),
         )
         .await
         .unwrap();
@@ -502,7 +519,7 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     assert_eq!(store.counters("n2").await.unwrap()["delivered"], 1);
 
     let a = store
-        .claim_task(Lane::Bulk, "w1", lease)
+        .claim_task(Lane::Bulk, held_by("w1", lease))
         .await
         .unwrap()
         .unwrap();
@@ -510,7 +527,7 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     assert_eq!(a.previous_claims, 0);
     assert!(
         store
-            .claim_task(Lane::Bulk, "w2", lease)
+            .claim_task(Lane::Bulk, held_by("w2", lease))
             .await
             .unwrap()
             .is_none(),
@@ -520,12 +537,15 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
         cursor: ScanCursor(vec![1, 2, 3]),
         processed: 10,
     };
-    store.checkpoint_task(&a, &progress, lease).await.unwrap();
+    store
+        .record_batch(&a, checkpoint(&progress, lease))
+        .await
+        .unwrap();
 
     // The lease runs out: another worker takes over from the checkpoint; the old claim is fenced.
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
     let b = store
-        .claim_task(Lane::Bulk, "w2", lease)
+        .claim_task(Lane::Bulk, held_by("w2", lease))
         .await
         .unwrap()
         .unwrap();
@@ -533,11 +553,13 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     assert_eq!(b.progress, progress);
     assert_eq!(b.previous_claims, 1);
     assert!(matches!(
-        store.checkpoint_task(&a, &progress, lease).await,
+        store.record_batch(&a, checkpoint(&progress, lease)).await,
         Err(StoreError::LeaseLost)
     ));
     assert!(matches!(
-        store.complete_task(&a).await,
+        store
+            .record_batch(&a, BatchOutcome::step(TaskStep::Complete))
+            .await,
         Err(StoreError::LeaseLost)
     ));
     // The fenced worker's last batch went out: its counters count, its checkpoint does not.
@@ -550,12 +572,12 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
         lease,
     };
     assert!(matches!(
-        store.record_batch(&a, counted(&[("sent", 3)]), step).await,
+        store.record_batch(&a, counted(&[("sent", 3)], step)).await,
         Err(StoreError::LeaseLost)
     ));
     assert_eq!(store.counters("n1").await.unwrap()["sent"], 3);
     store
-        .record_batch(&b, counted(&[("sent", 2)]), step)
+        .record_batch(&b, counted(&[("sent", 2)], step))
         .await
         .unwrap();
     assert_eq!(store.counters("n1").await.unwrap()["sent"], 5);
@@ -563,7 +585,7 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     // Cancelling removes every task of the notification; the holder loses its lease.
     assert_eq!(store.cancel_tasks("n1").await.unwrap(), 2);
     assert!(matches!(
-        store.checkpoint_task(&b, &progress, lease).await,
+        store.record_batch(&b, checkpoint(&progress, lease)).await,
         Err(StoreError::LeaseLost)
     ));
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 0);
@@ -603,7 +625,7 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
     let mut unsaved_batch = 0;
     // Worker A: three checkpointed batches, then a fourth it hands out but dies before saving.
     let a = store
-        .claim_task(Lane::Bulk, "worker-a", lease)
+        .claim_task(Lane::Bulk, held_by("worker-a", lease))
         .await
         .unwrap()
         .unwrap();
@@ -624,20 +646,23 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
         }
         progress.cursor = scanned.next.clone().unwrap();
         progress.processed += scanned.subscriptions.len() as u64;
-        store.checkpoint_task(&a, &progress, lease).await.unwrap();
+        store
+            .record_batch(&a, checkpoint(&progress, lease))
+            .await
+            .unwrap();
     }
 
     // Worker B: after the lease runs out, resumes and finishes.
     assert!(
         store
-            .claim_task(Lane::Bulk, "worker-b", lease)
+            .claim_task(Lane::Bulk, held_by("worker-b", lease))
             .await
             .unwrap()
             .is_none()
     );
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
     let b = store
-        .claim_task(Lane::Bulk, "worker-b", lease)
+        .claim_task(Lane::Bulk, held_by("worker-b", lease))
         .await
         .unwrap()
         .unwrap();
@@ -655,12 +680,18 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
         match scanned.next {
             Some(next) => {
                 resumed.cursor = next;
-                store.checkpoint_task(&b, &resumed, lease).await.unwrap();
+                store
+                    .record_batch(&b, checkpoint(&resumed, lease))
+                    .await
+                    .unwrap();
             }
             None => break,
         }
     }
-    store.complete_task(&b).await.unwrap();
+    store
+        .record_batch(&b, BatchOutcome::step(TaskStep::Complete))
+        .await
+        .unwrap();
 
     assert_eq!(
         handed_out.keys().copied().collect::<HashSet<_>>(),
@@ -858,7 +889,7 @@ pub async fn a_batch_record_deletes_its_gone_subscriptions(store: Arc<dyn Store>
         .await
         .unwrap();
     let claim = store
-        .claim_task(Lane::Bulk, "w", lease)
+        .claim_task(Lane::Bulk, held_by("w", lease))
         .await
         .unwrap()
         .unwrap();
@@ -871,8 +902,9 @@ pub async fn a_batch_record_deletes_its_gone_subscriptions(store: Arc<dyn Store>
     let outcome = BatchOutcome {
         counters: &[("sent", 2), ("expired", 2)],
         gone: &gone,
+        step,
     };
-    store.record_batch(&claim, outcome, step).await.unwrap();
+    store.record_batch(&claim, outcome).await.unwrap();
     assert_eq!(store.get_subscription("g", subs[0].id).await.unwrap(), None);
     assert_eq!(store.get_subscription("g", subs[2].id).await.unwrap(), None);
     assert_eq!(store.count_subscriptions("g").await.unwrap(), 2);
@@ -890,7 +922,7 @@ pub async fn a_batch_record_deletes_its_gone_subscriptions(store: Arc<dyn Store>
     // A fenced claim's gone subscriptions are deleted too.
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
     let _taken_over = store
-        .claim_task(Lane::Bulk, "w2", lease)
+        .claim_task(Lane::Bulk, held_by("w2", lease))
         .await
         .unwrap()
         .unwrap();
@@ -898,11 +930,10 @@ pub async fn a_batch_record_deletes_its_gone_subscriptions(store: Arc<dyn Store>
     let outcome = BatchOutcome {
         counters: &[("expired", 1)],
         gone: &late,
+        step: TaskStep::Complete,
     };
     assert!(matches!(
-        store
-            .record_batch(&claim, outcome, TaskStep::Complete)
-            .await,
+        store.record_batch(&claim, outcome).await,
         Err(StoreError::LeaseLost)
     ));
     assert_eq!(store.get_subscription("g", subs[3].id).await.unwrap(), None);
@@ -915,30 +946,30 @@ pub async fn idempotency_keys_are_kept_or_released_by_their_holder(store: Arc<dy
     let short = Duration::from_secs(30);
     assert_eq!(
         store
-            .claim_idempotency_key("ik", "k", "n1", short)
+            .claim_idempotency_key(key_claim("ik", "k", "n1"), short)
             .await
             .unwrap(),
         None
     );
     // Someone else cannot release it.
     store
-        .settle_idempotency_key("ik", "k", "n2", Settle::Release)
+        .settle_idempotency_key(key_claim("ik", "k", "n2"), Settle::Release)
         .await
         .unwrap();
     assert_eq!(
         store
-            .claim_idempotency_key("ik", "k", "n2", short)
+            .claim_idempotency_key(key_claim("ik", "k", "n2"), short)
             .await
             .unwrap(),
         Some("n1".into())
     );
     store
-        .settle_idempotency_key("ik", "k", "n1", Settle::Release)
+        .settle_idempotency_key(key_claim("ik", "k", "n1"), Settle::Release)
         .await
         .unwrap();
     assert_eq!(
         store
-            .claim_idempotency_key("ik", "k", "n3", short)
+            .claim_idempotency_key(key_claim("ik", "k", "n3"), short)
             .await
             .unwrap(),
         None
@@ -947,19 +978,22 @@ pub async fn idempotency_keys_are_kept_or_released_by_their_holder(store: Arc<dy
     let brief = Duration::from_millis(200);
     assert_eq!(
         store
-            .claim_idempotency_key("ik", "k2", "n4", brief)
+            .claim_idempotency_key(key_claim("ik", "k2", "n4"), brief)
             .await
             .unwrap(),
         None
     );
     store
-        .settle_idempotency_key("ik", "k2", "n4", Settle::Keep(Duration::from_secs(60)))
+        .settle_idempotency_key(
+            key_claim("ik", "k2", "n4"),
+            Settle::Keep(Duration::from_secs(60)),
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         store
-            .claim_idempotency_key("ik", "k2", "n5", short)
+            .claim_idempotency_key(key_claim("ik", "k2", "n5"), short)
             .await
             .unwrap(),
         Some("n4".into())
@@ -1053,7 +1087,7 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
     assert_eq!(listed, [other_cart.clone(), later.clone()], "soonest first");
     assert!(
         store
-            .claim_due_sends("w", Duration::from_secs(30), 10)
+            .claim_due_sends(held_by("w", Duration::from_secs(30)), 10)
             .await
             .unwrap()
             .is_empty(),
@@ -1081,7 +1115,7 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
             let mut mine = Vec::new();
             loop {
                 let batch = store
-                    .claim_due_sends(&format!("w{w}"), Duration::from_secs(30), 7)
+                    .claim_due_sends(held_by(&format!("w{w}"), Duration::from_secs(30)), 7)
                     .await
                     .unwrap();
                 if batch.is_empty() {
@@ -1110,7 +1144,10 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
     let lease = Duration::from_millis(200);
     let due = pending("tr", "cart", "bo", "k", now.saturating_sub(10));
     store.schedule_send(&due, Repeat::Ignore).await.unwrap();
-    let first = store.claim_due_sends("w1", lease, 10).await.unwrap();
+    let first = store
+        .claim_due_sends(held_by("w1", lease), 10)
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1);
     let mut again = due.clone();
     again.event_at_ms += 1;
@@ -1122,11 +1159,17 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
         store.finish_send(&first[0]).await,
         Err(StoreError::LeaseLost)
     ));
-    let rearmed = store.claim_due_sends("w2", lease, 10).await.unwrap();
+    let rearmed = store
+        .claim_due_sends(held_by("w2", lease), 10)
+        .await
+        .unwrap();
     assert_eq!(rearmed.len(), 1);
     assert_eq!(rearmed[0].send, again);
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
-    let taken_over = store.claim_due_sends("w3", lease, 10).await.unwrap();
+    let taken_over = store
+        .claim_due_sends(held_by("w3", lease), 10)
+        .await
+        .unwrap();
     assert_eq!(taken_over.len(), 1, "claimable again after its lease");
     assert!(matches!(
         store.finish_send(&rearmed[0]).await,
@@ -1194,22 +1237,20 @@ async fn embedded() -> (Arc<dyn Store>, tempfile::TempDir) {
 
 conformance!(embedded_store, embedded());
 
+async fn redis_at(url: &str) -> Arc<dyn Store> {
+    Arc::new(aviso::store::redis::RedisStore::connect(url).await.unwrap())
+}
+
 async fn single_redis() -> (Arc<dyn Store>, support::redis::RedisServer) {
     let server = support::redis::RedisServer::start();
-    let store = aviso::store::redis::RedisStore::connect(&server.url())
-        .await
-        .unwrap();
-    (Arc::new(store), server)
+    (redis_at(&server.url()).await, server)
 }
 
 conformance!(single_redis_store, single_redis());
 
 async fn redis_cluster() -> (Arc<dyn Store>, support::redis::RedisCluster) {
     let cluster = support::redis::RedisCluster::start();
-    let store = aviso::store::redis::RedisStore::connect(&cluster.url())
-        .await
-        .unwrap();
-    (Arc::new(store), cluster)
+    (redis_at(&cluster.url()).await, cluster)
 }
 
 conformance!(redis_cluster_store, redis_cluster());

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use support::http::Fetch;
 use support::push_service::{self, MockConfig, MockExt, MockPushService};
 use support::server::Aviso;
 
@@ -55,9 +56,8 @@ impl Shop {
             .client
             .post(public)
             .json(&json!({"subscription": subscription}))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let id = response.json::<Value>().await.unwrap()["subscription_id"].clone();
         let response = self
@@ -65,9 +65,8 @@ impl Shop {
             .post(aviso.url(&format!("/v1/profiles/{person}/subscriptions")))
             .bearer_auth(&self.aviso.api_key)
             .json(&json!({"subscription_id": id}))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
 
@@ -84,9 +83,8 @@ impl Shop {
             .request(method, aviso.url(path))
             .bearer_auth(&self.aviso.api_key)
             .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -106,23 +104,8 @@ impl Shop {
 
     /// `kill -9` of the server, then a new process on the same data file (and the same mock).
     fn restart(self) -> Self {
-        let Shop {
-            aviso,
-            service,
-            env,
-            client,
-            _ca,
-            _redis,
-        } = self;
-        let aviso = aviso.restart(None, &pairs(&env));
-        Shop {
-            aviso,
-            service,
-            env,
-            client,
-            _ca,
-            _redis,
-        }
+        let aviso = self.aviso.restart(None, &pairs(&self.env));
+        Shop { aviso, ..self }
     }
 
     async fn event(&self, aviso: &Aviso, body: Value) -> Value {
@@ -424,9 +407,8 @@ async fn a_personalised_push_reads_each_persons_profile() {
         .client
         .post(aviso.public("/subscriptions"))
         .json(&json!({"subscription": stranger}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     for (person, name) in [("ana", "Ana"), ("bo", "Bo")] {
         let (status, _) = shop

@@ -12,7 +12,7 @@ use crate::apps::{create_app, hex, issue_key};
 use crate::config::{Config, Role, ServeArgs};
 use crate::delivery::{Engine, EngineConfig, RetryPolicy, Sender};
 use crate::notify::service::TasksPlanned;
-use crate::store::{self, Scope, Store, now_ms};
+use crate::store::{self, KeyClaim, Scope, Store, now_ms};
 use crate::transport::{ClientConfig, PushClient};
 use crate::triggers::runner::{RunnerConfig, TriggerRunner};
 
@@ -244,7 +244,14 @@ async fn ensure_an_app(store: &dyn Store, config: &Config) -> anyhow::Result<()>
     // Instances started together on an empty Redis would each make one: the first to take
     // this key makes it (the key store is the idempotency keys', a first-writer-wins SET NX).
     if let Some(other) = store
-        .claim_idempotency_key("", "aviso:default-app", &created.app.id, DEFAULT_APP_CLAIM)
+        .claim_idempotency_key(
+            KeyClaim {
+                app_id: "",
+                key: "aviso:default-app",
+                holder: &created.app.id,
+            },
+            DEFAULT_APP_CLAIM,
+        )
         .await?
     {
         tracing::info!(app_id = %other, "another instance is creating the default app");

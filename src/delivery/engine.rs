@@ -28,8 +28,8 @@ use crate::push::{
     VapidKey,
 };
 use crate::store::{
-    BatchOutcome, ClaimedTask, Lane, Progress, Store, StoreError, Subscription, SubscriptionId,
-    TaskStep, TaskTarget, now_ms,
+    BatchOutcome, ClaimedTask, Lane, Lease, Progress, Store, StoreError, Subscription,
+    SubscriptionId, TaskStep, TaskTarget, now_ms,
 };
 
 /// How the engine runs.
@@ -61,6 +61,16 @@ pub struct EngineConfig {
     /// leave, instead of an equal share beside them, so that a one-to-one push waits less for a
     /// core. When nothing else runs, the broadcast still has every core.
     pub bulk_nice: u8,
+}
+
+impl EngineConfig {
+    /// This worker's claim on a task.
+    fn lease(&self) -> Lease<'_> {
+        Lease {
+            worker: &self.worker_id,
+            ttl: self.lease,
+        }
+    }
 }
 
 /// Work shared by the lanes' workers.
@@ -138,8 +148,9 @@ async fn record(
     let outcome = BatchOutcome {
         counters: &counters,
         gone: &recorded.gone,
+        step,
     };
-    match store.record_batch(claim, outcome, step).await {
+    match store.record_batch(claim, outcome).await {
         Err(StoreError::LeaseLost) => Ok(TaskEnd::Stopped),
         Err(error) => Err(error),
         Ok(()) if matches!(step, TaskStep::Complete) => Ok(TaskEnd::Done),
@@ -280,7 +291,7 @@ impl Engine {
         while !*shutdown.borrow() {
             let claimed = self
                 .store_for(lane)
-                .claim_task(lane, &self.config.worker_id, self.config.lease)
+                .claim_task(lane, self.config.lease())
                 .await;
             match claimed {
                 Ok(Some(task)) => {
@@ -323,11 +334,15 @@ impl Engine {
             .prepare(self.store_for(claim.task.lane), &claim.task.notification_id)
             .await?
         else {
-            self.store_for(claim.task.lane).complete_task(claim).await?;
+            self.store_for(claim.task.lane)
+                .record_batch(claim, BatchOutcome::step(TaskStep::Complete))
+                .await?;
             return Ok(TaskEnd::Done);
         };
         if prepared.notification.status == Status::Cancelled {
-            self.store_for(claim.task.lane).complete_task(claim).await?;
+            self.store_for(claim.task.lane)
+                .record_batch(claim, BatchOutcome::step(TaskStep::Complete))
+                .await?;
             return Ok(TaskEnd::Done);
         }
         let vapid = self

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::model::{FieldError, Status};
 use super::{Notification, NotificationRequest, plan};
-use crate::store::{App, NewNotification, Settle, Store, StoreError, Task, now_ms};
+use crate::store::{App, KeyClaim, NewNotification, Settle, Store, StoreError, Task, now_ms};
 
 /// How long an idempotency key keeps answering with the first notification.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -93,9 +93,14 @@ impl<'a> NotificationService<'a> {
             )
             .into());
         }
+        let claim = KeyClaim {
+            app_id: &app.id,
+            key: &key,
+            holder: &notification.id,
+        };
         let claimed = self
             .store
-            .claim_idempotency_key(&app.id, &key, &notification.id, CREATING_WINDOW)
+            .claim_idempotency_key(claim, CREATING_WINDOW)
             .await?;
         if let Some(holder) = claimed {
             let first = self
@@ -105,16 +110,18 @@ impl<'a> NotificationService<'a> {
                 .ok_or(NotifyError::BeingCreated)?;
             return Ok(Created::Earlier(first));
         }
-        let id = notification.id.clone();
+        let (app_id, id) = (app.id.clone(), notification.id.clone());
+        let claim = KeyClaim {
+            app_id: &app_id,
+            key: &key,
+            holder: &id,
+        };
         let created = self.store_new(notification).await;
         let settle = match &created {
             Ok(_) => Settle::Keep(IDEMPOTENCY_WINDOW),
             Err(_) => Settle::Release,
         };
-        let settled = self
-            .store
-            .settle_idempotency_key(&app.id, &key, &id, settle)
-            .await;
+        let settled = self.store.settle_idempotency_key(claim, settle).await;
         match (created, settled) {
             (Err(error), _) => Err(error),
             (Ok(created), Ok(())) => Ok(created),

@@ -55,34 +55,17 @@ mod tests {
 
     #[test]
     fn recognises_the_big_four_and_nothing_else() {
-        assert_eq!(
-            PushService::from_host("fcm.googleapis.com"),
-            PushService::Fcm
-        );
-        assert_eq!(
-            PushService::from_host("updates.push.services.mozilla.com"),
-            PushService::Mozilla
-        );
-        assert_eq!(
-            PushService::from_host("web.push.apple.com"),
-            PushService::Apple
-        );
-        assert_eq!(
-            PushService::from_host("api.push.apple.com"),
-            PushService::Apple
-        );
-        assert_eq!(
-            PushService::from_host("wns2-par02p.notify.windows.com"),
-            PushService::Wns
-        );
-        assert_eq!(
-            PushService::from_host("evilpush.apple.com"),
-            PushService::Other
-        );
-        assert_eq!(
-            PushService::from_host("push.apple.com.evil.example"),
-            PushService::Other
-        );
-        assert_eq!(PushService::from_host("127.0.0.1"), PushService::Other);
+        for (host, service) in [
+            ("fcm.googleapis.com", PushService::Fcm),
+            ("updates.push.services.mozilla.com", PushService::Mozilla),
+            ("web.push.apple.com", PushService::Apple),
+            ("api.push.apple.com", PushService::Apple),
+            ("wns2-par02p.notify.windows.com", PushService::Wns),
+            ("evilpush.apple.com", PushService::Other),
+            ("push.apple.com.evil.example", PushService::Other),
+            ("127.0.0.1", PushService::Other),
+        ] {
+            assert_eq!(PushService::from_host(host), service, "{host}");
+        }
     }
 }

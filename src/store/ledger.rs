@@ -82,44 +82,48 @@ pub enum TaskStep<'a> {
     Complete,
 }
 
-/// What a delivered batch leaves to record.
-#[derive(Debug, Clone, Copy, Default)]
+/// Who claims work, and for how long: the claim is theirs until `ttl` passes without a
+/// checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub worker: &'a str,
+    pub ttl: Duration,
+}
+
+/// What a batch leaves to record: see [`LedgerStore::record_batch`].
+#[derive(Debug, Clone, Copy)]
 pub struct BatchOutcome<'a> {
     /// Counter deltas for the task's notification (`sent`, `delivered`, `failed.REASON`, …).
     pub counters: &'a [(&'a str, i64)],
     /// Subscriptions the push service said are gone (404/410): deleted, and unlisted from
     /// their profiles.
     pub gone: &'a [Subscription],
+    /// Where the task goes next.
+    pub step: TaskStep<'a>,
+}
+
+impl<'a> BatchOutcome<'a> {
+    /// Nothing sent: only the task's step (a checkpoint that extends the lease, or its end).
+    pub fn step(step: TaskStep<'a>) -> Self {
+        Self {
+            counters: &[],
+            gone: &[],
+            step,
+        }
+    }
 }
 
 #[async_trait]
 pub trait LedgerStore: Send + Sync {
     async fn enqueue_tasks(&self, tasks: &[Task]) -> StoreResult<()>;
-    /// Claims the next ready task of `lane` (new, or one whose lease ran out) for `lease`.
-    async fn claim_task(
-        &self,
-        lane: Lane,
-        worker: &str,
-        lease: Duration,
-    ) -> StoreResult<Option<ClaimedTask>>;
-    /// Saves progress and extends the lease.
-    async fn checkpoint_task(
-        &self,
-        claim: &ClaimedTask,
-        progress: &Progress,
-        lease: Duration,
-    ) -> StoreResult<()>;
-    async fn complete_task(&self, claim: &ClaimedTask) -> StoreResult<()>;
-    /// Records a delivered batch in one write: deletes its gone subscriptions, adds its
-    /// counters to the task's notification, then checkpoints or completes the task. The
+    /// Claims the next ready task of `lane` (new, or one whose lease ran out).
+    async fn claim_task(&self, lane: Lane, lease: Lease<'_>) -> StoreResult<Option<ClaimedTask>>;
+    /// Records a batch in one write: deletes its gone subscriptions, adds its counters to the
+    /// task's notification, then checkpoints or completes the task (`outcome.step`). The
     /// deletions and counters hold even when the lease was lost (the messages went out); the
     /// answer is then [`super::StoreError::LeaseLost`].
-    async fn record_batch(
-        &self,
-        claim: &ClaimedTask,
-        outcome: BatchOutcome<'_>,
-        step: TaskStep<'_>,
-    ) -> StoreResult<()>;
+    async fn record_batch(&self, claim: &ClaimedTask, outcome: BatchOutcome<'_>)
+    -> StoreResult<()>;
     /// Removes a notification's tasks, claimed or not; their workers lose their leases.
     async fn cancel_tasks(&self, notification_id: &str) -> StoreResult<u64>;
     /// Tasks waiting or in progress in `lane`.

@@ -38,13 +38,13 @@ pub use apps::AppStore;
 pub use error::{StoreError, StoreResult};
 pub(crate) use error::{from_json, to_json};
 pub use ledger::{
-    BatchOutcome, ClaimedTask, Lane, LedgerStore, Progress, Task, TaskStep, TaskTarget,
+    BatchOutcome, ClaimedTask, Lane, Lease, LedgerStore, Progress, Task, TaskStep, TaskTarget,
 };
 pub use model::{
     ApiKey, App, AttributeValue, MAX_ENDPOINT_LEN, MAX_PROFILE_FIELDS, MAX_PROFILE_TEXT, Profile,
     ProfileUpdate, SHARDS, Scope, Subscription, SubscriptionId, hash_api_key,
 };
-pub use notifications::{NewNotification, NotificationStore, Settle};
+pub use notifications::{KeyClaim, NewNotification, NotificationStore, Settle};
 pub use profiles::ProfileStore;
 pub use subscriptions::{ScanBatch, ScanCursor, SubscriptionStore, Upserted};
 pub use triggers::{ClaimedSend, Scheduled, TriggerStore};

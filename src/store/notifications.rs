@@ -18,6 +18,14 @@ pub struct NewNotification<'a> {
     pub counters: &'a [(&'a str, i64)],
 }
 
+/// An idempotency key of an app, and the notification that holds (or wants) it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyClaim<'a> {
+    pub app_id: &'a str,
+    pub key: &'a str,
+    pub holder: &'a str,
+}
+
 /// What becomes of a claimed idempotency key once its create has run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
@@ -45,22 +53,13 @@ pub trait NotificationStore: Send + Sync {
     ) -> StoreResult<Vec<Notification>>;
     async fn add_counters(&self, notification_id: &str, deltas: &[(&str, i64)]) -> StoreResult<()>;
     async fn counters(&self, notification_id: &str) -> StoreResult<BTreeMap<String, i64>>;
-    /// Records `key` → `notification_id` for `ttl` unless the key is held; returns the holder
-    /// if it is.
+    /// Records the claim's key → holder for `ttl` unless the key is held by another; returns
+    /// that other holder if it is.
     async fn claim_idempotency_key(
         &self,
-        app_id: &str,
-        key: &str,
-        notification_id: &str,
+        claim: KeyClaim<'_>,
         ttl: Duration,
     ) -> StoreResult<Option<String>>;
-    /// Keeps or releases a key that `notification_id` claimed (a key held by another is left
-    /// alone).
-    async fn settle_idempotency_key(
-        &self,
-        app_id: &str,
-        key: &str,
-        notification_id: &str,
-        settle: Settle,
-    ) -> StoreResult<()>;
+    /// Keeps or releases a key that the holder claimed (a key held by another is left alone).
+    async fn settle_idempotency_key(&self, claim: KeyClaim<'_>, settle: Settle) -> StoreResult<()>;
 }

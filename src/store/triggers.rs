@@ -3,11 +3,10 @@
 //! cancellable by (trigger, person, key) in O(1), listed per person.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::StoreResult;
+use super::{Lease, StoreResult};
 use crate::triggers::model::{PendingSend, Repeat, Trigger};
 
 /// What scheduling a send did.
@@ -53,8 +52,7 @@ pub trait TriggerStore: Send + Sync {
     /// Claims up to `limit` sends due now (or whose claim's lease ran out), for `lease`.
     async fn claim_due_sends(
         &self,
-        worker: &str,
-        lease: Duration,
+        lease: Lease<'_>,
         limit: usize,
     ) -> StoreResult<Vec<ClaimedSend>>;
     /// Removes a claimed send once its push is made; `LeaseLost` when it was re-armed,

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::model::{PendingSend, Trigger};
 use crate::notify::service::{NotificationService, TasksPlanned};
-use crate::store::{ClaimedSend, Store, StoreError, now_ms};
+use crate::store::{ClaimedSend, Lease, Store, StoreError, now_ms};
 
 /// How the runner runs.
 #[derive(Debug, Clone)]
@@ -69,7 +69,13 @@ impl TriggerRunner {
         while !*shutdown.borrow() {
             let claimed = self
                 .store
-                .claim_due_sends(&self.config.worker_id, self.config.lease, self.config.batch)
+                .claim_due_sends(
+                    Lease {
+                        worker: &self.config.worker_id,
+                        ttl: self.config.lease,
+                    },
+                    self.config.batch,
+                )
                 .await;
             let wait = match claimed {
                 Ok(claims) if !claims.is_empty() => {

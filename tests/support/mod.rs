@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod faulty_store;
+pub mod http;
 pub mod push_service;
 pub mod redis;
 pub mod server;

@@ -11,7 +11,7 @@ use super::EmbeddedStore;
 use super::notifications::{add_counters_in, owned_deltas};
 use super::tables::{LANE_INDEX, TASKS, remove_subscription};
 use crate::store::{
-    BatchOutcome, ClaimedTask, Lane, LedgerStore, Progress, StoreError, StoreResult, Task,
+    BatchOutcome, ClaimedTask, Lane, Lease, LedgerStore, Progress, StoreError, StoreResult, Task,
     TaskStep, from_json, now_ms, to_json,
 };
 
@@ -128,12 +128,8 @@ impl LedgerStore for EmbeddedStore {
         self.write(move |txn| save_new_tasks(txn, tasks)).await
     }
 
-    async fn claim_task(
-        &self,
-        lane: Lane,
-        worker: &str,
-        lease: Duration,
-    ) -> StoreResult<Option<ClaimedTask>> {
+    async fn claim_task(&self, lane: Lane, lease: Lease<'_>) -> StoreResult<Option<ClaimedTask>> {
+        let Lease { worker, ttl: lease } = lease;
         // Idle lanes poll often (the priority lane every few milliseconds): look in a read
         // transaction first, so that an empty poll costs no turn of the writer; and inline, as
         // it reads a few pages of a small index, which costs less than the thread switches of
@@ -172,27 +168,10 @@ impl LedgerStore for EmbeddedStore {
             .await
     }
 
-    async fn checkpoint_task(
-        &self,
-        claim: &ClaimedTask,
-        progress: &Progress,
-        lease: Duration,
-    ) -> StoreResult<()> {
-        let (claim, progress) = (claim.clone(), progress.clone());
-        self.write(move |txn| checkpoint_in(txn, &claim, progress, lease))
-            .await
-    }
-
-    async fn complete_task(&self, claim: &ClaimedTask) -> StoreResult<()> {
-        let claim = claim.clone();
-        self.write(move |txn| complete_in(txn, &claim)).await
-    }
-
     async fn record_batch(
         &self,
         claim: &ClaimedTask,
         outcome: BatchOutcome<'_>,
-        step: TaskStep<'_>,
     ) -> StoreResult<()> {
         let claim = claim.clone();
         let deltas = owned_deltas(outcome.counters);
@@ -201,7 +180,7 @@ impl LedgerStore for EmbeddedStore {
             .iter()
             .map(|s| (s.app_id.clone(), s.id))
             .collect();
-        let checkpoint = match step {
+        let checkpoint = match outcome.step {
             TaskStep::Checkpoint { progress, lease } => Some((progress.clone(), lease)),
             TaskStep::Complete => None,
         };

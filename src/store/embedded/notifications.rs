@@ -12,7 +12,7 @@ use super::ledger::save_new_tasks;
 use super::tables::{COUNTERS, IDEMPOTENCY, NOTIFICATIONS, NOTIFICATIONS_BY_APP};
 use crate::notify::Notification;
 use crate::store::{
-    NewNotification, NotificationStore, Settle, StoreResult, from_json, now_ms, to_json,
+    KeyClaim, NewNotification, NotificationStore, Settle, StoreResult, from_json, now_ms, to_json,
 };
 
 fn save_notification(txn: &redb::WriteTransaction, notification: &Notification) -> StoreResult<()> {
@@ -131,63 +131,57 @@ impl NotificationStore for EmbeddedStore {
 
     async fn claim_idempotency_key(
         &self,
-        app_id: &str,
-        key: &str,
-        notification_id: &str,
+        claim: KeyClaim<'_>,
         ttl: Duration,
     ) -> StoreResult<Option<String>> {
-        let (app_id, key, id) = (
-            app_id.to_owned(),
-            key.to_owned(),
-            notification_id.to_owned(),
-        );
+        let (app_id, key, id) = owned(claim);
         self.write(move |txn| {
             let mut table = txn.open_table(IDEMPOTENCY)?;
+            let row = (app_id.as_str(), key.as_str());
             let now = now_ms();
-            if let Some(existing) = table.get((app_id.as_str(), key.as_str()))? {
+            if let Some(existing) = table.get(row)? {
                 let (holder, expires) = existing.value();
                 if expires > now {
                     return Ok(Some(holder.to_owned()));
                 }
             }
             let expires = now + ttl.as_millis() as u64;
-            table.insert((app_id.as_str(), key.as_str()), (id.as_str(), expires))?;
+            table.insert(row, (id.as_str(), expires))?;
             Ok(None)
         })
         .await
     }
 
-    async fn settle_idempotency_key(
-        &self,
-        app_id: &str,
-        key: &str,
-        notification_id: &str,
-        settle: Settle,
-    ) -> StoreResult<()> {
-        let (app_id, key, id) = (
-            app_id.to_owned(),
-            key.to_owned(),
-            notification_id.to_owned(),
-        );
+    async fn settle_idempotency_key(&self, claim: KeyClaim<'_>, settle: Settle) -> StoreResult<()> {
+        let (app_id, key, id) = owned(claim);
         self.write(move |txn| {
             let mut table = txn.open_table(IDEMPOTENCY)?;
-            let held = table
-                .get((app_id.as_str(), key.as_str()))?
-                .is_some_and(|v| v.value().0 == id);
+            let row = (app_id.as_str(), key.as_str());
+            let held = table.get(row)?.is_some_and(|v| v.value().0 == id);
             if !held {
                 return Ok(());
             }
             match settle {
                 Settle::Keep(ttl) => {
                     let expires = now_ms() + ttl.as_millis() as u64;
-                    table.insert((app_id.as_str(), key.as_str()), (id.as_str(), expires))?;
+                    table.insert(row, (id.as_str(), expires))?;
                 }
                 Settle::Release => {
-                    table.remove((app_id.as_str(), key.as_str()))?;
+                    table.remove(row)?;
                 }
             }
             Ok(())
         })
         .await
     }
+}
+
+/// A key claim owned, for the writer thread: (app, key, holder).
+fn owned(claim: KeyClaim<'_>) -> (String, String, String) {
+    let KeyClaim {
+        app_id,
+        key,
+        holder,
+    } = claim;
+    (app_id.to_owned(), key.to_owned(), holder.to_owned())
 }

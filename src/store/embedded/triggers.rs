@@ -2,7 +2,6 @@
 //! per-person index, claimed under leases fenced by epoch, each change one transaction.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable};
@@ -11,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use super::EmbeddedStore;
 use super::tables::{PENDING, PENDING_DUE, PENDING_OF, TRIGGER_COUNTERS, TRIGGERS};
 use crate::store::{
-    ClaimedSend, Scheduled, StoreError, StoreResult, TriggerStore, from_json, now_ms, to_json,
+    ClaimedSend, Lease, Scheduled, StoreError, StoreResult, TriggerStore, from_json, now_ms,
+    to_json,
 };
 use crate::triggers::model::{PendingSend, Repeat, Trigger, pending_id};
 
@@ -154,10 +154,10 @@ impl TriggerStore for EmbeddedStore {
 
     async fn claim_due_sends(
         &self,
-        worker: &str,
-        lease: Duration,
+        lease: Lease<'_>,
         limit: usize,
     ) -> StoreResult<Vec<ClaimedSend>> {
+        let Lease { worker, ttl: lease } = lease;
         // Idle runners look often: an empty look costs a read, not a turn of the writer.
         let due = {
             let txn = self.db.begin_read()?;

@@ -8,7 +8,7 @@ use redis::AsyncCommands;
 
 use super::{RedisStore, keys};
 use crate::store::{
-    BatchOutcome, ClaimedTask, Lane, LedgerStore, Progress, StoreError, StoreResult, Task,
+    BatchOutcome, ClaimedTask, Lane, Lease, LedgerStore, Progress, StoreError, StoreResult, Task,
     TaskStep, from_json, to_json,
 };
 
@@ -45,12 +45,8 @@ impl LedgerStore for RedisStore {
         Ok(())
     }
 
-    async fn claim_task(
-        &self,
-        lane: Lane,
-        worker: &str,
-        lease: Duration,
-    ) -> StoreResult<Option<ClaimedTask>> {
+    async fn claim_task(&self, lane: Lane, lease: Lease<'_>) -> StoreResult<Option<ClaimedTask>> {
+        let Lease { worker, ttl: lease } = lease;
         let mut conn = self.conn().await?;
         let claimed: Option<(String, Vec<u8>, u64, u64, Vec<u8>)> = self
             .scripts
@@ -77,49 +73,10 @@ impl LedgerStore for RedisStore {
         }))
     }
 
-    async fn checkpoint_task(
-        &self,
-        claim: &ClaimedTask,
-        progress: &Progress,
-        lease: Duration,
-    ) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
-        let saved: u8 = self
-            .scripts
-            .checkpoint
-            .key(keys::lane(claim.task.lane))
-            .key(keys::TASKS)
-            .arg(&claim.task.id)
-            .arg(claim.epoch)
-            .arg(&claim.worker)
-            .arg(to_json(progress)?)
-            .arg(lease.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await?;
-        fenced(saved)
-    }
-
-    async fn complete_task(&self, claim: &ClaimedTask) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
-        let done: u8 = self
-            .scripts
-            .complete
-            .key(keys::lane(claim.task.lane))
-            .key(keys::TASKS)
-            .key(keys::tasks_of(&claim.task.notification_id))
-            .arg(&claim.task.id)
-            .arg(claim.epoch)
-            .arg(&claim.worker)
-            .invoke_async(&mut conn)
-            .await?;
-        fenced(done)
-    }
-
     async fn record_batch(
         &self,
         claim: &ClaimedTask,
         outcome: BatchOutcome<'_>,
-        step: TaskStep<'_>,
     ) -> StoreResult<()> {
         // One round trip: the deletions, the counters and the ledger's script are all in flight
         // at once on the multiplexed connection (each its own command, as a Cluster refuses a
@@ -142,31 +99,30 @@ impl LedgerStore for RedisStore {
                 writes.push(unlist);
             }
         }
-        let counters = keys::counters(&claim.task.notification_id);
-        let mut pipe = redis::pipe();
-        for (field, delta) in outcome.counters {
-            pipe.hincr(&counters, *field, *delta).ignore();
-        }
         let recorded = async {
             let deleted = writes.iter().map(|command| {
                 let mut conn = conn.clone();
-                async move { command.query_async::<()>(&mut conn).await }
+                async move { Ok::<_, StoreError>(command.query_async::<()>(&mut conn).await?) }
             });
             let counted = async {
                 if outcome.counters.is_empty() {
                     return Ok(());
                 }
-                pipe.query_async::<()>(&mut conn.clone()).await
+                self.add_to_hash(
+                    &keys::counters(&claim.task.notification_id),
+                    outcome.counters,
+                )
+                .await
             };
             futures::try_join!(futures::future::try_join_all(deleted), counted)?;
             Ok::<_, StoreError>(())
         };
         let stepped = async {
-            match step {
+            match outcome.step {
                 TaskStep::Checkpoint { progress, lease } => {
-                    self.checkpoint_task(claim, progress, lease).await
+                    self.checkpoint(claim, progress, lease).await
                 }
-                TaskStep::Complete => self.complete_task(claim).await,
+                TaskStep::Complete => self.complete(claim).await,
             }
         };
         let (recorded, stepped) = futures::join!(recorded, stepped);
@@ -190,5 +146,46 @@ impl LedgerStore for RedisStore {
     async fn pending_tasks(&self, lane: Lane) -> StoreResult<u64> {
         let mut conn = self.conn().await?;
         Ok(conn.zcard(keys::lane(lane)).await?)
+    }
+}
+
+/// The ledger's two steps, each one fenced script.
+impl RedisStore {
+    async fn checkpoint(
+        &self,
+        claim: &ClaimedTask,
+        progress: &Progress,
+        lease: Duration,
+    ) -> StoreResult<()> {
+        let mut conn = self.conn().await?;
+        let saved: u8 = self
+            .scripts
+            .checkpoint
+            .key(keys::lane(claim.task.lane))
+            .key(keys::TASKS)
+            .arg(&claim.task.id)
+            .arg(claim.epoch)
+            .arg(&claim.worker)
+            .arg(to_json(progress)?)
+            .arg(lease.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        fenced(saved)
+    }
+
+    async fn complete(&self, claim: &ClaimedTask) -> StoreResult<()> {
+        let mut conn = self.conn().await?;
+        let done: u8 = self
+            .scripts
+            .complete
+            .key(keys::lane(claim.task.lane))
+            .key(keys::TASKS)
+            .key(keys::tasks_of(&claim.task.notification_id))
+            .arg(&claim.task.id)
+            .arg(claim.epoch)
+            .arg(&claim.worker)
+            .invoke_async(&mut conn)
+            .await?;
+        fenced(done)
     }
 }

@@ -111,6 +111,17 @@ impl RedisStore {
         }
     }
 
+    /// Adds each delta to its field of the counters hash `key`, in one round trip.
+    async fn add_to_hash(&self, key: &str, deltas: &[(&str, i64)]) -> StoreResult<()> {
+        let mut pipe = redis::pipe();
+        for (field, delta) in deltas {
+            pipe.hincr(key, *field, *delta).ignore();
+        }
+        let mut conn = self.conn().await?;
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
     /// Redis `INFO memory`'s `used_memory`, for the memory benchmark.
     pub async fn used_memory(&self) -> StoreResult<u64> {
         let mut conn = self.conn().await?;

@@ -10,8 +10,8 @@ use redis::AsyncCommands;
 use super::{RedisStore, keys};
 use crate::notify::Notification;
 use crate::store::{
-    LedgerStore, NewNotification, NotificationStore, Settle, StoreResult, from_json, now_ms,
-    to_json,
+    KeyClaim, LedgerStore, NewNotification, NotificationStore, Settle, StoreResult, from_json,
+    now_ms, to_json,
 };
 
 #[async_trait]
@@ -69,14 +69,8 @@ impl NotificationStore for RedisStore {
     }
 
     async fn add_counters(&self, notification_id: &str, deltas: &[(&str, i64)]) -> StoreResult<()> {
-        let key = keys::counters(notification_id);
-        let mut pipe = redis::pipe();
-        for (field, delta) in deltas {
-            pipe.hincr(&key, *field, *delta).ignore();
-        }
-        let mut conn = self.conn().await?;
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
+        self.add_to_hash(&keys::counters(notification_id), deltas)
+            .await
     }
 
     async fn counters(&self, notification_id: &str) -> StoreResult<BTreeMap<String, i64>> {
@@ -86,16 +80,14 @@ impl NotificationStore for RedisStore {
 
     async fn claim_idempotency_key(
         &self,
-        app_id: &str,
-        key: &str,
-        notification_id: &str,
+        claim: KeyClaim<'_>,
         ttl: Duration,
     ) -> StoreResult<Option<String>> {
         let mut conn = self.conn().await?;
-        let redis_key = keys::idempotency(app_id, key);
+        let redis_key = keys::idempotency(claim.app_id, claim.key);
         let set: Option<String> = redis::cmd("SET")
             .arg(&redis_key)
-            .arg(notification_id)
+            .arg(claim.holder)
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64)
@@ -107,13 +99,7 @@ impl NotificationStore for RedisStore {
         Ok(conn.get(&redis_key).await?)
     }
 
-    async fn settle_idempotency_key(
-        &self,
-        app_id: &str,
-        key: &str,
-        notification_id: &str,
-        settle: Settle,
-    ) -> StoreResult<()> {
+    async fn settle_idempotency_key(&self, claim: KeyClaim<'_>, settle: Settle) -> StoreResult<()> {
         let (action, ttl) = match settle {
             Settle::Keep(ttl) => ("keep", ttl.as_millis().max(1) as u64),
             Settle::Release => ("release", 0),
@@ -122,8 +108,8 @@ impl NotificationStore for RedisStore {
         let _: u8 = self
             .scripts
             .settle_key
-            .key(keys::idempotency(app_id, key))
-            .arg(notification_id)
+            .key(keys::idempotency(claim.app_id, claim.key))
+            .arg(claim.holder)
             .arg(action)
             .arg(ttl)
             .invoke_async(&mut conn)

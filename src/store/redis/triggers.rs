@@ -2,14 +2,13 @@
 //! (`{pending}`, like the ledger), each change one Lua script fenced by epoch.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
 
 use super::{RedisStore, keys};
 use crate::store::{
-    ClaimedSend, Scheduled, StoreError, StoreResult, TriggerStore, from_json, to_json,
+    ClaimedSend, Lease, Scheduled, StoreError, StoreResult, TriggerStore, from_json, to_json,
 };
 use crate::triggers::model::{PendingSend, Repeat, Trigger};
 
@@ -117,10 +116,10 @@ impl TriggerStore for RedisStore {
 
     async fn claim_due_sends(
         &self,
-        worker: &str,
-        lease: Duration,
+        lease: Lease<'_>,
         limit: usize,
     ) -> StoreResult<Vec<ClaimedSend>> {
+        let Lease { worker, ttl: lease } = lease;
         let mut conn = self.conn().await?;
         let claimed: Vec<(Vec<u8>, u64)> = self
             .scripts
@@ -185,14 +184,8 @@ impl TriggerStore for RedisStore {
         trigger: &str,
         deltas: &[(&str, i64)],
     ) -> StoreResult<()> {
-        let key = keys::trigger_counters(app_id, trigger);
-        let mut pipe = redis::pipe();
-        for (field, delta) in deltas {
-            pipe.hincr(&key, *field, *delta).ignore();
-        }
-        let mut conn = self.conn().await?;
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok(())
+        self.add_to_hash(&keys::trigger_counters(app_id, trigger), deltas)
+            .await
     }
 
     async fn trigger_counters(

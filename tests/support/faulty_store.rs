@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aviso::notify::Notification;
+use aviso::policy::Policy;
 use aviso::store::ClaimedSend;
 use aviso::store::{
     App, AppStore, BatchOutcome, ClaimedTask, Lane, LedgerStore, NewNotification,
@@ -16,6 +17,7 @@ use aviso::store::{
     Scheduled, Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId,
     SubscriptionStore, Task, TaskStep, TriggerStore, Upserted,
 };
+use aviso::store::{CapCheck, CapHolder, PolicyStore, TokenGrant};
 use aviso::triggers::model::{PendingSend, Repeat, Trigger};
 
 pub struct FaultyStore {
@@ -248,6 +250,34 @@ impl TriggerStore for FaultyStore {
     }
     async fn trigger_counters(&self, app: &str, t: &str) -> StoreResult<BTreeMap<String, i64>> {
         self.inner.trigger_counters(app, t).await
+    }
+}
+
+#[async_trait]
+impl PolicyStore for FaultyStore {
+    async fn get_policy(&self, app: &str) -> StoreResult<Option<Policy>> {
+        self.inner.get_policy(app).await
+    }
+    async fn put_policy(&self, app: &str, policy: &Policy) -> StoreResult<()> {
+        self.inner.put_policy(app, policy).await
+    }
+    async fn take_caps(
+        &self,
+        check: CapCheck<'_>,
+        holders: &[CapHolder],
+    ) -> StoreResult<Vec<bool>> {
+        self.inner.take_caps(check, holders).await
+    }
+    async fn take_tokens(
+        &self,
+        app: &str,
+        bucket: &str,
+        per_minute: u32,
+        wanted: u32,
+    ) -> StoreResult<TokenGrant> {
+        self.inner
+            .take_tokens(app, bucket, per_minute, wanted)
+            .await
     }
 }
 

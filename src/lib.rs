@@ -5,6 +5,7 @@
 //! - [`transport`]: HTTPS to push services (hyper + rustls);
 //! - [`delivery`]: the fan-out engine: send, retry, outcomes;
 //! - [`triggers`]: CRM events in, delayed and cancellable pushes out;
+//! - [`policy`]: frequency caps, quiet hours, local time, throttled broadcasts;
 //! - [`cli`]: the `aviso` command line.
 
 pub mod api;
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod notify;
+pub mod policy;
 pub mod push;
 pub mod store;
 pub mod transport;

@@ -68,6 +68,7 @@ fn note(app_id: &str, id: &str, version: u32) -> Notification {
         send_at_ms: 0,
         created_at_ms: 1,
         status: Status::Queued,
+        policy: Default::default(),
     }
 }
 
@@ -1194,6 +1195,161 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
     assert!(!store.delete_trigger("tr", "cart").await.unwrap());
 }
 
+async fn policies_and_caps_count_each_notification_once_per_holder(store: Arc<dyn Store>) {
+    use aviso::policy::Category;
+    use aviso::policy::model::Window;
+    use aviso::store::{CapCheck, CapHolder};
+    assert_eq!(store.get_policy("pc").await.unwrap(), None);
+    let policy: aviso::policy::Policy = serde_json::from_value(serde_json::json!({
+        "caps": [{"max": 2, "per": "1d"}],
+        "quiet_hours": {"start": "21:00", "end": "08:00"},
+    }))
+    .unwrap();
+    store.put_policy("pc", &policy).await.unwrap();
+    assert_eq!(store.get_policy("pc").await.unwrap(), Some(policy));
+    assert_eq!(store.get_policy("other").await.unwrap(), None);
+
+    let marketing = Category::default();
+    let transactional = Category::parse("c", "transactional").unwrap();
+    let windows = [Window {
+        max: 2,
+        per_ms: 86_400_000,
+    }];
+    let holders = [
+        CapHolder::Profile("ann".into()),
+        CapHolder::Subscription(SubscriptionId(7)),
+        CapHolder::Profile("bob".into()),
+    ];
+    let day = 86_400_000;
+    let now = 1_000 * day;
+    let check = |category, notification_id, now_ms| CapCheck {
+        app_id: "pc",
+        category,
+        notification_id,
+        windows: &windows,
+        now_ms,
+    };
+    let take = |category, id, at, holders: &[CapHolder]| {
+        let store = store.clone();
+        let holders = holders.to_vec();
+        async move {
+            store
+                .take_caps(check(category, id, at), &holders)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        take(&marketing, "n1", now, &holders[..2]).await,
+        [true, true]
+    );
+    // Asked again for the same notification (a redone batch, a second browser): allowed,
+    // not counted twice.
+    assert_eq!(
+        take(&marketing, "n1", now + 1, &holders[..2]).await,
+        [true, true]
+    );
+    assert_eq!(
+        take(&marketing, "n2", now + 2, &holders).await,
+        [true, true, true]
+    );
+    assert_eq!(
+        take(&marketing, "n3", now + 3, &holders).await,
+        [false, false, true]
+    );
+    assert_eq!(
+        take(&marketing, "n4", now + 4, &holders).await,
+        [false, false, false]
+    );
+    // Another category has counts of its own.
+    assert_eq!(
+        take(&transactional, "t1", now + 5, &holders[..1]).await,
+        [true]
+    );
+    // Another app too.
+    let other = CapCheck {
+        app_id: "pc2",
+        ..check(&marketing, "n3", now + 6)
+    };
+    assert_eq!(store.take_caps(other, &holders[..1]).await.unwrap(), [true]);
+    // The window slides: a day after n1, one send is free again; after n2 too, two.
+    assert_eq!(
+        take(&marketing, "n5", now + day + 1, &holders[..1]).await,
+        [true]
+    );
+    assert_eq!(
+        take(&marketing, "n6", now + day + 1, &holders[..1]).await,
+        [false]
+    );
+    assert_eq!(
+        take(&marketing, "n7", now + 2 * day + 10, &holders[..1]).await,
+        [true]
+    );
+}
+
+async fn concurrent_cap_checks_never_pass_the_cap(store: Arc<dyn Store>) {
+    use aviso::policy::Category;
+    use aviso::policy::model::Window;
+    use aviso::store::{CapCheck, CapHolder};
+    let windows = [Window {
+        max: 3,
+        per_ms: 3_600_000,
+    }];
+    let holders: Vec<CapHolder> = (0..40)
+        .map(|i| {
+            if i % 2 == 0 {
+                CapHolder::Profile(format!("p{i}"))
+            } else {
+                CapHolder::Subscription(SubscriptionId(i))
+            }
+        })
+        .collect();
+    let category = Category::default();
+    let runs = (0..12).map(|n| {
+        let (store, holders, category) = (store.clone(), holders.clone(), category.clone());
+        tokio::spawn(async move {
+            let id = format!("n{n}");
+            let check = CapCheck {
+                app_id: "cc",
+                category: &category,
+                notification_id: &id,
+                windows: &windows,
+                now_ms: 10_000_000,
+            };
+            store.take_caps(check, &holders).await.unwrap()
+        })
+    });
+    let answers: Vec<Vec<bool>> = futures::future::try_join_all(runs).await.unwrap();
+    for i in 0..holders.len() {
+        let allowed = answers.iter().filter(|a| a[i]).count();
+        assert_eq!(allowed, 3, "holder {i}");
+    }
+}
+
+async fn token_buckets_grant_the_rate_and_say_when_to_come_back(store: Arc<dyn Store>) {
+    // 60,000 a minute: a full bucket holds a second's worth.
+    let first = store.take_tokens("tb", "n1", 60_000, 1_500).await.unwrap();
+    assert!((990..=1000).contains(&first.granted), "{first:?}");
+    // One a minute: one token, then a wait of up to a minute.
+    let one = store.take_tokens("tb", "n2", 1, 5).await.unwrap();
+    assert_eq!(one.granted, 1);
+    let none = store.take_tokens("tb", "n2", 1, 5).await.unwrap();
+    assert_eq!(none.granted, 0);
+    assert!((59_000..=60_000).contains(&none.retry_after_ms), "{none:?}");
+    // Concurrent takers share one bucket: 20 of 1 each from a bucket of 10 (600 a minute)
+    // get 10 between them (give or take the refill while they run).
+    let takes = (0..20).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.take_tokens("tb", "n3", 600, 1).await.unwrap().granted })
+    });
+    let granted: u32 = futures::future::try_join_all(takes)
+        .await
+        .unwrap()
+        .iter()
+        .sum();
+    assert!((10..=12).contains(&granted), "{granted}");
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -1225,6 +1381,9 @@ macro_rules! conformance {
             case!(idempotency_keys_are_kept_or_released_by_their_holder);
             case!(an_idempotent_create_can_be_retried_after_a_failed_write);
             case!(pending_sends_are_claimed_once_and_cancelled_by_key);
+            case!(policies_and_caps_count_each_notification_once_per_holder);
+            case!(concurrent_cap_checks_never_pass_the_cap);
+            case!(token_buckets_grant_the_rate_and_say_when_to_come_back);
         }
     };
 }

@@ -5,7 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use serde_json::json;
 
-use super::{admin, error, insights, public, server, triggers};
+use super::{admin, error, insights, policy, public, server, triggers};
 use crate::notify::model::{MAX_DIRECT_RECIPIENTS, MAX_ID_LEN};
 use crate::notify::{model, segment};
 
@@ -23,12 +23,15 @@ use crate::notify::{model, segment};
         admin::list_apps, admin::create, admin::get_app, admin::update_app, admin::delete_app,
         admin::add_key, admin::remove_key, admin::own_app, admin::demo_apps,
         insights::subscriber_stats, insights::estimate_audience, insights::notification_history,
+        policy::get_policy, policy::put_policy,
     ),
     components(schemas(
         error::Problem, model::Audience, model::Content, model::Action, model::NotificationRequest,
         model::Notification, model::Status, segment::Filter, segment::TagCondition,
         segment::AttributeCondition, segment::Comparison,
         crate::triggers::model::Repeat, crate::triggers::model::Event,
+        crate::policy::Policy, crate::policy::model::Cap, crate::policy::model::QuietHours,
+        crate::policy::model::Options, crate::policy::Category,
     )),
     modifiers(&ApiKeyScheme, &Limits),
 )]

@@ -455,6 +455,10 @@ pub async fn demo_test_push(
         topic: None,
         send_at: None,
         idempotency_key: None,
+        // A check that push works, not a message: never capped or held.
+        category: Some(crate::policy::model::TRANSACTIONAL.to_owned()),
+        send_at_local: None,
+        max_per_minute: None,
     };
     let notification = state
         .notifications()

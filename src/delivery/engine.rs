@@ -86,6 +86,8 @@ pub struct Engine {
     notifications: Mutex<HashMap<String, Arc<Prepared>>>,
     /// Woken when this process enqueues tasks, so its idle workers need not wait for a poll.
     wake: Arc<EngineWaker>,
+    /// Caps, quiet hours, local time and rates (`crate::policy`), applied per batch.
+    policy: crate::policy::gate::Gate,
 }
 
 /// Sets the calling thread's nice value (Linux keeps one per thread). Best effort: where it
@@ -180,6 +182,7 @@ impl Engine {
             apps: Mutex::new(HashMap::new()),
             notifications: Mutex::new(HashMap::new()),
             wake: Arc::new(EngineWaker::default()),
+            policy: Default::default(),
         })
     }
 
@@ -358,7 +361,7 @@ impl Engine {
             TaskTarget::Subscriptions(ids) => {
                 let subscriptions = store.get_subscriptions(&claim.task.app_id, ids).await?;
                 let recorded = self
-                    .deliver_batch(store, &prepared, &vapid, sender, subscriptions)
+                    .deliver_batch(store, &claim.task, &prepared, &vapid, sender, subscriptions)
                     .await?;
                 record(store, claim, recorded, TaskStep::Complete).await
             }
@@ -381,7 +384,14 @@ impl Engine {
                         .subscriptions
                         .retain(|subscription| seen.insert(subscription.id));
                     let recorded = self
-                        .deliver_batch(store, &prepared, &vapid, sender, batch.subscriptions)
+                        .deliver_batch(
+                            store,
+                            &claim.task,
+                            &prepared,
+                            &vapid,
+                            sender,
+                            batch.subscriptions,
+                        )
                         .await?;
                     let Some(next) = batch.next else {
                         return record(store, claim, recorded, TaskStep::Complete).await;
@@ -413,6 +423,7 @@ impl Engine {
     async fn deliver_batch(
         &self,
         store: &dyn Store,
+        task: &crate::store::Task,
         prepared: &Prepared,
         vapid: &VapidHeaderCache,
         sender: &Sender,
@@ -426,8 +437,18 @@ impl Engine {
             }
             _ => subscriptions,
         };
+        let mut recorded = Recorded::default();
+        let admitted = self
+            .policy
+            .admit(store, task, notification, targeted)
+            .await?;
+        if !admitted.slices.is_empty() {
+            store.enqueue_tasks(&admitted.slices).await?;
+        }
+        recorded.counts.extend(admitted.counts);
+        let targeted = admitted.send;
         if targeted.is_empty() {
-            return Ok(Recorded::default());
+            return Ok(recorded);
         }
         let expires_at = Instant::now()
             + Duration::from_millis(
@@ -435,12 +456,20 @@ impl Engine {
                     .saturating_sub(now_ms()),
             );
         let (ready, mut outcomes) = self.personalise(store, prepared, targeted).await?;
+        let waited = self
+            .policy
+            .throttle(store, notification, ready.len())
+            .await?;
+        if !waited.is_zero() {
+            recorded
+                .counts
+                .insert("throttled_ms".to_owned(), waited.as_millis() as i64);
+        }
         outcomes.extend(
             self.send_all(prepared, vapid, sender, expires_at, ready)
                 .await,
         );
 
-        let mut recorded = Recorded::default();
         *recorded.counts.entry("sent".to_owned()).or_default() += outcomes.len() as i64;
         for (subscription, delivery) in outcomes {
             let key = match delivery {
@@ -622,7 +651,8 @@ impl Engine {
             urgency: notification
                 .urgency
                 .as_deref()
-                .and_then(|u| u.parse::<Urgency>().ok()),
+                .and_then(|u| u.parse::<Urgency>().ok())
+                .or_else(|| crate::policy::gate::default_urgency(&notification)),
             topic: notification
                 .topic
                 .as_deref()

@@ -128,6 +128,20 @@ pub struct NotificationRequest {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 128)]
     pub idempotency_key: Option<String>,
+    /// Caps count per category (`marketing` unless given); `transactional` bypasses caps and
+    /// quiet hours unless the policy says otherwise (`GET /v1/policy`).
+    #[serde(default)]
+    #[schema(pattern = "^[a-z0-9_-]{1,32}$")]
+    pub category: Option<String>,
+    /// Local time at which each subscriber gets it in their own time zone
+    /// (`2026-12-02T10:00`, no offset); instead of `send_at`.
+    #[serde(default)]
+    #[schema(example = "2026-12-02T10:00")]
+    pub send_at_local: Option<String>,
+    /// Send rate over every instance, a minute (overrides the policy's `max_per_minute`).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000000)]
+    pub max_per_minute: Option<u32>,
 }
 
 /// Where a notification is in its life.
@@ -154,6 +168,9 @@ pub struct Notification {
     pub send_at_ms: u64,
     pub created_at_ms: u64,
     pub status: Status,
+    /// Category, local time and rate (`crate::policy`).
+    #[serde(default, flatten)]
+    pub policy: crate::policy::model::Options,
 }
 
 /// `value` is `min` to `max` bytes long.
@@ -282,6 +299,21 @@ impl NotificationRequest {
                 }
             }
         }
+        let policy = crate::policy::model::Options::from_request(
+            self.category.as_deref(),
+            self.send_at_local.as_deref(),
+            self.max_per_minute,
+        )?;
+        if self.send_at.is_some() && policy.send_at_local.is_some() {
+            return Err(FieldError::new(
+                "send_at_local",
+                "give send_at or send_at_local, not both",
+            ));
+        }
+        let send_at_ms = match policy.local_time() {
+            Some(local) => crate::policy::quiet::earliest(local).max(now_ms),
+            None => send_at_ms,
+        };
         let notification = Notification {
             id,
             app_id,
@@ -293,6 +325,7 @@ impl NotificationRequest {
             send_at_ms,
             created_at_ms: now_ms,
             status: Status::Queued,
+            policy,
         };
         super::template::ContentTemplate::compile(&notification.content)?;
         payload::check_fits(&notification).map_err(|m| FieldError::new("content", m))?;

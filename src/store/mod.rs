@@ -14,6 +14,7 @@
 //! | notifications | [`NotificationStore`] | typed documents, counters, idempotency keys |
 //! | ledger | [`LedgerStore`] | delivery tasks under leases |
 //! | triggers | [`TriggerStore`] | trigger rules, pending sends under leases, their counters |
+//! | policy | [`PolicyStore`] | delivery policies, frequency-cap counts, shared token buckets |
 //!
 //! The rules of every change (what an upsert keeps, what a link moves, what an erasure
 //! deletes, how large a profile may grow) live in [`model`], beside the types; the backends
@@ -25,6 +26,7 @@ mod error;
 mod ledger;
 pub mod model;
 mod notifications;
+mod policy;
 mod profiles;
 pub mod redis;
 mod subscriptions;
@@ -45,6 +47,7 @@ pub use model::{
     ProfileUpdate, SHARDS, Scope, Subscription, SubscriptionId, hash_api_key,
 };
 pub use notifications::{KeyClaim, NewNotification, NotificationStore, Settle};
+pub use policy::{CapCheck, CapHolder, PolicyStore, TokenGrant};
 pub use profiles::ProfileStore;
 pub use subscriptions::{ScanBatch, ScanCursor, SubscriptionStore, Upserted};
 pub use triggers::{ClaimedSend, Scheduled, TriggerStore};
@@ -58,6 +61,7 @@ pub trait Store:
     + NotificationStore
     + LedgerStore
     + TriggerStore
+    + PolicyStore
     + 'static
 {
     /// Answers when the store is reachable and accepts writes (a Redis out of memory refuses

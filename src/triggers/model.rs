@@ -178,6 +178,9 @@ impl Trigger {
             topic: None,
             send_at: None,
             idempotency_key: Some(idempotency_key.to_owned()),
+            category: None,
+            send_at_local: None,
+            max_per_minute: None,
         }
     }
 }

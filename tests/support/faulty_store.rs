@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aviso::notify::Notification;
+use aviso::policy::Policy;
 use aviso::store::ClaimedSend;
 use aviso::store::{
     App, AppStore, BatchOutcome, ClaimedTask, KeyClaim, Lane, Lease, LedgerStore, NewNotification,
@@ -16,6 +17,7 @@ use aviso::store::{
     Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId, SubscriptionStore, Task,
     TriggerStore, Upserted,
 };
+use aviso::store::{CapCheck, CapHolder, PolicyStore, TokenGrant};
 use aviso::triggers::model::{PendingSend, Repeat, Trigger};
 
 pub struct FaultyStore {
@@ -120,6 +122,13 @@ delegate!(TriggerStore {
     fn pending_sends_of(&self, app: &str, id: &str) -> StoreResult<Vec<PendingSend>>;
     fn add_trigger_counters(&self, app: &str, t: &str, d: &[(&str, i64)]) -> StoreResult<()>;
     fn trigger_counters(&self, app: &str, t: &str) -> StoreResult<BTreeMap<String, i64>>;
+});
+
+delegate!(PolicyStore {
+    fn get_policy(&self, app: &str) -> StoreResult<Option<Policy>>;
+    fn put_policy(&self, app: &str, policy: &Policy) -> StoreResult<()>;
+    fn take_caps(&self, check: CapCheck<'_>, holders: &[CapHolder]) -> StoreResult<Vec<bool>>;
+    fn take_tokens(&self, app: &str, bucket: &str, per_minute: u32, wanted: u32) -> StoreResult<TokenGrant>;
 });
 
 delegate!(Store {

@@ -9,6 +9,7 @@
 mod apps;
 mod ledger;
 mod notifications;
+mod policy;
 mod profiles;
 mod subscriptions;
 mod tables;

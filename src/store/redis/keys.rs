@@ -7,6 +7,8 @@
 //! | `{pr:APP:EXTERNAL_ID}` | hash | `doc` → profile JSON (without its links), `seq` → link counter |
 //! | `{pr:APP:EXTERNAL_ID}:subs` | sorted set | linked subscription ids, scored in link order |
 //! | `{pr:APP:EXTERNAL_ID}:sends` | hash | `WINDOW_MS:SLOT` → sends in that window |
+//! | `{pr:APP:EXTERNAL_ID}:caps`, `{s:APP:SHARD}:caps:ID` | sorted set | `CATEGORY:NOTIFICATION` → when counted against a frequency cap (a profile's; a subscription's without one) |
+//! | `{pol:APP}`, `{tb:APP:BUCKET}` | string, hash | the app's delivery policy (JSON); a shared token bucket (`tokens`, `at`) |
 //! | `{a}:apps`, `{a}:keys` | hash | apps (JSON); API-key hash → app id |
 //! | `{n:ID}:doc`, `{n:ID}:counters` | string, hash | notification document; its counters |
 //! | `{na:APP}` | sorted set | the app's notification ids by creation time |
@@ -82,4 +84,20 @@ pub(super) fn triggers(app_id: &str) -> String {
 
 pub(super) fn trigger_counters(app_id: &str, trigger: &str) -> String {
     format!("{{trg:{app_id}}}:c:{trigger}")
+}
+
+pub(super) fn profile_caps(app_id: &str, external_id: &str) -> String {
+    format!("{{pr:{app_id}:{external_id}}}:caps")
+}
+
+pub(super) fn subscription_caps(app_id: &str, id: crate::store::SubscriptionId) -> String {
+    format!("{{s:{app_id}:{}}}:caps:{id}", id.shard())
+}
+
+pub(super) fn policy(app_id: &str) -> String {
+    format!("{{pol:{app_id}}}")
+}
+
+pub(super) fn token_bucket(app_id: &str, bucket: &str) -> String {
+    format!("{{tb:{app_id}:{bucket}}}")
 }

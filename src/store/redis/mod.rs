@@ -15,6 +15,7 @@ mod cas;
 mod keys;
 mod ledger;
 mod notifications;
+mod policy;
 mod profiles;
 mod scripts;
 mod subscriptions;

@@ -157,6 +157,7 @@ impl ProfileStore for RedisStore {
             .key(keys::profile(app_id, external_id))
             .key(keys::profile_links(app_id, external_id))
             .key(keys::profile_sends(app_id, external_id))
+            .key(keys::profile_caps(app_id, external_id))
             .invoke_async(&mut conn)
             .await?;
         let deletions = ids.iter().map(|id| async move {

@@ -19,6 +19,8 @@ pub(super) struct Scripts {
     pub schedule_send: Script,
     pub claim_sends: Script,
     pub finish_send: Script,
+    pub take_caps: Script,
+    pub take_tokens: Script,
 }
 
 const NOW: &str = include_str!("lua/now.lua");
@@ -51,6 +53,8 @@ impl Scripts {
             schedule_send: Script::new(include_str!("lua/schedule_send.lua")),
             claim_sends: with_clock(include_str!("lua/claim_sends.lua")),
             finish_send: Script::new(include_str!("lua/finish_send.lua")),
+            take_caps: Script::new(include_str!("lua/take_caps.lua")),
+            take_tokens: with_clock(include_str!("lua/take_tokens.lua")),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`transport`]: HTTPS to push services (hyper + rustls);
 //! - [`delivery`]: the fan-out engine: send, retry, outcomes;
 //! - [`triggers`]: CRM events in, delayed and cancellable pushes out;
+//! - [`webhooks`]: events out to the CRM (Standard Webhooks), from a durable outbox;
 //! - [`cli`]: the `aviso` command line.
 
 pub mod api;
@@ -17,3 +18,4 @@ pub mod push;
 pub mod store;
 pub mod transport;
 pub mod triggers;
+pub mod webhooks;

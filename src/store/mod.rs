@@ -14,6 +14,7 @@
 //! | notifications | [`NotificationStore`] | typed documents, counters, idempotency keys |
 //! | ledger | [`LedgerStore`] | delivery tasks under leases |
 //! | triggers | [`TriggerStore`] | trigger rules, pending sends under leases, their counters |
+//! | webhooks | [`WebhookStore`] | webhooks, their outbox, delivery state under leases, dead letters |
 //!
 //! The rules of every change (what an upsert keeps, what a link moves, what an erasure
 //! deletes, how large a profile may grow) live in [`model`], beside the types; the backends
@@ -29,6 +30,7 @@ mod profiles;
 pub mod redis;
 mod subscriptions;
 mod triggers;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -48,6 +50,7 @@ pub use notifications::{NewNotification, NotificationStore, Settle};
 pub use profiles::ProfileStore;
 pub use subscriptions::{ScanBatch, ScanCursor, SubscriptionStore, Upserted};
 pub use triggers::{ClaimedSend, Scheduled, TriggerStore};
+pub use webhooks::WebhookStore;
 
 /// The whole store: every concern, and what concerns the backend itself.
 #[async_trait]
@@ -58,6 +61,7 @@ pub trait Store:
     + NotificationStore
     + LedgerStore
     + TriggerStore
+    + WebhookStore
     + 'static
 {
     /// Answers when the store is reachable and accepts writes (a Redis out of memory refuses

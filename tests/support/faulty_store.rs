@@ -14,9 +14,10 @@ use aviso::store::{
     App, AppStore, BatchOutcome, ClaimedTask, Lane, LedgerStore, NewNotification,
     NotificationStore, Profile, ProfileStore, ProfileUpdate, Progress, ScanBatch, ScanCursor,
     Scheduled, Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId,
-    SubscriptionStore, Task, TaskStep, TriggerStore, Upserted,
+    SubscriptionStore, Task, TaskStep, TriggerStore, Upserted, WebhookStore,
 };
 use aviso::triggers::model::{PendingSend, Repeat, Trigger};
+use aviso::webhooks::{DeadLetter, OutboxEntry, Webhook, WebhookState};
 
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
@@ -258,5 +259,61 @@ impl Store for FaultyStore {
     }
     fn is_shared(&self) -> bool {
         self.inner.is_shared()
+    }
+}
+
+#[async_trait]
+impl WebhookStore for FaultyStore {
+    async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        self.inner.put_webhook(webhook).await
+    }
+    async fn list_webhooks(&self, app: &str) -> StoreResult<Vec<Webhook>> {
+        self.inner.list_webhooks(app).await
+    }
+    async fn delete_webhook(&self, app: &str, id: &str) -> StoreResult<bool> {
+        self.inner.delete_webhook(app, id).await
+    }
+    async fn append_webhook_events(&self, app: &str, entries: &[OutboxEntry]) -> StoreResult<()> {
+        self.inner.append_webhook_events(app, entries).await
+    }
+    async fn read_webhook_events(
+        &self,
+        app: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, OutboxEntry)>> {
+        self.inner.read_webhook_events(app, after, limit).await
+    }
+    async fn lease_webhook(
+        &self,
+        app: &str,
+        id: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> StoreResult<Option<WebhookState>> {
+        self.inner.lease_webhook(app, id, worker, lease).await
+    }
+    async fn save_webhook_state(
+        &self,
+        app: &str,
+        id: &str,
+        worker: &str,
+        state: &WebhookState,
+        dead: &[DeadLetter],
+    ) -> StoreResult<()> {
+        self.inner
+            .save_webhook_state(app, id, worker, state, dead)
+            .await
+    }
+    async fn webhook_state(&self, app: &str, id: &str) -> StoreResult<Option<WebhookState>> {
+        self.inner.webhook_state(app, id).await
+    }
+    async fn dead_letters(
+        &self,
+        app: &str,
+        id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<DeadLetter>> {
+        self.inner.dead_letters(app, id, limit).await
     }
 }

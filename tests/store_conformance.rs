@@ -1307,10 +1307,7 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
         store.webhook_state("wa", "wh_1").await.unwrap().unwrap(),
         taken
     );
-    assert_eq!(
-        store.dead_letters("wa", "wh_1", 10).await.unwrap(),
-        [dead]
-    );
+    assert_eq!(store.dead_letters("wa", "wh_1", 10).await.unwrap(), [dead]);
     let left = store.read_webhook_events("wa", 0, 10).await.unwrap();
     assert_eq!(left.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [6, 7]);
 

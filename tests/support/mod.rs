@@ -5,6 +5,7 @@ pub mod faulty_store;
 pub mod push_service;
 pub mod redis;
 pub mod server;
+pub mod webhook_receiver;
 
 /// One test per backend for each named `async fn(Aviso)`: `embedded_store::NAME` and
 /// `redis_store::NAME` (a `redis-server` of its own).

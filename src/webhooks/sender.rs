@@ -209,8 +209,9 @@ impl WebhookSender {
                     Ok(()) => {
                         metrics::counter!("aviso_webhook_posts_total", "result" => "ok")
                             .increment(1);
+                        // Saved once per read batch, not per POST: after a crash, at most
+                        // one batch is posted again (same webhook-ids).
                         state.passed(seq);
-                        self.save(webhook, &state, &[]).await?;
                     }
                     Err(error) => {
                         metrics::counter!("aviso_webhook_posts_total", "result" => "failed")

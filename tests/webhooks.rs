@@ -84,15 +84,16 @@ impl Crm {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /v1/webhooks` with `key`.
+    async fn create_webhook(&self, aviso: &Aviso, key: &str, body: Value) -> (u16, Value) {
+        self.call(key, reqwest::Method::POST, aviso.url("/v1/webhooks"), body)
+            .await
+    }
+
     /// Registers the receiver (every event type), and gives it the secret.
     async fn register(&self, aviso: &Aviso) -> String {
         let (status, hook) = self
-            .call(
-                &aviso.admin_key,
-                reqwest::Method::POST,
-                aviso.url("/v1/webhooks"),
-                json!({"url": self.receiver.url()}),
-            )
+            .create_webhook(aviso, &aviso.admin_key, json!({"url": self.receiver.url()}))
             .await;
         assert_eq!(status, 201, "{hook}");
         let secret = hook["secret"].as_str().unwrap();
@@ -194,12 +195,7 @@ async fn every_event_type_reaches_the_crm_signed() {
         ("https://10.0.0.1/h", "url"),
     ] {
         let (status, problem) = crm
-            .call(
-                &aviso.admin_key,
-                reqwest::Method::POST,
-                aviso.url("/v1/webhooks"),
-                json!({"url": url}),
-            )
+            .create_webhook(&aviso, &aviso.admin_key, json!({"url": url}))
             .await;
         assert_eq!(
             (status, problem["field"].as_str()),
@@ -208,10 +204,9 @@ async fn every_event_type_reaches_the_crm_signed() {
         );
     }
     let (status, problem) = crm
-        .call(
+        .create_webhook(
+            &aviso,
             &aviso.admin_key,
-            reqwest::Method::POST,
-            aviso.url("/v1/webhooks"),
             json!({"url": crm.receiver.url(), "events": ["notification.nope"]}),
         )
         .await;
@@ -221,12 +216,7 @@ async fn every_event_type_reaches_the_crm_signed() {
         "{problem}"
     );
     let (status, _) = crm
-        .call(
-            &aviso.api_key,
-            reqwest::Method::POST,
-            aviso.url("/v1/webhooks"),
-            json!({"url": crm.receiver.url()}),
-        )
+        .create_webhook(&aviso, &aviso.api_key, json!({"url": crm.receiver.url()}))
         .await;
     assert_eq!(status, 403, "a send key cannot register webhooks");
 

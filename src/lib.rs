@@ -6,6 +6,7 @@
 //! - [`delivery`]: the fan-out engine: send, retry, outcomes;
 //! - [`triggers`]: CRM events in, delayed and cancellable pushes out;
 //! - [`policy`]: frequency caps, quiet hours, local time, throttled broadcasts;
+//! - [`webhooks`]: events out to the CRM (Standard Webhooks), from a durable outbox;
 //! - [`cli`]: the `aviso` command line.
 
 pub mod api;
@@ -19,3 +20,4 @@ pub mod push;
 pub mod store;
 pub mod transport;
 pub mod triggers;
+pub mod webhooks;

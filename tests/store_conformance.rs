@@ -15,6 +15,7 @@ use aviso::store::{
     TaskStep, TaskTarget, Upserted, hash_api_key,
 };
 use aviso::triggers::model::{PendingSend, Repeat, Trigger, TriggerRequest};
+use aviso::webhooks::{DeadLetter, EventType, OutboxEntry, Webhook, WebhookState};
 
 fn app(id: &str) -> App {
     App {
@@ -1350,6 +1351,245 @@ async fn token_buckets_grant_the_rate_and_say_when_to_come_back(store: Arc<dyn S
     assert!((10..=12).contains(&granted), "{granted}");
 }
 
+fn webhook(app_id: &str, id: &str) -> Webhook {
+    Webhook {
+        id: id.into(),
+        app_id: app_id.into(),
+        url: format!("https://crm.example/{id}"),
+        events: Vec::new(),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        description: None,
+        created_at_ms: 1,
+    }
+}
+
+fn entry(n: usize) -> OutboxEntry {
+    OutboxEntry::new(
+        EventType::NotificationClicked,
+        n as u64,
+        serde_json::json!({ "n": n }),
+    )
+    .unwrap()
+}
+
+async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) {
+    // No webhook: nothing is kept.
+    store
+        .append_webhook_events("wa", &[entry(0)])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .read_webhook_events("wa", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .lease_webhook("wa", "wh_1", "w1", Duration::from_secs(5))
+            .await
+            .unwrap(),
+        None
+    );
+
+    store.put_webhook(&webhook("wa", "wh_1")).await.unwrap();
+    store.put_webhook(&webhook("wb", "wh_other")).await.unwrap();
+    assert_eq!(
+        store.list_webhooks("wa").await.unwrap(),
+        [webhook("wa", "wh_1")]
+    );
+    let first: Vec<OutboxEntry> = (1..=5).map(entry).collect();
+    store.append_webhook_events("wa", &first).await.unwrap();
+    let read = store.read_webhook_events("wa", 0, 10).await.unwrap();
+    assert_eq!(
+        read.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        read.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
+        first
+    );
+    assert_eq!(store.read_webhook_events("wa", 3, 1).await.unwrap()[0].0, 4);
+    assert!(
+        store
+            .read_webhook_events("wb", 0, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "apps apart"
+    );
+
+    // One worker at a time; the lease fences saves; it can be taken over once it runs out.
+    let lease = Duration::from_millis(300);
+    let mut state = store
+        .lease_webhook("wa", "wh_1", "w1", lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(state, WebhookState::default());
+    assert_eq!(
+        store
+            .lease_webhook("wa", "wh_1", "w2", lease)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        store
+            .lease_webhook("wa", "wh_1", "w1", lease)
+            .await
+            .unwrap()
+            .is_some(),
+        "renewed"
+    );
+    state.passed(2);
+    store
+        .save_webhook_state("wa", "wh_1", "w1", &state, &[])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .save_webhook_state("wa", "wh_1", "w2", &state, &[])
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    // Passed by the only webhook: gone from the outbox.
+    assert_eq!(
+        store.read_webhook_events("wa", 0, 10).await.unwrap()[0].0,
+        3
+    );
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let mut taken = store
+        .lease_webhook("wa", "wh_1", "w2", lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.cursor, 2, "resumes from the saved cursor");
+    assert!(matches!(
+        store
+            .save_webhook_state("wa", "wh_1", "w1", &state, &[])
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+
+    // A second webhook starts at the end, and holds back the trim of what it has not passed.
+    store.put_webhook(&webhook("wa", "wh_2")).await.unwrap();
+    assert_eq!(
+        store
+            .webhook_state("wa", "wh_2")
+            .await
+            .unwrap()
+            .unwrap()
+            .cursor,
+        5
+    );
+    store
+        .append_webhook_events("wa", &[entry(6), entry(7)])
+        .await
+        .unwrap();
+    taken.passed(7);
+    taken.failing_since_ms = Some(9);
+    let dead = DeadLetter {
+        webhook_id: "wh_1".into(),
+        entry: entry(3),
+        attempts: 4,
+        first_failure_ms: 1,
+        dead_at_ms: 2,
+        last_error: "answered 500".into(),
+    };
+    store
+        .save_webhook_state("wa", "wh_1", "w2", &taken, std::slice::from_ref(&dead))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.webhook_state("wa", "wh_1").await.unwrap().unwrap(),
+        taken
+    );
+    assert_eq!(store.dead_letters("wa", "wh_1", 10).await.unwrap(), [dead]);
+    let left = store.read_webhook_events("wa", 0, 10).await.unwrap();
+    assert_eq!(left.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [6, 7]);
+
+    // Deleting the webhook that held the trim back lets it go.
+    assert!(store.delete_webhook("wa", "wh_2").await.unwrap());
+    assert!(!store.delete_webhook("wa", "wh_2").await.unwrap());
+    assert!(
+        store
+            .read_webhook_events("wa", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.delete_webhook("wa", "wh_1").await.unwrap());
+    assert!(
+        store
+            .dead_letters("wa", "wh_1", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.list_webhooks("wa").await.unwrap().is_empty());
+    store
+        .append_webhook_events("wa", &[entry(8)])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .read_webhook_events("wa", 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn concurrent_webhook_appends_are_numbered_without_gaps(store: Arc<dyn Store>) {
+    store.put_webhook(&webhook("wc", "wh_1")).await.unwrap();
+    let appends = (0..20).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let entries: Vec<OutboxEntry> = (0..10).map(|j| entry(i * 10 + j)).collect();
+            store.append_webhook_events("wc", &entries).await.unwrap();
+        })
+    });
+    for append in appends.collect::<Vec<_>>() {
+        append.await.unwrap();
+    }
+    let read = store.read_webhook_events("wc", 0, 1000).await.unwrap();
+    assert_eq!(
+        read.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        (1..=200).collect::<Vec<u64>>()
+    );
+    let mut seen: Vec<u64> = read
+        .iter()
+        .map(|(_, e)| e.data["n"].as_u64().unwrap())
+        .collect();
+    // Each append's entries stay together and in order.
+    for chunk in seen.chunks(10) {
+        assert!(
+            chunk.windows(2).all(|w| w[1] == w[0] + 1) && chunk[0] % 10 == 0,
+            "{chunk:?}"
+        );
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..200).collect::<Vec<u64>>());
+    // Two workers racing for one lease: one wins.
+    let races = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .lease_webhook("wc", "wh_1", &format!("w{i}"), Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_some()
+        })
+    });
+    let mut winners = 0;
+    for race in races.collect::<Vec<_>>() {
+        winners += usize::from(race.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -1384,6 +1624,8 @@ macro_rules! conformance {
             case!(policies_and_caps_count_each_notification_once_per_holder);
             case!(concurrent_cap_checks_never_pass_the_cap);
             case!(token_buckets_grant_the_rate_and_say_when_to_come_back);
+            case!(webhook_outboxes_are_ordered_leased_and_trimmed);
+            case!(concurrent_webhook_appends_are_numbered_without_gaps);
         }
     };
 }

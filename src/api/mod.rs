@@ -6,6 +6,7 @@
 //! - [`triggers`]: CRM trigger rules and the events that start and cancel their sends;
 //! - [`admin`]: apps and their keys (an `admin`-scoped key);
 //! - [`policy`]: the app's delivery policy (an `admin`-scoped key);
+//! - [`webhooks`]: the app's webhooks into the CRM (an `admin`-scoped key);
 //! - [`insights`]: what the console reads of one app (statistics, reach, history);
 //! - [`ops`]: health, readiness, metrics, the OpenAPI document, the browser SDK and the console;
 //! - [`error`]: every error as `application/problem+json`.
@@ -24,6 +25,7 @@ pub mod policy;
 pub mod public;
 pub mod server;
 pub mod triggers;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,6 +245,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(admin::routes())
         .merge(insights::routes())
         .merge(policy::routes())
+        .merge(webhooks::routes())
         .layer(DefaultBodyLimit::max(SERVER_MAX_BODY))
         .merge(triggers::routes());
     let api = Router::new()

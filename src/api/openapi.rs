@@ -5,7 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use serde_json::json;
 
-use super::{admin, error, insights, policy, public, server, triggers};
+use super::{admin, error, insights, policy, public, server, triggers, webhooks};
 use crate::notify::model::{MAX_DIRECT_RECIPIENTS, MAX_ID_LEN};
 use crate::notify::{model, segment};
 
@@ -24,6 +24,8 @@ use crate::notify::{model, segment};
         admin::add_key, admin::remove_key, admin::own_app, admin::demo_apps,
         insights::subscriber_stats, insights::estimate_audience, insights::notification_history,
         policy::get_policy, policy::put_policy,
+        webhooks::create_webhook, webhooks::list_webhooks, webhooks::delete_webhook,
+        webhooks::test_webhook, webhooks::dead_letters,
     ),
     components(schemas(
         error::Problem, model::Audience, model::Content, model::Action, model::NotificationRequest,

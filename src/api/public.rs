@@ -19,6 +19,8 @@ use crate::notify::model::{Audience, Content, NotificationRequest};
 use crate::push::subscription::canonical_endpoint;
 use crate::push::{PushService, PushSubscription, VapidKey, base64url};
 use crate::store::{App, MAX_ENDPOINT_LEN, Subscription, SubscriptionId, Upserted, now_ms};
+use crate::webhooks::EventType as WebhookEvent;
+use crate::webhooks::events;
 
 /// The routes (CORS preflights are answered by the CORS layer in front of them).
 pub fn routes() -> Router<ApiState> {
@@ -230,6 +232,25 @@ pub async fn subscribe(
             .await?;
     }
     metrics::counter!("aviso_subscriptions_total", "result" => if upserted == Upserted::Created { "created" } else { "updated" }).increment(1);
+    let now = now_ms();
+    if upserted == Upserted::Created {
+        let event = events::subscription(
+            WebhookEvent::SubscriptionCreated,
+            &subscription,
+            request.external_id.as_deref(),
+            now,
+        );
+        events::record(state.store(), &app.id, event).await;
+    }
+    if let Some(external_id) = &request.external_id {
+        let event = events::subscription(
+            WebhookEvent::SubscriptionIdentified,
+            &subscription,
+            Some(external_id),
+            now,
+        );
+        events::record(state.store(), &app.id, event).await;
+    }
     let status = if upserted == Upserted::Created {
         StatusCode::CREATED
     } else {
@@ -290,6 +311,13 @@ pub async fn unsubscribe(
         .store()
         .delete_subscription(&app.id, subscription.id)
         .await?;
+    let event = events::subscription(
+        WebhookEvent::SubscriptionUnsubscribed,
+        &subscription,
+        None,
+        now_ms(),
+    );
+    events::record(state.store(), &app.id, event).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -324,6 +352,13 @@ pub async fn identify(
         .store()
         .link_subscription(&app.id, &request.external_id, subscription.id)
         .await?;
+    let event = events::subscription(
+        WebhookEvent::SubscriptionIdentified,
+        &subscription,
+        Some(&request.external_id),
+        now_ms(),
+    );
+    events::record(state.store(), &app.id, event).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -393,7 +428,7 @@ pub async fn track(
     Json(event): Json<EventRequest>,
 ) -> ApiResult<StatusCode> {
     let app = state.app(&path.app_id).await?;
-    event
+    let subscription_id = event
         .subscription_id
         .parse::<SubscriptionId>()
         .map_err(|e| ApiError::bad("subscription_id", e.to_string()))?;
@@ -414,6 +449,19 @@ pub async fn track(
         .add_counters(&notification.id, &[(counter, 1)])
         .await?;
     metrics::counter!("aviso_events_total", "type" => counter).increment(1);
+    let kind = match event.kind {
+        EventType::Shown => WebhookEvent::NotificationShown,
+        EventType::Clicked => WebhookEvent::NotificationClicked,
+        EventType::Closed => WebhookEvent::NotificationClosed,
+    };
+    let receipt = events::receipt(
+        kind,
+        &notification.id,
+        subscription_id,
+        event.action.as_deref(),
+        now_ms(),
+    );
+    events::record(state.store(), &app.id, receipt).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

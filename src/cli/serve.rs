@@ -73,6 +73,7 @@ impl ServeCommand {
                     start_trigger_runner(store.clone(), engine.waker(), &config)
                         .run(stopping.clone()),
                 );
+                tokio::spawn(start_webhook_sender(store.clone(), &config)?.run(stopping.clone()));
                 Some(tokio::spawn(engine.run(stopping)))
             }
         };
@@ -207,6 +208,27 @@ fn start_trigger_runner(
             ..RunnerConfig::default()
         },
     )
+}
+
+/// The webhook sender: its own task, apart from the engine's lanes.
+fn start_webhook_sender(
+    store: std::sync::Arc<dyn Store>,
+    config: &Config,
+) -> anyhow::Result<crate::webhooks::sender::WebhookSender> {
+    let sender_config = crate::webhooks::sender::SenderConfig {
+        worker_id: format!(
+            "{}-webhooks-{}",
+            std::process::id(),
+            crate::webhooks::model::new_id("").unwrap_or_default()
+        ),
+        lease: config.task_lease,
+        retry: config.webhook_retry,
+        allowed_hosts: config.allowed_webhook_hosts.clone(),
+        extra_ca_files: config.extra_ca_certs.iter().cloned().collect(),
+        ..Default::default()
+    };
+    crate::webhooks::sender::WebhookSender::new(store, sender_config)
+        .context("cannot start the webhook sender")
 }
 
 /// How long the claim on creating the default app lasts: longer than a start-up, short enough

@@ -136,6 +136,20 @@ pub struct ServeArgs {
     #[arg(long, env = "AVISO_BULK_NICE", value_parser = clap::value_parser!(u8).range(0..=19))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk_nice: Option<u8>,
+    /// Webhook targets allowed although not on a public address, each as HOST:PORT
+    /// (comma-separated), e.g. 127.0.0.1:9443 for a receiver on this machine.
+    #[arg(long, env = "AVISO_ALLOWED_WEBHOOK_HOSTS", value_delimiter = ',')]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_webhook_hosts: Option<Vec<String>>,
+    /// Seconds a webhook event is retried before it becomes a dead letter. [default: 86400]
+    #[arg(long, env = "AVISO_WEBHOOK_RETRY_SECS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_retry_secs: Option<u64>,
+    /// Longest wait, in seconds, between two attempts at a failing webhook (the wait doubles
+    /// from one second up to this). [default: 600]
+    #[arg(long, env = "AVISO_WEBHOOK_BACKOFF_MAX_SECS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_backoff_max_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -178,6 +192,10 @@ pub struct Config {
     pub task_lease: Duration,
     /// Nice value of the bulk lane's threads (see `delivery::engine`).
     pub bulk_nice: u8,
+    /// Webhook targets allowed although not public (see `webhooks::target`).
+    pub allowed_webhook_hosts: Vec<PushHost>,
+    /// How webhook retries back off and when they give up.
+    pub webhook_retry: crate::webhooks::model::RetryRule,
 }
 
 /// A setting that cannot be used, and why.
@@ -317,6 +335,27 @@ impl Config {
                 "bulk_nice must be 0 to 19 (a nice value), not {bulk_nice}"
             )));
         }
+        let allowed_webhook_hosts = entries(&settings.allowed_webhook_hosts)
+            .map(|entry| {
+                entry.parse::<PushHost>().map_err(|e| {
+                    ConfigError::new(format!("allowed_webhook_hosts entry `{entry}`: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let default_retry = crate::webhooks::model::RetryRule::default();
+        let webhook_retry = crate::webhooks::model::RetryRule {
+            give_up_after: Duration::from_secs(at_least_one(
+                "webhook_retry_secs",
+                settings.webhook_retry_secs,
+                default_retry.give_up_after.as_secs(),
+            )?),
+            max_wait: Duration::from_secs(at_least_one(
+                "webhook_backoff_max_secs",
+                settings.webhook_backoff_max_secs,
+                default_retry.max_wait.as_secs(),
+            )?),
+            ..default_retry
+        };
         let vapid_subject = match &settings.vapid_subject {
             Some(subject) => subject.clone(),
             None if public_url.starts_with("https://") => public_url.clone(),
@@ -343,6 +382,8 @@ impl Config {
             public_app_rate_limit,
             request_timeout,
             vapid_subject,
+            allowed_webhook_hosts,
+            webhook_retry,
             task_lease,
             bulk_nice,
         })

@@ -132,6 +132,8 @@ enum TaskEnd {
 struct Recorded {
     counts: Counts,
     gone: Vec<Subscription>,
+    /// The batch's webhook events (`webhooks::events::of_batch`).
+    webhook_events: Vec<crate::webhooks::OutboxEntry>,
 }
 
 /// Stores a batch's counters and deletions with the checkpoint (or completion) that follows it,
@@ -142,6 +144,10 @@ async fn record(
     recorded: Recorded,
     step: TaskStep<'_>,
 ) -> Result<TaskEnd, StoreError> {
+    // Before the batch's record: a crash in between repeats events, never loses them.
+    store
+        .append_webhook_events(&claim.task.app_id, &recorded.webhook_events)
+        .await?;
     let counters: Vec<(&str, i64)> = recorded
         .counts
         .iter()
@@ -470,6 +476,7 @@ impl Engine {
                 .await,
         );
 
+        recorded.webhook_events = crate::webhooks::events::for_deliveries(notification, &outcomes);
         *recorded.counts.entry("sent".to_owned()).or_default() += outcomes.len() as i64;
         for (subscription, delivery) in outcomes {
             let key = match delivery {

@@ -15,6 +15,7 @@
 //! | ledger | [`LedgerStore`] | delivery tasks under leases |
 //! | triggers | [`TriggerStore`] | trigger rules, pending sends under leases, their counters |
 //! | policy | [`PolicyStore`] | delivery policies, frequency-cap counts, shared token buckets |
+//! | webhooks | [`WebhookStore`] | webhooks, their outbox, delivery state under leases, dead letters |
 //!
 //! The rules of every change (what an upsert keeps, what a link moves, what an erasure
 //! deletes, how large a profile may grow) live in [`model`], beside the types; the backends
@@ -31,6 +32,7 @@ mod profiles;
 pub mod redis;
 mod subscriptions;
 mod triggers;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -51,6 +53,7 @@ pub use policy::{CapCheck, CapHolder, PolicyStore, TokenGrant};
 pub use profiles::ProfileStore;
 pub use subscriptions::{ScanBatch, ScanCursor, SubscriptionStore, Upserted};
 pub use triggers::{ClaimedSend, Scheduled, TriggerStore};
+pub use webhooks::WebhookStore;
 
 /// The whole store: every concern, and what concerns the backend itself.
 #[async_trait]
@@ -62,6 +65,7 @@ pub trait Store:
     + LedgerStore
     + TriggerStore
     + PolicyStore
+    + WebhookStore
     + 'static
 {
     /// Answers when the store is reachable and accepts writes (a Redis out of memory refuses

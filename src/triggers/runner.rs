@@ -126,6 +126,15 @@ impl TriggerRunner {
             Ok(created) => {
                 let notification = created.into_notification();
                 tracing::debug!(trigger = %trigger.name, notification = %notification.id, "triggered push made");
+                let event = crate::webhooks::events::trigger(
+                    crate::webhooks::EventType::TriggerSent,
+                    &trigger.name,
+                    &send.external_id,
+                    &send.key,
+                    Some(&notification.id),
+                    now_ms(),
+                );
+                crate::webhooks::events::record(self.store.as_ref(), &app.id, event).await;
                 self.finish(claim, Some(&trigger)).await
             }
             Err(crate::notify::service::NotifyError::Store(error)) => Err(error),

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use super::model::{Event, PendingSend, Trigger, TriggerRequest};
 use crate::notify::model::FieldError;
 use crate::store::{App, Scheduled, Store, StoreError};
+use crate::webhooks::EventType;
+use crate::webhooks::events as hooks;
 
 /// Why a trigger use case failed.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,7 @@ impl<'a> TriggerService<'a> {
         let triggers = self.store.list_triggers(&app.id).await?;
         let mut total = Ingested::default();
         let mut counts: BTreeMap<&str, BTreeMap<&'static str, i64>> = BTreeMap::new();
+        let mut webhook_events = Vec::new();
         for event in events {
             total.events += 1;
             for trigger in &triggers {
@@ -103,6 +106,16 @@ impl<'a> TriggerService<'a> {
                         Scheduled::AlreadyPending => ("ignored", &mut total.ignored),
                     };
                     *tally += 1;
+                    if outcome == Scheduled::New {
+                        webhook_events.push(hooks::trigger(
+                            EventType::TriggerScheduled,
+                            &trigger.name,
+                            &event.external_id,
+                            event.key(),
+                            None,
+                            now_ms,
+                        ));
+                    }
                     let count = counts.entry(&trigger.name).or_default();
                     *count.entry("matched").or_default() += 1;
                     *count.entry(counter).or_default() += 1;
@@ -114,6 +127,14 @@ impl<'a> TriggerService<'a> {
                         .await?
                 {
                     total.cancelled += 1;
+                    webhook_events.push(hooks::trigger(
+                        EventType::TriggerCancelled,
+                        &trigger.name,
+                        &event.external_id,
+                        event.key(),
+                        None,
+                        now_ms,
+                    ));
                     *counts
                         .entry(&trigger.name)
                         .or_default()
@@ -131,6 +152,11 @@ impl<'a> TriggerService<'a> {
             self.store
                 .add_trigger_counters(&app.id, trigger, &deltas)
                 .await?;
+        }
+        // One write for the whole batch of events.
+        match webhook_events.into_iter().collect::<Option<Vec<_>>>() {
+            Some(entries) => self.store.append_webhook_events(&app.id, &entries).await?,
+            None => tracing::warn!("the random generator failed: trigger webhook events are lost"),
         }
         Ok(total)
     }

@@ -15,10 +15,11 @@ use aviso::store::{
     App, AppStore, BatchOutcome, ClaimedTask, KeyClaim, Lane, Lease, LedgerStore, NewNotification,
     NotificationStore, Profile, ProfileStore, ProfileUpdate, ScanBatch, ScanCursor, Scheduled,
     Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId, SubscriptionStore, Task,
-    TriggerStore, Upserted,
+    TriggerStore, Upserted, WebhookStore,
 };
 use aviso::store::{CapCheck, CapHolder, PolicyStore, TokenGrant};
 use aviso::triggers::model::{PendingSend, Repeat, Trigger};
+use aviso::webhooks::{DeadLetter, OutboxEntry, Webhook, WebhookState};
 
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
@@ -129,6 +130,18 @@ delegate!(PolicyStore {
     fn put_policy(&self, app: &str, policy: &Policy) -> StoreResult<()>;
     fn take_caps(&self, check: CapCheck<'_>, holders: &[CapHolder]) -> StoreResult<Vec<bool>>;
     fn take_tokens(&self, app: &str, bucket: &str, per_minute: u32, wanted: u32) -> StoreResult<TokenGrant>;
+});
+
+delegate!(WebhookStore {
+    fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    fn list_webhooks(&self, app: &str) -> StoreResult<Vec<Webhook>>;
+    fn delete_webhook(&self, app: &str, id: &str) -> StoreResult<bool>;
+    fn append_webhook_events(&self, app: &str, entries: &[OutboxEntry]) -> StoreResult<()>;
+    fn read_webhook_events(&self, app: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, OutboxEntry)>>;
+    fn lease_webhook(&self, app: &str, id: &str, worker: &str, lease: Duration) -> StoreResult<Option<WebhookState>>;
+    fn save_webhook_state(&self, app: &str, id: &str, worker: &str, state: &WebhookState, dead: &[DeadLetter]) -> StoreResult<()>;
+    fn webhook_state(&self, app: &str, id: &str) -> StoreResult<Option<WebhookState>>;
+    fn dead_letters(&self, app: &str, id: &str, limit: usize) -> StoreResult<Vec<DeadLetter>>;
 });
 
 delegate!(Store {

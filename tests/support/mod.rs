@@ -6,6 +6,7 @@ pub mod http;
 pub mod push_service;
 pub mod redis;
 pub mod server;
+pub mod webhook_receiver;
 
 /// One test per backend for each named `async fn(Aviso)`: `embedded_store::NAME` and
 /// `redis_store::NAME` (a `redis-server` of its own).

@@ -28,10 +28,12 @@ impl Aviso {
         self.kill();
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
         let (app_id, api_key) = (self.app_id.clone(), self.api_key.clone());
+        let admin_key = self.admin_key.clone();
         let mut again = Self::start_in(dir, redis_url, extra_env);
         // Only a first start prints the default app.
         again.app_id = app_id;
         again.api_key = api_key;
+        again.admin_key = admin_key;
         again
     }
 

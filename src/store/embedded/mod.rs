@@ -14,6 +14,7 @@ mod profiles;
 mod subscriptions;
 mod tables;
 mod triggers;
+mod webhooks;
 mod writer;
 
 use std::path::Path;

@@ -45,6 +45,20 @@ pub(super) const PENDING_OF: TableDefinition<(&str, &str, &str), ()> =
 pub(super) const TRIGGER_COUNTERS: TableDefinition<(&str, &str, &str), i64> =
     TableDefinition::new("trigger_counters");
 
+/// (app, webhook id) → webhook (JSON).
+pub(super) const WEBHOOKS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("webhooks");
+/// (app, sequence number) → outbox entry (JSON).
+pub(super) const WEBHOOK_OUTBOX: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("webhook_outbox");
+/// app → the last outbox sequence number given out.
+pub(super) const WEBHOOK_SEQ: TableDefinition<&str, u64> = TableDefinition::new("webhook_seq");
+/// (app, webhook id) → delivery state and lease (JSON).
+pub(super) const WEBHOOK_STATE: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("webhook_state");
+/// (app, webhook id, number) → dead letter (JSON).
+pub(super) const WEBHOOK_DEAD: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("webhook_dead");
+
 /// Checks that an existing file is Aviso's (its `meta` table names the format; a store from
 /// before the table existed is known by its `apps` table), then creates every table, so that
 /// readers never meet a missing one. `Invalid` when the file is not Aviso's.
@@ -92,6 +106,11 @@ pub(super) fn prepare(db: &Database, existing: bool, format: &str) -> StoreResul
         txn.open_table(PENDING_DUE)?;
         txn.open_table(PENDING_OF)?;
         txn.open_table(TRIGGER_COUNTERS)?;
+        txn.open_table(WEBHOOKS)?;
+        txn.open_table(WEBHOOK_OUTBOX)?;
+        txn.open_table(WEBHOOK_SEQ)?;
+        txn.open_table(WEBHOOK_STATE)?;
+        txn.open_table(WEBHOOK_DEAD)?;
     }
     txn.commit()?;
     Ok(())

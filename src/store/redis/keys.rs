@@ -15,6 +15,7 @@
 //! | `{i:APP}:KEY` | string | idempotency key → notification id |
 //! | `{trg:APP}`, `{trg:APP}:c:TRIGGER` | hash | trigger name → rule (JSON); a trigger's counters |
 //! | `{pending}:sends`, `{pending}:due`, `{pending}:of:APP:EXTERNAL_ID` | hash, zset, set | pending sends (`ID:send`, `ID:epoch`, `ID:owner`); by due time (or lease end); per person |
+//! | `{wh:APP}:hooks`, `:state`, `:cursor`, `:seq`, `:outbox`, `:trimmed`, `:dead:ID` | hash, hash, hash, string, hash, string, list | an app's webhooks (JSON); each one's `LEASE_UNTIL\|OWNER\|STATE` and cursor; the outbox's last number, its entries by number, how far it was trimmed; a webhook's dead letters |
 //! | `{ledger}:lane:LANE`, `{ledger}:tasks`, `{ledger}:of:NOTIFICATION` | zset, hash, set | the ledger |
 //!
 //! The ledger's sorted set scores each task by when it may be claimed: `not_before` for a new
@@ -100,4 +101,10 @@ pub(super) fn policy(app_id: &str) -> String {
 
 pub(super) fn token_bucket(app_id: &str, bucket: &str) -> String {
     format!("{{tb:{app_id}:{bucket}}}")
+}
+
+/// One of an app's webhook keys (`{wh:APP}:PART`): all under one hash tag, so each webhook
+/// change is one script on one Cluster node.
+pub(super) fn webhooks(app_id: &str, part: &str) -> String {
+    format!("{{wh:{app_id}}}:{part}")
 }

@@ -1,7 +1,7 @@
 //! The Redis store: a single Redis or a Redis Cluster, through `deadpool-redis`.
 //!
 //! One file per concern (`apps`, `subscriptions`, `profiles`, `notifications`, `ledger`,
-//! `triggers`), the
+//! `triggers`, `webhooks`), the
 //! key layout in [`keys`], the Lua scripts in `lua/` (loaded by [`scripts`]), and the one
 //! compare-and-set loop that every read-modify-write goes through in [`cas`].
 //!
@@ -20,6 +20,7 @@ mod profiles;
 mod scripts;
 mod subscriptions;
 mod triggers;
+mod webhooks;
 
 use async_trait::async_trait;
 use redis::aio::ConnectionLike;

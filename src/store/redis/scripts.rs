@@ -1,6 +1,7 @@
 //! The Lua scripts of the Redis store, one `.lua` file each under `lua/` (each file says what
 //! it takes and answers). The ledger's scripts read the server's clock (`lua/now.lua`); the
-//! compare-and-set ones share one comparison (`lua/unchanged.lua`).
+//! compare-and-set ones share one comparison (`lua/unchanged.lua`); the webhook scripts that
+//! move cursors share the outbox trim (`lua/webhook_trim.lua`).
 
 use redis::Script;
 
@@ -21,10 +22,22 @@ pub(super) struct Scripts {
     pub finish_send: Script,
     pub take_caps: Script,
     pub take_tokens: Script,
+    pub webhook_put: Script,
+    pub webhook_delete: Script,
+    pub webhook_append: Script,
+    pub webhook_read: Script,
+    pub webhook_lease: Script,
+    pub webhook_save: Script,
 }
 
 const NOW: &str = include_str!("lua/now.lua");
 const UNCHANGED: &str = include_str!("lua/unchanged.lua");
+const TRIM: &str = include_str!("lua/webhook_trim.lua");
+
+/// A webhook script that moves cursors, after the outbox trim they share.
+fn with_trim(body: &str) -> Script {
+    Script::new(&format!("{TRIM}{body}"))
+}
 
 /// A ledger script, after the server's clock.
 fn with_clock(body: &str) -> Script {
@@ -55,6 +68,12 @@ impl Scripts {
             finish_send: Script::new(include_str!("lua/finish_send.lua")),
             take_caps: Script::new(include_str!("lua/take_caps.lua")),
             take_tokens: with_clock(include_str!("lua/take_tokens.lua")),
+            webhook_put: Script::new(include_str!("lua/webhook_put.lua")),
+            webhook_delete: with_trim(include_str!("lua/webhook_delete.lua")),
+            webhook_append: Script::new(include_str!("lua/webhook_append.lua")),
+            webhook_read: Script::new(include_str!("lua/webhook_read.lua")),
+            webhook_lease: with_clock(include_str!("lua/webhook_lease.lua")),
+            webhook_save: with_trim(include_str!("lua/webhook_save.lua")),
         }
     }
 }

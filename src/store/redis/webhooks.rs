@@ -1,0 +1,202 @@
+//! Webhooks on Redis: every key of one app's webhooks under one hash tag (`{wh:APP}`, see
+//! `keys.rs`), each change one Lua script, so that an append, a lease and a save are atomic on
+//! a Redis Cluster too.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::AsyncCommands;
+
+use super::{RedisStore, keys};
+use crate::store::{StoreError, StoreResult, WebhookStore, from_json, to_json};
+use crate::webhooks::model::MAX_DEAD_LETTERS;
+use crate::webhooks::{DeadLetter, OutboxEntry, Webhook, WebhookState};
+
+fn dead_key(app_id: &str, webhook_id: &str) -> String {
+    keys::webhooks(app_id, &format!("dead:{webhook_id}"))
+}
+
+/// The state part of a `LEASE_UNTIL|OWNER|STATE` record.
+fn state_of(record: &[u8]) -> StoreResult<WebhookState> {
+    let mut parts = record.splitn(3, |b| *b == b'|');
+    let state = parts
+        .nth(2)
+        .ok_or_else(|| StoreError::Corrupt("webhook state: not LEASE_UNTIL|OWNER|STATE".into()))?;
+    from_json(state, "webhook state")
+}
+
+#[async_trait]
+impl WebhookStore for RedisStore {
+    async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
+        let app = &webhook.app_id;
+        let fresh = to_json(&WebhookState::default())?;
+        let mut conn = self.conn().await?;
+        let _: u8 = self
+            .scripts
+            .webhook_put
+            .key(keys::webhooks(app, "hooks"))
+            .key(keys::webhooks(app, "seq"))
+            .key(keys::webhooks(app, "state"))
+            .key(keys::webhooks(app, "cursor"))
+            .arg(&webhook.id)
+            .arg(to_json(webhook)?)
+            .arg(fresh)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_webhooks(&self, app_id: &str) -> StoreResult<Vec<Webhook>> {
+        let mut conn = self.conn().await?;
+        let raw: BTreeMap<String, Vec<u8>> = conn.hgetall(keys::webhooks(app_id, "hooks")).await?;
+        raw.values().map(|r| from_json(r, "webhook")).collect()
+    }
+
+    async fn delete_webhook(&self, app_id: &str, webhook_id: &str) -> StoreResult<bool> {
+        let mut conn = self.conn().await?;
+        let existed: u8 = self
+            .scripts
+            .webhook_delete
+            .key(keys::webhooks(app_id, "hooks"))
+            .key(keys::webhooks(app_id, "state"))
+            .key(keys::webhooks(app_id, "cursor"))
+            .key(dead_key(app_id, webhook_id))
+            .key(keys::webhooks(app_id, "outbox"))
+            .key(keys::webhooks(app_id, "trimmed"))
+            .key(keys::webhooks(app_id, "seq"))
+            .arg(webhook_id)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(existed == 1)
+    }
+
+    async fn append_webhook_events(
+        &self,
+        app_id: &str,
+        entries: &[OutboxEntry],
+    ) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.scripts.webhook_append.prepare_invoke();
+        invocation
+            .key(keys::webhooks(app_id, "hooks"))
+            .key(keys::webhooks(app_id, "seq"))
+            .key(keys::webhooks(app_id, "outbox"));
+        for entry in entries {
+            invocation.arg(to_json(entry)?);
+        }
+        let mut conn = self.conn().await?;
+        let _: u64 = invocation.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn read_webhook_events(
+        &self,
+        app_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, OutboxEntry)>> {
+        let mut conn = self.conn().await?;
+        let flat: Vec<(u64, Vec<u8>)> = self
+            .scripts
+            .webhook_read
+            .key(keys::webhooks(app_id, "seq"))
+            .key(keys::webhooks(app_id, "outbox"))
+            .arg(after)
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await?;
+        flat.into_iter()
+            .map(|(seq, raw)| Ok((seq, from_json(&raw, "outbox entry")?)))
+            .collect()
+    }
+
+    async fn lease_webhook(
+        &self,
+        app_id: &str,
+        webhook_id: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> StoreResult<Option<WebhookState>> {
+        if worker.contains('|') {
+            return Err(StoreError::Invalid(format!(
+                "worker `{worker}`: must not contain `|`"
+            )));
+        }
+        let mut conn = self.conn().await?;
+        let state: Option<Vec<u8>> = self
+            .scripts
+            .webhook_lease
+            .key(keys::webhooks(app_id, "hooks"))
+            .key(keys::webhooks(app_id, "state"))
+            .arg(webhook_id)
+            .arg(worker)
+            .arg(lease.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        state.map(|s| from_json(&s, "webhook state")).transpose()
+    }
+
+    async fn save_webhook_state(
+        &self,
+        app_id: &str,
+        webhook_id: &str,
+        worker: &str,
+        state: &WebhookState,
+        dead: &[DeadLetter],
+    ) -> StoreResult<()> {
+        let mut invocation = self.scripts.webhook_save.prepare_invoke();
+        invocation
+            .key(keys::webhooks(app_id, "state"))
+            .key(keys::webhooks(app_id, "cursor"))
+            .key(dead_key(app_id, webhook_id))
+            .key(keys::webhooks(app_id, "outbox"))
+            .key(keys::webhooks(app_id, "trimmed"))
+            .key(keys::webhooks(app_id, "seq"))
+            .arg(webhook_id)
+            .arg(worker)
+            .arg(state.cursor)
+            .arg(to_json(state)?)
+            .arg(MAX_DEAD_LETTERS);
+        for letter in dead {
+            invocation.arg(to_json(letter)?);
+        }
+        let mut conn = self.conn().await?;
+        let saved: u8 = invocation.invoke_async(&mut conn).await?;
+        if saved == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost)
+        }
+    }
+
+    async fn webhook_state(
+        &self,
+        app_id: &str,
+        webhook_id: &str,
+    ) -> StoreResult<Option<WebhookState>> {
+        let mut conn = self.conn().await?;
+        let record: Option<Vec<u8>> = conn
+            .hget(keys::webhooks(app_id, "state"), webhook_id)
+            .await?;
+        record.map(|r| state_of(&r)).transpose()
+    }
+
+    async fn dead_letters(
+        &self,
+        app_id: &str,
+        webhook_id: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<DeadLetter>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn().await?;
+        let raw: Vec<Vec<u8>> = conn
+            .lrange(dead_key(app_id, webhook_id), -(limit as isize), -1)
+            .await?;
+        raw.iter().map(|r| from_json(r, "dead letter")).collect()
+    }
+}

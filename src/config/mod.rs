@@ -30,6 +30,8 @@ const DEFAULT_SDK_DIR: &str = "sw";
 const DEFAULT_PUBLIC_RATE_LIMIT: u32 = 50;
 const DEFAULT_PUBLIC_APP_RATE_LIMIT: u32 = 1000;
 const DEFAULT_TASK_LEASE_SECS: u64 = 30;
+/// Seconds from a stop signal to exit.
+const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 const DEFAULT_BULK_NICE: u8 = 5;
 const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 /// The VAPID contact when neither one nor an https public URL is configured.
@@ -136,6 +138,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AVISO_BULK_NICE", value_parser = clap::value_parser!(u8).range(0..=19))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bulk_nice: Option<u8>,
+    /// Seconds from SIGTERM/SIGINT to exit: retries stop at once, requests in flight may answer
+    /// for most of it, then unfinished tasks are handed back to other instances. [default: 30]
+    #[arg(long, env = "AVISO_SHUTDOWN_GRACE_SECS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -178,6 +185,8 @@ pub struct Config {
     pub task_lease: Duration,
     /// Nice value of the bulk lane's threads (see `delivery::engine`).
     pub bulk_nice: u8,
+    /// From the shutdown signal to exit (see `delivery::engine`).
+    pub shutdown_grace: Duration,
 }
 
 /// A setting that cannot be used, and why.
@@ -345,6 +354,11 @@ impl Config {
             vapid_subject,
             task_lease,
             bulk_nice,
+            shutdown_grace: Duration::from_secs(at_least_one(
+                "shutdown_grace_secs",
+                settings.shutdown_grace_secs,
+                DEFAULT_SHUTDOWN_GRACE_SECS,
+            )?),
         })
     }
 }

@@ -4,6 +4,7 @@
 pub mod faulty_store;
 pub mod push_service;
 pub mod redis;
+pub mod seed;
 pub mod server;
 
 /// One test per backend for each named `async fn(Aviso)`: `embedded_store::NAME` and

@@ -5,7 +5,8 @@
 //! - Redis is stopped (`kill -9`, append-only file) and restarted mid-broadcast;
 //! - the push service is unreachable (connection refused) for a while, then throttles;
 //! - one of two instances is killed (`kill -9`) mid-broadcast;
-//! - SIGTERM while retries are pending, then another instance finishes.
+//! - SIGTERM while retries are pending, then another instance finishes;
+//! - Redis at its memory limit (`maxmemory` with `noeviction`): `/readyz` says it refuses writes.
 //!
 //! Each asserts that nobody was missed, that duplicates stay within the documented bound (one
 //! batch per task in flight), that the counters agree with the distinct deliveries, and that the
@@ -396,4 +397,42 @@ async fn sigterm_with_retries_pending_exits_within_the_grace_and_hands_back() {
         finish_after_b.as_secs_f64(),
         took.as_secs_f64()
     );
+}
+
+/// A Redis at its memory limit with `noeviction` answers `PING` but refuses every write
+/// (`OOM command not allowed`): nothing can be subscribed or sent, so `/readyz` must say 503
+/// (a load balancer then stops sending traffic here), and 200 again once Redis has room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_a_redis_that_refuses_writes() {
+    let mock = mock(MockConfig::default()).await;
+    let redis = RedisServer::start();
+    let aviso = instance(&redis, &mock, &[]);
+    // Well over 1 MB of data, so that a 1 MB limit is exceeded whatever Redis' own overhead.
+    support::seed::redis_subscribers(&redis.url(), &aviso.app_id, &mock.service, 5_000).await;
+    let client = Client::new();
+    let ready = || async {
+        let response = client.get(aviso.url("/readyz")).send().await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, content_type, response.text().await.unwrap())
+    };
+    assert_eq!(ready().await.0, reqwest::StatusCode::OK);
+
+    redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    redis.cli(&["CONFIG", "SET", "maxmemory", "1mb"]);
+    assert!(
+        redis.cli(&["SET", "probe", "x"]).contains("OOM"),
+        "the test's Redis must refuse writes now"
+    );
+    assert!(redis.cli(&["PING"]).contains("PONG"), "yet it answers PING");
+    let (status, content_type, body) = ready().await;
+    assert_eq!(status, reqwest::StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    assert!(body.contains("OOM"), "the problem names the cause: {body}");
+
+    redis.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    assert_eq!(ready().await.0, reqwest::StatusCode::OK);
 }

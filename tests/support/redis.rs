@@ -154,6 +154,11 @@ impl RedisServer {
         self.node.port
     }
 
+    /// Runs one `redis-cli` command against the server; its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli(self.node.port, args)
+    }
+
     /// Stops the server (for outage tests); `restart` brings it back on the same port.
     pub fn stop(&mut self) {
         let _ = self.node.child.kill();

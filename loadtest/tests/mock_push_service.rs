@@ -404,23 +404,20 @@ async fn an_endpoint_gets_at_most_its_share_of_the_bursts() {
     let outage = Unavailable::bursts(2, 1).at_most_per_endpoint(2);
     let mock = start(MockConfig::default().unavailable(outage)).await;
     let sender = Sender::new(mock.ca_cert_pem());
-    let mut statuses = Vec::new();
-    for _ in 0..6 {
-        let answer = sender
-            .push(&mock.endpoint("lone"), opaque_body(), &[])
-            .await;
-        statuses.push(answer.status.as_u16());
-    }
-    assert_eq!(statuses, [201, 503, 201, 503, 201, 201]);
+    let statuses = |id: &'static str, times: usize| {
+        let (sender, mock) = (&sender, &mock);
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..times {
+                let answer = sender.push(&mock.endpoint(id), opaque_body(), &[]).await;
+                statuses.push(answer.status.as_u16());
+            }
+            statuses
+        }
+    };
+    assert_eq!(statuses("lone", 6).await, [201, 503, 201, 503, 201, 201]);
     // Another endpoint has its own share: the next burst (request 7) is its.
-    let mut other = Vec::new();
-    for _ in 0..2 {
-        let answer = sender
-            .push(&mock.endpoint("other"), opaque_body(), &[])
-            .await;
-        other.push(answer.status.as_u16());
-    }
-    assert_eq!(other, [201, 503]);
+    assert_eq!(statuses("other", 2).await, [201, 503]);
 }
 
 #[tokio::test]

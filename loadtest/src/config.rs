@@ -256,6 +256,12 @@ impl Throttle {
 /// A request is answered `503` if its number is below [`Unavailable::first`], or if it is among
 /// the last [`Unavailable::burst`] of each run of [`Unavailable::every`] requests (with
 /// `every = 100, burst = 10`, requests 90–99, 190–199, … fail).
+///
+/// The periodic bursts are counted in requests, not in time: once a broadcast is over, a message
+/// still retrying is the only traffic, and alone it would walk through a burst one request at a
+/// time, its backoff doubling each time (ten 503s in a row, minutes of waiting, then given up).
+/// [`Unavailable::at_most_per_endpoint`] bounds how many of the bursts' 503s one endpoint gets,
+/// as a real service's transient errors are: a retry gets through after a few.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Unavailable {
     /// Fail this many requests first.
@@ -264,6 +270,9 @@ pub struct Unavailable {
     pub every: u64,
     /// How many requests at the end of each period fail.
     pub burst: u64,
+    /// At most this many of the periodic bursts' 503s per endpoint (`None`: no bound); the
+    /// outage of [`Unavailable::first`] is not bounded by it.
+    pub per_endpoint: Option<u32>,
     /// Value of a `Retry-After` header on the `503`, in seconds, if any.
     pub retry_after_secs: Option<u32>,
 }
@@ -292,8 +301,21 @@ impl Unavailable {
         self
     }
 
-    pub(crate) fn applies_to(&self, number: u64) -> bool {
-        number < self.first || (self.burst > 0 && number % self.every >= self.every - self.burst)
+    /// Gives one endpoint at most `count` of the periodic bursts' 503s; its requests that fall
+    /// in a burst after that are answered as if there were none.
+    pub fn at_most_per_endpoint(mut self, count: u32) -> Self {
+        self.per_endpoint = Some(count);
+        self
+    }
+
+    /// Whether request `number` falls in the first outage.
+    pub(crate) fn in_first_outage(&self, number: u64) -> bool {
+        number < self.first
+    }
+
+    /// Whether request `number` falls in a periodic burst.
+    pub(crate) fn in_burst(&self, number: u64) -> bool {
+        self.burst > 0 && number % self.every >= self.every - self.burst
     }
 }
 
@@ -360,9 +382,11 @@ mod tests {
             first: 1,
             every: 5,
             burst: 2,
-            retry_after_secs: None,
+            ..Unavailable::default()
         };
-        let hits: Vec<u64> = (0..12).filter(|&n| outage.applies_to(n)).collect();
+        let hits: Vec<u64> = (0..12)
+            .filter(|&n| outage.in_first_outage(n) || outage.in_burst(n))
+            .collect();
         assert_eq!(hits, vec![0, 3, 4, 8, 9]);
     }
 

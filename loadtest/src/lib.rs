@@ -39,6 +39,6 @@ pub use config::{
     MockConfig, Throttle, Unavailable,
 };
 pub use error::{KeyError, MockError, WaitTimedOut};
-pub use records::{Delivery, Stats, VerificationFailure};
+pub use records::{Delivery, RequestTimeline, Stats, TIMELINE_SLOT, VerificationFailure};
 pub use server::{MockPushService, is_gone};
 pub use subscriber::{SubscriberKeys, TestSubscriber};

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use http::{StatusCode, Version};
@@ -20,6 +20,42 @@ const STATUS_SLOTS: usize = 600;
 /// Failures kept with their reason; a broken sender under load would otherwise fill memory.
 /// All of them are counted.
 const MAX_KEPT_FAILURES: usize = 10_000;
+/// The resolution of the request timeline.
+pub const TIMELINE_SLOT: Duration = Duration::from_millis(100);
+/// Slots of the timeline: one hour; later requests count in the last slot.
+const TIMELINE_SLOTS: usize = 36_000;
+
+/// Push requests received per [`TIMELINE_SLOT`], from the service's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestTimeline {
+    /// When slot 0 began.
+    pub started: Instant,
+    /// Requests in each slot, up to the last one that had any.
+    pub counts: Vec<u64>,
+}
+
+impl RequestTimeline {
+    /// The longest stretch from `from` to `to` in which no request came, to within a slot
+    /// (the slots that `from` and `to` fall in count whole).
+    pub fn longest_silence(&self, from: Instant, to: Instant) -> Duration {
+        let slot_of = |at: Instant| {
+            let nanos = at.saturating_duration_since(self.started).as_nanos();
+            (nanos / TIMELINE_SLOT.as_nanos()) as usize
+        };
+        let (first, last) = (slot_of(from), slot_of(to));
+        let mut longest = 0u32;
+        let mut run = 0u32;
+        for slot in first..=last {
+            if self.counts.get(slot).copied().unwrap_or(0) == 0 {
+                run += 1;
+                longest = longest.max(run);
+            } else {
+                run = 0;
+            }
+        }
+        TIMELINE_SLOT * longest
+    }
+}
 
 /// One accepted message, as the push service received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +167,8 @@ pub(crate) struct Recorder {
     delivered_changed: Notify,
     /// Tasks in `wait_for_deliveries`; deliveries skip the wake-up when there are none.
     waiters: AtomicUsize,
+    started: Instant,
+    timeline: Box<[AtomicU32]>,
 }
 
 impl Recorder {
@@ -152,6 +190,29 @@ impl Recorder {
             failures: Mutex::new(Vec::new()),
             delivered_changed: Notify::new(),
             waiters: AtomicUsize::new(0),
+            started: Instant::now(),
+            timeline: (0..TIMELINE_SLOTS).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+
+    pub(crate) fn started_at(&self) -> Instant {
+        self.started
+    }
+
+    pub(crate) fn timeline(&self) -> RequestTimeline {
+        let mut counts: Vec<u64> = self
+            .timeline
+            .iter()
+            .map(|count| u64::from(count.load(Ordering::Relaxed)))
+            .collect();
+        let used = counts
+            .iter()
+            .rposition(|&count| count > 0)
+            .map_or(0, |i| i + 1);
+        counts.truncate(used);
+        RequestTimeline {
+            started: self.started,
+            counts,
         }
     }
 
@@ -169,6 +230,8 @@ impl Recorder {
 
     pub(crate) fn request(&self, id: &str, version: Version) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        let slot = (self.started.elapsed().as_nanos() / TIMELINE_SLOT.as_nanos()) as usize;
+        self.timeline[slot.min(TIMELINE_SLOTS - 1)].fetch_add(1, Ordering::Relaxed);
         match self.endpoints.get_mut(id) {
             Some(mut record) => record.requests += 1,
             None => self.endpoints.entry(id.into()).or_default().requests += 1,
@@ -327,5 +390,24 @@ impl Recorder {
             http1_requests: load(&self.http1_requests),
             http2_requests: load(&self.http2_requests),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_silence_is_the_longest_run_of_empty_slots_between_two_instants() {
+        let started = Instant::now();
+        let timeline = RequestTimeline {
+            started,
+            counts: vec![3, 0, 0, 1, 0, 0, 0, 2],
+        };
+        let at = |slot: u32| started + TIMELINE_SLOT * slot;
+        assert_eq!(timeline.longest_silence(at(0), at(7)), TIMELINE_SLOT * 3);
+        assert_eq!(timeline.longest_silence(at(0), at(3)), TIMELINE_SLOT * 2);
+        // After the last request the silence goes on.
+        assert_eq!(timeline.longest_silence(at(7), at(12)), TIMELINE_SLOT * 5);
     }
 }

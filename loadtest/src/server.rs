@@ -29,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::{Behaviour, ConfigError, MockConfig};
 use crate::error::{KeyError, MockError, WaitTimedOut};
 use crate::headers::{self, PushHeaders};
-use crate::records::{Delivery, Recorder, Stats, VerificationFailure};
+use crate::records::{Delivery, Recorder, RequestTimeline, Stats, VerificationFailure};
 use crate::rejection::Rejection;
 use crate::subscriber::{RegisteredKeys, SubscriberKeys};
 use crate::tls::TlsIdentity;
@@ -61,6 +61,10 @@ pub struct MockPushService {
     address: SocketAddr,
     ca_pem: String,
     control: Mutex<Control>,
+    /// What a restart of the accept loop needs ([`MockPushService::set_reachable`]).
+    acceptor: TlsAcceptor,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    shutdown_grace: Duration,
 }
 
 /// What stopping the server needs; taken out once.
@@ -87,6 +91,9 @@ struct ActiveBehaviour {
     behaviour: Behaviour,
     arrivals: AtomicU64,
     past_outage: AtomicU64,
+    /// The periodic bursts' 503s each endpoint got (kept only under
+    /// [`crate::Unavailable::at_most_per_endpoint`]).
+    burst_refusals: DashMap<String, u32>,
 }
 
 impl ActiveBehaviour {
@@ -95,7 +102,28 @@ impl ActiveBehaviour {
             behaviour,
             arrivals: AtomicU64::new(0),
             past_outage: AtomicU64::new(0),
+            burst_refusals: DashMap::new(),
         }
+    }
+
+    /// Whether request `arrival`, to endpoint `id`, is answered 503.
+    fn unavailable(&self, arrival: u64, id: &str) -> bool {
+        let unavailable = &self.behaviour.unavailable;
+        if unavailable.in_first_outage(arrival) {
+            return true;
+        }
+        if !unavailable.in_burst(arrival) {
+            return false;
+        }
+        let Some(bound) = unavailable.per_endpoint else {
+            return true;
+        };
+        let mut refused = self.burst_refusals.entry(id.to_owned()).or_insert(0);
+        if *refused >= bound {
+            return false;
+        }
+        *refused += 1;
+        true
     }
 }
 
@@ -137,24 +165,79 @@ impl MockPushService {
             .http2()
             .timer(TokioTimer::new())
             .max_concurrent_streams(config.max_concurrent_streams);
-        let (stop, stopped) = oneshot::channel();
-        let server = tokio::spawn(accept_loop(
-            listener,
-            TlsAcceptor::from(tls.server_config),
-            Arc::new(builder),
-            shared.clone(),
-            stopped,
-            config.shutdown_grace,
-        ));
-        Ok(Self {
+        let service = Self {
             shared,
             address,
             ca_pem: tls.ca_pem,
             control: Mutex::new(Control {
-                stop: Some(stop),
-                server: Some(server),
+                stop: None,
+                server: None,
             }),
-        })
+            acceptor: TlsAcceptor::from(tls.server_config),
+            builder: Arc::new(builder),
+            shutdown_grace: config.shutdown_grace,
+        };
+        service.serve(listener);
+        Ok(service)
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let (stop, stopped) = oneshot::channel();
+        let server = tokio::spawn(accept_loop(
+            listener,
+            self.acceptor.clone(),
+            self.builder.clone(),
+            self.shared.clone(),
+            stopped,
+            self.shutdown_grace,
+        ));
+        *lock(&self.control) = Control {
+            stop: Some(stop),
+            server: Some(server),
+        };
+    }
+
+    /// Takes the service off the network (`false`): its port is closed, so connections are
+    /// refused, and every open connection is cut, as when a push service is unreachable. With
+    /// `true` it listens again on the same address with the same certificate; counters and
+    /// behaviour carry on. Does nothing when already so.
+    pub async fn set_reachable(&self, reachable: bool) -> Result<(), MockError> {
+        let running = lock(&self.control).server.take();
+        match (running, reachable) {
+            (Some(server), false) => {
+                // Aborting the accept loop drops the listener and every connection's task.
+                server.abort();
+                let _ = server.await;
+                Ok(())
+            }
+            (Some(server), true) => {
+                lock(&self.control).server = Some(server);
+                Ok(())
+            }
+            (None, false) => Ok(()),
+            (None, true) => {
+                let listener =
+                    TcpListener::bind(self.address)
+                        .await
+                        .map_err(|source| MockError::Bind {
+                            address: self.address,
+                            source,
+                        })?;
+                self.serve(listener);
+                Ok(())
+            }
+        }
+    }
+
+    /// When the service started; [`MockPushService::request_timeline`] counts from it.
+    pub fn started_at(&self) -> Instant {
+        self.shared.recorder.started_at()
+    }
+
+    /// Push requests received per [`crate::TIMELINE_SLOT`] since the start, whatever
+    /// the answer: when the sender sent, and when it was silent.
+    pub fn request_timeline(&self) -> RequestTimeline {
+        self.shared.recorder.timeline()
     }
 
     /// The service's origin, e.g. `https://127.0.0.1:43117`; VAPID JWTs name it as `aud`.
@@ -543,7 +626,7 @@ impl Shared {
         let (parts, body) = request.into_parts();
         let body = read_body(&parts.headers, body, behaviour.payload_limit).await;
 
-        if behaviour.unavailable.applies_to(arrival) {
+        if active.unavailable(arrival, id) {
             return Answer::Refused {
                 rejection: Rejection::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -377,6 +377,7 @@ async fn outage_windows_answer_503() {
         first: 1,
         every: 4,
         burst: 2,
+        per_endpoint: None,
         retry_after_secs: Some(3),
     };
     let mock = start(MockConfig::default().unavailable(outage)).await;
@@ -395,6 +396,28 @@ async fn outage_windows_answer_503() {
     }
     assert_eq!(unavailable, [0, 2, 3, 6, 7]);
     assert_eq!(mock.count_for(StatusCode::SERVICE_UNAVAILABLE), 5);
+}
+
+#[tokio::test]
+async fn an_endpoint_gets_at_most_its_share_of_the_bursts() {
+    // Every other request falls in a burst; one endpoint alone gets two 503s, then through.
+    let outage = Unavailable::bursts(2, 1).at_most_per_endpoint(2);
+    let mock = start(MockConfig::default().unavailable(outage)).await;
+    let sender = Sender::new(mock.ca_cert_pem());
+    let statuses = |id: &'static str, times: usize| {
+        let (sender, mock) = (&sender, &mock);
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..times {
+                let answer = sender.push(&mock.endpoint(id), opaque_body(), &[]).await;
+                statuses.push(answer.status.as_u16());
+            }
+            statuses
+        }
+    };
+    assert_eq!(statuses("lone", 6).await, [201, 503, 201, 503, 201, 201]);
+    // Another endpoint has its own share: the next burst (request 7) is its.
+    assert_eq!(statuses("other", 2).await, [201, 503]);
 }
 
 #[tokio::test]

@@ -134,6 +134,7 @@ pub fn document() -> serde_json::Value {
             profile("erase_profile"),
         ),
     ];
+    constrain(&mut document);
     for (path, method, status, name, link) in links {
         if let Some(response) = document
             .pointer_mut(&format!(
@@ -149,6 +150,38 @@ pub fn document() -> serde_json::Value {
         }
     }
     document
+}
+
+/// Constraints of request bodies that the derive does not state, as the handlers check them.
+fn constrain(document: &mut serde_json::Value) {
+    let constraints = [
+        (
+            "/components/schemas/LinkRequest/properties/subscription_id",
+            json!({"pattern": "^[0-9a-f]{16}$"}),
+        ),
+        (
+            "/components/schemas/ProfileChanges/properties/attributes",
+            json!({
+                "propertyNames": {"minLength": 1, "maxLength": 128},
+                "maxProperties": 256,
+                "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+            }),
+        ),
+        (
+            "/components/schemas/ProfileChanges/properties/tags",
+            json!({"propertyNames": {"minLength": 1, "maxLength": 128}, "maxProperties": 256}),
+        ),
+    ];
+    for (pointer, extra) in constraints {
+        if let (Some(schema), Some(extra)) = (
+            document
+                .pointer_mut(pointer)
+                .and_then(serde_json::Value::as_object_mut),
+            extra.as_object(),
+        ) {
+            schema.extend(extra.clone());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +201,21 @@ mod tests {
             created["links"]["GetNotification"]["operationId"],
             "get_notification"
         );
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(
+            schemas["LinkRequest"]["properties"]["subscription_id"]["pattern"],
+            "^[0-9a-f]{16}$"
+        );
+        assert_eq!(
+            schemas["ProfileChanges"]["properties"]["tags"]["propertyNames"]["minLength"],
+            1
+        );
+        // The server takes exactly what the pattern says.
+        use crate::store::SubscriptionId;
+        assert!("0123456789abcdef".parse::<SubscriptionId>().is_ok());
+        for outside in ["+123456789abcdef", "0123456789ABCDEF", "0123456789abcde"] {
+            assert!(outside.parse::<SubscriptionId>().is_err(), "{outside}");
+        }
         let limit = &document["paths"]["/v1/notifications"]["get"]["parameters"][0]["schema"];
         assert_eq!(
             (limit["minimum"].as_u64(), limit["maximum"].as_u64()),

@@ -74,10 +74,11 @@ impl ServeCommand {
                         .run(stopping.clone()),
                 );
                 tokio::spawn(start_webhook_sender(store.clone(), &config)?.run(stopping.clone()));
-                Some(tokio::spawn(engine.run(stopping)))
+                Some((engine.clone(), tokio::spawn(engine.run(stopping))))
             }
         };
         let serve_api = config.role != Role::Sender;
+        let grace = config.shutdown_grace;
         let mut state = ApiState::new(store, config, Some(metrics));
         if let Some(waker) = waker {
             state = state.with_engine_waker(waker);
@@ -87,24 +88,47 @@ impl ServeCommand {
         } else {
             crate::api::ops_only(state)
         };
-        axum::serve(
+        // On the signal the engine stops at once (`stop`), while the API drains its
+        // connections; neither may outlast the grace.
+        let (signalled, mut on_signal) = tokio::sync::oneshot::channel();
+        let server = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server failed")?;
-        let _ = stop.send(true);
-        if let Some(engine) = engine {
-            // Workers finish their batch and hand their tasks back.
-            let waited = tokio::time::timeout(std::time::Duration::from_secs(30), engine).await;
-            if waited.is_err() {
-                tracing::warn!(
-                    "the sender did not stop within 30 s; its tasks resume elsewhere after their lease"
-                );
+        .with_graceful_shutdown(shutdown_signal(stop, signalled))
+        .into_future();
+        let mut server = std::pin::pin!(server);
+        let mut served = None;
+        let deadline = tokio::select! {
+            result = &mut server => {
+                served = Some(result);
+                on_signal.try_recv().unwrap_or_else(|_| tokio::time::Instant::now()) + grace
+            }
+            Ok(signalled_at) = &mut on_signal => signalled_at + grace,
+        };
+        if served.is_none() {
+            match tokio::time::timeout_at(deadline, &mut server).await {
+                Ok(result) => served = Some(result),
+                Err(_) => tracing::warn!(
+                    "API connections still open at the end of the shutdown grace: closed"
+                ),
             }
         }
-        tracing::info!("stopped");
+        if let Some(result) = served {
+            result.context("the server failed")?;
+        }
+        if let Some((engine, running)) = engine {
+            // Retry waits end at once; requests in flight answer, then tasks are handed back.
+            if tokio::time::timeout_at(deadline, running).await.is_err() {
+                tracing::warn!(
+                    tasks = engine.tasks_held(),
+                    grace_secs = grace.as_secs(),
+                    "the sender did not stop within the shutdown grace: exiting; the tasks it still held resume elsewhere after their lease"
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        tracing::info!("stopped: every task finished or handed back");
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -171,6 +195,7 @@ async fn start_engine(
         }),
         vapid_subject: config.vapid_subject.clone(),
         bulk_nice: config.bulk_nice,
+        shutdown_grace: config.shutdown_grace,
     };
     // Redis: each lane gets connections of its own, apart from the API's, so that small
     // requests never queue behind a broadcast's large scans on one multiplexed connection.
@@ -291,7 +316,19 @@ async fn ensure_an_app(store: &dyn Store, config: &Config) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Waits for SIGINT or SIGTERM, then tells the engine to stop (`stop`) and the caller when
+/// (`signalled`, which starts the grace).
+async fn shutdown_signal(
+    stop: tokio::sync::watch::Sender<bool>,
+    signalled: tokio::sync::oneshot::Sender<tokio::time::Instant>,
+) {
+    wait_for_signal().await;
+    let _ = signalled.send(tokio::time::Instant::now());
+    let _ = stop.send(true);
+    tracing::info!("shutting down: the sender stops, API requests in flight finish");
+}
+
+async fn wait_for_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -310,5 +347,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
-    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -30,6 +30,8 @@ const DEFAULT_SDK_DIR: &str = "sw";
 const DEFAULT_PUBLIC_RATE_LIMIT: u32 = 50;
 const DEFAULT_PUBLIC_APP_RATE_LIMIT: u32 = 1000;
 const DEFAULT_TASK_LEASE_SECS: u64 = 30;
+/// Seconds from a stop signal to exit.
+const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 30;
 const DEFAULT_BULK_NICE: u8 = 5;
 const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 /// The VAPID contact when neither one nor an https public URL is configured.
@@ -150,6 +152,11 @@ pub struct ServeArgs {
     #[arg(long, env = "AVISO_WEBHOOK_BACKOFF_MAX_SECS")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_backoff_max_secs: Option<u64>,
+    /// Seconds from SIGTERM/SIGINT to exit: retries stop at once, requests in flight may answer
+    /// for most of it, then unfinished tasks are handed back to other instances. [default: 30]
+    #[arg(long, env = "AVISO_SHUTDOWN_GRACE_SECS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -196,6 +203,8 @@ pub struct Config {
     pub allowed_webhook_hosts: Vec<PushHost>,
     /// How webhook retries back off and when they give up.
     pub webhook_retry: crate::webhooks::model::RetryRule,
+    /// From the shutdown signal to exit (see `delivery::engine`).
+    pub shutdown_grace: Duration,
 }
 
 /// A setting that cannot be used, and why.
@@ -386,6 +395,11 @@ impl Config {
             webhook_retry,
             task_lease,
             bulk_nice,
+            shutdown_grace: Duration::from_secs(at_least_one(
+                "shutdown_grace_secs",
+                settings.shutdown_grace_secs,
+                DEFAULT_SHUTDOWN_GRACE_SECS,
+            )?),
         })
     }
 }

@@ -3,20 +3,26 @@
 //!
 //! Two lanes run side by side, each with its own workers and its own push-service connections:
 //! the priority lane (one-to-one pushes) never waits behind a broadcast's tasks or streams.
-//! A task's lease is extended at each checkpoint; a worker that dies stops extending it and
-//! another instance takes the task over from the last checkpoint (at-least-once, duplicates
-//! bounded by one batch). On shutdown a worker finishes its batch and hands the task back.
+//! A task's lease is extended at each checkpoint and, while a batch is in flight (in long
+//! retries, say), by a heartbeat every third of the lease; a worker that dies stops extending it
+//! and another instance takes the task over from the last checkpoint (at-least-once, duplicates
+//! bounded by one batch per task in flight). On shutdown a worker stops claiming, ends its
+//! messages' retry waits at once, lets the requests in flight answer (until most of the grace
+//! has passed), and hands its task back: at the new checkpoint when the batch finished, at the
+//! last one when it did not (its next holder sends that batch again, and counts it then).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use metrics::{gauge, histogram};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_util::sync::CancellationToken;
 
-use super::sender::{Delivery, Failure, Message, Sender};
+use super::sender::{Batch, Delivery, Failure, Message, Sender};
 use super::waker::EngineWaker;
 use crate::notify::Notification;
 use crate::notify::model::{Audience, Status};
@@ -61,6 +67,10 @@ pub struct EngineConfig {
     /// leave, instead of an equal share beside them, so that a one-to-one push waits less for a
     /// core. When nothing else runs, the broadcast still has every core.
     pub bulk_nice: u8,
+    /// From the shutdown signal to the engine's return: retry waits end at once, requests in
+    /// flight may answer until [`HARD_STOP_SHARE`] of it has passed (then they are dropped), and
+    /// the rest is for handing the tasks back.
+    pub shutdown_grace: Duration,
 }
 
 impl EngineConfig {
@@ -72,6 +82,19 @@ impl EngineConfig {
         }
     }
 }
+/// The share of the shutdown grace that requests in flight get to answer.
+pub const HARD_STOP_SHARE: f64 = 0.8;
+
+/// Prepared notifications kept, and for how long: a cancelled notification's tasks are gone
+/// from the ledger, and a worker that loses a task's lease forgets the notification, so a stale
+/// entry can only serve a task claimed before its cancellation, until its next heartbeat.
+const PREPARED_CAPACITY: u64 = 10_000;
+const PREPARED_TTL: Duration = Duration::from_secs(60);
+/// Apps' VAPID signers kept, and for how long (a changed key is picked up after this).
+const APPS_CAPACITY: u64 = 10_000;
+const APPS_TTL: Duration = Duration::from_secs(600);
+/// How long a hand-back at shutdown may take before the task is left to its lease.
+const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Work shared by the lanes' workers.
 pub struct Engine {
@@ -82,12 +105,18 @@ pub struct Engine {
     config: EngineConfig,
     bulk: Sender,
     priority: Sender,
-    apps: Mutex<HashMap<String, Arc<VapidHeaderCache>>>,
-    notifications: Mutex<HashMap<String, Arc<Prepared>>>,
+    apps: moka::sync::Cache<String, Arc<VapidHeaderCache>>,
+    notifications: moka::sync::Cache<String, Arc<Prepared>>,
     /// Woken when this process enqueues tasks, so its idle workers need not wait for a poll.
     wake: Arc<EngineWaker>,
     /// Caps, quiet hours, local time and rates (`crate::policy`), applied per batch.
     policy: crate::policy::gate::Gate,
+    /// Shutdown began: claim nothing more, end retry waits, hand tasks back.
+    stop: CancellationToken,
+    /// Most of the grace is over: drop the requests still in flight and hand back.
+    hard_stop: CancellationToken,
+    /// Tasks claimed and not yet finished or handed back.
+    held: AtomicUsize,
 }
 
 /// Sets the calling thread's nice value (Linux keeps one per thread). Best effort: where it
@@ -108,6 +137,11 @@ fn set_this_threads_nice(nice: u8) {
     let _ = nice;
 }
 
+/// Tasks a lane holds per task it sends at once ([`EngineConfig::bulk_workers`]): the others
+/// have batches whose messages all wait for their retries. Duplicates after a crash are bounded
+/// by one batch per held task.
+const IDLE_TASKS_PER_TURN: usize = 4;
+
 /// How often an idle worker refreshes the queue-depth gauge.
 const QUEUE_DEPTH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -126,9 +160,20 @@ enum TaskEnd {
     Stopped,
 }
 
+/// How one batch's delivery ended.
+enum Batched {
+    /// Every message has its outcome.
+    Done(Recorded),
+    /// Shutdown came first: some messages have none. Nothing is recorded; the task is handed
+    /// back at its last checkpoint.
+    Interrupted,
+    /// The heartbeat found the lease gone (cancelled, or taken over): stop without a word.
+    LeaseLost,
+}
+
 /// What one batch leaves to record: counts by counter name (`sent`, `delivered`, `expired`,
 /// `failed.REASON`) and the subscriptions the push service said are gone.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Recorded {
     counts: Counts,
     gone: Vec<Subscription>,
@@ -185,10 +230,19 @@ impl Engine {
             config,
             bulk,
             priority,
-            apps: Mutex::new(HashMap::new()),
-            notifications: Mutex::new(HashMap::new()),
+            apps: moka::sync::Cache::builder()
+                .max_capacity(APPS_CAPACITY)
+                .time_to_live(APPS_TTL)
+                .build(),
+            notifications: moka::sync::Cache::builder()
+                .max_capacity(PREPARED_CAPACITY)
+                .time_to_live(PREPARED_TTL)
+                .build(),
             wake: Arc::new(EngineWaker::default()),
             policy: Default::default(),
+            stop: CancellationToken::new(),
+            hard_stop: CancellationToken::new(),
+            held: AtomicUsize::new(0),
         })
     }
 
@@ -204,8 +258,29 @@ impl Engine {
         self.wake.clone()
     }
 
+    /// Tasks claimed here and not yet finished or handed back.
+    pub fn tasks_held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Begins the shutdown: no more claims, retry waits end, and after
+    /// [`HARD_STOP_SHARE`] of the grace the requests still in flight are dropped.
+    fn begin_stop(&self) {
+        if self.stop.is_cancelled() {
+            return;
+        }
+        self.stop.cancel();
+        let hard_stop = self.hard_stop.clone();
+        let after = self.config.shutdown_grace.mul_f64(HARD_STOP_SHARE);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            hard_stop.cancel();
+        });
+    }
+
     /// Runs the workers of both lanes until `shutdown` turns true; returns when they have
-    /// finished or handed back their tasks.
+    /// finished or handed back their tasks (within [`EngineConfig::shutdown_grace`], unless
+    /// the store does not answer).
     ///
     /// Each lane gets a tokio runtime (and OS threads) of its own, apart from the runtime that
     /// serves the API. A broadcast keeps every core busy encrypting, and a tokio worker that
@@ -213,11 +288,22 @@ impl Engine {
     /// one-to-one push (or any API request) would queue behind those batches at each step.
     /// Apart, the OS scheduler gives the threads that were waiting their turn within a
     /// time slice.
-    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                // A dropped sender stops the engine too.
+                while !*shutdown.borrow_and_update() && shutdown.changed().await.is_ok() {}
+                engine.begin_stop();
+            });
+        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let lanes = [(Lane::Priority, 1), (Lane::Bulk, cores)].map(|(lane, threads)| {
             let engine = self.clone();
-            let shutdown = shutdown.clone();
+            // Told when the lane is done. Not `JoinHandle::join` on the blocking pool: the
+            // runtime's shutdown waits for its blocking tasks, so a lane that outlives the grace
+            // would keep the process alive.
+            let (done, finished) = tokio::sync::oneshot::channel::<()>();
             std::thread::Builder::new()
                 .name(format!("aviso-{}", lane.as_str()))
                 .spawn(move || {
@@ -232,18 +318,20 @@ impl Engine {
                     }
                     let runtime = builder.build();
                     match runtime {
-                        Ok(runtime) => runtime.block_on(engine.run_lane(lane, shutdown)),
+                        Ok(runtime) => runtime.block_on(engine.run_lane(lane)),
                         Err(error) => {
                             tracing::error!(%error, lane = lane.as_str(), "cannot start a lane's runtime")
                         }
                     }
+                    drop(done);
                 })
+                .map(|_| finished)
                 .map_err(|error| (lane, error))
         });
         for lane in lanes {
             match lane {
-                Ok(thread) => {
-                    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                Ok(finished) => {
+                    let _ = finished.await;
                 }
                 Err((lane, error)) => {
                     tracing::error!(%error, lane = lane.as_str(), "cannot start a lane's thread")
@@ -252,7 +340,7 @@ impl Engine {
         }
     }
 
-    async fn run_lane(self: Arc<Self>, lane: Lane, shutdown: watch::Receiver<bool>) {
+    async fn run_lane(self: Arc<Self>, lane: Lane) {
         let (count, poll) = match lane {
             Lane::Priority => (
                 self.config.priority_workers,
@@ -264,19 +352,22 @@ impl Engine {
         // workers: each tick wakes one idle worker. (Each worker on its own timer made the
         // priority lane look 800 times a second, 2.4% of a core on an idle server.)
         let tick = Arc::new(tokio::sync::Notify::new());
+        // `count` tasks send at once; a task whose batch has only waiting messages left (in
+        // their retry backoff) gives its turn to another, up to IDLE_TASKS_PER_TURN per turn.
+        let turns = Arc::new(Semaphore::new(count.max(1)));
         let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..count.max(1) {
-            workers.spawn(self.clone().work(lane, tick.clone(), shutdown.clone()));
+        for _ in 0..count.max(1) * IDLE_TASKS_PER_TURN {
+            workers.spawn(self.clone().work(lane, tick.clone(), turns.clone()));
         }
         let ticker = {
-            let mut shutdown = shutdown.clone();
+            let stop = self.stop.clone();
             async move {
                 let mut interval = tokio::time::interval(poll);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                while !*shutdown.borrow() {
+                loop {
                     tokio::select! {
                         _ = interval.tick() => tick.notify_one(),
-                        _ = shutdown.changed() => {}
+                        _ = stop.cancelled() => return,
                     }
                 }
             }
@@ -286,48 +377,74 @@ impl Engine {
         let ticker = tokio::spawn(ticker);
         while workers.join_next().await.is_some() {}
         let _ = ticker.await;
+        tracing::info!(lane = lane.as_str(), "lane stopped");
+    }
+
+    /// The lane's turn to start sending, or `None` at shutdown.
+    async fn turn(&self, turns: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            turn = turns.clone().acquire_owned() => turn.ok(),
+            _ = self.stop.cancelled() => None,
+        }
     }
 
     async fn work(
         self: Arc<Self>,
         lane: Lane,
         tick: Arc<tokio::sync::Notify>,
-        mut shutdown: watch::Receiver<bool>,
+        turns: Arc<Semaphore>,
     ) {
         // The queue-depth gauge costs a count of the lane's tasks: at most once per interval,
         // not on every idle poll (the priority lane polls every few milliseconds).
         let mut depth_measured: Option<Instant> = None;
-        while !*shutdown.borrow() {
-            let claimed = self
-                .store_for(lane)
-                .claim_task(lane, self.config.lease())
-                .await;
-            match claimed {
-                Ok(Some(task)) => {
+        let store = self.store_for(lane);
+        while !self.stop.is_cancelled() {
+            let Some(turn) = self.turn(&turns).await else {
+                break;
+            };
+            // The turn is held while looking and, when a task is found, while running it; never
+            // while idle (idle workers holding every turn would keep a task whose batch gave its
+            // turn up from getting one back).
+            let look = async {
+                let turn = turn;
+                match store.claim_task(lane, self.config.lease()).await {
+                    Ok(None) => {
+                        drop(turn);
+                        if depth_measured.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_INTERVAL) {
+                            depth_measured = Some(Instant::now());
+                            if let Ok(depth) = store.pending_tasks(lane).await {
+                                gauge!("aviso_queue_depth", "lane" => lane.as_str())
+                                    .set(depth as f64);
+                            }
+                        }
+                        None
+                    }
+                    found => Some((found, turn)),
+                }
+            };
+            let tick_or_stop = async {
+                tokio::select! {
+                    _ = tick.notified() => {}
+                    _ = self.stop.cancelled() => {}
+                }
+            };
+            match self.wake.look_or_wait(lane, look, tick_or_stop).await {
+                None | Some((Ok(None), _)) => {}
+                Some((Ok(Some(task)), turn)) => {
+                    self.held.fetch_add(1, Ordering::SeqCst);
                     let lag = now_ms().saturating_sub(task.task.not_before_ms) as f64 / 1000.0;
                     histogram!("aviso_task_lag_seconds", "lane" => lane.as_str()).record(lag);
-                    if let Err(error) = self.run_task(&task, &shutdown).await {
+                    if let Err(error) = self.run_task(&task, &turns, turn).await {
                         tracing::warn!(task = %task.task.id, %error, "task interrupted; it will be resumed after its lease");
                     }
+                    self.held.fetch_sub(1, Ordering::SeqCst);
                 }
-                Ok(None) => {
-                    if depth_measured.is_none_or(|at| at.elapsed() >= QUEUE_DEPTH_INTERVAL) {
-                        depth_measured = Some(Instant::now());
-                        if let Ok(depth) = self.store_for(lane).pending_tasks(lane).await {
-                            gauge!("aviso_queue_depth", "lane" => lane.as_str()).set(depth as f64);
-                        }
-                    }
-                    tokio::select! {
-                        _ = tick.notified() => {}
-                        _ = self.wake.lane(lane).notified() => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-                Err(error) => {
+                Some((Err(error), turn)) => {
+                    drop(turn);
                     tracing::warn!(%error, "cannot claim tasks; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(self.config.poll_interval * 5) => {}
-                        _ = shutdown.changed() => {}
+                        _ = self.stop.cancelled() => {}
                     }
                 }
             }
@@ -337,27 +454,27 @@ impl Engine {
     async fn run_task(
         &self,
         claim: &ClaimedTask,
-        shutdown: &watch::Receiver<bool>,
+        turns: &Arc<Semaphore>,
+        turn: OwnedSemaphorePermit,
     ) -> Result<TaskEnd, StoreError> {
-        let Some(prepared) = self
-            .prepare(self.store_for(claim.task.lane), &claim.task.notification_id)
-            .await?
-        else {
-            self.store_for(claim.task.lane)
+        let store = self.store_for(claim.task.lane);
+        if self.stop.is_cancelled() {
+            // Claimed as the shutdown began: straight back.
+            return Ok(self.hand_back(store, claim, &claim.progress).await);
+        }
+        let Some(prepared) = self.prepare(store, &claim.task.notification_id).await? else {
+            store
                 .record_batch(claim, BatchOutcome::step(TaskStep::Complete))
                 .await?;
             return Ok(TaskEnd::Done);
         };
         if prepared.notification.status == Status::Cancelled {
-            self.store_for(claim.task.lane)
+            store
                 .record_batch(claim, BatchOutcome::step(TaskStep::Complete))
                 .await?;
             return Ok(TaskEnd::Done);
         }
-        let vapid = self
-            .vapid(self.store_for(claim.task.lane), &claim.task.app_id)
-            .await?;
-        let store = self.store_for(claim.task.lane);
+        let vapid = self.vapid(store, &claim.task.app_id).await?;
         let sender = match claim.task.lane {
             Lane::Priority => &self.priority,
             Lane::Bulk => &self.bulk,
@@ -366,17 +483,33 @@ impl Engine {
         match &claim.task.target {
             TaskTarget::Subscriptions(ids) => {
                 let subscriptions = store.get_subscriptions(&claim.task.app_id, ids).await?;
-                let recorded = self
-                    .deliver_batch(store, &claim.task, &prepared, &vapid, sender, subscriptions)
-                    .await?;
-                record(store, claim, recorded, TaskStep::Complete).await
+                let sent = self.send_batch(
+                    (store, claim, &progress),
+                    (&prepared, &vapid, sender),
+                    subscriptions,
+                    turn,
+                );
+                let (counts, _) = match sent.await? {
+                    Ok(sent) => sent,
+                    Err(end) => return Ok(end),
+                };
+                self.record_retrying(store, claim, counts, TaskStep::Complete)
+                    .await
             }
             TaskTarget::Shard(shard) => {
                 // A scan may hand out a subscription twice (Redis' HSCAN does when the hash is
                 // resized under it, e.g. as 410s delete subscriptions during the broadcast): a
                 // subscriber is sent to once per claim. 8 bytes per subscriber of one shard.
                 let mut seen: HashSet<SubscriptionId> = HashSet::new();
+                let mut turn = Some(turn);
                 loop {
+                    let turn_now = match turn.take() {
+                        Some(turn) => turn,
+                        None => match self.turn(turns).await {
+                            Some(turn) => turn,
+                            None => return Ok(self.hand_back(store, claim, &progress).await),
+                        },
+                    };
                     let mut batch = store
                         .scan_shard(
                             &claim.task.app_id,
@@ -389,25 +522,30 @@ impl Engine {
                     batch
                         .subscriptions
                         .retain(|subscription| seen.insert(subscription.id));
-                    let recorded = self
-                        .deliver_batch(
-                            store,
-                            &claim.task,
-                            &prepared,
-                            &vapid,
-                            sender,
-                            batch.subscriptions,
-                        )
-                        .await?;
+                    let sent = self.send_batch(
+                        (store, claim, &progress),
+                        (&prepared, &vapid, sender),
+                        batch.subscriptions,
+                        turn_now,
+                    );
+                    let counts = match sent.await? {
+                        Ok((counts, kept)) => {
+                            turn = kept;
+                            counts
+                        }
+                        Err(end) => return Ok(end),
+                    };
                     let Some(next) = batch.next else {
-                        return record(store, claim, recorded, TaskStep::Complete).await;
+                        return self
+                            .record_retrying(store, claim, counts, TaskStep::Complete)
+                            .await;
                     };
                     progress = Progress {
                         cursor: next,
                         processed: progress.processed + count,
                     };
                     // On shutdown, hand the task back: claimable at once by another instance.
-                    let stopping = *shutdown.borrow();
+                    let stopping = self.stop.is_cancelled();
                     let lease = if stopping {
                         Duration::ZERO
                     } else {
@@ -417,7 +555,7 @@ impl Engine {
                         progress: &progress,
                         lease,
                     };
-                    match record(store, claim, recorded, step).await? {
+                    match self.record_retrying(store, claim, counts, step).await? {
                         TaskEnd::Checkpointed if !stopping => {}
                         _ => return Ok(TaskEnd::Stopped),
                     }
@@ -426,14 +564,154 @@ impl Engine {
         }
     }
 
-    async fn deliver_batch(
+    /// Sends one batch of the task `claim` (at `progress`, its last checkpoint) with `turn`:
+    /// its counts and the turn unless the batch gave it up, or how the task ended (handed back
+    /// at shutdown, or its lease lost).
+    async fn send_batch(
+        &self,
+        (store, claim, progress): (&dyn Store, &ClaimedTask, &Progress),
+        (prepared, vapid, sender): (&Prepared, &VapidHeaderCache, &Sender),
+        subscriptions: Vec<Subscription>,
+        turn: OwnedSemaphorePermit,
+    ) -> Result<Result<(Recorded, Option<OwnedSemaphorePermit>), TaskEnd>, StoreError> {
+        let batch = Batch::new(self.stop.child_token()).holding(turn);
+        let delivery = self.deliver_batch(
+            (store, &claim.task),
+            prepared,
+            vapid,
+            sender,
+            subscriptions,
+            &batch,
+        );
+        Ok(
+            match self
+                .watched(store, claim, progress, &batch, delivery)
+                .await?
+            {
+                Batched::Done(counts) => Ok((counts, batch.take_turn())),
+                Batched::Interrupted => Err(self.hand_back(store, claim, progress).await),
+                Batched::LeaseLost => Err(self.lease_lost(claim)),
+            },
+        )
+    }
+
+    /// Runs one batch's `delivery` while keeping the task's lease alive (a heartbeat every
+    /// third of the lease saves `progress`, the last checkpoint, again), and ends it early when
+    /// the lease is lost or, at shutdown, when most of the grace is over.
+    async fn watched(
         &self,
         store: &dyn Store,
-        task: &crate::store::Task,
+        claim: &ClaimedTask,
+        progress: &Progress,
+        batch: &Batch,
+        delivery: impl Future<Output = Result<Recorded, StoreError>>,
+    ) -> Result<Batched, StoreError> {
+        let heartbeat = async {
+            let every = self.config.lease / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                let beat = BatchOutcome::step(TaskStep::Checkpoint {
+                    progress,
+                    lease: self.config.lease,
+                });
+                match store.record_batch(claim, beat).await {
+                    Ok(()) => {}
+                    Err(StoreError::LeaseLost) => return,
+                    Err(error) => {
+                        tracing::warn!(task = %claim.task.id, %error, "cannot extend the task's lease; sending on")
+                    }
+                }
+            }
+        };
+        let mut delivery = std::pin::pin!(delivery);
+        let outcome = tokio::select! {
+            biased;
+            _ = self.hard_stop.cancelled() => Batched::Interrupted,
+            counts = &mut delivery => Batched::Done(counts?),
+            _ = heartbeat => {
+                // Stop the batch's waits and let its requests in flight answer.
+                batch.stop();
+                let _ = delivery.await;
+                Batched::LeaseLost
+            }
+        };
+        Ok(match outcome {
+            Batched::Done(_) if batch.was_interrupted() => Batched::Interrupted,
+            other => other,
+        })
+    }
+
+    /// Records a batch, trying again while the store is unavailable (a restarting Redis) for
+    /// up to one lease: the batch went out, and recording it spares its resending.
+    async fn record_retrying(
+        &self,
+        store: &dyn Store,
+        claim: &ClaimedTask,
+        counts: Recorded,
+        step: TaskStep<'_>,
+    ) -> Result<TaskEnd, StoreError> {
+        let give_up = Instant::now() + self.config.lease;
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match record(store, claim, counts.clone(), step).await {
+                Err(StoreError::Unavailable(reason)) if Instant::now() + wait < give_up => {
+                    tracing::warn!(task = %claim.task.id, %reason, "cannot record a batch; trying again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.hard_stop.cancelled() => return Err(StoreError::Unavailable(reason)),
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Ok(TaskEnd::Stopped) => return Ok(self.lease_lost(claim)),
+                other => return other,
+            }
+        }
+    }
+
+    /// Hands a task back at `progress` (its last checkpoint): claimable at once elsewhere.
+    async fn hand_back(
+        &self,
+        store: &dyn Store,
+        claim: &ClaimedTask,
+        progress: &Progress,
+    ) -> TaskEnd {
+        let handed = tokio::time::timeout(
+            HAND_BACK_TIMEOUT,
+            store.record_batch(
+                claim,
+                BatchOutcome::step(TaskStep::Checkpoint {
+                    progress,
+                    lease: Duration::ZERO,
+                }),
+            ),
+        )
+        .await;
+        match handed {
+            Ok(Ok(())) | Ok(Err(StoreError::LeaseLost)) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(task = %claim.task.id, %error, "cannot hand the task back; it resumes elsewhere after its lease")
+            }
+            Err(_) => {
+                tracing::warn!(task = %claim.task.id, "the store did not take the task back in time; it resumes elsewhere after its lease")
+            }
+        }
+        TaskEnd::Stopped
+    }
+
+    /// The task was cancelled or taken over: forget its notification (it may be cancelled).
+    fn lease_lost(&self, claim: &ClaimedTask) -> TaskEnd {
+        self.notifications.invalidate(&claim.task.notification_id);
+        TaskEnd::Stopped
+    }
+
+    async fn deliver_batch(
+        &self,
+        (store, task): (&dyn Store, &crate::store::Task),
         prepared: &Prepared,
         vapid: &VapidHeaderCache,
         sender: &Sender,
         subscriptions: Vec<Subscription>,
+        batch: &Batch,
     ) -> Result<Recorded, StoreError> {
         let notification = &prepared.notification;
         let targeted = match &notification.audience {
@@ -472,7 +750,7 @@ impl Engine {
                 .insert("throttled_ms".to_owned(), waited.as_millis() as i64);
         }
         outcomes.extend(
-            self.send_all(prepared, vapid, sender, expires_at, ready)
+            self.send_all(prepared, vapid, sender, expires_at, ready, batch)
                 .await,
         );
 
@@ -549,6 +827,11 @@ impl Engine {
     /// not one per answer received: each connection's task then writes a run's requests with one
     /// system call and one TLS record instead of one each, which costs less CPU per message
     /// (docs/BENCHMARKS.md has the figures).
+    ///
+    /// A message waiting for its retry or for its origin's pause does not count as in flight:
+    /// the rest of the batch keeps going meanwhile (at most the batch is waiting, which bounds
+    /// the memory). Once `batch` is stopping no message starts; those never started are given
+    /// up as [`Failure::Stopped`] (the batch is then sent again by the task's next holder).
     async fn send_all(
         &self,
         prepared: &Prepared,
@@ -556,6 +839,7 @@ impl Engine {
         sender: &Sender,
         expires_at: Instant,
         subscriptions: Vec<(Subscription, Vec<u8>)>,
+        batch: &Batch,
     ) -> Vec<(Subscription, Delivery)> {
         let window = self.config.concurrency.max(1);
         let run = (window / 4).max(1);
@@ -563,8 +847,16 @@ impl Engine {
         let mut waiting = subscriptions.into_iter();
         let mut in_flight = FuturesUnordered::new();
         loop {
-            if in_flight.len() + run <= window {
-                let room = window - in_flight.len();
+            if batch.is_stopping() {
+                outcomes.extend(
+                    waiting
+                        .by_ref()
+                        .map(|(s, _)| (s, Delivery::Failed(Failure::Stopped))),
+                );
+            }
+            let sending = in_flight.len() - batch.parked().min(in_flight.len());
+            if sending + run <= window {
+                let room = window - sending;
                 // Whole multiples of the batch backend's lanes, so that no lane is wasted.
                 let room = room - room % sender.batch_lanes().min(room);
                 let mut run_of = Vec::with_capacity(room);
@@ -583,9 +875,9 @@ impl Engine {
                     run_of.push((subscription, push_subscription, payload));
                 }
                 // The run's encryption is one batch (docs/BENCHMARKS.md, batched cryptography).
-                let batch: Vec<_> = run_of.iter().map(|(_, s, p)| (s, p.as_slice())).collect();
-                let sealed = sender.seal_batch(&batch);
-                drop(batch);
+                let sealing: Vec<_> = run_of.iter().map(|(_, s, p)| (s, p.as_slice())).collect();
+                let sealed = sender.seal_batch(&sealing);
+                drop(sealing);
                 for ((subscription, push_subscription, _), sealed) in run_of.into_iter().zip(sealed)
                 {
                     match sealed {
@@ -596,17 +888,37 @@ impl Engine {
                                 vapid,
                                 expires_at,
                             };
-                            let delivery = sender.send(&message, body).await;
+                            let delivery = sender.send_in(&message, body, batch).await;
                             (subscription, delivery)
                         }),
                         Err(failed) => outcomes.push((subscription, failed)),
                     }
                 }
             }
-            match in_flight.next().await {
-                Some(outcome) => outcomes.push(outcome),
-                None if waiting.len() == 0 => return outcomes,
-                None => {}
+            // The next answer, or room in the window: a message that began to wait while the
+            // others were polled leaves room for one more.
+            let parked_before = batch.parked();
+            let next = futures::future::poll_fn(|cx| {
+                let polled = in_flight.poll_next_unpin(cx);
+                if waiting.len() == 0 && !in_flight.is_empty() && batch.parked() >= in_flight.len()
+                {
+                    batch.idle();
+                }
+                match polled {
+                    std::task::Poll::Ready(outcome) => std::task::Poll::Ready(Some(outcome)),
+                    std::task::Poll::Pending
+                        if waiting.len() > 0 && batch.parked() > parked_before =>
+                    {
+                        std::task::Poll::Ready(None)
+                    }
+                    std::task::Poll::Pending => std::task::Poll::Pending,
+                }
+            })
+            .await;
+            match next {
+                Some(Some(outcome)) => outcomes.push(outcome),
+                Some(None) if waiting.len() == 0 => return outcomes,
+                Some(None) | None => {}
             }
         }
     }
@@ -644,11 +956,8 @@ impl Engine {
         store: &dyn Store,
         notification_id: &str,
     ) -> Result<Option<Arc<Prepared>>, StoreError> {
-        if let Ok(cache) = self.notifications.lock()
-            && let Some(prepared) = cache.get(notification_id)
-            && prepared.notification.status != Status::Cancelled
-        {
-            return Ok(Some(prepared.clone()));
+        if let Some(prepared) = self.notifications.get(notification_id) {
+            return Ok(Some(prepared));
         }
         let Some(notification) = store.get_notification(notification_id).await? else {
             return Ok(None);
@@ -670,11 +979,10 @@ impl Engine {
             notification,
             options,
         });
-        if let Ok(mut cache) = self.notifications.lock() {
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(notification_id.to_owned(), prepared.clone());
+        // A cancelled one is not kept: its next task (if any) reads it again.
+        if prepared.notification.status != Status::Cancelled {
+            self.notifications
+                .insert(notification_id.to_owned(), prepared.clone());
         }
         Ok(Some(prepared))
     }
@@ -684,10 +992,8 @@ impl Engine {
         store: &dyn Store,
         app_id: &str,
     ) -> Result<Arc<VapidHeaderCache>, StoreError> {
-        if let Ok(cache) = self.apps.lock()
-            && let Some(vapid) = cache.get(app_id)
-        {
-            return Ok(vapid.clone());
+        if let Some(vapid) = self.apps.get(app_id) {
+            return Ok(vapid);
         }
         let app = store
             .get_app(app_id)
@@ -699,9 +1005,7 @@ impl Engine {
             VapidHeaderCache::new(key, self.config.vapid_subject.clone(), DEFAULT_VALIDITY)
                 .map_err(|e| StoreError::Invalid(e.to_string()))?,
         );
-        if let Ok(mut cache) = self.apps.lock() {
-            cache.insert(app_id.to_owned(), vapid.clone());
-        }
+        self.apps.insert(app_id.to_owned(), vapid.clone());
         Ok(vapid)
     }
 }

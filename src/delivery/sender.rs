@@ -1,13 +1,17 @@
 //! Delivering one message to one subscriber: encrypt, sign, send, and act on the answer
-//! (retry what may be retried, report what is gone, alarm on configuration errors).
+//! (retry what may be retried, pause the origin when it throttles, report what is gone, alarm
+//! on configuration errors), giving up at once when its batch is stopped.
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use metrics::{counter, histogram};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
 
 use super::backoff::RetryPolicy;
-use super::throttle::OriginGate;
+use super::throttle::{OriginGate, ThrottlePolicy};
 use crate::push::{
     EcBackend, Outcome, PushOptions, PushService, PushSubscription, SubscriptionKeys,
     VapidHeaderCache, build_request, encrypt, encrypt_batch,
@@ -51,6 +55,10 @@ pub enum Failure {
     Unexpected { status: u16, reason: String },
     #[error("gave up after {attempts} attempts; last: {last}")]
     RetriesExhausted { attempts: u32, last: String },
+    /// Not finished because the sender stopped (shutdown, or its task's lease was lost): the
+    /// task's next holder sends it.
+    #[error("stopped before it was delivered; the task's next holder sends it")]
+    Stopped,
 }
 
 impl Failure {
@@ -64,6 +72,7 @@ impl Failure {
             Self::Rejected { .. } => "rejected",
             Self::Unexpected { .. } => "unexpected_status",
             Self::RetriesExhausted { .. } => "retries_exhausted",
+            Self::Stopped => "stopped",
         }
     }
 }
@@ -78,20 +87,108 @@ impl Delivery {
     }
 }
 
-/// Sends messages through a shared [`PushClient`], retrying per [`RetryPolicy`].
+/// What the retries of one batch's messages answer to besides their TTL: a stop signal that
+/// ends every wait at once (shutdown, or the task's lease lost), and a count of the messages
+/// now waiting (for a retry or for their origin's pause), so that the caller keeps other
+/// messages going instead of counting the waiting ones as in flight.
+#[derive(Debug, Default)]
+pub struct Batch {
+    stop: CancellationToken,
+    parked: AtomicUsize,
+    interrupted: AtomicBool,
+    /// The lane's turn to start new messages, given up once every message left is waiting.
+    turn: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
+    lent: AtomicBool,
+}
+
+impl Batch {
+    /// A batch whose waits end when `stop` is cancelled.
+    pub fn new(stop: CancellationToken) -> Self {
+        Self {
+            stop,
+            ..Self::default()
+        }
+    }
+
+    /// Holds `turn` (a share of the lane's sending tasks) until the batch goes idle.
+    pub fn holding(self, turn: OwnedSemaphorePermit) -> Self {
+        *self.turn.lock().unwrap_or_else(|p| p.into_inner()) = Some(turn);
+        self
+    }
+
+    /// Every message left is waiting (for its retry or its origin): the batch gives its turn
+    /// back, so that another task of the lane can send meanwhile. Cheap when already done.
+    pub fn idle(&self) {
+        if !self.lent.swap(true, Ordering::Relaxed) {
+            self.turn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
+    }
+
+    /// The turn, unless the batch gave it back.
+    pub fn take_turn(&self) -> Option<OwnedSemaphorePermit> {
+        self.turn.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Messages waiting now, not sending.
+    pub fn parked(&self) -> usize {
+        self.parked.load(Ordering::Relaxed)
+    }
+
+    /// Whether the stop came: no new attempt starts.
+    pub fn is_stopping(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Whether some message was given up because of the stop: the batch did not finish, and
+    /// whoever resumes its task sends it again.
+    pub fn was_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
+    }
+
+    /// Ends every wait of the batch now.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits until `until`, counted as parked; `false` when the stop came first.
+    async fn park_until(&self, until: tokio::time::Instant) -> bool {
+        struct Parked<'a>(&'a AtomicUsize);
+        impl Drop for Parked<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.parked.fetch_add(1, Ordering::Relaxed);
+        let _parked = Parked(&self.parked);
+        tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => false,
+            _ = tokio::time::sleep_until(until) => true,
+        }
+    }
+}
+
+/// Sends messages through a shared [`PushClient`], retrying per [`RetryPolicy`] and pausing
+/// per origin as push services ask ([`ThrottlePolicy`]).
 pub struct Sender {
     client: PushClient,
     retry: RetryPolicy,
+    max_throttles: u32,
     gate: OriginGate,
     ec: EcBackend,
 }
 
 impl Sender {
     pub fn new(client: PushClient, retry: RetryPolicy) -> Self {
+        Self::with_throttle(client, retry, ThrottlePolicy::default())
+    }
+
+    pub fn with_throttle(client: PushClient, retry: RetryPolicy, throttle: ThrottlePolicy) -> Self {
         Self {
             client,
             retry,
-            gate: OriginGate::default(),
+            max_throttles: throttle.max_throttles,
+            gate: OriginGate::new(throttle),
             ec: ec_backend(),
         }
     }
@@ -159,13 +256,38 @@ impl Sender {
 
     /// Sends a sealed message, retrying transient failures while its TTL lasts.
     pub async fn send(&self, message: &Message<'_>, body: Bytes) -> Delivery {
+        self.send_in(message, body, &Batch::default()).await
+    }
+
+    /// Sends a sealed message of `batch`, retrying transient failures while its TTL lasts and
+    /// the batch is not stopped.
+    ///
+    /// Two kinds of waits, never mixed: a `5xx` or a failed connection delays this message
+    /// alone, by its own backoff ([`RetryPolicy`]); a throttle pauses the origin for every
+    /// message of this sender, as long as the push service asked ([`OriginGate`]), and does
+    /// not use up the message's attempts (it has its own bound, `max_throttles`).
+    pub async fn send_in(&self, message: &Message<'_>, body: Bytes, batch: &Batch) -> Delivery {
         let subscription = message.subscription;
         let service = service_label(subscription);
         let audience = subscription.audience();
-        let mut attempt = 0;
+        let expires_at = tokio::time::Instant::from_std(message.expires_at);
+        let mut failures = 0;
+        let mut throttles = 0;
         loop {
-            attempt += 1;
-            self.gate.wait(&audience).await;
+            // The pause in force now, then this message goes: the messages that waited for a
+            // pause leave together when it ends, and the answers to that wave start the next.
+            // (Re-checking after the wake would let the first throttle of the wave hold the
+            // rest back: a service that throttles a share of all requests would then get a
+            // handful per pause.)
+            if let Some(until) = self.gate.paused_until(&audience) {
+                if until >= expires_at {
+                    let last = "throttled until after the TTL".to_owned();
+                    return self.exhausted(service, failures + throttles, last);
+                }
+                if !batch.park_until(until).await {
+                    return self.stopped(service, batch);
+                }
+            }
             let authorization = match message.vapid.authorization(&audience) {
                 Ok(header) => header,
                 Err(e) => {
@@ -173,12 +295,12 @@ impl Sender {
                 }
             };
             let request = build_request(subscription, body.clone(), authorization, message.options);
-            let sent_at = Instant::now();
+            let sent_at = tokio::time::Instant::now();
             let answer = self.client.send(request).await;
             histogram!("aviso_push_request_seconds", "service" => service)
                 .record(sent_at.elapsed().as_secs_f64());
 
-            let (retry_after, throttled, last) = match answer {
+            let (retry_after, last) = match answer {
                 Ok(response) => {
                     let outcome = Outcome::classify(response.status, &response.headers);
                     let status = response.status.as_u16();
@@ -214,35 +336,45 @@ impl Sender {
                         Outcome::Throttled { retry_after } => {
                             counter!("aviso_push_throttled_total", "service" => service)
                                 .increment(1);
-                            (retry_after, true, format!("{status} (throttled)"))
+                            throttles += 1;
+                            if throttles >= self.max_throttles {
+                                let last = format!("{status} (throttled)");
+                                return self.exhausted(service, failures + throttles, last);
+                            }
+                            // The whole origin waits (at the top of the loop), so the other
+                            // messages stop hammering it too; this message waits no longer.
+                            self.gate.throttled(&audience, sent_at, retry_after);
+                            continue;
                         }
-                        Outcome::Unavailable { retry_after } => {
-                            (retry_after, false, status.to_string())
-                        }
+                        Outcome::Unavailable { retry_after } => (retry_after, status.to_string()),
                     }
                 }
-                Err(error) => (None, false, transport_label(&error)),
+                Err(error) => (None, transport_label(&error)),
             };
+            failures += 1;
             counter!("aviso_push_retries_total", "service" => service).increment(1);
             let Some(delay) =
                 self.retry
-                    .next_delay(attempt, retry_after, Instant::now(), message.expires_at)
+                    .next_delay(failures, retry_after, Instant::now(), message.expires_at)
             else {
-                return self.finish(
-                    service,
-                    Delivery::Failed(Failure::RetriesExhausted {
-                        attempts: attempt,
-                        last,
-                    }),
-                );
+                return self.exhausted(service, failures + throttles, last);
             };
-            if throttled {
-                // The whole origin waits, so the other in-flight messages stop hammering it too.
-                self.gate
-                    .pause(&audience, delay.max(retry_after.unwrap_or(Duration::ZERO)));
+            if !batch.park_until(tokio::time::Instant::now() + delay).await {
+                return self.stopped(service, batch);
             }
-            tokio::time::sleep(delay).await;
         }
+    }
+
+    fn exhausted(&self, service: &'static str, attempts: u32, last: String) -> Delivery {
+        self.finish(
+            service,
+            Delivery::Failed(Failure::RetriesExhausted { attempts, last }),
+        )
+    }
+
+    fn stopped(&self, service: &'static str, batch: &Batch) -> Delivery {
+        batch.interrupted.store(true, Ordering::Relaxed);
+        self.finish(service, Delivery::Failed(Failure::Stopped))
     }
 
     fn finish(&self, service: &'static str, delivery: Delivery) -> Delivery {

@@ -57,20 +57,32 @@ fn cli(port: u16, args: &[&str]) -> String {
 struct Node {
     port: u16,
     child: Child,
+    /// Every write on disk before Redis answers it (append-only file, fsync always), so that
+    /// a restart, even after `kill -9`, finds everything it acknowledged.
+    durable: bool,
 }
 
 impl Node {
     fn start(dir: &std::path::Path, cluster: bool) -> Self {
+        Self::start_with(dir, cluster, false)
+    }
+
+    fn start_with(dir: &std::path::Path, cluster: bool, durable: bool) -> Self {
         let port = free_port();
         Self {
             port,
-            child: spawn(port, dir, cluster),
+            child: spawn_with(port, dir, cluster, durable),
+            durable,
         }
     }
 }
 
 /// Starts `redis-server` on `port` and waits until it answers.
 fn spawn(port: u16, dir: &std::path::Path, cluster: bool) -> Child {
+    spawn_with(port, dir, cluster, false)
+}
+
+fn spawn_with(port: u16, dir: &std::path::Path, cluster: bool, durable: bool) -> Child {
     {
         let mut command = Command::new("redis-server");
         command
@@ -82,7 +94,9 @@ fn spawn(port: u16, dir: &std::path::Path, cluster: bool) -> Child {
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                if durable { "yes" } else { "no" },
+                "--appendfsync",
+                "always",
             ])
             .arg("--dir")
             .arg(dir)
@@ -123,12 +137,26 @@ impl RedisServer {
         Self { node, _dir: dir }
     }
 
+    /// A server that keeps every acknowledged write across [`RedisServer::stop`] and
+    /// [`RedisServer::restart`] (for outage tests that must lose nothing).
+    pub fn start_durable() -> Self {
+        require_redis();
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::start_with(dir.path(), false, true);
+        Self { node, _dir: dir }
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.node.port)
     }
 
     pub fn port(&self) -> u16 {
         self.node.port
+    }
+
+    /// Runs one `redis-cli` command against the server; its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        cli(self.node.port, args)
     }
 
     /// Stops the server (for outage tests); `restart` brings it back on the same port.
@@ -138,7 +166,7 @@ impl RedisServer {
     }
 
     pub fn restart(&mut self) {
-        self.node.child = spawn(self.node.port, self._dir.path(), false);
+        self.node.child = spawn_with(self.node.port, self._dir.path(), false, self.node.durable);
     }
 }
 

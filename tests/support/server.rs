@@ -2,7 +2,8 @@
 //! the default app's credentials read from what it prints; killed when dropped.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Aviso {
     child: Child,
@@ -109,10 +110,63 @@ impl Aviso {
         response.text().await.unwrap()
     }
 
+    /// Messages this instance finished sending (`aviso_sends_total`, every outcome).
+    pub async fn sends(&self, client: &reqwest::Client) -> f64 {
+        let metrics = self.metrics(client).await;
+        metrics
+            .lines()
+            .filter(|line| line.starts_with("aviso_sends_total"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// `GET /v1/notifications/{id}` with the app's `api_key`: the notification and its counters.
+    pub async fn notification(
+        &self,
+        client: &reqwest::Client,
+        api_key: &str,
+        id: &str,
+    ) -> serde_json::Value {
+        let response = client
+            .get(self.url(&format!("/v1/notifications/{id}")))
+            .bearer_auth(api_key)
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
     /// `kill -9`: no shutdown, no hand-back.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGTERM, as an orchestrator stops a process: a graceful shutdown.
+    pub fn terminate(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: a signal to our own child process, which has not been reaped yet.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(
+            sent,
+            0,
+            "SIGTERM to aviso serve: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Waits up to `timeout` for the process to exit: its status, or `None` while it runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for aviso serve") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

@@ -48,6 +48,9 @@ struct Args {
     /// Answer 503 to the last M requests of every period of --unavailable-every.
     #[arg(long, default_value_t = 0)]
     unavailable_burst: u64,
+    /// Give one endpoint at most N of the periodic bursts' 503s (a transient error per message).
+    #[arg(long)]
+    unavailable_per_endpoint: Option<u32>,
     /// Retry-After (seconds) sent with 503; none by default.
     #[arg(long)]
     unavailable_retry_after: Option<u32>,
@@ -100,6 +103,7 @@ impl Args {
                 first: self.unavailable_first,
                 every: self.unavailable_every,
                 burst: self.unavailable_burst,
+                per_endpoint: self.unavailable_per_endpoint,
                 retry_after_secs: self.unavailable_retry_after,
             })
             .payload_limit(self.payload_limit)

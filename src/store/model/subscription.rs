@@ -56,7 +56,9 @@ impl std::fmt::Display for SubscriptionId {
 impl std::str::FromStr for SubscriptionId {
     type Err = StoreError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 16 {
+        // Exactly as issued: 16 lowercase hex digits (`from_str_radix` alone takes a sign and
+        // uppercase, which the OpenAPI pattern does not).
+        if s.len() != 16 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(StoreError::Invalid(format!(
                 "subscription id `{s}` is not 16 hex digits"
             )));

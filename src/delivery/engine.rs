@@ -16,6 +16,7 @@ use futures::stream::FuturesUnordered;
 use metrics::{gauge, histogram};
 use tokio::sync::watch;
 
+use super::lifecycle::{self, BatchActivity};
 use super::sender::{Delivery, Failure, Message, Sender};
 use super::waker::EngineWaker;
 use crate::notify::Notification;
@@ -74,6 +75,8 @@ pub struct Engine {
     priority: Sender,
     apps: Mutex<HashMap<String, Arc<VapidHeaderCache>>>,
     notifications: Mutex<HashMap<String, Arc<Prepared>>>,
+    /// The apps' stale-expiry windows.
+    expiry: lifecycle::Windows,
     /// Woken when this process enqueues tasks, so its idle workers need not wait for a poll.
     wake: Arc<EngineWaker>,
 }
@@ -120,6 +123,7 @@ enum TaskEnd {
 struct Recorded {
     counts: Counts,
     gone: Vec<Subscription>,
+    activity: BatchActivity,
 }
 
 /// Stores a batch's counters and deletions with the checkpoint (or completion) that follows it,
@@ -138,6 +142,9 @@ async fn record(
     let outcome = BatchOutcome {
         counters: &counters,
         gone: &recorded.gone,
+        delivered: &recorded.activity.delivered,
+        delivered_at: recorded.activity.at,
+        stale: &recorded.activity.stale,
     };
     match store.record_batch(claim, outcome, step).await {
         Err(StoreError::LeaseLost) => Ok(TaskEnd::Stopped),
@@ -168,6 +175,7 @@ impl Engine {
             priority,
             apps: Mutex::new(HashMap::new()),
             notifications: Mutex::new(HashMap::new()),
+            expiry: lifecycle::Windows::default(),
             wake: Arc::new(EngineWaker::default()),
         })
     }
@@ -411,8 +419,13 @@ impl Engine {
             }
             _ => subscriptions,
         };
+        let window = self.expiry.of(store, &notification.app_id).await?;
+        let (targeted, activity) = BatchActivity::split(window, (now_ms() / 1000) as u32, targeted);
         if targeted.is_empty() {
-            return Ok(Recorded::default());
+            return Ok(Recorded {
+                activity,
+                ..Recorded::default()
+            });
         }
         let expires_at = Instant::now()
             + Duration::from_millis(
@@ -425,11 +438,17 @@ impl Engine {
                 .await,
         );
 
-        let mut recorded = Recorded::default();
+        let mut recorded = Recorded {
+            activity,
+            ..Recorded::default()
+        };
         *recorded.counts.entry("sent".to_owned()).or_default() += outcomes.len() as i64;
         for (subscription, delivery) in outcomes {
             let key = match delivery {
-                Delivery::Delivered => "delivered".to_owned(),
+                Delivery::Delivered => {
+                    recorded.activity.delivered(subscription);
+                    "delivered".to_owned()
+                }
                 Delivery::Expired => {
                     // The push service says this subscription is gone for good: deleted with
                     // the batch's record.

@@ -41,12 +41,12 @@ pub use ledger::{
     BatchOutcome, ClaimedTask, Lane, LedgerStore, Progress, Task, TaskStep, TaskTarget,
 };
 pub use model::{
-    ApiKey, App, AttributeValue, MAX_ENDPOINT_LEN, MAX_PROFILE_FIELDS, MAX_PROFILE_TEXT, Profile,
-    ProfileUpdate, SHARDS, Scope, Subscription, SubscriptionId, hash_api_key,
+    Activity, ApiKey, App, AttributeValue, MAX_ENDPOINT_LEN, MAX_PROFILE_FIELDS, MAX_PROFILE_TEXT,
+    Profile, ProfileUpdate, Refused, SHARDS, Scope, Subscription, SubscriptionId, hash_api_key,
 };
 pub use notifications::{NewNotification, NotificationStore, Settle};
 pub use profiles::ProfileStore;
-pub use subscriptions::{ScanBatch, ScanCursor, SubscriptionStore, Upserted};
+pub use subscriptions::{Replaced, ScanBatch, ScanCursor, SubscriptionStore, Upserted};
 pub use triggers::{ClaimedSend, Scheduled, TriggerStore};
 
 /// The whole store: every concern, and what concerns the backend itself.

@@ -12,8 +12,8 @@ use aviso::notify::Notification;
 use aviso::store::ClaimedSend;
 use aviso::store::{
     App, AppStore, BatchOutcome, ClaimedTask, Lane, LedgerStore, NewNotification,
-    NotificationStore, Profile, ProfileStore, ProfileUpdate, Progress, ScanBatch, ScanCursor,
-    Scheduled, Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId,
+    NotificationStore, Profile, ProfileStore, ProfileUpdate, Progress, Replaced, ScanBatch,
+    ScanCursor, Scheduled, Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId,
     SubscriptionStore, Task, TaskStep, TriggerStore, Upserted,
 };
 use aviso::triggers::model::{PendingSend, Repeat, Trigger};
@@ -109,6 +109,17 @@ impl AppStore for FaultyStore {
 impl SubscriptionStore for FaultyStore {
     async fn upsert_subscription(&self, sub: &Subscription) -> StoreResult<Upserted> {
         self.inner.upsert_subscription(sub).await
+    }
+    async fn replace_subscription(
+        &self,
+        old: SubscriptionId,
+        proof: &[u8; 16],
+        new: &Subscription,
+    ) -> StoreResult<Replaced> {
+        self.inner.replace_subscription(old, proof, new).await
+    }
+    async fn record_receipt(&self, app: &str, id: SubscriptionId, at: u32) -> StoreResult<bool> {
+        self.inner.record_receipt(app, id, at).await
     }
     async fn insert_subscriptions(&self, subs: &[Subscription]) -> StoreResult<()> {
         self.inner.insert_subscriptions(subs).await

@@ -1,6 +1,7 @@
 //! The Lua scripts of the Redis store, one `.lua` file each under `lua/` (each file says what
 //! it takes and answers). The ledger's scripts read the server's clock (`lua/now.lua`); the
-//! compare-and-set ones share one comparison (`lua/unchanged.lua`).
+//! compare-and-set ones share one comparison (`lua/unchanged.lua`), the activity ones the
+//! record's layout (`lua/activity.lua`).
 
 use redis::Script;
 
@@ -19,10 +20,18 @@ pub(super) struct Scripts {
     pub schedule_send: Script,
     pub claim_sends: Script,
     pub finish_send: Script,
+    pub set_activity: Script,
+    pub expire_stale: Script,
 }
 
 const NOW: &str = include_str!("lua/now.lua");
 const UNCHANGED: &str = include_str!("lua/unchanged.lua");
+const ACTIVITY: &str = include_str!("lua/activity.lua");
+
+/// A script that reads or writes a subscription record's activity, after the helpers.
+fn on_activity(body: &str) -> Script {
+    Script::new(&format!("{ACTIVITY}{body}"))
+}
 
 /// A ledger script, after the server's clock.
 fn with_clock(body: &str) -> Script {
@@ -51,6 +60,8 @@ impl Scripts {
             schedule_send: Script::new(include_str!("lua/schedule_send.lua")),
             claim_sends: with_clock(include_str!("lua/claim_sends.lua")),
             finish_send: Script::new(include_str!("lua/finish_send.lua")),
+            set_activity: on_activity(include_str!("lua/set_activity.lua")),
+            expire_stale: on_activity(include_str!("lua/expire_stale.lua")),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod apps;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod migrate;
 pub mod notify;
 pub mod push;
 pub mod store;

@@ -294,3 +294,114 @@ async fn subscriptions_that_never_answer_expire_after_the_window() {
         }
     }
 }
+
+/// Subscriptions stored before endpoints were canonicalised, as such a store held them: one
+/// spelled with an uppercase host and `:443` (tagged, linked), and one with a trailing dot whose
+/// browser has since subscribed again under the canonical spelling with new keys.
+async fn store_old_spellings(store: &dyn aviso::store::Store) -> [aviso::store::Subscription; 3] {
+    use aviso::store::Subscription;
+    let mut upper = Subscription::new("m", "https://PUSH.Test:443/p/1", [4; 65], [1; 16], 100);
+    upper.tags.insert("plan".into(), "pro".into());
+    let dotted = Subscription::new("m", "https://push.test./p/2", [4; 65], [2; 16], 100);
+    let mut current = Subscription::new("m", "https://push.test/p/2", [5; 65], [3; 16], 200);
+    current.tags.insert("seen".into(), "again".into());
+    store
+        .put_app(&aviso::store::App {
+            id: "m".into(),
+            name: "M".into(),
+            origins: Vec::new(),
+            vapid_private_key: vec![1; 32],
+            identity_secret: vec![2; 32],
+            api_keys: Vec::new(),
+            created_at: 1,
+            demo: false,
+            expire_after_secs: 0,
+        })
+        .await
+        .unwrap();
+    store
+        .insert_subscriptions(&[upper.clone(), dotted.clone(), current.clone()])
+        .await
+        .unwrap();
+    store.link_subscription("m", "ana", upper.id).await.unwrap();
+    store.link_subscription("m", "bo", dotted.id).await.unwrap();
+    [upper, dotted, current]
+}
+
+async fn check_migrated(store: &dyn aviso::store::Store, old: &[aviso::store::Subscription; 3]) {
+    use aviso::store::SubscriptionId;
+    let canonical_1 = SubscriptionId::for_endpoint("m", "https://push.test/p/1");
+    assert_eq!(store.get_subscription("m", old[0].id).await.unwrap(), None);
+    assert_eq!(store.get_subscription("m", old[1].id).await.unwrap(), None);
+    let moved = store
+        .get_subscription("m", canonical_1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.endpoint, "https://push.test/p/1");
+    assert_eq!(moved.auth, [1; 16]);
+    assert_eq!(moved.tags["plan"], "pro");
+    assert_eq!(moved.external_id.as_deref(), Some("ana"));
+    let merged = store
+        .get_subscription("m", old[2].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(merged.auth, [3; 16], "the keys the browser sent last win");
+    assert_eq!(merged.tags["seen"], "again");
+    assert_eq!(merged.external_id.as_deref(), Some("bo"));
+    assert_eq!(merged.created_at, 100, "the first subscription's age");
+    assert_eq!(store.count_subscriptions("m").await.unwrap(), 2);
+    let ana = store.get_profile("m", "ana").await.unwrap().unwrap();
+    assert_eq!(ana.subscriptions, [canonical_1]);
+    let bo = store.get_profile("m", "bo").await.unwrap().unwrap();
+    assert_eq!(bo.subscriptions, [old[2].id]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_stored_before_canonicalisation_move_to_their_canonical_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = support::redis::RedisServer::start();
+    let embedded: std::sync::Arc<dyn aviso::store::Store> =
+        std::sync::Arc::new(aviso::store::embedded::EmbeddedStore::open(dir.path()).unwrap());
+    let shared = aviso::store::open(Some(&redis.url()), dir.path())
+        .await
+        .unwrap();
+    for store in [embedded, shared] {
+        let old = store_old_spellings(store.as_ref()).await;
+        let report = aviso::migrate::canonicalise_endpoints(store.as_ref())
+            .await
+            .unwrap();
+        // A moved record may be met again later in the scan, already canonical.
+        assert_eq!((report.moved, report.merged), (2, 1), "{report:?}");
+        assert!((3..=4).contains(&report.scanned), "{report:?}");
+        check_migrated(store.as_ref(), &old).await;
+        let again = aviso::migrate::canonicalise_endpoints(store.as_ref())
+            .await
+            .unwrap();
+        assert_eq!((again.scanned, again.moved), (2, 0), "idempotent");
+    }
+}
+
+#[tokio::test]
+async fn aviso_migrate_endpoints_runs_on_the_store_serve_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = {
+        let store = aviso::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+        store_old_spellings(&store).await
+    };
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
+        .args(["migrate-endpoints", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("2 moved"), "{stdout}");
+    let store = aviso::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    check_migrated(&store, &old).await;
+}

@@ -69,6 +69,7 @@ fn note(app_id: &str, id: &str, version: u32) -> Notification {
         send_at_ms: 0,
         created_at_ms: 1,
         status: Status::Queued,
+        event: None,
     }
 }
 

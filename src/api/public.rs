@@ -530,6 +530,7 @@ pub async fn demo_test_push(
         topic: None,
         send_at: None,
         idempotency_key: None,
+        event: None,
     };
     let notification = state
         .notifications()

@@ -23,6 +23,7 @@ use crate::notify::Notification;
 use crate::notify::model::{Audience, Status};
 use crate::notify::payload::PayloadTemplate;
 use crate::notify::segment::Filter;
+use crate::notify::template::EventProperties;
 use crate::push::vapid::{DEFAULT_VALIDITY, VapidSubject};
 use crate::push::{
     PushOptions, PushSubscription, SubscriptionKeys, Topic, Ttl, Urgency, VapidHeaderCache,
@@ -107,6 +108,8 @@ struct Prepared {
     notification: Notification,
     template: PayloadTemplate,
     options: PushOptions,
+    /// A triggered push's event properties, converted once for all its renderings.
+    event: Option<EventProperties>,
 }
 
 enum TaskEnd {
@@ -496,7 +499,7 @@ impl Engine {
             .into_iter()
             .map(|profile| (profile.external_id.clone(), profile))
             .collect();
-        let rendered = template.render_batch(&subscriptions, &profiles, None);
+        let rendered = template.render_batch(&subscriptions, &profiles, prepared.event.as_ref());
         let mut ready = Vec::with_capacity(subscriptions.len());
         let mut failed = Vec::new();
         for (subscription, payload) in subscriptions.into_iter().zip(rendered) {
@@ -634,6 +637,7 @@ impl Engine {
         };
         let prepared = Arc::new(Prepared {
             template: PayloadTemplate::new(&notification),
+            event: notification.event.as_ref().map(EventProperties::new),
             notification,
             options,
         });

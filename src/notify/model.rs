@@ -128,6 +128,10 @@ pub struct NotificationRequest {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 128)]
     pub idempotency_key: Option<String>,
+    /// The triggering event's properties (`{{ event.* }}`), for triggered pushes only: set by
+    /// the trigger runner, never read from a request body.
+    #[serde(skip)]
+    pub event: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Where a notification is in its life.
@@ -154,6 +158,9 @@ pub struct Notification {
     pub send_at_ms: u64,
     pub created_at_ms: u64,
     pub status: Status,
+    /// The triggering event's properties, which its content renders as `{{ event.* }}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `value` is `min` to `max` bytes long.
@@ -293,6 +300,7 @@ impl NotificationRequest {
             send_at_ms,
             created_at_ms: now_ms,
             status: Status::Queued,
+            event: self.event,
         };
         super::template::ContentTemplate::compile(&notification.content)?;
         payload::check_fits(&notification).map_err(|m| FieldError::new("content", m))?;

@@ -345,6 +345,7 @@ mod tests {
             send_at_ms: 0,
             created_at_ms: 0,
             status: Status::Queued,
+            event: None,
         }
     }
 

@@ -145,7 +145,12 @@ impl TriggerRequest {
         };
         // The content is checked as the notification it will become.
         trigger
-            .notification_request("check", "check", trigger.delay_secs * 1000)
+            .notification_request(
+                "check",
+                "check",
+                trigger.delay_secs * 1000,
+                &serde_json::Map::new(),
+            )
             .into_notification("check".into(), app_id.to_owned(), now_ms)?;
         Ok(trigger)
     }
@@ -159,6 +164,7 @@ impl Trigger {
         external_id: &str,
         idempotency_key: &str,
         late_ms: u64,
+        event: &serde_json::Map<String, serde_json::Value>,
     ) -> NotificationRequest {
         let (ttl, urgency) = match self.deliver_by_secs {
             Some(by) => {
@@ -178,6 +184,7 @@ impl Trigger {
             topic: None,
             send_at: None,
             idempotency_key: Some(idempotency_key.to_owned()),
+            event: Some(event.clone()),
         }
     }
 }
@@ -332,7 +339,7 @@ mod tests {
             "event": "e", "delay_secs": 60, "deliver_by_secs": 600, "content": {"title": "x"}
         }))
         .unwrap();
-        let late = trigger.notification_request("p", "k", 100_000);
+        let late = trigger.notification_request("p", "k", 100_000, &serde_json::Map::new());
         assert_eq!(late.ttl, Some(500));
         assert_eq!(late.urgency.as_deref(), Some("high"));
     }

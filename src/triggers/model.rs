@@ -204,9 +204,22 @@ pub struct Event {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub properties: serde_json::Map<String, serde_json::Value>,
+    /// When it happened (RFC 3339); the delay runs from then. Absent: when it arrives. A time
+    /// ahead of the server's clock counts as when it arrives.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub occurred_at: Option<String>,
 }
 
 impl Event {
+    /// When the event happened, in Unix milliseconds, given that it arrived at `now_ms`.
+    pub fn occurred_ms(&self, now_ms: u64) -> u64 {
+        self.occurred_at
+            .as_deref()
+            .and_then(crate::notify::model::parse_rfc3339)
+            .map_or(now_ms, |at| at.min(now_ms))
+    }
+
     /// Checks the event; `at` names it in a batch (`events[3]`).
     pub fn validate(&self, at: &str) -> Result<(), FieldError> {
         let field = |name: &str| {
@@ -229,6 +242,14 @@ impl Event {
             return Err(FieldError::new(
                 field("key"),
                 format!("must be 1 to {MAX_NAME} bytes, or left out"),
+            ));
+        }
+        if let Some(at) = &self.occurred_at
+            && crate::notify::model::parse_rfc3339(at).is_none()
+        {
+            return Err(FieldError::new(
+                field("occurred_at"),
+                "an RFC 3339 time with its offset, e.g. 2026-12-02T10:00:00Z",
             ));
         }
         let size = serde_json::to_vec(&self.properties).map_or(usize::MAX, |v| v.len());
@@ -342,6 +363,36 @@ mod tests {
         let late = trigger.notification_request("p", "k", 100_000, &serde_json::Map::new());
         assert_eq!(late.ttl, Some(500));
         assert_eq!(late.urgency.as_deref(), Some("high"));
+    }
+
+    #[test]
+    fn an_event_says_when_it_happened_or_happened_on_arrival() {
+        let at = |occurred_at: serde_json::Value| -> Event {
+            serde_json::from_value(
+                serde_json::json!({"external_id": "a", "name": "e", "occurred_at": occurred_at}),
+            )
+            .unwrap()
+        };
+        let now = 1_764_670_000_000; // 2025-12-02T10:06:40Z
+        assert_eq!(at(serde_json::Value::Null).occurred_ms(now), now);
+        let earlier = at(serde_json::json!("2025-12-02T10:00:00Z"));
+        earlier.validate("").unwrap();
+        assert_eq!(earlier.occurred_ms(now), 1_764_669_600_000);
+        assert_eq!(
+            at(serde_json::json!("2099-01-01T00:00:00Z")).occurred_ms(now),
+            now,
+            "ahead of the clock: now"
+        );
+        for bad in ["yesterday", "2026-02-30T00:00:00Z", "2026-12-02T10:00:00"] {
+            assert_eq!(
+                at(serde_json::json!(bad))
+                    .validate("events[1]")
+                    .unwrap_err()
+                    .field,
+                "events[1].occurred_at",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

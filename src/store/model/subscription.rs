@@ -192,15 +192,22 @@ impl Subscription {
             return Err(Refused::KeysDiffer);
         }
         let mut merged = self.clone();
-        merged.created_at = existing.created_at;
-        if merged.external_id.is_none() {
-            merged.external_id.clone_from(&existing.external_id);
-        }
-        merged.activity = Activity {
-            unanswered_since: 0,
-            ..existing.activity
-        };
+        merged.continue_from(existing);
         Ok(merged)
+    }
+
+    /// What a write by the browser keeps of the record it follows: the creation time, the
+    /// profile link unless the write names one, and the activity, whose unanswered stretch
+    /// ends (the browser is alive).
+    fn continue_from(&mut self, earlier: &Subscription) {
+        self.created_at = earlier.created_at;
+        if self.external_id.is_none() {
+            self.external_id.clone_from(&earlier.external_id);
+        }
+        self.activity = Activity {
+            unanswered_since: 0,
+            ..earlier.activity
+        };
     }
 
     /// What a renewal writes: `self` (the browser's new subscription, maybe the same endpoint
@@ -227,20 +234,13 @@ impl Subscription {
         }
         tags.extend(self.tags.clone());
         renewed.tags = tags;
-        if renewed.external_id.is_none() {
-            renewed.external_id.clone_from(&old.external_id);
-        }
-        renewed.created_at = old.created_at;
+        renewed.continue_from(old);
         if renewed.locale.is_empty() {
             renewed.locale.clone_from(&old.locale);
         }
         if renewed.timezone.is_empty() {
             renewed.timezone.clone_from(&old.timezone);
         }
-        renewed.activity = Activity {
-            unanswered_since: 0,
-            ..old.activity
-        };
         Ok(renewed)
     }
 

@@ -51,6 +51,7 @@ pub fn create_app(name: &str, origins: Vec<String>) -> Result<NewApp, VapidError
         api_keys: vec![key_record(&api_key, Scope::Send, now_ms())],
         created_at: now_ms() / 1000,
         demo: false,
+        expire_after_secs: 0,
     };
     Ok(NewApp {
         app,

@@ -14,6 +14,7 @@ pub mod apps;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod migrate;
 pub mod notify;
 pub mod policy;
 pub mod push;

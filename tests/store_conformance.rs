@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use aviso::notify::model::{Audience, Content, Notification, Status};
 use aviso::store::{
-    App, AppStore, AttributeValue, BatchOutcome, KeyClaim, Lane, Lease, LedgerStore,
-    NewNotification, NotificationStore, ProfileStore, ProfileUpdate, Progress, SHARDS, ScanCursor,
-    Scheduled, Settle, Store, StoreError, Subscription, SubscriptionId, SubscriptionStore, Task,
-    TaskStep, TaskTarget, Upserted, hash_api_key,
+    Activity, App, AppStore, AttributeValue, BatchOutcome, KeyClaim, Lane, Lease, LedgerStore,
+    NewNotification, NotificationStore, ProfileStore, ProfileUpdate, Progress, Refused, Replaced,
+    SHARDS, ScanCursor, Scheduled, Settle, Store, StoreError, Subscription, SubscriptionId,
+    SubscriptionStore, Task, TaskStep, TaskTarget, Upserted, hash_api_key,
 };
 use aviso::triggers::model::{PendingSend, Repeat, Trigger, TriggerRequest};
 use aviso::webhooks::{DeadLetter, EventType, OutboxEntry, Webhook, WebhookState};
@@ -32,6 +32,7 @@ fn app(id: &str) -> App {
         }],
         created_at: 1,
         demo: false,
+        expire_after_secs: 0,
     }
 }
 
@@ -70,14 +71,14 @@ fn note(app_id: &str, id: &str, version: u32) -> Notification {
         created_at_ms: 1,
         status: Status::Queued,
         policy: Default::default(),
+        event: None,
     }
 }
 
 fn counted<'a>(counters: &'a [(&'a str, i64)], step: TaskStep<'a>) -> BatchOutcome<'a> {
     BatchOutcome {
         counters,
-        gone: &[],
-        step,
+        ..BatchOutcome::step(step)
     }
 }
 
@@ -192,14 +193,39 @@ pub async fn subscriptions(store: Arc<dyn Store>) {
         store.upsert_subscription(&sub).await.unwrap(),
         Upserted::Created
     );
-    // The same endpoint again: new keys, same record, creation time kept.
+    // The same endpoint again: same record, creation time kept.
     let mut again = sub.clone();
-    again.auth = [9; 16];
     again.created_at = 1_800_000_000;
     again.last_seen = 1_800_000_000;
     assert_eq!(
         store.upsert_subscription(&again).await.unwrap(),
         Upserted::Updated
+    );
+    // New keys without proof are refused, and nothing changes.
+    let mut stranger = again.clone();
+    stranger.auth = [9; 16];
+    stranger.tags.clear();
+    assert_eq!(
+        store.upsert_subscription(&stranger).await.unwrap(),
+        Upserted::Refused(Refused::KeysDiffer)
+    );
+    // With the current auth as proof, they change.
+    assert_eq!(
+        store
+            .replace_subscription(sub.id, &[9; 16], &again)
+            .await
+            .unwrap(),
+        Replaced::Refused(Refused::WrongAuth)
+    );
+    let mut rekeyed = again.clone();
+    rekeyed.auth = [9; 16];
+    rekeyed.tags.clear();
+    assert_eq!(
+        store
+            .replace_subscription(sub.id, &sub.auth, &rekeyed)
+            .await
+            .unwrap(),
+        Replaced::Moved { created: false }
     );
     let stored = store.get_subscription("s", sub.id).await.unwrap().unwrap();
     assert_eq!(stored.auth, [9; 16]);
@@ -904,7 +930,7 @@ pub async fn a_batch_record_deletes_its_gone_subscriptions(store: Arc<dyn Store>
     let outcome = BatchOutcome {
         counters: &[("sent", 2), ("expired", 2)],
         gone: &gone,
-        step,
+        ..BatchOutcome::step(step)
     };
     store.record_batch(&claim, outcome).await.unwrap();
     assert_eq!(store.get_subscription("g", subs[0].id).await.unwrap(), None);
@@ -932,7 +958,7 @@ pub async fn a_batch_record_deletes_its_gone_subscriptions(store: Arc<dyn Store>
     let outcome = BatchOutcome {
         counters: &[("expired", 1)],
         gone: &late,
-        step: TaskStep::Complete,
+        ..BatchOutcome::step(TaskStep::Complete)
     };
     assert!(matches!(
         store.record_batch(&claim, outcome).await,
@@ -1590,6 +1616,249 @@ async fn concurrent_webhook_appends_are_numbered_without_gaps(store: Arc<dyn Sto
     assert_eq!(winners, 1);
 }
 
+pub async fn a_renewal_moves_tags_link_and_activity_and_the_old_one_goes(store: Arc<dyn Store>) {
+    let mut old = subscription("rn", 1);
+    old.tags.insert("plan".into(), "pro".into());
+    old.locale = "pt-BR".into();
+    old.timezone = "Europe/Lisbon".into();
+    store.upsert_subscription(&old).await.unwrap();
+    store.link_subscription("rn", "ana", old.id).await.unwrap();
+    store
+        .record_receipt("rn", old.id, 1_700_000_500)
+        .await
+        .unwrap();
+    let other = subscription("rn", 3);
+    store.upsert_subscription(&other).await.unwrap();
+    store
+        .link_subscription("rn", "ana", other.id)
+        .await
+        .unwrap();
+
+    // The browser's new subscription: another endpoint, new keys, nothing else.
+    let mut new = subscription("rn", 2);
+    new.tags.insert("source".into(), "renewal".into());
+    assert_eq!(
+        store
+            .replace_subscription(old.id, &[7; 16], &new)
+            .await
+            .unwrap(),
+        Replaced::Refused(Refused::WrongAuth),
+        "a stranger cannot move it"
+    );
+    assert!(
+        store
+            .get_subscription("rn", new.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .replace_subscription(old.id, &old.auth, &new)
+            .await
+            .unwrap(),
+        Replaced::Moved { created: true }
+    );
+    assert_eq!(store.get_subscription("rn", old.id).await.unwrap(), None);
+    let renewed = store.get_subscription("rn", new.id).await.unwrap().unwrap();
+    assert_eq!(renewed.auth, new.auth);
+    assert_eq!(renewed.p256dh, new.p256dh);
+    assert_eq!(renewed.external_id.as_deref(), Some("ana"));
+    assert_eq!(renewed.tags["plan"], "pro");
+    assert_eq!(renewed.tags["source"], "renewal");
+    assert_eq!(renewed.locale, "pt-BR");
+    assert_eq!(renewed.timezone, "Europe/Lisbon");
+    assert_eq!(renewed.created_at, old.created_at);
+    assert_eq!(renewed.activity.receipt_at, 1_700_000_500);
+    let profile = store.get_profile("rn", "ana").await.unwrap().unwrap();
+    let mut listed = profile.subscriptions.clone();
+    listed.sort();
+    let mut expected = vec![other.id, new.id];
+    expected.sort();
+    assert_eq!(
+        listed, expected,
+        "the profile lists the new one, not the old one"
+    );
+    assert_eq!(store.count_subscriptions("rn").await.unwrap(), 2);
+
+    // Again (the worker retried): the old one is gone, nothing is written.
+    assert_eq!(
+        store
+            .replace_subscription(old.id, &old.auth, &new)
+            .await
+            .unwrap(),
+        Replaced::OldNotFound
+    );
+}
+
+pub async fn concurrent_renewals_and_erasures_leave_no_orphan(store: Arc<dyn Store>) {
+    for round in 0..8usize {
+        let app_id = format!("rc{round}");
+        let old = subscription(&app_id, 1);
+        store.upsert_subscription(&old).await.unwrap();
+        store
+            .link_subscription(&app_id, "bo", old.id)
+            .await
+            .unwrap();
+        let new = subscription(&app_id, 2);
+        // Several renewals of the same subscription at once (the worker and a retry), and an
+        // erasure of the person racing them.
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (store, new, auth) = (store.clone(), new.clone(), old.auth);
+            tasks.push(tokio::spawn(async move {
+                store
+                    .replace_subscription(old.id, &auth, &new)
+                    .await
+                    .map(|_| 0)
+            }));
+        }
+        if round % 2 == 0 {
+            let (store, app_id) = (store.clone(), app_id.clone());
+            tasks.push(tokio::spawn(async move {
+                store.erase_profile(&app_id, "bo").await
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(store.get_subscription(&app_id, old.id).await.unwrap(), None);
+        let listed = store
+            .get_profile(&app_id, "bo")
+            .await
+            .unwrap()
+            .map(|p| p.subscriptions)
+            .unwrap_or_default();
+        if let Some(renewed) = store.get_subscription(&app_id, new.id).await.unwrap() {
+            if renewed.external_id.as_deref() == Some("bo") {
+                assert_eq!(
+                    listed,
+                    [new.id],
+                    "round {round}: a linked subscription is listed, once"
+                );
+            }
+        } else {
+            assert!(
+                round % 2 == 0,
+                "round {round}: only an erasure deletes the new one"
+            );
+        }
+        assert!(
+            !listed.contains(&old.id),
+            "round {round}: the old id is not listed"
+        );
+    }
+}
+
+pub async fn deliveries_and_receipts_keep_activity_and_stale_ones_expire(store: Arc<dyn Store>) {
+    let subs: Vec<_> = (1..=4).map(|n| subscription("ac", n)).collect();
+    store.insert_subscriptions(&subs).await.unwrap();
+    store
+        .link_subscription("ac", "cy", subs[0].id)
+        .await
+        .unwrap();
+    store
+        .put_notification(&note("ac", "n-ac", 1))
+        .await
+        .unwrap();
+    store
+        .enqueue_tasks(&[task("n-ac", "0", Lane::Bulk, TaskTarget::Shard(0))])
+        .await
+        .unwrap();
+    let claim = store
+        .claim_task(Lane::Bulk, held_by("w", Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .unwrap();
+    // A first delivery to all four at t=1000 starts their unanswered stretch.
+    let progress = Progress::default();
+    let lease = Duration::from_secs(30);
+    let outcome = BatchOutcome {
+        delivered: &subs,
+        delivered_at: 1_000,
+        ..checkpoint(&progress, lease)
+    };
+    store.record_batch(&claim, outcome).await.unwrap();
+    let read = store
+        .get_subscriptions("ac", &subs.iter().map(|s| s.id).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    for sub in &read {
+        assert_eq!(
+            sub.activity,
+            Activity {
+                delivered_at: 1_000,
+                receipt_at: 0,
+                unanswered_since: 1_000
+            }
+        );
+        assert_eq!(
+            sub.tags, subs[0].tags,
+            "the rest of the record is untouched"
+        );
+    }
+    // The second browser answers; the third one's tags change (neither blocks the other).
+    assert!(store.record_receipt("ac", subs[1].id, 1_100).await.unwrap());
+    assert!(
+        !store
+            .record_receipt("ac", SubscriptionId(1), 1_100)
+            .await
+            .unwrap()
+    );
+    let receipted = store
+        .get_subscription("ac", subs[1].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            receipted.activity.receipt_at,
+            receipted.activity.unanswered_since
+        ),
+        (1_100, 0)
+    );
+    // Judged stale as read: the first (linked) and the second (whose receipt came since, so it
+    // stays) and the fourth.
+    let stale = [read[0].clone(), read[1].clone(), read[3].clone()];
+    let outcome = BatchOutcome {
+        stale: &stale,
+        delivered_at: 2_000,
+        ..BatchOutcome::step(TaskStep::Complete)
+    };
+    store.record_batch(&claim, outcome).await.unwrap();
+    assert_eq!(
+        store.get_subscription("ac", subs[0].id).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .get_subscription("ac", subs[1].id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .get_subscription("ac", subs[2].id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.get_subscription("ac", subs[3].id).await.unwrap(),
+        None
+    );
+    assert_eq!(store.count_subscriptions("ac").await.unwrap(), 2);
+    assert_eq!(store.counters("n-ac").await.unwrap()["expired_stale"], 2);
+    let listed = store
+        .get_profile("ac", "cy")
+        .await
+        .unwrap()
+        .map(|p| p.subscriptions)
+        .unwrap_or_default();
+    assert!(listed.is_empty(), "the expired one is unlisted: {listed:?}");
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -1626,6 +1895,9 @@ macro_rules! conformance {
             case!(token_buckets_grant_the_rate_and_say_when_to_come_back);
             case!(webhook_outboxes_are_ordered_leased_and_trimmed);
             case!(concurrent_webhook_appends_are_numbered_without_gaps);
+            case!(a_renewal_moves_tags_link_and_activity_and_the_old_one_goes);
+            case!(concurrent_renewals_and_erasures_leave_no_orphan);
+            case!(deliveries_and_receipts_keep_activity_and_stale_ones_expire);
         }
     };
 }

@@ -153,7 +153,29 @@ async fn an_abandoned_cart_is_reminded_once_unless_bought() {
     let aviso = &shop.aviso;
     shop.browser(aviso, "ana-phone", "ana").await;
     shop.browser(aviso, "ana-laptop", "ana").await;
-    shop.put_cart_reminder(2).await;
+    // The reminder as issue 12 tells it: her name from her profile, the cart from the event.
+    let mut rule = cart_reminder(2);
+    rule["content"]["body"] = json!(
+        "{{ profile.first_name | default: \"friend\" }}, your {{ event.items }} items ({{ event.total | fixed: 2 }} €) are waiting"
+    );
+    let (status, answer) = shop
+        .call(
+            aviso,
+            reqwest::Method::PUT,
+            "/v1/triggers/cart-reminder",
+            rule,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = shop
+        .call(
+            aviso,
+            reqwest::Method::PUT,
+            "/v1/profiles/ana",
+            json!({"attributes": {"first_name": "Ana"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
 
     let abandoned = json!({"external_id": "ana", "name": "cart_abandoned", "key": "cart-1",
         "properties": {"items": 2, "total": 59.90}});
@@ -199,6 +221,10 @@ async fn an_abandoned_cart_is_reminded_once_unless_bought() {
         );
         let payload: Value = serde_json::from_slice(&plaintexts[0]).unwrap();
         assert_eq!(payload["notification"]["title"], "Your cart is waiting");
+        assert_eq!(
+            payload["notification"]["body"], "Ana, your 2 items (59.90 €) are waiting",
+            "{name}: {payload}"
+        );
     }
     let (_, trigger) = shop
         .call(

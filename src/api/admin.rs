@@ -80,6 +80,8 @@ pub struct AppView {
     name: String,
     origins: Vec<String>,
     demo: bool,
+    /// The stale-expiry window in seconds (0 = off).
+    expire_after_secs: u32,
     vapid_public_key: String,
     /// Unix seconds.
     created_at: u64,
@@ -96,6 +98,7 @@ fn view(app: &App) -> ApiResult<AppView> {
         name: app.name.clone(),
         origins: app.origins.clone(),
         demo: app.demo,
+        expire_after_secs: app.expire_after_secs,
         vapid_public_key: vapid.public_key_base64url().to_owned(),
         created_at: app.created_at,
         keys: app
@@ -250,6 +253,38 @@ pub struct AppChanges {
     origins: Option<Vec<String>>,
     #[serde(default)]
     demo: Option<bool>,
+    /// Stale expiry: delete a subscription to which pushes were delivered for this many days
+    /// with no receipt from its browser (Apple answers 201 for long-dead subscriptions);
+    /// 0 turns it off (the default).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 3650)]
+    expire_after_days: Option<u32>,
+    /// The same in seconds, for windows shorter than a day (tests, trials); wins over
+    /// `expire_after_days`.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 315_360_000)]
+    expire_after_secs: Option<u32>,
+}
+
+/// The stale-expiry window a change asks for, in seconds.
+fn expiry_window(changes: &AppChanges) -> ApiResult<Option<u32>> {
+    if let Some(secs) = changes.expire_after_secs {
+        if secs > 315_360_000 {
+            return Err(ApiError::bad(
+                "expire_after_secs",
+                "at most 315360000 (ten years); 0 turns expiry off",
+            ));
+        }
+        return Ok(Some(secs));
+    }
+    match changes.expire_after_days {
+        Some(days) if days > 3650 => Err(ApiError::bad(
+            "expire_after_days",
+            "at most 3650 (ten years); 0 turns expiry off",
+        )),
+        Some(days) => Ok(Some(days * 86_400)),
+        None => Ok(None),
+    }
 }
 
 #[utoipa::path(patch, path = "/v1/admin/apps/{app_id}", tag = "admin", params(AppPath), request_body = AppChanges, security(("api_key" = [])),
@@ -262,7 +297,11 @@ pub async fn update_app(
 ) -> ApiResult<axum::Json<AppView>> {
     let name = changes.name.as_deref().map(check_name).transpose()?;
     let origins = changes.origins.as_deref().map(check_origins).transpose()?;
+    let expiry = expiry_window(&changes)?;
     let mut app = existing(&state, &path.app_id).await?;
+    if let Some(secs) = expiry {
+        app.expire_after_secs = secs;
+    }
     if let Some(name) = name {
         app.name = name;
     }

@@ -40,6 +40,10 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request clashes with what is stored (e.g. new keys for a subscribed endpoint without
+    /// the proof): the detail says what to send instead.
+    #[error("{detail}")]
+    Conflict { field: String, detail: String },
     #[error(
         "the request body is too large: public endpoints take {} bytes, server endpoints {} bytes",
         super::PUBLIC_MAX_BODY,
@@ -78,6 +82,7 @@ impl ApiError {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "not_found"),
+            Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "conflict"),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
@@ -162,6 +167,7 @@ impl IntoResponse for ApiError {
         }
         let field = match &self {
             Self::BadRequest { field, .. } => field.clone(),
+            Self::Conflict { field, .. } => Some(field.clone()),
             _ => None,
         };
         let problem = Problem {

@@ -18,7 +18,9 @@ use crate::apps::verify_identity_hash;
 use crate::notify::model::{Audience, Content, NotificationRequest};
 use crate::push::subscription::canonical_endpoint;
 use crate::push::{PushService, PushSubscription, VapidKey, base64url};
-use crate::store::{App, MAX_ENDPOINT_LEN, Subscription, SubscriptionId, Upserted, now_ms};
+use crate::store::{
+    App, MAX_ENDPOINT_LEN, Refused, Replaced, Subscription, SubscriptionId, Upserted, now_ms,
+};
 use crate::webhooks::EventType as WebhookEvent;
 use crate::webhooks::events;
 
@@ -105,11 +107,21 @@ pub struct SubscribeRequest {
     #[serde(default)]
     #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     identity_hash: Option<String>,
+    /// The subscription this one replaces, with its current auth secret as proof: the browser
+    /// renewed it (`pushsubscriptionchange`), or the same endpoint has new keys. Its tags,
+    /// profile link and activity move to this one and it is deleted. Without it, new keys for
+    /// a subscribed endpoint are refused (409).
+    #[serde(default)]
+    replaces: Option<OwnedSubscription>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct Subscribed {
     subscription_id: String,
+    /// Whether `replaces` named a stored subscription, now moved into this one (false when it
+    /// was gone already: this one is then subscribed as new).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaced: Option<bool>,
 }
 
 const MAX_TAGS: usize = 32;
@@ -224,7 +236,42 @@ pub async fn subscribe(
     subscription.locale = locale;
     subscription.timezone = timezone;
     subscription.tags = request.tags;
-    let upserted = state.store().upsert_subscription(&subscription).await?;
+    let (upserted, replaced) = match &request.replaces {
+        None => (
+            state.store().upsert_subscription(&subscription).await?,
+            None,
+        ),
+        Some(proof) => {
+            let (old, auth) = replaced_subscription(&app, proof)?;
+            match state
+                .store()
+                .replace_subscription(old, &auth, &subscription)
+                .await?
+            {
+                Replaced::Moved { created: true } => (Upserted::Created, Some(true)),
+                Replaced::Moved { created: false } => (Upserted::Updated, Some(true)),
+                Replaced::OldNotFound => (
+                    state.store().upsert_subscription(&subscription).await?,
+                    Some(false),
+                ),
+                Replaced::Refused(refused) => (Upserted::Refused(refused), Some(false)),
+            }
+        }
+    };
+    match upserted {
+        Upserted::Refused(Refused::KeysDiffer) => {
+            return Err(ApiError::Conflict {
+                field: "subscription.keys".into(),
+                detail: "this endpoint is subscribed with other keys: to change them, send `replaces: {\"endpoint\", \"auth\"}` with the endpoint and the auth secret it has now (Aviso's service worker does on `pushsubscriptionchange`)".into(),
+            });
+        }
+        Upserted::Refused(Refused::WrongAuth) => {
+            return Err(ApiError::Forbidden(
+                "replaces.auth is not the auth secret of the subscription at replaces.endpoint: send the one it has now (`PushSubscription.toJSON().keys.auth` of the old subscription)".into(),
+            ));
+        }
+        Upserted::Created | Upserted::Updated => {}
+    }
     if let Some(external_id) = &request.external_id {
         state
             .store()
@@ -260,8 +307,29 @@ pub async fn subscribe(
         status,
         axum::Json(Subscribed {
             subscription_id: subscription.id.to_string(),
+            replaced,
         }),
     ))
+}
+
+/// The id and auth secret `replaces` names.
+fn replaced_subscription(
+    app: &App,
+    proof: &OwnedSubscription,
+) -> ApiResult<(SubscriptionId, [u8; 16])> {
+    check_endpoint_length("replaces.endpoint", &proof.endpoint)?;
+    let endpoint = canonical_endpoint(&proof.endpoint)
+        .map_err(|e| ApiError::bad("replaces.endpoint", e.to_string()))?;
+    let auth: [u8; 16] = base64url::decode(&proof.auth)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| {
+            ApiError::bad(
+                "replaces.auth",
+                "the base64url of the replaced subscription's 16-byte auth secret",
+            )
+        })?;
+    Ok((SubscriptionId::for_endpoint(&app.id, &endpoint), auth))
 }
 
 /// Proof of ownership: the endpoint and its auth secret, which only the browser knows.
@@ -289,8 +357,7 @@ async fn owned(
         .await?
         .ok_or_else(|| ApiError::NotFound("no subscription with this endpoint".into()))?;
     let auth = base64url::decode(&proof.auth).map_err(|e| ApiError::bad("auth", e.to_string()))?;
-    // Constant time: the auth secret is a credential.
-    if aws_lc_rs::constant_time::verify_slices_are_equal(&auth, &subscription.auth).is_err() {
+    if !subscription.proves(&auth) {
         return Err(ApiError::Forbidden(
             "auth does not match this subscription's auth secret".into(),
         ));
@@ -448,6 +515,14 @@ pub async fn track(
         .store()
         .add_counters(&notification.id, &[(counter, 1)])
         .await?;
+    // The browser answered: it is alive (kept only where stale subscriptions expire).
+    if app.expire_after_secs > 0 {
+        let now = (now_ms() / 1000) as u32;
+        state
+            .store()
+            .record_receipt(&app.id, subscription_id, now)
+            .await?;
+    }
     metrics::counter!("aviso_events_total", "type" => counter).increment(1);
     let kind = match event.kind {
         EventType::Shown => WebhookEvent::NotificationShown,
@@ -507,6 +582,7 @@ pub async fn demo_test_push(
         category: Some(crate::policy::model::TRANSACTIONAL.to_owned()),
         send_at_local: None,
         max_per_minute: None,
+        event: None,
     };
     let notification = state
         .notifications()

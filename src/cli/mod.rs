@@ -4,6 +4,7 @@ pub mod admin;
 pub mod apps;
 pub mod logging;
 pub mod metrics;
+pub mod migrate;
 pub mod send;
 pub mod serve;
 pub mod vapid;
@@ -30,6 +31,9 @@ pub enum Command {
     /// Manage apps (sites), their keys and origins, through a running server's admin API.
     #[command(subcommand)]
     Apps(apps::AppsCommand),
+    /// Move subscriptions stored before endpoints were canonicalised (host case, default port,
+    /// trailing dot) to their canonical id, on the store `aviso serve` uses (same flags).
+    MigrateEndpoints(serve::ServeCommand),
 }
 
 /// What a subcommand tells the process: success, or an exit code with the reason printed.
@@ -52,6 +56,11 @@ impl Cli {
             Command::Send(args) => {
                 logging::init(crate::config::LogFormat::Text);
                 args.run().await
+            }
+            Command::MigrateEndpoints(command) => {
+                let config = crate::config::Config::load(&command.args)?;
+                logging::init(config.log_format);
+                migrate::endpoints(config).await
             }
             Command::Apps(command) => {
                 logging::init(crate::config::LogFormat::Text);

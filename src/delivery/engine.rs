@@ -22,12 +22,14 @@ use metrics::{gauge, histogram};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::lifecycle::{self, BatchActivity};
 use super::sender::{Batch, Delivery, Failure, Message, Sender};
 use super::waker::EngineWaker;
 use crate::notify::Notification;
 use crate::notify::model::{Audience, Status};
 use crate::notify::payload::PayloadTemplate;
 use crate::notify::segment::Filter;
+use crate::notify::template::EventProperties;
 use crate::push::vapid::{DEFAULT_VALIDITY, VapidSubject};
 use crate::push::{
     PushOptions, PushSubscription, SubscriptionKeys, Topic, Ttl, Urgency, VapidHeaderCache,
@@ -107,6 +109,8 @@ pub struct Engine {
     priority: Sender,
     apps: moka::sync::Cache<String, Arc<VapidHeaderCache>>,
     notifications: moka::sync::Cache<String, Arc<Prepared>>,
+    /// The apps' stale-expiry windows.
+    expiry: lifecycle::Windows,
     /// Woken when this process enqueues tasks, so its idle workers need not wait for a poll.
     wake: Arc<EngineWaker>,
     /// Caps, quiet hours, local time and rates (`crate::policy`), applied per batch.
@@ -150,6 +154,8 @@ struct Prepared {
     notification: Notification,
     template: PayloadTemplate,
     options: PushOptions,
+    /// A triggered push's event properties, converted once for all its renderings.
+    event: Option<EventProperties>,
 }
 
 enum TaskEnd {
@@ -179,6 +185,7 @@ struct Recorded {
     gone: Vec<Subscription>,
     /// The batch's webhook events (`webhooks::events::of_batch`).
     webhook_events: Vec<crate::webhooks::OutboxEntry>,
+    activity: BatchActivity,
 }
 
 /// Stores a batch's counters and deletions with the checkpoint (or completion) that follows it,
@@ -201,6 +208,9 @@ async fn record(
     let outcome = BatchOutcome {
         counters: &counters,
         gone: &recorded.gone,
+        delivered: &recorded.activity.delivered,
+        delivered_at: recorded.activity.at,
+        stale: &recorded.activity.stale,
         step,
     };
     match store.record_batch(claim, outcome).await {
@@ -238,6 +248,7 @@ impl Engine {
                 .max_capacity(PREPARED_CAPACITY)
                 .time_to_live(PREPARED_TTL)
                 .build(),
+            expiry: lifecycle::Windows::default(),
             wake: Arc::new(EngineWaker::default()),
             policy: Default::default(),
             stop: CancellationToken::new(),
@@ -721,7 +732,12 @@ impl Engine {
             }
             _ => subscriptions,
         };
-        let mut recorded = Recorded::default();
+        let window = self.expiry.of(store, &notification.app_id).await?;
+        let (targeted, activity) = BatchActivity::split(window, (now_ms() / 1000) as u32, targeted);
+        let mut recorded = Recorded {
+            activity,
+            ..Recorded::default()
+        };
         let admitted = self
             .policy
             .admit(store, task, notification, targeted)
@@ -758,7 +774,10 @@ impl Engine {
         *recorded.counts.entry("sent".to_owned()).or_default() += outcomes.len() as i64;
         for (subscription, delivery) in outcomes {
             let key = match delivery {
-                Delivery::Delivered => "delivered".to_owned(),
+                Delivery::Delivered => {
+                    recorded.activity.delivered(subscription);
+                    "delivered".to_owned()
+                }
                 Delivery::Expired => {
                     // The push service says this subscription is gone for good: deleted with
                     // the batch's record.
@@ -806,7 +825,7 @@ impl Engine {
             .into_iter()
             .map(|profile| (profile.external_id.clone(), profile))
             .collect();
-        let rendered = template.render_batch(&subscriptions, &profiles, None);
+        let rendered = template.render_batch(&subscriptions, &profiles, prepared.event.as_ref());
         let mut ready = Vec::with_capacity(subscriptions.len());
         let mut failed = Vec::new();
         for (subscription, payload) in subscriptions.into_iter().zip(rendered) {
@@ -976,6 +995,7 @@ impl Engine {
         };
         let prepared = Arc::new(Prepared {
             template: PayloadTemplate::new(&notification),
+            event: notification.event.as_ref().map(EventProperties::new),
             notification,
             options,
         });

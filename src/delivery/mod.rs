@@ -8,6 +8,7 @@
 
 pub mod backoff;
 pub mod engine;
+pub mod lifecycle;
 pub mod sender;
 pub mod throttle;
 pub mod waker;

@@ -142,6 +142,10 @@ pub struct NotificationRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10000000)]
     pub max_per_minute: Option<u32>,
+    /// The triggering event's properties (`{{ event.* }}`), for triggered pushes only: set by
+    /// the trigger runner, never read from a request body.
+    #[serde(skip)]
+    pub event: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Where a notification is in its life.
@@ -171,6 +175,9 @@ pub struct Notification {
     /// Category, local time and rate (`crate::policy`).
     #[serde(default, flatten)]
     pub policy: crate::policy::model::Options,
+    /// The triggering event's properties, which its content renders as `{{ event.* }}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// `value` is `min` to `max` bytes long.
@@ -326,6 +333,7 @@ impl NotificationRequest {
             created_at_ms: now_ms,
             status: Status::Queued,
             policy,
+            event: self.event,
         };
         super::template::ContentTemplate::compile(&notification.content)?;
         payload::check_fits(&notification).map_err(|m| FieldError::new("content", m))?;

@@ -346,6 +346,7 @@ mod tests {
             created_at_ms: 0,
             status: Status::Queued,
             policy: Default::default(),
+            event: None,
         }
     }
 

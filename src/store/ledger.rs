@@ -98,6 +98,14 @@ pub struct BatchOutcome<'a> {
     /// Subscriptions the push service said are gone (404/410): deleted, and unlisted from
     /// their profiles.
     pub gone: &'a [Subscription],
+    /// Subscriptions delivered to at `delivered_at` (Unix seconds) whose activity changes by
+    /// it (`Activity::needs_write_after_delivery`), as they were read: each gets
+    /// `Activity::delivered` unless its activity changed since (a receipt came meanwhile).
+    pub delivered: &'a [Subscription],
+    pub delivered_at: u32,
+    /// Subscriptions judged stale as they were read (`Activity::is_stale`): deleted and
+    /// unlisted unless their activity changed since; each deletion counts `expired_stale`.
+    pub stale: &'a [Subscription],
     /// Where the task goes next.
     pub step: TaskStep<'a>,
 }
@@ -108,6 +116,9 @@ impl<'a> BatchOutcome<'a> {
         Self {
             counters: &[],
             gone: &[],
+            delivered: &[],
+            delivered_at: 0,
+            stale: &[],
             step,
         }
     }

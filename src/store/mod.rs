@@ -45,13 +45,13 @@ pub use ledger::{
     BatchOutcome, ClaimedTask, Lane, Lease, LedgerStore, Progress, Task, TaskStep, TaskTarget,
 };
 pub use model::{
-    ApiKey, App, AttributeValue, MAX_ENDPOINT_LEN, MAX_PROFILE_FIELDS, MAX_PROFILE_TEXT, Profile,
-    ProfileUpdate, SHARDS, Scope, Subscription, SubscriptionId, hash_api_key,
+    Activity, ApiKey, App, AttributeValue, MAX_ENDPOINT_LEN, MAX_PROFILE_FIELDS, MAX_PROFILE_TEXT,
+    Profile, ProfileUpdate, Refused, SHARDS, Scope, Subscription, SubscriptionId, hash_api_key,
 };
 pub use notifications::{KeyClaim, NewNotification, NotificationStore, Settle};
 pub use policy::{CapCheck, CapHolder, PolicyStore, TokenGrant};
 pub use profiles::ProfileStore;
-pub use subscriptions::{ScanBatch, ScanCursor, SubscriptionStore, Upserted};
+pub use subscriptions::{Replaced, ScanBatch, ScanCursor, SubscriptionStore, Upserted};
 pub use triggers::{ClaimedSend, Scheduled, TriggerStore};
 pub use webhooks::WebhookStore;
 

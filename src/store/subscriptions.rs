@@ -4,13 +4,28 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::model::Refused;
 use super::{StoreResult, Subscription, SubscriptionId};
 
-/// Whether an upsert made a new subscription or updated one.
+/// Whether an upsert made a new subscription, updated one, or was refused (nothing written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upserted {
     Created,
     Updated,
+    Refused(Refused),
+}
+
+/// What a renewal ([`SubscriptionStore::replace_subscription`]) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    /// The new subscription holds the old one's tags, link and activity; the old one is gone.
+    /// `created` when the new endpoint was not stored before.
+    Moved { created: bool },
+    /// No subscription has the old endpoint (already renewed, unsubscribed, or deleted as
+    /// gone): nothing written.
+    OldNotFound,
+    /// Nothing written.
+    Refused(Refused),
 }
 
 /// One batch of a shard scan; `next` is `None` when the shard is done.
@@ -36,6 +51,20 @@ pub trait SubscriptionStore: Send + Sync {
     /// Inserts or updates by endpoint (the id derives from it), merging over the stored record
     /// by [`Subscription::merged_over`]: atomic against concurrent upserts, links and deletes.
     async fn upsert_subscription(&self, subscription: &Subscription) -> StoreResult<Upserted>;
+    /// The browser replaced subscription `old` by `new` (`pushsubscriptionchange`, or new keys
+    /// for the same endpoint): with `proof`, `old`'s auth secret, `new` takes over what `old`
+    /// had by [`Subscription::renewed_from`] and `old` is deleted, its profile then listing
+    /// `new` instead. Atomic on the embedded store; on Redis ordered so that no interleaving
+    /// leaves a subscription naming a profile that does not list it (`redis/subscriptions.rs`).
+    async fn replace_subscription(
+        &self,
+        old: SubscriptionId,
+        proof: &[u8; 16],
+        new: &Subscription,
+    ) -> StoreResult<Replaced>;
+    /// A receipt from the browser at `at` (Unix seconds): its activity says it is alive
+    /// ([`super::model::Activity::receipted`]). `false` when the subscription does not exist.
+    async fn record_receipt(&self, app_id: &str, id: SubscriptionId, at: u32) -> StoreResult<bool>;
     /// Writes many subscriptions at once, as they are (bulk imports, benchmarks).
     async fn insert_subscriptions(&self, subscriptions: &[Subscription]) -> StoreResult<()>;
     async fn get_subscription(

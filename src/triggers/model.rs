@@ -145,7 +145,12 @@ impl TriggerRequest {
         };
         // The content is checked as the notification it will become.
         trigger
-            .notification_request("check", "check", trigger.delay_secs * 1000)
+            .notification_request(
+                "check",
+                "check",
+                trigger.delay_secs * 1000,
+                &serde_json::Map::new(),
+            )
             .into_notification("check".into(), app_id.to_owned(), now_ms)?;
         Ok(trigger)
     }
@@ -159,6 +164,7 @@ impl Trigger {
         external_id: &str,
         idempotency_key: &str,
         late_ms: u64,
+        event: &serde_json::Map<String, serde_json::Value>,
     ) -> NotificationRequest {
         let (ttl, urgency) = match self.deliver_by_secs {
             Some(by) => {
@@ -181,6 +187,7 @@ impl Trigger {
             category: None,
             send_at_local: None,
             max_per_minute: None,
+            event: Some(event.clone()),
         }
     }
 }
@@ -200,9 +207,22 @@ pub struct Event {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub properties: serde_json::Map<String, serde_json::Value>,
+    /// When it happened (RFC 3339); the delay runs from then. Absent: when it arrives. A time
+    /// ahead of the server's clock counts as when it arrives.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub occurred_at: Option<String>,
 }
 
 impl Event {
+    /// When the event happened, in Unix milliseconds, given that it arrived at `now_ms`.
+    pub fn occurred_ms(&self, now_ms: u64) -> u64 {
+        self.occurred_at
+            .as_deref()
+            .and_then(crate::notify::model::parse_rfc3339)
+            .map_or(now_ms, |at| at.min(now_ms))
+    }
+
     /// Checks the event; `at` names it in a batch (`events[3]`).
     pub fn validate(&self, at: &str) -> Result<(), FieldError> {
         let field = |name: &str| {
@@ -225,6 +245,14 @@ impl Event {
             return Err(FieldError::new(
                 field("key"),
                 format!("must be 1 to {MAX_NAME} bytes, or left out"),
+            ));
+        }
+        if let Some(at) = &self.occurred_at
+            && crate::notify::model::parse_rfc3339(at).is_none()
+        {
+            return Err(FieldError::new(
+                field("occurred_at"),
+                "an RFC 3339 time with its offset, e.g. 2026-12-02T10:00:00Z",
             ));
         }
         let size = serde_json::to_vec(&self.properties).map_or(usize::MAX, |v| v.len());
@@ -335,9 +363,39 @@ mod tests {
             "event": "e", "delay_secs": 60, "deliver_by_secs": 600, "content": {"title": "x"}
         }))
         .unwrap();
-        let late = trigger.notification_request("p", "k", 100_000);
+        let late = trigger.notification_request("p", "k", 100_000, &serde_json::Map::new());
         assert_eq!(late.ttl, Some(500));
         assert_eq!(late.urgency.as_deref(), Some("high"));
+    }
+
+    #[test]
+    fn an_event_says_when_it_happened_or_happened_on_arrival() {
+        let at = |occurred_at: serde_json::Value| -> Event {
+            serde_json::from_value(
+                serde_json::json!({"external_id": "a", "name": "e", "occurred_at": occurred_at}),
+            )
+            .unwrap()
+        };
+        let now = 1_764_670_000_000; // 2025-12-02T10:06:40Z
+        assert_eq!(at(serde_json::Value::Null).occurred_ms(now), now);
+        let earlier = at(serde_json::json!("2025-12-02T10:00:00Z"));
+        earlier.validate("").unwrap();
+        assert_eq!(earlier.occurred_ms(now), 1_764_669_600_000);
+        assert_eq!(
+            at(serde_json::json!("2099-01-01T00:00:00Z")).occurred_ms(now),
+            now,
+            "ahead of the clock: now"
+        );
+        for bad in ["yesterday", "2026-02-30T00:00:00Z", "2026-12-02T10:00:00"] {
+            assert_eq!(
+                at(serde_json::json!(bad))
+                    .validate("events[1]")
+                    .unwrap_err()
+                    .field,
+                "events[1].occurred_at",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

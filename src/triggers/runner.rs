@@ -119,8 +119,12 @@ impl TriggerRunner {
             return self.finish(claim, None).await;
         };
         let late_ms = now_ms().saturating_sub(send.event_at_ms);
-        let request =
-            trigger.notification_request(&send.external_id, &idempotency_key(send), late_ms);
+        let request = trigger.notification_request(
+            &send.external_id,
+            &idempotency_key(send),
+            late_ms,
+            &send.properties,
+        );
         let service = NotificationService::new(self.store.as_ref(), self.planned.as_deref());
         match service.create(&app, request).await {
             Ok(created) => {

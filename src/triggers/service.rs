@@ -75,7 +75,8 @@ impl<'a> TriggerService<'a> {
         }
     }
 
-    /// Takes a batch of (validated) events that happened at `now_ms`.
+    /// Takes a batch of (validated) events that arrived at `now_ms` (and happened then, unless
+    /// they say when).
     pub async fn ingest(
         &self,
         app: &App,
@@ -95,8 +96,8 @@ impl<'a> TriggerService<'a> {
                         trigger: trigger.name.clone(),
                         external_id: event.external_id.clone(),
                         key: event.key().to_owned(),
-                        event_at_ms: now_ms,
-                        due_ms: now_ms + trigger.delay_secs * 1000,
+                        event_at_ms: event.occurred_ms(now_ms),
+                        due_ms: event.occurred_ms(now_ms) + trigger.delay_secs * 1000,
                         properties: event.properties.clone(),
                     };
                     let outcome = self.store.schedule_send(&send, trigger.repeat).await?;

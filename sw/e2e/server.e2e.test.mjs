@@ -30,15 +30,17 @@ const AVISO_BIN = process.env.AVISO_BIN || join(REPO, 'target', 'debug', 'aviso'
 const MOCK_PUSH_BIN = process.env.AVISO_MOCK_PUSH_BIN || join(REPO, 'target', 'debug', 'aviso-mock-push');
 /** The subscriber's id at the mock: its endpoint is `<mock>/push/e2e`. */
 const SUBSCRIBER = 'e2e';
+/** The subscription the browser renews it into (`pushsubscriptionchange`). */
+const RENEWED = 'e2e-renewed';
 
 /**
  * The mock push service on a free loopback port, decrypting what is sent to `SUBSCRIBER` with
  * `keys` and keeping the plaintext (`GET /messages/{id}`).
  */
-async function startMockPush(dir, keys) {
+async function startMockPush(dir, keys, renewedKeys) {
   const keysFile = join(dir, 'keys.jsonl');
   const caFile = join(dir, 'ca.pem');
-  writeFileSync(keysFile, `${JSON.stringify({ id: SUBSCRIBER, ...keys })}\n`);
+  writeFileSync(keysFile, `${JSON.stringify({ id: SUBSCRIBER, ...keys })}\n${JSON.stringify({ id: RENEWED, ...renewedKeys })}\n`);
   const mock = await startProcess(
     MOCK_PUSH_BIN,
     ['--listen', '127.0.0.1:0', '--ca-out', caFile, '--verify-keys', keysFile, '--record-details'],
@@ -80,10 +82,10 @@ async function startAviso(dir, caFile, pushOrigin) {
   );
 }
 
-/** What the mock accepted for `SUBSCRIBER`: `[{ttl, urgency, topic, plaintext}]`. */
-function mockMessages() {
+/** What the mock accepted for `subscriber`: `[{ttl, urgency, topic, plaintext}]`. */
+function mockMessages(subscriber = SUBSCRIBER) {
   return new Promise((resolve, reject) => {
-    const request = httpsGet(`${mockPush.origin}/messages/${SUBSCRIBER}`, { ca: mockPush.ca, timeout: 10_000 }, (response) => {
+    const request = httpsGet(`${mockPush.origin}/messages/${subscriber}`, { ca: mockPush.ca, timeout: 10_000 }, (response) => {
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk) => { body += chunk; });
@@ -149,6 +151,8 @@ function fakePushManager(fake) {
   };
 }
 
+/** Shared between the steps: each test builds on the one before. */
+const state = {};
 let workDir;
 let mockPush;
 let aviso;
@@ -162,13 +166,21 @@ const pageLog = [];
 
 before(async () => {
   workDir = mkdtempSync(join(tmpdir(), 'aviso-e2e-server-'));
-  const ecdh = createECDH('prime256v1');
-  ecdh.generateKeys();
-  const keys = { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') };
-  assert.equal(Buffer.from(keys.p256dh, 'base64url').length, 65);
-  // The scalar as 32 bytes, as the mock's keys file wants it (Node may drop leading zeros).
-  const privateKey = Buffer.concat([Buffer.alloc(32), ecdh.getPrivateKey()]).subarray(-32).toString('base64url');
-  mockPush = await startMockPush(workDir, { private_key: privateKey, ...keys });
+  const makeKeys = () => {
+    const ecdh = createECDH('prime256v1');
+    ecdh.generateKeys();
+    const made = { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') };
+    assert.equal(Buffer.from(made.p256dh, 'base64url').length, 65);
+    // The scalar as 32 bytes, as the mock's keys file wants it (Node may drop leading zeros).
+    const privateKey = Buffer.concat([Buffer.alloc(32), ecdh.getPrivateKey()]).subarray(-32).toString('base64url');
+    return { keys: made, privateKey };
+  };
+  const first = makeKeys();
+  const renewed = makeKeys();
+  const { keys } = first;
+  state.keys = keys;
+  state.renewedKeys = renewed.keys;
+  mockPush = await startMockPush(workDir, { private_key: first.privateKey, ...keys }, { private_key: renewed.privateKey, ...renewed.keys });
   aviso = await startAviso(workDir, mockPush.caFile, mockPush.origin);
   // Chromium's own notification center rather than the desktop's (D-Bus): fewer runs in which a
   // notification that had been shown and reported was missing from getNotifications().
@@ -191,8 +203,6 @@ after(async () => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
-/** Shared between the steps: each test builds on the one before. */
-const state = {};
 
 test('the demo page served by aviso subscribes through the soft prompt, and the server stores it', async () => {
   const { origin, app_id: appId } = aviso;
@@ -328,4 +338,68 @@ test('a click on the notification reaches the server as "clicked"', async (t) =>
   await until(async () => (await shownNotifications()).length === 0, 'the clicked notification to close', {
     observe: shownNotifications,
   });
+});
+
+test('after pushsubscriptionchange the profile lists the renewed subscription with its tags, and a push to the person reaches it', async (t) => {
+  if (!state.subscriptionId) return t.skip('needs the subscription of the first test');
+  const { origin } = aviso;
+  const oldEndpoint = `${mockPush.origin}/push/${SUBSCRIBER}`;
+  const newEndpoint = `${mockPush.origin}/push/${RENEWED}`;
+  // The person logs in (the CRM links the browser) and the site tags it.
+  const linked = await privateApi('POST', '/v1/profiles/ana/subscriptions', { subscription_id: state.subscriptionId });
+  assert.equal(linked.status, 204, JSON.stringify(linked.body));
+  const tagged = await fetch(`${origin}/v1/apps/${encodeURIComponent(aviso.app_id)}/subscriptions/tags`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ endpoint: oldEndpoint, auth: state.keys.auth, tags: { plan: 'pro' } }),
+  });
+  assert.equal(tagged.status, 204);
+
+  // The browser replaces the subscription. Headless Chromium never fires the event itself (it
+  // has no push service): it is dispatched inside the worker with the old subscription, as
+  // Firefox gives it, and the browser's new one. The worker's handler and request are real.
+  const scriptPrefix = `${origin}/sdk/aviso-sw.js`;
+  const worker = await until(() => browser.context.serviceWorkers().find((w) => w.url().startsWith(scriptPrefix)), 'the service worker', {
+    observe: () => browser.context.serviceWorkers().map((w) => w.url()),
+  });
+  const renewal = tab.waitForResponse(
+    (response) => response.url() === `${origin}/v1/apps/${encodeURIComponent(aviso.app_id)}/subscriptions` && response.request().method() === 'POST',
+    { timeout: 20_000 },
+  ).catch(() => null);
+  const dispatched = await worker.evaluate(({ oldEndpoint, oldKeys, newEndpoint, newKeys }) => {
+    const fake = (endpoint, keys) => ({ endpoint, expirationTime: null, options: {}, toJSON: () => ({ endpoint, expirationTime: null, keys }) });
+    const event = new ExtendableEvent('pushsubscriptionchange');
+    Object.defineProperty(event, 'oldSubscription', { value: fake(oldEndpoint, oldKeys) });
+    Object.defineProperty(event, 'newSubscription', { value: fake(newEndpoint, newKeys) });
+    self.dispatchEvent(event);
+    return 'dispatched';
+  }, { oldEndpoint, oldKeys: state.keys, newEndpoint, newKeys: state.renewedKeys });
+  assert.equal(dispatched, 'dispatched');
+  // (A worker's own fetch may not show up among the page's responses: the profile says.)
+  await renewal;
+
+  let profile;
+  await until(async () => {
+    profile = await privateApi('GET', '/v1/profiles/ana');
+    const listed = profile.body.subscriptions || [];
+    return listed.length === 1 && listed[0].id !== state.subscriptionId && listed;
+  }, 'the profile to list the renewed subscription', { observe: () => ({ profile: profile && profile.body, worker: workerLog, aviso: aviso.output.slice(-10) }) });
+  const [listed] = profile.body.subscriptions;
+  assert.deepEqual(listed.tags, { plan: 'pro' }, 'the tags moved over');
+  assert.match(listed.id, /^[0-9a-f]{16}$/);
+
+  const created = await privateApi('POST', '/v1/notifications', {
+    audience: { external_ids: ['ana'] },
+    content: { title: 'Your order shipped', body: 'It arrives tomorrow' },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const [message] = await until(async () => {
+    const messages = await mockMessages(RENEWED);
+    return messages.length > 0 && messages;
+  }, 'the renewed subscription to receive the push', { observe: () => ({ aviso: aviso.output.slice(-20), mock: mockPush.output.slice(-20) }) });
+  const payload = JSON.parse(message.plaintext);
+  assert.equal(payload.notification.title, 'Your order shipped');
+  assert.equal(payload.aviso.s, listed.id, 'addressed to the renewed subscription');
+  const old = await mockMessages(SUBSCRIBER);
+  assert.equal(old.filter((m) => m.plaintext.includes('Your order shipped')).length, 0, 'nothing went to the old endpoint');
 });

@@ -1,6 +1,9 @@
 //! Aviso's service worker: shows each push as a notification and reports `shown`, `clicked` and
 //! `closed` to the server; opens (or focuses) the notification's URL on a click; subscribes again
-//! when the browser replaces the subscription. Runs on its own (`/sdk/aviso-sw.js?server=…&app=…`)
+//! when the browser replaces the subscription, sending the old one's endpoint and auth secret as
+//! `replaces` so that the server moves its tags and profile link to the new one. Chrome and Safari
+//! fire `pushsubscriptionchange` without `oldSubscription`: the worker keeps the current
+//! subscription's endpoint and auth itself (Cache Storage, `subscription.js`). Runs on its own (`/sdk/aviso-sw.js?server=…&app=…`)
 //! or inside a site's worker through `importScripts` (configured by `self.AVISO_CONFIG`).
 //!
 //! Reports are best effort: a server that cannot be reached must never keep a notification from
@@ -10,6 +13,16 @@
 import { apiBase, parseWorkerConfig } from './config.js';
 import { call, fetchVapidKey, ownership, visitorContext } from './api.js';
 import { clickUrl, notificationFromPayload, pickWindow } from './payload.js';
+import { recall, remember } from './subscription.js';
+
+/** Keeps the browser's current subscription's proof of ownership for a later renewal. Best effort. */
+function rememberCurrent() {
+  const manager = self.registration && self.registration.pushManager;
+  if (!manager || !manager.getSubscription) return Promise.resolve();
+  return manager.getSubscription()
+    .then((subscription) => subscription && remember(self, ownership(subscription)))
+    .catch(() => {});
+}
 
 /** Read at each event, not once, so that `AVISO_CONFIG` may be set after `importScripts` too. */
 function base() {
@@ -31,7 +44,7 @@ self.addEventListener('push', (event) => {
     origin: self.location.origin,
     defaultTitle: self.location.hostname,
   });
-  const work = [self.registration.showNotification(title, options).then(() => report('shown', options.data))];
+  const work = [self.registration.showNotification(title, options).then(() => report('shown', options.data)), rememberCurrent()];
   if (appBadge !== undefined && self.navigator.setAppBadge) {
     work.push(self.navigator.setAppBadge(appBadge).catch(() => {}));
   }
@@ -56,20 +69,25 @@ self.addEventListener('notificationclose', (event) => {
   event.waitUntil(report('closed', event.notification.data));
 });
 
+self.addEventListener('activate', (event) => {
+  event.waitUntil(rememberCurrent());
+});
+
 async function resubscribe(oldSubscription, newSubscription) {
   const api = base();
   if (!api) return;
+  const replaces = oldSubscription ? ownership(oldSubscription) : await recall(self);
   let subscription = newSubscription;
   if (!subscription) {
     const key = (oldSubscription && oldSubscription.options && oldSubscription.options.applicationServerKey)
       || (await fetchVapidKey(api));
     subscription = await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
   }
-  await call(api, '/subscriptions', { subscription: subscription.toJSON(), ...visitorContext() });
-  if (oldSubscription && oldSubscription.endpoint !== subscription.endpoint) {
-    // The old endpoint is dead; telling the server spares it a failed push. Best effort.
-    await call(api, '/subscriptions/unsubscribe', ownership(oldSubscription)).catch(() => {});
-  }
+  const body = { subscription: subscription.toJSON(), ...visitorContext() };
+  // The server moves the old subscription's tags and profile link over and deletes it.
+  if (replaces && replaces.endpoint && replaces.auth) body.replaces = replaces;
+  await call(api, '/subscriptions', body);
+  await remember(self, ownership(subscription));
 }
 
 self.addEventListener('pushsubscriptionchange', (event) => {

@@ -18,7 +18,7 @@ const SERVER = 'https://push.example.com';
 const WORKER = `https://shop.example/sdk/aviso-sw.js?server=${encodeURIComponent(SERVER)}&app=shop`;
 
 /** Loads the worker into a fresh sandbox; `answer(url, init)` plays the server. */
-function worker({ href = WORKER, config, answer = () => new Response(null, { status: 204 }), windows = [] } = {}) {
+function worker({ href = WORKER, config, answer = () => new Response(null, { status: 204 }), windows = [], current = null, storage = null } = {}) {
   const calls = { fetch: [], shown: [], opened: [], focused: [], subscribed: [], log: [] };
   const listeners = {};
   const sandbox = {
@@ -27,6 +27,13 @@ function worker({ href = WORKER, config, answer = () => new Response(null, { sta
     navigator: { language: 'pt-BR' },
     location: new URL(href),
     AVISO_CONFIG: config,
+    // Cache Storage, when the test gives a Map to hold it.
+    caches: storage && {
+      open: async () => ({
+        put: async (key, response) => { storage.set(key, await response.text()); },
+        match: async (key) => (storage.has(key) ? new Response(storage.get(key)) : undefined),
+      }),
+    },
     addEventListener: (type, listener) => { listeners[type] = listener; },
     fetch: async (url, init) => {
       const call = { url, method: init?.method ?? 'GET', body: init?.body && JSON.parse(init.body) };
@@ -39,6 +46,7 @@ function worker({ href = WORKER, config, answer = () => new Response(null, { sta
     registration: {
       showNotification: async (title, options) => { calls.shown.push({ title, options, fetchesBefore: calls.fetch.length }); },
       pushManager: {
+        getSubscription: async () => current,
         subscribe: async (options) => {
           calls.subscribed.push(options);
           return subscription('https://fcm.googleapis.com/fcm/send/new');
@@ -160,18 +168,37 @@ test('close reports "closed"', async () => {
   assert.equal(calls.fetch.at(-1).body.type, 'closed');
 });
 
-test('pushsubscriptionchange: subscribes with the old key, sends the new subscription, drops the old', async () => {
-  const { calls, dispatch } = worker();
+test('pushsubscriptionchange: subscribes with the old key, sends the new subscription replacing the old one', async () => {
+  const storage = new Map();
+  const { calls, dispatch } = worker({ storage });
   const key = new Uint8Array([4, 1, 2, 3]).buffer;
   await dispatch('pushsubscriptionchange', { oldSubscription: subscription('https://fcm.googleapis.com/fcm/send/old', key) });
   assert.equal(calls.subscribed.length, 1);
   assert.equal(calls.subscribed[0].applicationServerKey, key);
   assert.equal(calls.subscribed[0].userVisibleOnly, true);
-  assert.deepEqual(calls.fetch.map((call) => call.url), [`${SERVER}/v1/apps/shop/subscriptions`, `${SERVER}/v1/apps/shop/subscriptions/unsubscribe`]);
+  assert.deepEqual(calls.fetch.map((call) => call.url), [`${SERVER}/v1/apps/shop/subscriptions`], 'the server deletes the old one itself');
   assert.equal(calls.fetch[0].body.subscription.endpoint, 'https://fcm.googleapis.com/fcm/send/new');
   assert.equal(calls.fetch[0].body.locale, 'pt-BR');
   assert.equal(typeof calls.fetch[0].body.timezone, 'string');
-  assert.deepEqual(calls.fetch[1].body, { endpoint: 'https://fcm.googleapis.com/fcm/send/old', auth: 'auth-of-old' });
+  assert.deepEqual(calls.fetch[0].body.replaces, { endpoint: 'https://fcm.googleapis.com/fcm/send/old', auth: 'auth-of-old' });
+  assert.deepEqual(JSON.parse(storage.get('/aviso/subscription')), { endpoint: 'https://fcm.googleapis.com/fcm/send/new', auth: 'auth-of-new' }, 'the new one is kept for the next renewal');
+});
+
+test('pushsubscriptionchange without oldSubscription (Chrome, Safari) replaces the one the worker kept at a push', async () => {
+  const storage = new Map();
+  const kept = subscription('https://fcm.googleapis.com/fcm/send/was');
+  const { calls, dispatch } = worker({ storage, current: kept });
+  await dispatch('push', pushData('hello'));
+  assert.deepEqual(JSON.parse(storage.get('/aviso/subscription')), { endpoint: 'https://fcm.googleapis.com/fcm/send/was', auth: 'auth-of-was' });
+  await dispatch('pushsubscriptionchange', { newSubscription: subscription('https://fcm.googleapis.com/fcm/send/now') });
+  assert.deepEqual(calls.fetch.at(-1).body.replaces, { endpoint: 'https://fcm.googleapis.com/fcm/send/was', auth: 'auth-of-was' });
+  assert.equal(calls.fetch.at(-1).body.subscription.endpoint, 'https://fcm.googleapis.com/fcm/send/now');
+});
+
+test('pushsubscriptionchange with nothing known of the old one renews without replaces', async () => {
+  const { calls, dispatch } = worker({ storage: new Map() });
+  await dispatch('pushsubscriptionchange', { newSubscription: subscription('https://fcm.googleapis.com/fcm/send/now') });
+  assert.equal(calls.fetch.at(-1).body.replaces, undefined);
 });
 
 test('pushsubscriptionchange without an old key fetches the app\'s VAPID key', async () => {

@@ -13,9 +13,9 @@ use aviso::policy::Policy;
 use aviso::store::ClaimedSend;
 use aviso::store::{
     App, AppStore, BatchOutcome, ClaimedTask, KeyClaim, Lane, Lease, LedgerStore, NewNotification,
-    NotificationStore, Profile, ProfileStore, ProfileUpdate, ScanBatch, ScanCursor, Scheduled,
-    Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId, SubscriptionStore, Task,
-    TriggerStore, Upserted, WebhookStore,
+    NotificationStore, Profile, ProfileStore, ProfileUpdate, Replaced, ScanBatch, ScanCursor,
+    Scheduled, Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId,
+    SubscriptionStore, Task, TriggerStore, Upserted, WebhookStore,
 };
 use aviso::store::{CapCheck, CapHolder, PolicyStore, TokenGrant};
 use aviso::triggers::model::{PendingSend, Repeat, Trigger};
@@ -85,6 +85,8 @@ delegate!(AppStore {
 
 delegate!(SubscriptionStore {
     fn upsert_subscription(&self, sub: &Subscription) -> StoreResult<Upserted>;
+    fn replace_subscription(&self, old: SubscriptionId, proof: &[u8; 16], new: &Subscription) -> StoreResult<Replaced>;
+    fn record_receipt(&self, app: &str, id: SubscriptionId, at: u32) -> StoreResult<bool>;
     fn insert_subscriptions(&self, subs: &[Subscription]) -> StoreResult<()>;
     fn get_subscription(&self, app: &str, id: SubscriptionId) -> StoreResult<Option<Subscription>>;
     fn get_subscriptions(&self, app: &str, ids: &[SubscriptionId]) -> StoreResult<Vec<Subscription>>;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::EmbeddedStore;
 use super::notifications::{add_counters_in, owned_deltas};
+use super::subscriptions::{BatchActivity, record_activity};
 use super::tables::{LANE_INDEX, TASKS, remove_subscription};
 use crate::store::{
     BatchOutcome, ClaimedTask, Lane, Lease, LedgerStore, Progress, StoreError, StoreResult, Task,
@@ -180,6 +181,7 @@ impl LedgerStore for EmbeddedStore {
             .iter()
             .map(|s| (s.app_id.clone(), s.id))
             .collect();
+        let activity = BatchActivity::of(&outcome);
         let checkpoint = match outcome.step {
             TaskStep::Checkpoint { progress, lease } => Some((progress.clone(), lease)),
             TaskStep::Complete => None,
@@ -191,6 +193,14 @@ impl LedgerStore for EmbeddedStore {
                 remove_subscription(txn, app_id, *id)?;
             }
             add_counters_in(txn, &claim.task.notification_id, &deltas)?;
+            let expired = record_activity(txn, &activity)?;
+            if expired > 0 {
+                add_counters_in(
+                    txn,
+                    &claim.task.notification_id,
+                    &[("expired_stale".to_owned(), expired)],
+                )?;
+            }
             match checkpoint {
                 Some((progress, lease)) => checkpoint_in(txn, &claim, progress, lease),
                 None => complete_in(txn, &claim),

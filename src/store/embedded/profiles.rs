@@ -8,7 +8,7 @@ use redb::ReadableTable;
 
 use super::EmbeddedStore;
 use super::tables::{
-    PROFILE_SENDS, PROFILES, load_profile, load_subscription, put_subscription,
+    PROFILE_SENDS, PROFILES, list_in_profile, load_profile, load_subscription, put_subscription,
     remove_subscription, save_profile, unlist,
 };
 use crate::store::{
@@ -75,13 +75,7 @@ impl ProfileStore for EmbeddedStore {
                 unlist(txn, &app_id, &previous, id)?;
             }
             put_subscription(txn, &sub)?;
-            let mut profile =
-                load_profile(txn, &app_id, &external_id)?.unwrap_or_else(|| Profile {
-                    updated_at: now_ms() / 1000,
-                    ..Profile::new(&external_id)
-                });
-            profile.list_subscription(id);
-            save_profile(txn, &app_id, &profile)
+            list_in_profile(txn, &app_id, &external_id, id)
         })
         .await
     }

@@ -5,12 +5,59 @@ use async_trait::async_trait;
 
 use super::EmbeddedStore;
 use super::tables::{
-    SUBSCRIPTION_COUNTS, SUBSCRIPTIONS, load_subscription, put_subscription, read_subscription,
-    remove_subscription,
+    SUBSCRIPTION_COUNTS, SUBSCRIPTIONS, list_in_profile, load_subscription, put_subscription,
+    read_subscription, remove_subscription, unlist,
 };
 use crate::store::{
-    ScanBatch, ScanCursor, StoreResult, Subscription, SubscriptionId, SubscriptionStore, Upserted,
+    Activity, BatchOutcome, Replaced, ScanBatch, ScanCursor, StoreResult, Subscription,
+    SubscriptionId, SubscriptionStore, Upserted,
 };
+
+/// A delivered batch's activity (`BatchOutcome`), owned for the writer.
+pub(super) struct BatchActivity {
+    delivered: Vec<(String, SubscriptionId, Activity)>,
+    at: u32,
+    stale: Vec<(String, SubscriptionId, Activity)>,
+}
+
+impl BatchActivity {
+    pub(super) fn of(outcome: &BatchOutcome<'_>) -> Self {
+        let owned = |subs: &[Subscription]| {
+            subs.iter()
+                .map(|s| (s.app_id.clone(), s.id, s.activity))
+                .collect()
+        };
+        Self {
+            delivered: owned(outcome.delivered),
+            at: outcome.delivered_at,
+            stale: owned(outcome.stale),
+        }
+    }
+}
+
+/// Writes a batch's deliveries into its subscriptions' activity and deletes the stale ones,
+/// each only if its activity is still what the batch read; answers how many expired.
+pub(super) fn record_activity(
+    txn: &redb::WriteTransaction,
+    batch: &BatchActivity,
+) -> StoreResult<i64> {
+    for (app_id, id, read) in &batch.delivered {
+        if let Some(mut sub) = load_subscription(txn, app_id, *id)?
+            && sub.activity == *read
+        {
+            sub.activity = read.delivered(batch.at);
+            put_subscription(txn, &sub)?;
+        }
+    }
+    let mut expired = 0;
+    for (app_id, id, read) in &batch.stale {
+        let unchanged = load_subscription(txn, app_id, *id)?.is_some_and(|s| s.activity == *read);
+        if unchanged && remove_subscription(txn, app_id, *id)?.is_some() {
+            expired += 1;
+        }
+    }
+    Ok(expired)
+}
 
 #[async_trait]
 impl SubscriptionStore for EmbeddedStore {
@@ -18,16 +65,68 @@ impl SubscriptionStore for EmbeddedStore {
         let sub = subscription.clone();
         self.write(
             move |txn| match load_subscription(txn, &sub.app_id, sub.id)? {
-                Some(existing) => {
-                    put_subscription(txn, &sub.merged_over(&existing))?;
-                    Ok(Upserted::Updated)
-                }
+                Some(existing) => match sub.merged_over(&existing) {
+                    Ok(merged) => {
+                        put_subscription(txn, &merged)?;
+                        Ok(Upserted::Updated)
+                    }
+                    Err(refused) => Ok(Upserted::Refused(refused)),
+                },
                 None => {
                     put_subscription(txn, &sub)?;
                     Ok(Upserted::Created)
                 }
             },
         )
+        .await
+    }
+
+    async fn replace_subscription(
+        &self,
+        old: SubscriptionId,
+        proof: &[u8; 16],
+        new: &Subscription,
+    ) -> StoreResult<Replaced> {
+        let (new, proof) = (new.clone(), *proof);
+        self.write(move |txn| {
+            let app_id = new.app_id.as_str();
+            let Some(old_sub) = load_subscription(txn, app_id, old)? else {
+                return Ok(Replaced::OldNotFound);
+            };
+            let existing = load_subscription(txn, app_id, new.id)?;
+            let renewed = match new.renewed_from(&old_sub, &proof, existing.as_ref()) {
+                Ok(renewed) => renewed,
+                Err(refused) => return Ok(Replaced::Refused(refused)),
+            };
+            if old != new.id {
+                remove_subscription(txn, app_id, old)?;
+            }
+            if let Some(previous) = existing.as_ref().and_then(|e| e.external_id.as_deref())
+                && renewed.external_id.as_deref() != Some(previous)
+            {
+                unlist(txn, app_id, previous, new.id)?;
+            }
+            let created = put_subscription(txn, &renewed)?;
+            if let Some(external_id) = &renewed.external_id {
+                list_in_profile(txn, app_id, external_id, new.id)?;
+            }
+            Ok(Replaced::Moved {
+                created: created && old != new.id,
+            })
+        })
+        .await
+    }
+
+    async fn record_receipt(&self, app_id: &str, id: SubscriptionId, at: u32) -> StoreResult<bool> {
+        let app_id = app_id.to_owned();
+        self.write(move |txn| {
+            let Some(mut sub) = load_subscription(txn, &app_id, id)? else {
+                return Ok(false);
+            };
+            sub.activity = sub.activity.receipted(at);
+            put_subscription(txn, &sub)?;
+            Ok(true)
+        })
         .await
     }
 

@@ -207,6 +207,21 @@ pub(super) fn save_profile(
     Ok(())
 }
 
+/// The profile lists `id` (created when it does not exist yet).
+pub(super) fn list_in_profile(
+    txn: &redb::WriteTransaction,
+    app_id: &str,
+    external_id: &str,
+    id: SubscriptionId,
+) -> StoreResult<()> {
+    let mut profile = load_profile(txn, app_id, external_id)?.unwrap_or_else(|| Profile {
+        updated_at: crate::store::now_ms() / 1000,
+        ..Profile::new(external_id)
+    });
+    profile.list_subscription(id);
+    save_profile(txn, app_id, &profile)
+}
+
 /// The profile stops listing `id`.
 pub(super) fn unlist(
     txn: &redb::WriteTransaction,

@@ -21,6 +21,9 @@ pub struct App {
     pub created_at: u64,
     /// Whether the demo page's "send me a test push" is enabled.
     pub demo: bool,
+    /// Stale expiry: a subscription to which pushes were delivered for this long with no
+    /// receipt is deleted (counted `expired_stale`); 0 = never (and no activity is kept).
+    pub expire_after_secs: u32,
 }
 
 /// What an API key may do; each scope includes the ones before it.
@@ -107,6 +110,8 @@ struct AppRecord {
     created_at: u64,
     #[serde(default)]
     demo: bool,
+    #[serde(default)]
+    expire_after_secs: u32,
 }
 
 impl From<AppRecord> for App {
@@ -131,6 +136,7 @@ impl From<AppRecord> for App {
             api_keys,
             created_at: record.created_at,
             demo: record.demo,
+            expire_after_secs: record.expire_after_secs,
         }
     }
 }

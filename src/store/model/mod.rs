@@ -11,4 +11,4 @@ mod subscription;
 
 pub use app::{ApiKey, App, Scope, hash_api_key};
 pub use profile::{AttributeValue, MAX_PROFILE_FIELDS, MAX_PROFILE_TEXT, Profile, ProfileUpdate};
-pub use subscription::{MAX_ENDPOINT_LEN, SHARDS, Subscription, SubscriptionId};
+pub use subscription::{Activity, MAX_ENDPOINT_LEN, Refused, SHARDS, Subscription, SubscriptionId};

@@ -4,10 +4,15 @@
 use std::collections::BTreeMap;
 
 use super::endpoint::{self, put_len, split, take_len};
-use super::{MAX_ENDPOINT_LEN, Subscription, SubscriptionId};
+use super::{Activity, MAX_ENDPOINT_LEN, Subscription, SubscriptionId};
 use crate::store::StoreError;
 
+/// A record without activity: the common case, and every record an app that does not expire
+/// stale subscriptions keeps (its size is the memory budget, docs/BENCHMARKS.md).
 const RECORD_VERSION: u8 = 1;
+/// A record with its [`Activity`] in the 12 bytes after the version byte, at a fixed offset so
+/// that the Redis store's scripts (`redis/lua/activity.lua`) change it in place.
+const RECORD_WITH_ACTIVITY: u8 = 2;
 
 impl Subscription {
     /// The compact binary record (without app and id, which are in the key).
@@ -32,8 +37,14 @@ impl Subscription {
         if self.tags.len() > 255 {
             return Err(StoreError::Invalid("more than 255 tags".into()));
         }
-        let mut out = Vec::with_capacity(224);
-        out.push(RECORD_VERSION);
+        let mut out = Vec::with_capacity(240);
+        let activity = self.activity.record_bytes();
+        out.push(if activity.is_empty() {
+            RECORD_VERSION
+        } else {
+            RECORD_WITH_ACTIVITY
+        });
+        out.extend_from_slice(&activity);
         endpoint::encode(&self.endpoint, &mut out);
         out.extend_from_slice(&self.p256dh);
         out.extend_from_slice(&self.auth);
@@ -55,9 +66,20 @@ impl Subscription {
     pub fn decode(app_id: &str, id: SubscriptionId, record: &[u8]) -> Result<Self, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt(format!("subscription {id}: {what}"));
         let (&version, rest) = record.split_first().ok_or_else(|| corrupt("empty"))?;
-        if version != RECORD_VERSION {
-            return Err(corrupt("unknown record version"));
-        }
+        let array4 = |b: &[u8]| [b[0], b[1], b[2], b[3]];
+        let (activity, rest) = match version {
+            RECORD_VERSION => (Activity::default(), rest),
+            RECORD_WITH_ACTIVITY => {
+                let (times, rest) = split(rest, 12)?;
+                let activity = Activity {
+                    delivered_at: u32::from_be_bytes(array4(&times[0..4])),
+                    receipt_at: u32::from_be_bytes(array4(&times[4..8])),
+                    unanswered_since: u32::from_be_bytes(array4(&times[8..12])),
+                };
+                (activity, rest)
+            }
+            _ => return Err(corrupt("unknown record version")),
+        };
         let (endpoint, rest) = endpoint::decode(rest)?;
         let (p256dh, rest) = split(rest, 65)?;
         let (auth, rest) = split(rest, 16)?;
@@ -74,7 +96,6 @@ impl Subscription {
             tags.insert(key, value);
             rest = after;
         }
-        let array4 = |b: &[u8]| [b[0], b[1], b[2], b[3]];
         Ok(Self {
             app_id: app_id.to_owned(),
             id,
@@ -87,6 +108,7 @@ impl Subscription {
             timezone,
             tags,
             external_id: (!external_id.is_empty()).then_some(external_id),
+            activity,
         })
     }
 }
@@ -248,6 +270,21 @@ mod tests {
         assert_eq!(
             Subscription::decode("app1", rare.id, &rare.encode().unwrap()).unwrap(),
             rare
+        );
+        // Activity only where it is kept: 12 bytes at a fixed offset, read back exactly.
+        let mut active = sub.clone();
+        active.activity = Activity {
+            delivered_at: 1_700_000_100,
+            receipt_at: 1_700_000_050,
+            unanswered_since: 1_700_000_100,
+        };
+        let with_activity = active.encode().unwrap();
+        assert_eq!(with_activity.len(), record.len() + 12);
+        assert_eq!(with_activity[0], RECORD_WITH_ACTIVITY);
+        assert_eq!(&with_activity[13..], &record[1..]);
+        assert_eq!(
+            Subscription::decode("app1", sub.id, &with_activity).unwrap(),
+            active
         );
         assert_eq!(sub.id, SubscriptionId::for_endpoint("app1", &sub.endpoint));
         assert_ne!(sub.id, SubscriptionId::for_endpoint("app2", &sub.endpoint));

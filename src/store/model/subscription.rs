@@ -84,6 +84,79 @@ pub struct Subscription {
     pub timezone: String,
     pub tags: BTreeMap<String, String>,
     pub external_id: Option<String>,
+    /// What the push services and the browser said lately (kept while the app expires stale
+    /// subscriptions; zero otherwise).
+    pub activity: Activity,
+}
+
+/// A subscription's recent life, for stale expiry: the last successful delivery, the last
+/// receipt (`shown`/`clicked`/`closed` from the service worker), and the first successful
+/// delivery that no receipt has answered since. Unix seconds, 0 = never.
+///
+/// The last delivery alone cannot tell a dead browser from one that was offline for a day
+/// after a month without pushes: expiry needs pushes delivered *for* the whole window without
+/// an answer, which is what `unanswered_since` keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    pub delivered_at: u32,
+    pub receipt_at: u32,
+    pub unanswered_since: u32,
+}
+
+impl Activity {
+    /// After a successful delivery sent at `sent_at`: a receipt already newer than the send
+    /// answered it, so it does not start the unanswered stretch.
+    pub fn delivered(mut self, sent_at: u32) -> Self {
+        self.delivered_at = self.delivered_at.max(sent_at);
+        if self.unanswered_since == 0 && self.receipt_at < sent_at {
+            self.unanswered_since = sent_at;
+        }
+        self
+    }
+
+    /// After a receipt at `at`: the browser is alive.
+    pub fn receipted(mut self, at: u32) -> Self {
+        self.receipt_at = self.receipt_at.max(at);
+        self.unanswered_since = 0;
+        self
+    }
+
+    /// Whether pushes were delivered for `window_secs` (or longer) with no receipt, at `now`.
+    pub fn is_stale(self, now: u32, window_secs: u32) -> bool {
+        window_secs > 0
+            && self.unanswered_since != 0
+            && now.saturating_sub(self.unanswered_since) >= window_secs
+    }
+
+    /// The 12 bytes a record keeps (`model/record.rs`), or none for no activity: what the Redis
+    /// store compares before it changes a record's activity in place.
+    pub fn record_bytes(self) -> Vec<u8> {
+        if self == Self::default() {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(12);
+        out.extend_from_slice(&self.delivered_at.to_be_bytes());
+        out.extend_from_slice(&self.receipt_at.to_be_bytes());
+        out.extend_from_slice(&self.unanswered_since.to_be_bytes());
+        out
+    }
+
+    /// Whether a delivery at `sent_at` changes what is kept enough to write it: the first
+    /// unanswered delivery always, the last delivery at most once an hour.
+    pub fn needs_write_after_delivery(self, sent_at: u32) -> bool {
+        let after = self.delivered(sent_at);
+        after.unanswered_since != self.unanswered_since
+            || after.delivered_at >= self.delivered_at.saturating_add(3600)
+    }
+}
+
+/// Why a change of a stored subscription was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The endpoint is stored with other keys and the change brought no proof.
+    KeysDiffer,
+    /// The proof (the replaced subscription's `auth`) does not match.
+    WrongAuth,
 }
 
 impl Subscription {
@@ -101,19 +174,76 @@ impl Subscription {
             timezone: String::new(),
             tags: BTreeMap::new(),
             external_id: None,
+            activity: Activity::default(),
         }
     }
 
-    /// What an upsert of `self` over the stored `existing` writes: the new keys, tags, locale
-    /// and time zone, with the first creation time and, unless the update names one, the
-    /// existing profile link.
-    pub fn merged_over(&self, existing: &Subscription) -> Subscription {
-        let mut merged = self.clone();
-        merged.created_at = existing.created_at;
-        if merged.external_id.is_none() {
-            merged.external_id.clone_from(&existing.external_id);
+    /// Whether `auth` is this subscription's auth secret (in constant time: it is a credential).
+    pub fn proves(&self, auth: &[u8]) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(auth, &self.auth).is_ok()
+    }
+
+    /// What an upsert of `self` over the stored `existing` writes: the tags, locale and time
+    /// zone, with the first creation time, the activity and, unless the update names one, the
+    /// existing profile link. The keys are the browser's: an upsert that brings other keys is
+    /// refused ([`Refused::KeysDiffer`]); changing them takes the current `auth` as proof
+    /// ([`Subscription::renewed_from`]), or a stranger who knows an endpoint could blind its
+    /// browser. The browser subscribing again is a sign of life: the unanswered stretch ends.
+    pub fn merged_over(&self, existing: &Subscription) -> Result<Subscription, Refused> {
+        if self.p256dh != existing.p256dh || self.auth != existing.auth {
+            return Err(Refused::KeysDiffer);
         }
-        merged
+        let mut merged = self.clone();
+        merged.continue_from(existing);
+        Ok(merged)
+    }
+
+    /// What a write by the browser keeps of the record it follows: the creation time, the
+    /// profile link unless the write names one, and the activity, whose unanswered stretch
+    /// ends (the browser is alive).
+    fn continue_from(&mut self, earlier: &Subscription) {
+        self.created_at = earlier.created_at;
+        if self.external_id.is_none() {
+            self.external_id.clone_from(&earlier.external_id);
+        }
+        self.activity = Activity {
+            unanswered_since: 0,
+            ..earlier.activity
+        };
+    }
+
+    /// What a renewal writes: `self` (the browser's new subscription, maybe the same endpoint
+    /// with new keys) takes over `old` — its tags (the request's own tags win), profile link
+    /// (unless the request names one), creation time, locale and time zone when the request
+    /// has none, and activity — over `existing`, what the new endpoint held already (when it
+    /// is another one than `old`). Refused unless `proof` is `old`'s auth secret.
+    pub fn renewed_from(
+        &self,
+        old: &Subscription,
+        proof: &[u8],
+        existing: Option<&Subscription>,
+    ) -> Result<Subscription, Refused> {
+        if !old.proves(proof) {
+            return Err(Refused::WrongAuth);
+        }
+        let mut renewed = self.clone();
+        let mut tags = old.tags.clone();
+        if let Some(existing) = existing.filter(|e| e.id != old.id) {
+            tags.extend(existing.tags.clone());
+            if renewed.external_id.is_none() {
+                renewed.external_id.clone_from(&existing.external_id);
+            }
+        }
+        tags.extend(self.tags.clone());
+        renewed.tags = tags;
+        renewed.continue_from(old);
+        if renewed.locale.is_empty() {
+            renewed.locale.clone_from(&old.locale);
+        }
+        if renewed.timezone.is_empty() {
+            renewed.timezone.clone_from(&old.timezone);
+        }
+        Ok(renewed)
     }
 
     /// Links this subscription to `external_id`; answers the profile it was linked to before,

@@ -114,7 +114,12 @@ impl LedgerStore for RedisStore {
                 )
                 .await
             };
-            futures::try_join!(futures::future::try_join_all(deleted), counted)?;
+            let activity = self.record_activity(&outcome, &claim.task.notification_id);
+            let written = async {
+                futures::try_join!(futures::future::try_join_all(deleted), counted)?;
+                Ok::<_, StoreError>(())
+            };
+            futures::try_join!(written, activity)?;
             Ok::<_, StoreError>(())
         };
         let stepped = async {

@@ -48,6 +48,30 @@ impl RedisStore {
         Ok(())
     }
 
+    /// The profile lists `id` (`lua/list_subscription.lua`; linking creates the profile).
+    pub(super) async fn list(
+        &self,
+        app_id: &str,
+        external_id: &str,
+        id: SubscriptionId,
+    ) -> StoreResult<()> {
+        let new_profile = Profile {
+            updated_at: now_ms() / 1000,
+            ..Profile::new(external_id)
+        };
+        let mut conn = self.conn().await?;
+        let _: u8 = self
+            .scripts
+            .list_subscription
+            .key(keys::profile(app_id, external_id))
+            .key(keys::profile_links(app_id, external_id))
+            .arg(id.to_bytes().as_slice())
+            .arg(document(&new_profile)?)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     async fn links(&self, app_id: &str, external_id: &str) -> StoreResult<Vec<SubscriptionId>> {
         let mut conn = self.conn().await?;
         let ids: Vec<Vec<u8>> = conn
@@ -132,21 +156,7 @@ impl ProfileStore for RedisStore {
         if let Some(previous) = previous {
             self.unlist(app_id, &previous, id).await?;
         }
-        let new_profile = Profile {
-            updated_at: now_ms() / 1000,
-            ..Profile::new(external_id)
-        };
-        let mut conn = self.conn().await?;
-        let _: u8 = self
-            .scripts
-            .list_subscription
-            .key(keys::profile(app_id, external_id))
-            .key(keys::profile_links(app_id, external_id))
-            .arg(id.to_bytes().as_slice())
-            .arg(document(&new_profile)?)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(())
+        self.list(app_id, external_id, id).await
     }
 
     async fn erase_profile(&self, app_id: &str, external_id: &str) -> StoreResult<u64> {

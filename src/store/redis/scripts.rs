@@ -1,7 +1,8 @@
 //! The Lua scripts of the Redis store, one `.lua` file each under `lua/` (each file says what
 //! it takes and answers). The ledger's scripts read the server's clock (`lua/now.lua`); the
-//! compare-and-set ones share one comparison (`lua/unchanged.lua`); the webhook scripts that
-//! move cursors share the outbox trim (`lua/webhook_trim.lua`).
+//! compare-and-set ones share one comparison (`lua/unchanged.lua`), the activity ones the
+//! record's layout (`lua/activity.lua`); the webhook scripts that move cursors share the outbox
+//! trim (`lua/webhook_trim.lua`).
 
 use redis::Script;
 
@@ -28,6 +29,8 @@ pub(super) struct Scripts {
     pub webhook_read: Script,
     pub webhook_lease: Script,
     pub webhook_save: Script,
+    pub set_activity: Script,
+    pub expire_stale: Script,
 }
 
 const NOW: &str = include_str!("lua/now.lua");
@@ -37,6 +40,13 @@ const TRIM: &str = include_str!("lua/webhook_trim.lua");
 /// A webhook script that moves cursors, after the outbox trim they share.
 fn with_trim(body: &str) -> Script {
     Script::new(&format!("{TRIM}{body}"))
+}
+
+const ACTIVITY: &str = include_str!("lua/activity.lua");
+
+/// A script that reads or writes a subscription record's activity, after the helpers.
+fn on_activity(body: &str) -> Script {
+    Script::new(&format!("{ACTIVITY}{body}"))
 }
 
 /// A ledger script, after the server's clock.
@@ -74,6 +84,8 @@ impl Scripts {
             webhook_read: Script::new(include_str!("lua/webhook_read.lua")),
             webhook_lease: with_clock(include_str!("lua/webhook_lease.lua")),
             webhook_save: with_trim(include_str!("lua/webhook_save.lua")),
+            set_activity: on_activity(include_str!("lua/set_activity.lua")),
+            expire_stale: on_activity(include_str!("lua/expire_stale.lua")),
         }
     }
 }

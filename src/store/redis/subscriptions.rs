@@ -1,6 +1,20 @@
 //! Subscriptions on Redis: one hash per shard (`{s:APP:SHARD}`), id → compact record. An
 //! upsert is one `HSETNX` when new, else a compare-and-set merge; the count is the shards'
 //! lengths, so it cannot drift.
+//!
+//! A renewal (`replace_subscription`) changes up to four units — the new subscription's shard,
+//! its profile, the old subscription's shard, and a profile the new one named before — in this
+//! order, like a link (`redis/profiles.rs`):
+//! 1. the old record is read and the proof checked;
+//! 2. the new record takes over what the old one had (compare-and-set);
+//! 3. its profile lists it (`lua/list_subscription.lua`);
+//! 4. the old record is deleted if it still holds what was read (else all again from 1, so a
+//!    change made to the old one meanwhile is carried over too);
+//! 5. the profiles stop listing the old id (and the new one, if it moved to another profile).
+//!
+//! At every step the new subscription is listed by its profile or about to be, as after a link;
+//! an interrupted renewal leaves both subscriptions, the old one still whole, and the browser's
+//! next renewal finishes it.
 
 use std::collections::BTreeMap;
 
@@ -10,9 +24,12 @@ use redis::AsyncCommands;
 use super::cas::Change;
 use super::{RedisStore, keys};
 use crate::store::{
-    SHARDS, ScanBatch, ScanCursor, StoreError, StoreResult, Subscription, SubscriptionId,
-    SubscriptionStore, Upserted,
+    BatchOutcome, Refused, Replaced, SHARDS, ScanBatch, ScanCursor, StoreError, StoreResult,
+    Subscription, SubscriptionId, SubscriptionStore, Upserted,
 };
+
+/// How many times a renewal starts again when the old subscription changed under it.
+const RENEWAL_ATTEMPTS: usize = 16;
 
 impl RedisStore {
     /// Deletes a subscription record and answers what it held.
@@ -35,6 +52,89 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// A delivered batch's activity (`BatchOutcome`): one script per shard for the deliveries
+    /// (`lua/set_activity.lua`) and one for the stale ones (`lua/expire_stale.lua`), all in
+    /// flight at once beside the batch's other writes; then the profiles of the expired ones
+    /// stop listing them and their count lands on the notification (only when some expired).
+    pub(super) async fn record_activity(
+        &self,
+        outcome: &BatchOutcome<'_>,
+        notification_id: &str,
+    ) -> StoreResult<()> {
+        if outcome.delivered.is_empty() && outcome.stale.is_empty() {
+            return Ok(());
+        }
+        let mut touched: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        for sub in outcome.delivered {
+            let args = touched
+                .entry(keys::shard(&sub.app_id, sub.id.shard()))
+                .or_default();
+            args.push(sub.id.to_bytes().to_vec());
+            args.push(sub.activity.record_bytes());
+            args.push(sub.activity.delivered(outcome.delivered_at).record_bytes());
+        }
+        let mut stale: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        for sub in outcome.stale {
+            let args = stale
+                .entry(keys::shard(&sub.app_id, sub.id.shard()))
+                .or_default();
+            args.push(sub.id.to_bytes().to_vec());
+            args.push(sub.activity.record_bytes());
+        }
+        let conn = self.conn().await?;
+        let run = |script: &'static str, key: String, args: Vec<Vec<u8>>| {
+            let mut conn = conn.clone();
+            async move {
+                let script = match script {
+                    "set" => &self.scripts.set_activity,
+                    _ => &self.scripts.expire_stale,
+                };
+                let mut invocation = script.prepare_invoke();
+                invocation.key(key);
+                for arg in &args {
+                    invocation.arg(arg.as_slice());
+                }
+                let answer: redis::Value = invocation.invoke_async(&mut conn).await?;
+                Ok::<_, StoreError>(answer)
+            }
+        };
+        let touches = touched.into_iter().map(|(key, args)| run("set", key, args));
+        let expiries = stale
+            .into_iter()
+            .map(|(key, args)| run("expire", key, args));
+        let (_, expired) = futures::try_join!(
+            futures::future::try_join_all(touches),
+            futures::future::try_join_all(expiries)
+        )?;
+        let mut deleted = Vec::new();
+        for answer in expired {
+            let ids: Vec<Vec<u8>> = redis::from_redis_value(answer)
+                .map_err(|e| StoreError::Corrupt(format!("expire_stale's answer: {e}")))?;
+            for id in ids {
+                deleted.push(SubscriptionId::from_bytes(&id)?);
+            }
+        }
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        for sub in outcome.stale.iter().filter(|s| deleted.contains(&s.id)) {
+            if let Some(external_id) = &sub.external_id {
+                self.unlist(&sub.app_id, external_id, sub.id).await?;
+            }
+        }
+        let mut conn = conn.clone();
+        let _: i64 = conn
+            .hincr(
+                keys::counters(notification_id),
+                "expired_stale",
+                deleted.len() as i64,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl SubscriptionStore for RedisStore {
     async fn upsert_subscription(&self, subscription: &Subscription) -> StoreResult<Upserted> {
@@ -53,9 +153,131 @@ impl SubscriptionStore for RedisStore {
             Some(current) => {
                 let existing =
                     Subscription::decode(&subscription.app_id, subscription.id, current)?;
-                let merged = subscription.merged_over(&existing);
-                Ok(Change::Write(merged.encode()?, Upserted::Updated))
+                match subscription.merged_over(&existing) {
+                    Ok(merged) => Ok(Change::Write(merged.encode()?, Upserted::Updated)),
+                    Err(refused) => Ok(Change::Keep(Upserted::Refused(refused))),
+                }
             }
+        })
+        .await
+    }
+
+    async fn replace_subscription(
+        &self,
+        old: SubscriptionId,
+        proof: &[u8; 16],
+        new: &Subscription,
+    ) -> StoreResult<Replaced> {
+        let app_id = new.app_id.as_str();
+        let old_key = keys::shard(app_id, old.shard());
+        let new_key = keys::shard(app_id, new.id.shard());
+        let what = format!("subscription {}", new.id);
+        if old == new.id {
+            // New keys for the same endpoint: one compare-and-set of the one record.
+            let outcome = self
+                .change_field(&new_key, &new.id.to_bytes(), &what, |current| {
+                    let Some(current) = current else {
+                        return Ok(Change::Keep(Err(Replaced::OldNotFound)));
+                    };
+                    let stored = Subscription::decode(app_id, old, current)?;
+                    match new.renewed_from(&stored, proof, None) {
+                        Ok(renewed) => Ok(Change::Write(
+                            renewed.encode()?,
+                            Ok((stored.external_id, renewed.external_id)),
+                        )),
+                        Err(refused) => Ok(Change::Keep(Err(Replaced::Refused(refused)))),
+                    }
+                })
+                .await?;
+            let (before, after) = match outcome {
+                Ok(links) => links,
+                Err(replaced) => return Ok(replaced),
+            };
+            if before != after {
+                if let Some(external_id) = &after {
+                    self.list(app_id, external_id, new.id).await?;
+                }
+                if let Some(previous) = &before {
+                    self.unlist(app_id, previous, new.id).await?;
+                }
+            }
+            return Ok(Replaced::Moved { created: false });
+        }
+        for _ in 0..RENEWAL_ATTEMPTS {
+            let read: Option<Vec<u8>> = self
+                .conn()
+                .await?
+                .hget(&old_key, old.to_bytes().as_slice())
+                .await?;
+            let Some(read) = read else {
+                return Ok(Replaced::OldNotFound);
+            };
+            let old_sub = Subscription::decode(app_id, old, &read)?;
+            if !old_sub.proves(proof) {
+                return Ok(Replaced::Refused(Refused::WrongAuth));
+            }
+            let (renewed, created, previous) = self
+                .change_field(&new_key, &new.id.to_bytes(), &what, |current| {
+                    let existing = current
+                        .map(|c| Subscription::decode(app_id, new.id, c))
+                        .transpose()?;
+                    let renewed = new
+                        .renewed_from(&old_sub, proof, existing.as_ref())
+                        .map_err(|_| StoreError::Invalid("the proof was checked".into()))?;
+                    let previous = existing.as_ref().and_then(|e| e.external_id.clone());
+                    Ok(Change::Write(
+                        renewed.encode()?,
+                        (renewed, existing.is_none(), previous),
+                    ))
+                })
+                .await?;
+            if let Some(external_id) = &renewed.external_id {
+                self.list(app_id, external_id, new.id).await?;
+            }
+            let old_what = format!("subscription {old}");
+            let taken = self
+                .change_field(
+                    &old_key,
+                    &old.to_bytes(),
+                    &old_what,
+                    |current| match current {
+                        // Deleted meanwhile (gone, unsubscribed, renewed elsewhere): the move stands.
+                        None => Ok(Change::Keep(true)),
+                        Some(current) if current == read.as_slice() => Ok(Change::Delete(true)),
+                        Some(_) => Ok(Change::Keep(false)),
+                    },
+                )
+                .await?;
+            if !taken {
+                continue;
+            }
+            if let Some(external_id) = &old_sub.external_id {
+                self.unlist(app_id, external_id, old).await?;
+            }
+            if let Some(previous) = previous
+                && renewed.external_id.as_ref() != Some(&previous)
+            {
+                self.unlist(app_id, &previous, new.id).await?;
+            }
+            return Ok(Replaced::Moved { created });
+        }
+        Err(StoreError::Contended(format!("subscription {old}")))
+    }
+
+    async fn record_receipt(&self, app_id: &str, id: SubscriptionId, at: u32) -> StoreResult<bool> {
+        let key = keys::shard(app_id, id.shard());
+        let what = format!("subscription {id}");
+        self.change_field(&key, &id.to_bytes(), &what, |current| {
+            let Some(current) = current else {
+                return Ok(Change::Keep(false));
+            };
+            let mut sub = Subscription::decode(app_id, id, current)?;
+            let receipted = sub.activity.receipted(at);
+            if receipted == sub.activity {
+                return Ok(Change::Keep(true));
+            }
+            sub.activity = receipted;
+            Ok(Change::Write(sub.encode()?, true))
         })
         .await
     }

@@ -200,7 +200,7 @@ fn check_identity(app: &App, external_id: &str, hash: Option<&str>) -> ApiResult
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions", tag = "public", params(AppPath), request_body = SubscribeRequest,
     responses((status = 201, body = Subscribed, description = "new subscription"), (status = 200, body = Subscribed, description = "existing subscription updated"),
-        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json", description = "identity_hash or replaces.auth does not match"), (status = 409, body = Problem, content_type = "application/problem+json", description = "the endpoint is subscribed with other keys: send replaces"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn subscribe(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,

@@ -429,6 +429,17 @@ pub async fn a_read_key_reads_but_cannot_send(aviso: Aviso) {
     )
     .await;
     assert_eq!(estimate.0, StatusCode::OK, "{}", estimate.1);
+    // An estimate checks its audience as a notification does (an empty id is no recipient).
+    let empty_id = answer(
+        with_key(client.post(aviso.url("/v1/audience/estimate")), &read)
+            .json(&json!({"audience": {"external_ids": [""]}})),
+    )
+    .await;
+    assert_problem(
+        &empty_id,
+        StatusCode::BAD_REQUEST,
+        Some("audience.external_ids[0]"),
+    );
     let send = json!({"audience": "all", "content": {"title": "Hi"}});
     let refused =
         answer(with_key(client.post(aviso.url("/v1/notifications")), &read).json(&send)).await;

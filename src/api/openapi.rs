@@ -8,6 +8,7 @@ use serde_json::json;
 use super::{admin, error, insights, policy, public, server, triggers, webhooks};
 use crate::notify::model::{MAX_DIRECT_RECIPIENTS, MAX_ID_LEN};
 use crate::notify::{model, segment};
+use crate::triggers::model::MAX_NAME;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -154,7 +155,34 @@ pub fn document() -> serde_json::Value {
 
 /// Constraints of request bodies that the derive does not state, as the handlers check them.
 fn constrain(document: &mut serde_json::Value) {
+    // `triggers::model::check_name`: ASCII letters, digits and `_ - . :`.
+    let name = json!({"pattern": format!("^[A-Za-z0-9_.:-]{{1,{MAX_NAME}}}$")});
     let constraints = [
+        (
+            "/components/schemas/TriggerRequest/properties/event",
+            name.clone(),
+        ),
+        (
+            "/components/schemas/TriggerRequest/properties/cancel_on/items",
+            name.clone(),
+        ),
+        ("/components/schemas/Event/properties/name", name.clone()),
+        (
+            "/paths/~1v1~1triggers~1{name}/put/parameters/0/schema",
+            name.clone(),
+        ),
+        (
+            "/components/schemas/Event/properties/key",
+            json!({"minLength": 1, "maxLength": 128}),
+        ),
+        (
+            "/components/schemas/AttributeCondition/properties/key",
+            json!({"minLength": 1}),
+        ),
+        (
+            "/components/schemas/AttributeCondition/properties/value",
+            json!({"type": ["string", "number", "boolean"]}),
+        ),
         (
             "/components/schemas/LinkRequest/properties/subscription_id",
             json!({"pattern": "^[0-9a-f]{16}$"}),
@@ -209,6 +237,18 @@ mod tests {
         assert_eq!(
             schemas["ProfileChanges"]["properties"]["tags"]["propertyNames"]["minLength"],
             1
+        );
+        assert_eq!(
+            schemas["TriggerRequest"]["properties"]["event"]["pattern"],
+            "^[A-Za-z0-9_.:-]{1,128}$"
+        );
+        assert_eq!(
+            schemas["Event"]["properties"]["name"]["pattern"],
+            "^[A-Za-z0-9_.:-]{1,128}$"
+        );
+        assert_eq!(
+            schemas["AttributeCondition"]["properties"]["value"]["type"],
+            json!(["string", "number", "boolean"])
         );
         // The server takes exactly what the pattern says.
         use crate::store::SubscriptionId;

@@ -49,6 +49,43 @@ pub enum Audience {
     SubscriptionIds(Vec<String>),
 }
 
+impl Audience {
+    /// Checks the recipients' ids and the segment, as every use of an audience takes them (a
+    /// notification, an estimate).
+    pub fn validate(&self) -> Result<(), FieldError> {
+        match self {
+            Audience::All => {}
+            Audience::Segment(filter) => filter
+                .validate()
+                .map_err(|m| FieldError::new("audience.segment", m))?,
+            Audience::ExternalIds(ids) => {
+                if ids.is_empty() || ids.len() > MAX_DIRECT_RECIPIENTS {
+                    return Err(FieldError::new(
+                        "audience.external_ids",
+                        format!("give 1 to {MAX_DIRECT_RECIPIENTS} ids"),
+                    ));
+                }
+                for (i, id) in ids.iter().enumerate() {
+                    check_length(&format!("audience.external_ids[{i}]"), id, 1, MAX_ID_LEN)?;
+                }
+            }
+            Audience::SubscriptionIds(ids) => {
+                if ids.is_empty() || ids.len() > MAX_DIRECT_RECIPIENTS {
+                    return Err(FieldError::new(
+                        "audience.subscription_ids",
+                        format!("give 1 to {MAX_DIRECT_RECIPIENTS} ids"),
+                    ));
+                }
+                for id in ids {
+                    id.parse::<SubscriptionId>()
+                        .map_err(|e| FieldError::new("audience.subscription_ids", e.to_string()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A notification's button.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -277,35 +314,7 @@ impl NotificationRequest {
                 when.max(now_ms)
             }
         };
-        match &self.audience {
-            Audience::All => {}
-            Audience::Segment(filter) => filter
-                .validate()
-                .map_err(|m| FieldError::new("audience.segment", m))?,
-            Audience::ExternalIds(ids) => {
-                if ids.is_empty() || ids.len() > MAX_DIRECT_RECIPIENTS {
-                    return Err(FieldError::new(
-                        "audience.external_ids",
-                        format!("give 1 to {MAX_DIRECT_RECIPIENTS} ids"),
-                    ));
-                }
-                for (i, id) in ids.iter().enumerate() {
-                    check_length(&format!("audience.external_ids[{i}]"), id, 1, MAX_ID_LEN)?;
-                }
-            }
-            Audience::SubscriptionIds(ids) => {
-                if ids.is_empty() || ids.len() > MAX_DIRECT_RECIPIENTS {
-                    return Err(FieldError::new(
-                        "audience.subscription_ids",
-                        format!("give 1 to {MAX_DIRECT_RECIPIENTS} ids"),
-                    ));
-                }
-                for id in ids {
-                    id.parse::<SubscriptionId>()
-                        .map_err(|e| FieldError::new("audience.subscription_ids", e.to_string()))?;
-                }
-            }
-        }
+        self.audience.validate()?;
         let policy = crate::policy::model::Options::from_request(
             self.category.as_deref(),
             self.send_at_local.as_deref(),

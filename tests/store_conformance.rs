@@ -1413,7 +1413,7 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
     );
     assert_eq!(
         store
-            .lease_webhook("wa", "wh_1", "w1", Duration::from_secs(5))
+            .lease_webhook("wa", "wh_1", held_by("w1", Duration::from_secs(5)))
             .await
             .unwrap(),
         None
@@ -1449,21 +1449,21 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
     // One worker at a time; the lease fences saves; it can be taken over once it runs out.
     let lease = Duration::from_millis(300);
     let mut state = store
-        .lease_webhook("wa", "wh_1", "w1", lease)
+        .lease_webhook("wa", "wh_1", held_by("w1", lease))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(state, WebhookState::default());
     assert_eq!(
         store
-            .lease_webhook("wa", "wh_1", "w2", lease)
+            .lease_webhook("wa", "wh_1", held_by("w2", lease))
             .await
             .unwrap(),
         None
     );
     assert!(
         store
-            .lease_webhook("wa", "wh_1", "w1", lease)
+            .lease_webhook("wa", "wh_1", held_by("w1", lease))
             .await
             .unwrap()
             .is_some(),
@@ -1487,7 +1487,7 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
     );
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
     let mut taken = store
-        .lease_webhook("wa", "wh_1", "w2", lease)
+        .lease_webhook("wa", "wh_1", held_by("w2", lease))
         .await
         .unwrap()
         .unwrap();
@@ -1603,7 +1603,11 @@ async fn concurrent_webhook_appends_are_numbered_without_gaps(store: Arc<dyn Sto
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .lease_webhook("wc", "wh_1", &format!("w{i}"), Duration::from_secs(30))
+                .lease_webhook(
+                    "wc",
+                    "wh_1",
+                    held_by(&format!("w{i}"), Duration::from_secs(30)),
+                )
                 .await
                 .unwrap()
                 .is_some()

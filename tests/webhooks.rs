@@ -68,6 +68,12 @@ impl Crm {
             .collect()
     }
 
+    /// A body-less admin call (list, test fire, dead letters, delete).
+    async fn admin(&self, aviso: &Aviso, method: reqwest::Method, path: &str) -> (u16, Value) {
+        self.call(&aviso.admin_key, method, aviso.url(path), Value::Null)
+            .await
+    }
+
     async fn call(
         &self,
         key: &str,
@@ -222,11 +228,10 @@ async fn every_event_type_reaches_the_crm_signed() {
 
     let hook = crm.register(&aviso).await;
     let (status, fired) = crm
-        .call(
-            &aviso.admin_key,
+        .admin(
+            &aviso,
             reqwest::Method::POST,
-            aviso.url(&format!("/v1/webhooks/{hook}/test")),
-            Value::Null,
+            &format!("/v1/webhooks/{hook}/test"),
         )
         .await;
     assert_eq!(status, 202);
@@ -359,12 +364,7 @@ async fn every_event_type_reaches_the_crm_signed() {
 
     // The list shows the webhook's delivery state; a deleted one is gone.
     let (status, list) = crm
-        .call(
-            &aviso.admin_key,
-            reqwest::Method::GET,
-            aviso.url("/v1/webhooks"),
-            Value::Null,
-        )
+        .admin(&aviso, reqwest::Method::GET, "/v1/webhooks")
         .await;
     assert_eq!(status, 200);
     assert_eq!(list["webhooks"][0]["id"], hook.as_str());
@@ -374,11 +374,10 @@ async fn every_event_type_reaches_the_crm_signed() {
     );
     assert!(list["webhooks"][0]["delivery"]["cursor"].as_u64().unwrap() > 0);
     let (status, dead) = crm
-        .call(
-            &aviso.admin_key,
+        .admin(
+            &aviso,
             reqwest::Method::GET,
-            aviso.url(&format!("/v1/webhooks/{hook}/dead-letters")),
-            Value::Null,
+            &format!("/v1/webhooks/{hook}/dead-letters"),
         )
         .await;
     assert_eq!(
@@ -386,20 +385,18 @@ async fn every_event_type_reaches_the_crm_signed() {
         (200, 0)
     );
     let (status, _) = crm
-        .call(
-            &aviso.admin_key,
+        .admin(
+            &aviso,
             reqwest::Method::DELETE,
-            aviso.url(&format!("/v1/webhooks/{hook}")),
-            Value::Null,
+            &format!("/v1/webhooks/{hook}"),
         )
         .await;
     assert_eq!(status, 204);
     let (status, problem) = crm
-        .call(
-            &aviso.admin_key,
+        .admin(
+            &aviso,
             reqwest::Method::DELETE,
-            aviso.url(&format!("/v1/webhooks/{hook}")),
-            Value::Null,
+            &format!("/v1/webhooks/{hook}"),
         )
         .await;
     assert_eq!(status, 404, "{problem}");
@@ -484,12 +481,7 @@ async fn a_receiver_outage_and_a_kill_9_lose_no_delivered_event() {
         requests.len()
     );
     let (status, list) = crm
-        .call(
-            &aviso.admin_key,
-            reqwest::Method::GET,
-            aviso.url("/v1/webhooks"),
-            Value::Null,
-        )
+        .admin(&aviso, reqwest::Method::GET, "/v1/webhooks")
         .await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["webhooks"][0]["id"], hook.as_str());

@@ -7,11 +7,9 @@
 //! atomic step that checks. A new webhook starts at the end of the outbox (it receives what
 //! happens from then on). Entries every webhook of the app has passed are deleted.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 
-use super::StoreResult;
+use super::{Lease, StoreResult};
 use crate::webhooks::{DeadLetter, OutboxEntry, Webhook, WebhookState};
 
 #[async_trait]
@@ -41,8 +39,7 @@ pub trait WebhookStore: Send + Sync {
         &self,
         app_id: &str,
         webhook_id: &str,
-        worker: &str,
-        lease: Duration,
+        lease: Lease<'_>,
     ) -> StoreResult<Option<WebhookState>>;
     /// Saves a webhook's state and its new dead letters at once, then drops the entries every
     /// webhook of the app has passed. `LeaseLost` (and nothing saved) unless `worker` holds the

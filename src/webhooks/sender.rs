@@ -28,7 +28,7 @@ use super::model::{AfterFailure, RetryRule};
 use super::target::{check_url, is_allowed_host, literal_ip, public_addresses};
 use super::{DeadLetter, OutboxEntry, Webhook, WebhookState, sign};
 use crate::config::PushHost;
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Lease, Store, StoreError, now_ms};
 use crate::transport::TransportError;
 
 /// How the sender runs.
@@ -185,7 +185,8 @@ impl WebhookSender {
     ) -> Result<(), StoreError> {
         let (app, id, worker) = (&webhook.app_id, &webhook.id, &self.config.worker_id);
         let lease = self.config.lease;
-        let Some(mut state) = self.store.lease_webhook(app, id, worker, lease).await? else {
+        let held = Lease { worker, ttl: lease };
+        let Some(mut state) = self.store.lease_webhook(app, id, held).await? else {
             return Ok(());
         };
         let mut leased_at = Instant::now();
@@ -243,12 +244,7 @@ impl WebhookSender {
                     return self.save(webhook, &state, &[]).await;
                 }
                 if leased_at.elapsed() > lease / 3 {
-                    if self
-                        .store
-                        .lease_webhook(app, id, worker, lease)
-                        .await?
-                        .is_none()
-                    {
+                    if self.store.lease_webhook(app, id, held).await?.is_none() {
                         return Ok(());
                     }
                     leased_at = Instant::now();

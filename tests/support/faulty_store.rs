@@ -140,7 +140,7 @@ delegate!(WebhookStore {
     fn delete_webhook(&self, app: &str, id: &str) -> StoreResult<bool>;
     fn append_webhook_events(&self, app: &str, entries: &[OutboxEntry]) -> StoreResult<()>;
     fn read_webhook_events(&self, app: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, OutboxEntry)>>;
-    fn lease_webhook(&self, app: &str, id: &str, worker: &str, lease: Duration) -> StoreResult<Option<WebhookState>>;
+    fn lease_webhook(&self, app: &str, id: &str, lease: Lease<'_>) -> StoreResult<Option<WebhookState>>;
     fn save_webhook_state(&self, app: &str, id: &str, worker: &str, state: &WebhookState, dead: &[DeadLetter]) -> StoreResult<()>;
     fn webhook_state(&self, app: &str, id: &str) -> StoreResult<Option<WebhookState>>;
     fn dead_letters(&self, app: &str, id: &str, limit: usize) -> StoreResult<Vec<DeadLetter>>;

@@ -1,15 +1,13 @@
 //! Webhooks in the embedded store: each change one transaction. The outbox is numbered per
 //! app; a webhook's state and lease are one record; dead letters are numbered per webhook.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::EmbeddedStore;
 use super::tables::{WEBHOOK_DEAD, WEBHOOK_OUTBOX, WEBHOOK_SEQ, WEBHOOK_STATE, WEBHOOKS};
-use crate::store::{StoreError, StoreResult, WebhookStore, from_json, now_ms, to_json};
+use crate::store::{Lease, StoreError, StoreResult, WebhookStore, from_json, now_ms, to_json};
 use crate::webhooks::model::MAX_DEAD_LETTERS;
 use crate::webhooks::{DeadLetter, OutboxEntry, Webhook, WebhookState};
 
@@ -186,9 +184,9 @@ impl WebhookStore for EmbeddedStore {
         &self,
         app_id: &str,
         webhook_id: &str,
-        worker: &str,
-        lease: Duration,
+        lease: Lease<'_>,
     ) -> StoreResult<Option<WebhookState>> {
+        let Lease { worker, ttl: lease } = lease;
         let (app_id, id, worker) = (app_id.to_owned(), webhook_id.to_owned(), worker.to_owned());
         self.writer
             .write(false, move |txn| {

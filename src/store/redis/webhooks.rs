@@ -3,13 +3,12 @@
 //! a Redis Cluster too.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
 
 use super::{RedisStore, keys};
-use crate::store::{StoreError, StoreResult, WebhookStore, from_json, to_json};
+use crate::store::{Lease, StoreError, StoreResult, WebhookStore, from_json, to_json};
 use crate::webhooks::model::MAX_DEAD_LETTERS;
 use crate::webhooks::{DeadLetter, OutboxEntry, Webhook, WebhookState};
 
@@ -117,9 +116,9 @@ impl WebhookStore for RedisStore {
         &self,
         app_id: &str,
         webhook_id: &str,
-        worker: &str,
-        lease: Duration,
+        lease: Lease<'_>,
     ) -> StoreResult<Option<WebhookState>> {
+        let Lease { worker, ttl: lease } = lease;
         if worker.contains('|') {
             return Err(StoreError::Invalid(format!(
                 "worker `{worker}`: must not contain `|`"

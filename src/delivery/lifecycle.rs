@@ -5,9 +5,7 @@
 //! subscription's activity keeps is written with that same record (no round trip of its own).
 //! The rules are `store::Activity`'s; this module only applies them to a batch.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::store::{Store, StoreError, Subscription};
 
@@ -16,27 +14,32 @@ use crate::store::{Store, StoreError, Subscription};
 const REFRESH: Duration = Duration::from_secs(30);
 
 /// The apps' windows, read from the store at most once per [`REFRESH`].
-#[derive(Default)]
 pub struct Windows {
-    cache: Mutex<HashMap<String, (u32, Instant)>>,
+    cache: moka::sync::Cache<String, u32>,
+}
+
+impl Default for Windows {
+    fn default() -> Self {
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(REFRESH)
+                .build(),
+        }
+    }
 }
 
 impl Windows {
     /// The app's stale-expiry window in seconds (0 = off).
     pub async fn of(&self, store: &dyn Store, app_id: &str) -> Result<u32, StoreError> {
-        if let Ok(cache) = self.cache.lock()
-            && let Some((window, read)) = cache.get(app_id)
-            && read.elapsed() < REFRESH
-        {
-            return Ok(*window);
+        if let Some(window) = self.cache.get(app_id) {
+            return Ok(window);
         }
         let window = store
             .get_app(app_id)
             .await?
             .map_or(0, |app| app.expire_after_secs);
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(app_id.to_owned(), (window, Instant::now()));
-        }
+        self.cache.insert(app_id.to_owned(), window);
         Ok(window)
     }
 }

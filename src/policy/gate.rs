@@ -4,8 +4,8 @@
 //! batch and [`Gate::throttle`] before it sends one.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::tz::TimeZone;
 
@@ -51,7 +51,7 @@ pub struct Admitted {
 /// The policy of every app, cached, and the clock the rules read.
 pub struct Gate {
     clock: Arc<dyn Clock>,
-    rules: Mutex<HashMap<String, (Instant, Arc<Rules>)>>,
+    rules: moka::sync::Cache<String, Arc<Rules>>,
 }
 
 impl Default for Gate {
@@ -88,7 +88,10 @@ impl Gate {
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         Self {
             clock,
-            rules: Mutex::new(HashMap::new()),
+            rules: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(RULES_TTL)
+                .build(),
         }
     }
 
@@ -99,11 +102,8 @@ impl Gate {
     /// The app's compiled policy (the default when it set none, or when the stored one no
     /// longer compiles, which is logged).
     pub async fn rules(&self, store: &dyn Store, app_id: &str) -> StoreResult<Arc<Rules>> {
-        if let Ok(cache) = self.rules.lock()
-            && let Some((at, rules)) = cache.get(app_id)
-            && at.elapsed() < RULES_TTL
-        {
-            return Ok(rules.clone());
+        if let Some(rules) = self.rules.get(app_id) {
+            return Ok(rules);
         }
         let rules = match store.get_policy(app_id).await? {
             None => Rules::default(),
@@ -113,12 +113,7 @@ impl Gate {
             }),
         };
         let rules = Arc::new(rules);
-        if let Ok(mut cache) = self.rules.lock() {
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(app_id.to_owned(), (Instant::now(), rules.clone()));
-        }
+        self.rules.insert(app_id.to_owned(), rules.clone());
         Ok(rules)
     }
 

@@ -310,7 +310,9 @@ test('the push the server sent reaches the worker, is shown, and "shown" reaches
   assert.equal(shown.body, 'Complete your order within the hour');
   assert.equal(shown.tag, 'cart');
   assert.deepEqual(shown.actions, ['open']);
-  assert.deepEqual(shown.data.aviso, { n: state.notification.id, s: state.subscriptionId });
+  assert.equal(shown.data.aviso.n, state.notification.id);
+  assert.equal(shown.data.aviso.s, state.subscriptionId);
+  assert.match(shown.data.aviso.t, /^[A-Za-z0-9_-]{22}$/, 'the receipt token the worker sent back');
   assert.equal(shown.data.url, `${origin}/?from=push`);
   state.shown = true;
 });

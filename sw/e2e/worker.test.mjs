@@ -71,7 +71,7 @@ test('a Declarative Web Push message is shown and reported', async () => {
         { action: 'third', title: 'One too many' },
       ],
     },
-    aviso: { n: 'n-e2e', s: '00000000000000a1' },
+    aviso: { n: 'n-e2e', s: '00000000000000a1', t: 'receipt-token-e2e' },
   }));
   const report = await until(() => server.calls.find((call) => call.path === '/events'), 'the "shown" report', {
     observe: () => server.calls,
@@ -80,7 +80,7 @@ test('a Declarative Web Push message is shown and reported', async () => {
     method: 'POST',
     app: 'demo',
     path: '/events',
-    body: { notification_id: 'n-e2e', subscription_id: '00000000000000a1', type: 'shown' },
+    body: { notification_id: 'n-e2e', subscription_id: '00000000000000a1', token: 'receipt-token-e2e', type: 'shown' },
   });
   const [shown] = await notifications('cart');
   assert.equal(shown.title, 'Your cart misses you');

@@ -28,7 +28,7 @@ export function safeUrl(value, base) {
  * @param {object} context
  * @param {string} context.origin the worker's origin: relative URLs resolve against it
  * @param {string} context.defaultTitle the title when the payload has none
- * @returns {{title: string, options: NotificationOptions, appBadge?: number, tracking?: {n: string, s: string}}}
+ * @returns {{title: string, options: NotificationOptions, appBadge?: number, tracking?: {n: string, s: string, t: string, v?: number}}}
  */
 export function notificationFromPayload(payloadText, { origin, defaultTitle }) {
   const raw = payloadText == null ? '' : String(payloadText);
@@ -55,9 +55,12 @@ export function notificationFromPayload(payloadText, { origin, defaultTitle }) {
     actionUrls[action.action] = safeUrl(action.navigate ?? action.url, origin) ?? url;
   }
 
-  const tracking = isObject(message.aviso) && text(message.aviso.n) && text(message.aviso.s)
-    ? { n: message.aviso.n, s: message.aviso.s }
+  // The ids to report back, and the receipt token that proves the report (`aviso.t`); an A/B
+  // variant's push names its variant (`aviso.v`), which the token covers.
+  const tracking = isObject(message.aviso) && text(message.aviso.n) && text(message.aviso.s) && text(message.aviso.t)
+    ? { n: message.aviso.n, s: message.aviso.s, t: message.aviso.t }
     : undefined;
+  if (tracking && Number.isInteger(message.aviso.v) && message.aviso.v >= 0) tracking.v = message.aviso.v;
   const options = {
     body: typeof shown.body === 'string' ? shown.body : '',
     data: { url, actionUrls, aviso: tracking, data: shown.data },

@@ -34,8 +34,9 @@ function report(type, data, action) {
   const tracking = data && data.aviso;
   const api = base();
   if (!tracking || !api) return Promise.resolve();
-  const event = { notification_id: tracking.n, subscription_id: tracking.s, type };
+  const event = { notification_id: tracking.n, subscription_id: tracking.s, token: tracking.t, type };
   if (action) event.action = action;
+  if (tracking.v !== undefined) event.variant = tracking.v;
   return call(api, '/events', event).catch((error) => console.warn(`Aviso: could not report "${type}":`, error));
 }
 

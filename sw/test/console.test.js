@@ -83,6 +83,8 @@ test('problems and counters read as a person needs them', () => {
   assert.equal(audienceText('all'), 'Everyone');
   assert.equal(audienceText({ external_ids: ['a'] }), '1 profile');
   assert.equal(statusText({ status: 'queued', send_at_ms: 2000 }, 1000), 'Scheduled');
-  assert.equal(statusText({ status: 'queued', send_at_ms: 500 }, 1000), 'Sent');
+  assert.equal(statusText({ status: 'queued', send_at_ms: 500 }, 1000), 'Queued');
+  assert.equal(statusText({ status: 'sending', send_at_ms: 500 }, 1000), 'Sending');
+  assert.equal(statusText({ status: 'completed', send_at_ms: 500 }, 1000), 'Sent');
   assert.equal(statusText({ status: 'cancelled', send_at_ms: 2000 }, 1000), 'Cancelled');
 });

@@ -20,7 +20,7 @@ const CART = {
     actions: [{ action: 'open', title: 'Open cart', navigate: 'https://shop.example/cart?from=push' }],
     data: { any: 'json' },
   },
-  aviso: { n: 'n-1', s: '00000000000000a1' },
+  aviso: { n: 'n-1', s: '00000000000000a1', t: 'tok-a1' },
 };
 
 test('a Declarative Web Push message becomes the notification it describes', () => {
@@ -37,20 +37,20 @@ test('a Declarative Web Push message becomes the notification it describes', () 
     data: {
       url: 'https://shop.example/cart',
       actionUrls: { open: 'https://shop.example/cart?from=push' },
-      aviso: { n: 'n-1', s: '00000000000000a1' },
+      aviso: { n: 'n-1', s: '00000000000000a1', t: 'tok-a1' },
       data: { any: 'json' },
     },
   });
-  assert.deepEqual(tracking, { n: 'n-1', s: '00000000000000a1' });
+  assert.deepEqual(tracking, { n: 'n-1', s: '00000000000000a1', t: 'tok-a1' });
 });
 
 test('the server\'s own payload template parses (shape of src/notify/payload.rs)', () => {
-  const fromServer = '{"aviso":{"n":"0193","s":"00000000000000ff"},"notification":{"navigate":"/","title":"Hi"},"web_push":8030}';
+  const fromServer = '{"aviso":{"n":"0193","s":"00000000000000ff","t":"Fj3kQ0Zx9aB7cD1eF2gH3i"},"notification":{"navigate":"/","title":"Hi"},"web_push":8030}';
   const { title, options, tracking } = notificationFromPayload(fromServer, context);
   assert.equal(title, 'Hi');
   assert.equal(options.body, '');
   assert.equal(options.data.url, 'https://shop.example/');
-  assert.deepEqual(tracking, { n: '0193', s: '00000000000000ff' });
+  assert.deepEqual(tracking, { n: '0193', s: '00000000000000ff', t: 'Fj3kQ0Zx9aB7cD1eF2gH3i' });
 });
 
 test('plain text is shown as the body under the default title', () => {
@@ -147,9 +147,16 @@ test('a title that is not a string falls back to the default title', () => {
   assert.equal(options.body, 'Seven');
 });
 
-test('tracking ids are kept only when both are strings', () => {
+test('tracking ids are kept only when the ids and the receipt token are strings', () => {
   assert.equal(parse({ ...CART, aviso: { n: 'n-1' } }).tracking, undefined);
+  assert.equal(parse({ ...CART, aviso: { n: 'n-1', s: '00000000000000a1' } }).tracking, undefined);
   assert.equal(parse({ ...CART, aviso: { n: 1, s: 2 } }).options.data.aviso, undefined);
+});
+
+test('an A/B variant\'s index is kept when it is a whole number', () => {
+  assert.equal(parse({ ...CART, aviso: { ...CART.aviso, v: 2 } }).tracking.v, 2);
+  assert.equal(parse({ ...CART, aviso: { ...CART.aviso, v: 0 } }).tracking.v, 0);
+  for (const v of ['1', 1.5, -1, null]) assert.equal('v' in parse({ ...CART, aviso: { ...CART.aviso, v } }).tracking, false);
 });
 
 test('a click opens the action\'s URL, else the notification\'s, else the site', () => {

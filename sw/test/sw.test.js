@@ -81,7 +81,7 @@ const pushData = (value) => ({ data: { text: () => (typeof value === 'string' ? 
 const CART = {
   web_push: 8030,
   notification: { title: 'Cart', body: 'Come back', navigate: 'https://shop.example/cart', actions: [{ action: 'pay', title: 'Pay', navigate: '/pay' }] },
-  aviso: { n: 'n-1', s: '00000000000000a1' },
+  aviso: { n: 'n-1', s: '00000000000000a1', t: 'tok-a1' },
 };
 
 test('push: shows the notification, then reports "shown" with both ids', async () => {
@@ -93,9 +93,17 @@ test('push: shows the notification, then reports "shown" with both ids', async (
   assert.deepEqual(calls.fetch, [{
     url: `${SERVER}/v1/apps/shop/events`,
     method: 'POST',
-    body: { notification_id: 'n-1', subscription_id: '00000000000000a1', type: 'shown' },
+    body: { notification_id: 'n-1', subscription_id: '00000000000000a1', token: 'tok-a1', type: 'shown' },
     answered: true,
   }]);
+});
+
+test('push of an A/B variant: the report names the variant its token covers', async () => {
+  const { calls, dispatch } = worker();
+  await dispatch('push', pushData({ ...CART, aviso: { ...CART.aviso, v: 1 } }));
+  assert.deepEqual(calls.fetch.map((call) => call.body), [
+    { notification_id: 'n-1', subscription_id: '00000000000000a1', token: 'tok-a1', type: 'shown', variant: 1 },
+  ]);
 });
 
 test('push: a report that fails (network or server) still shows, and settles the event', async () => {
@@ -142,7 +150,7 @@ test('click on an action: closes, opens the action\'s URL, reports "clicked" wit
   await dispatch('notificationclick', { notification, action: 'pay' });
   assert.ok(closed);
   assert.deepEqual(calls.opened, ['https://shop.example/pay']);
-  assert.deepEqual(calls.fetch.at(-1).body, { notification_id: 'n-1', subscription_id: '00000000000000a1', type: 'clicked', action: 'pay' });
+  assert.deepEqual(calls.fetch.at(-1).body, { notification_id: 'n-1', subscription_id: '00000000000000a1', token: 'tok-a1', type: 'clicked', action: 'pay' });
 });
 
 test('click on the notification focuses a window already showing its URL', async () => {

@@ -34,11 +34,14 @@ export function audienceText(audience) {
   return '–';
 }
 
-/** A notification's state as a person reads it. */
+/** A notification's state as a person reads it (its life: queued → sending → completed, or cancelled). */
 export function statusText(notification, now = Date.now()) {
-  if (notification.status === 'cancelled') return 'Cancelled';
-  if (notification.send_at_ms > now) return 'Scheduled';
-  return 'Sent';
+  switch (notification.status) {
+    case 'cancelled': return 'Cancelled';
+    case 'completed': return 'Sent';
+    case 'sending': return 'Sending';
+    default: return notification.send_at_ms > now ? 'Scheduled' : 'Queued';
+  }
 }
 
 /** The sum of the `failed.*` counters. */

@@ -48,6 +48,7 @@ pub fn create_app(name: &str, origins: Vec<String>) -> Result<NewApp, VapidError
         origins,
         vapid_private_key: vapid.private_scalar()?,
         identity_secret: random_bytes::<32>()?.to_vec(),
+        receipt_secret: random_bytes::<32>()?.to_vec(),
         api_keys: vec![key_record(&api_key, Scope::Send, now_ms())],
         created_at: now_ms() / 1000,
         demo: false,

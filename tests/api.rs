@@ -156,8 +156,35 @@ pub async fn public_endpoints(aviso: Aviso) {
         .json_body()
         .await;
     let notification_id = created["id"].as_str().unwrap();
-    for kind in ["shown", "clicked", "clicked"] {
-        let event = json!({"notification_id": notification_id, "subscription_id": id, "type": kind, "action": "open"});
+    // A receipt proves itself with the payload's token (computed here by Python's hmac): a
+    // forged one, or one of another subscription, is refused and not counted.
+    let token = aviso.receipt_token(notification_id, &id);
+    let other = aviso.receipt_token(notification_id, "00000000000000aa");
+    for forged in [
+        "AAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+        other,
+        token[..21].to_owned(),
+    ] {
+        let event = json!({"notification_id": notification_id, "subscription_id": id, "type": "shown", "token": forged});
+        let refused = problem(
+            client
+                .post(aviso.public("/events"))
+                .json(&event)
+                .sent()
+                .await,
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        assert_eq!(refused["field"], "token", "{refused}");
+    }
+    // Each (notification, subscription, type) counts once; a click counts for its action too.
+    for (kind, action) in [
+        ("shown", None),
+        ("shown", None),
+        ("clicked", Some("open")),
+        ("clicked", Some("open")),
+    ] {
+        let event = json!({"notification_id": notification_id, "subscription_id": id, "type": kind, "action": action, "token": token});
         let response = client
             .post(aviso.public("/events"))
             .json(&event)
@@ -165,7 +192,8 @@ pub async fn public_endpoints(aviso: Aviso) {
             .await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
-    let event = json!({"notification_id": "nope", "subscription_id": id, "type": "shown"});
+    let event =
+        json!({"notification_id": "nope", "subscription_id": id, "type": "shown", "token": token});
     problem(
         client
             .post(aviso.public("/events"))
@@ -180,8 +208,9 @@ pub async fn public_endpoints(aviso: Aviso) {
         .bearer_auth(&aviso.api_key)
         .json_body()
         .await;
-    assert_eq!(view["counters"]["shown"], 1);
-    assert_eq!(view["counters"]["clicked"], 2);
+    assert_eq!(view["counters"]["shown"], 1, "{view}");
+    assert_eq!(view["counters"]["clicked"], 1, "{view}");
+    assert_eq!(view["counters"]["clicked.open"], 1, "{view}");
     assert_eq!(view["counters"]["targeted"], 1);
 
     // The demo page's test push is queued for the default app.
@@ -501,6 +530,19 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
     )
     .await;
     assert_eq!(body["field"], "identity_hash");
+    // A malformed hash is refused wherever it is given, with or without an external id
+    // (schemathesis found the second accepted).
+    for request in [
+        json!({"subscription": alice.subscription, "external_id": "crm-1", "identity_hash": "ab*"}),
+        json!({"subscription": alice.subscription, "identity_hash": format!("{}*", "0".repeat(64))}),
+    ] {
+        let body = problem(
+            post("/subscriptions", request).await.unwrap(),
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(body["field"], "identity_hash");
+    }
 
     let evil = client
         .post(aviso.public("/subscriptions"))

@@ -245,6 +245,8 @@ const EVENT: &[&str] = &[
     "subscription_id",
     "type",
     "action",
+    "token",
+    "variant",
     "shown",
     "clicked",
     "closed",
@@ -284,6 +286,14 @@ const NOTIFICATION: &[&str] = &[
     "data",
     "high",
     "very-low",
+    "variants",
+    "weight",
+    "winner",
+    "fraction",
+    "metric",
+    "after_secs",
+    "clicked",
+    "shown",
 ];
 
 /// Every body-taking endpoint, with the field names of its body type.
@@ -327,4 +337,118 @@ fn every_body_type_through_the_router_gets_a_2xx_or_a_4xx_problem() {
             runtime.block_on(api.check("POST", "/v1/profile-imports", "application/x-ndjson", body))
         })
         .unwrap();
+}
+
+/// Each mistake in A/B variants and a winner test is a 400 problem naming its field, through the
+/// real router.
+#[test]
+fn variant_mistakes_name_their_field() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = runtime.block_on(api());
+    let two = || json!([{"weight": 1, "content": {"title": "A"}}, {"weight": 1, "content": {"title": "B"}}]);
+    let variant = |title: &str| json!({"weight": 1, "content": {"title": title}});
+    let winner = json!({"fraction": 0.2, "metric": "clicked", "after_secs": 60});
+    let cases = [
+        (json!({"audience": "all"}), "content"),
+        (
+            json!({"audience": "all", "content": {"title": "x"}, "variants": two()}),
+            "variants",
+        ),
+        (
+            json!({"audience": "all", "variants": [variant("A")]}),
+            "variants",
+        ),
+        (
+            json!({"audience": "all", "variants": vec![variant("A"); 6]}),
+            "variants",
+        ),
+        (json!({"audience": "all", "variants": []}), "variants"),
+        (
+            json!({"audience": "all", "variants": [variant("A"), variant("B"), {"weight": 0, "content": {"title": "C"}}]}),
+            "variants[2].weight",
+        ),
+        (
+            json!({"audience": "all", "variants": [variant("A"), {"weight": -3, "content": {"title": "B"}}]}),
+            "variants[1].weight",
+        ),
+        (
+            json!({"audience": "all", "variants": [variant("A"), {"weight": 1.5, "content": {"title": "B"}}]}),
+            "variants[1].weight",
+        ),
+        (
+            json!({"audience": "all", "variants": [variant("A"), {"weight": 10001, "content": {"title": "B"}}]}),
+            "variants[1].weight",
+        ),
+        (
+            json!({"audience": "all", "variants": [variant(" "), variant("B")]}),
+            "variants[0].content.title",
+        ),
+        (
+            json!({"audience": "all", "variants": [variant("A"), {"weight": 1, "content": {"title": "B", "icon": "nope"}}]}),
+            "variants[1].content.icon",
+        ),
+        (
+            json!({"audience": "all", "variants": [variant("A"), {"weight": 1, "content": {"title": "{{ profile.x"}}]}),
+            "variants[1].content.title",
+        ),
+        (
+            json!({"audience": "all", "variants": [variant("A"), {"weight": 1, "content": {"title": "B", "body": "y".repeat(4000)}}]}),
+            "variants[1].content",
+        ),
+        (
+            json!({"audience": "all", "variants": [variant("A"), {"weight": 1}]}),
+            "variants[1].content",
+        ),
+        (
+            json!({"audience": "all", "content": {"title": "x"}, "winner": winner}),
+            "winner",
+        ),
+        (
+            json!({"audience": "all", "variants": two(), "winner": {"fraction": 0, "metric": "clicked", "after_secs": 60}}),
+            "winner.fraction",
+        ),
+        (
+            json!({"audience": "all", "variants": two(), "winner": {"fraction": 1.0, "metric": "clicked", "after_secs": 60}}),
+            "winner.fraction",
+        ),
+        (
+            json!({"audience": "all", "variants": two(), "winner": {"fraction": 0.5, "metric": "opened", "after_secs": 60}}),
+            "winner.metric",
+        ),
+        (
+            json!({"audience": "all", "variants": two(), "winner": {"fraction": 0.5, "metric": "shown", "after_secs": 0}}),
+            "winner.after_secs",
+        ),
+        (
+            json!({"audience": "all", "variants": two(), "winner": {"fraction": 0.5, "metric": "shown"}}),
+            "winner.after_secs",
+        ),
+        (
+            json!({"audience": "all", "variants": two(), "winner": winner, "send_at_local": "2030-01-01T10:00"}),
+            "winner",
+        ),
+    ];
+    for (body, field) in cases {
+        let request = axum::http::Request::builder()
+            .method("POST")
+            .uri("/v1/notifications")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", api.api_key))
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        let (status, problem) = runtime.block_on(async {
+            let response = api.router.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        });
+        assert_eq!(status, 400, "{body} -> {problem}");
+        assert_eq!(problem["field"], field, "{body} -> {problem}");
+    }
 }

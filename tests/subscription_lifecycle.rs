@@ -256,7 +256,7 @@ async fn subscriptions_that_never_answer_expire_after_the_window() {
         let (status, _) = post(
             &client,
             aviso.public("/events"),
-            &json!({"notification_id": first, "subscription_id": ids[0], "type": "shown"}),
+            &json!({"notification_id": first, "subscription_id": ids[0], "type": "shown", "token": aviso.receipt_token(&first, &ids[0])}),
         )
         .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
@@ -312,6 +312,7 @@ async fn store_old_spellings(store: &dyn aviso::store::Store) -> [aviso::store::
             origins: Vec::new(),
             vapid_private_key: vec![1; 32],
             identity_secret: vec![2; 32],
+            receipt_secret: vec![3; 32],
             api_keys: Vec::new(),
             created_at: 1,
             demo: false,

@@ -89,15 +89,29 @@ impl Shop {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `PUT /v1/triggers/{name}` with `rule`: the status and the answer.
+    async fn put_trigger(&self, aviso: &Aviso, name: &str, rule: Value) -> (StatusCode, Value) {
+        self.call(
+            aviso,
+            reqwest::Method::PUT,
+            &format!("/v1/triggers/{name}"),
+            rule,
+        )
+        .await
+    }
+
+    /// `GET /v1/triggers/{name}`: the trigger with its counters.
+    async fn trigger(&self, aviso: &Aviso, name: &str) -> Value {
+        let path = format!("/v1/triggers/{name}");
+        self.call(aviso, reqwest::Method::GET, &path, Value::Null)
+            .await
+            .1
+    }
+
     /// The abandoned-cart rule, with this delay.
     async fn put_cart_reminder(&self, delay_secs: u64) {
         let (status, answer) = self
-            .call(
-                &self.aviso,
-                reqwest::Method::PUT,
-                "/v1/triggers/cart-reminder",
-                cart_reminder(delay_secs),
-            )
+            .put_trigger(&self.aviso, "cart-reminder", cart_reminder(delay_secs))
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
     }
@@ -158,14 +172,7 @@ async fn an_abandoned_cart_is_reminded_once_unless_bought() {
     rule["content"]["body"] = json!(
         "{{ profile.first_name | default: \"friend\" }}, your {{ event.items }} items ({{ event.total | fixed: 2 }} €) are waiting"
     );
-    let (status, answer) = shop
-        .call(
-            aviso,
-            reqwest::Method::PUT,
-            "/v1/triggers/cart-reminder",
-            rule,
-        )
-        .await;
+    let (status, answer) = shop.put_trigger(aviso, "cart-reminder", rule).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let (status, answer) = shop
         .call(
@@ -226,14 +233,7 @@ async fn an_abandoned_cart_is_reminded_once_unless_bought() {
             "{name}: {payload}"
         );
     }
-    let (_, trigger) = shop
-        .call(
-            aviso,
-            reqwest::Method::GET,
-            "/v1/triggers/cart-reminder",
-            Value::Null,
-        )
-        .await;
+    let trigger = shop.trigger(aviso, "cart-reminder").await;
     let counters = &trigger["counters"];
     assert_eq!(counters["matched"], 3, "{trigger}");
     assert_eq!(counters["scheduled"], 2, "{trigger}");
@@ -479,4 +479,74 @@ async fn a_personalised_push_reads_each_persons_profile() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert_eq!(problem["field"], "content.title", "{problem}");
+}
+
+/// Issue 12's per-trigger cap, over both stores: `once_per_hours: 24` lets one reminder a day
+/// reach a profile; a second cart of the same person within the day is counted `capped` and
+/// not sent, while another person still gets theirs and another trigger (uncapped) still
+/// reaches the first person. A bad value is a 400 naming the field.
+async fn a_trigger_capped_once_a_day_sends_one_per_profile(redis: bool) {
+    let shop = Shop::open(redis.then(support::redis::RedisServer::start)).await;
+    let aviso = &shop.aviso;
+    shop.browser(aviso, "ana-phone", "ana").await;
+    shop.browser(aviso, "bob-phone", "bob").await;
+    let mut rule = cart_reminder(1);
+    rule["once_per_hours"] = json!(0);
+    let (status, answer) = shop.put_trigger(aviso, "cart-reminder", rule.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer.to_string().contains("once_per_hours"), "{answer}");
+    rule["once_per_hours"] = json!(24);
+    let (status, answer) = shop.put_trigger(aviso, "cart-reminder", rule).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["once_per_hours"], 24, "{answer}");
+    let mut welcome = cart_reminder(1);
+    welcome["event"] = json!("signed_up");
+    let (status, answer) = shop.put_trigger(aviso, "welcome", welcome).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    let cart = |person: &str, key: &str| json!({"external_id": person, "name": "cart_abandoned", "key": key});
+    shop.event(aviso, cart("ana", "cart-1")).await;
+    shop.wait_for("ana-phone", 1, Duration::from_secs(20)).await;
+    // A second cart within the day: capped. Bob's first: sent. Ana's welcome: its own trigger.
+    shop.event(aviso, cart("ana", "cart-2")).await;
+    shop.event(aviso, cart("bob", "cart-9")).await;
+    shop.wait_for("bob-phone", 1, Duration::from_secs(20)).await;
+    shop.event(aviso, json!({"external_id": "ana", "name": "signed_up"}))
+        .await;
+    shop.wait_for("ana-phone", 2, Duration::from_secs(20)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let counters = loop {
+        let trigger = shop.trigger(aviso, "cart-reminder").await;
+        if trigger["counters"]["capped"] == 1 {
+            break trigger["counters"].clone();
+        }
+        assert!(Instant::now() < deadline, "no capped send: {trigger}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(counters["scheduled"], 3, "{counters}");
+    assert_eq!(counters["sent"], 2, "{counters}");
+    // Long enough for a capped reminder to have arrived had it been sent.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let titles: Vec<String> = shop
+        .service
+        .plaintexts("ana-phone")
+        .iter()
+        .map(|p| serde_json::from_slice::<Value>(p).unwrap()["notification"]["title"].to_string())
+        .collect();
+    assert_eq!(
+        titles.len(),
+        2,
+        "ana: the first reminder and the welcome: {titles:?}"
+    );
+    assert_eq!(shop.service.deliveries("bob-phone").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_capped_once_a_day_sends_one_per_profile_embedded() {
+    a_trigger_capped_once_a_day_sends_one_per_profile(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_capped_once_a_day_sends_one_per_profile_on_redis() {
+    a_trigger_capped_once_a_day_sends_one_per_profile(true).await;
 }

@@ -250,7 +250,7 @@ async fn every_event_type_reaches_the_crm_signed() {
     // Receipts, and an unsubscribe.
     for (kind, action) in [("shown", None), ("clicked", Some("buy")), ("closed", None)] {
         let response = crm.client.post(aviso.public("/events"))
-            .json(&json!({"notification_id": notification, "subscription_id": alice_id, "type": kind, "action": action}))
+            .json(&json!({"notification_id": notification, "subscription_id": alice_id, "type": kind, "action": action, "token": aviso.receipt_token(&notification, &alice_id)}))
             .send().await.unwrap();
         assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
     }
@@ -485,4 +485,55 @@ async fn a_receiver_outage_and_a_kill_9_lose_no_delivered_event() {
         .await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["webhooks"][0]["id"], hook.as_str());
+}
+
+/// A receipt of an A/B variant's push tells the CRM which variant was clicked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variant_receipt_tells_the_crm_its_variant() {
+    let (mut crm, aviso) = Crm::open(MockConfig::default(), &[]).await;
+    crm.receiver.set_mode("ok");
+    crm.receiver.start();
+    crm.register(&aviso).await;
+    let names: Vec<String> = (0..4).map(|n| format!("v{n}")).collect();
+    let subscribed = crm.subscribe(&aviso, &names, None).await;
+    let (status, created) = crm
+        .call(
+            &aviso.api_key,
+            reqwest::Method::POST,
+            aviso.url("/v1/notifications"),
+            json!({"audience": "all", "variants": [
+                {"weight": 1, "content": {"title": "A"}}, {"weight": 1, "content": {"title": "B"}}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let payload = || -> Option<Value> {
+        let delivery = crm.service.deliveries(&names[0]).into_iter().next()?;
+        serde_json::from_slice(&delivery.plaintext?).ok()
+    };
+    wait_until("the push", Duration::from_secs(30), || payload().is_some()).await;
+    let payload = payload().unwrap();
+    let variant = payload["aviso"]["v"].as_u64().expect("aviso.v");
+    let event = json!({"notification_id": id, "subscription_id": subscribed[0].1, "type": "clicked",
+        "token": payload["aviso"]["t"], "variant": variant});
+    let response = crm
+        .client
+        .post(aviso.public("/events"))
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::NO_CONTENT);
+    let clicked = || {
+        crm.receiver.accepted().into_iter().find(|r| {
+            r["type"] == "notification.clicked" && r["data"]["notification_id"] == id.as_str()
+        })
+    };
+    wait_until("the click's event", Duration::from_secs(30), || {
+        clicked().is_some()
+    })
+    .await;
+    let clicked = clicked().unwrap();
+    assert_eq!(clicked["data"]["variant"], variant, "{clicked}");
+    assert_eq!(clicked["verified"], true, "{clicked}");
 }

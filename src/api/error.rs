@@ -38,6 +38,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// A field's value is well formed but refused (a receipt whose token does not prove it).
+    #[error("{detail}")]
+    Refused { field: String, detail: String },
     #[error("{0}")]
     NotFound(String),
     /// The request clashes with what is stored (e.g. new keys for a subscribed endpoint without
@@ -81,6 +84,7 @@ impl ApiError {
             Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "invalid-request", "bad_request"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "forbidden"),
+            Self::Refused { .. } => (StatusCode::FORBIDDEN, "refused", "refused"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "not_found"),
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "conflict"),
             Self::PayloadTooLarge => (
@@ -154,6 +158,10 @@ impl From<NotifyError> for ApiError {
             NotifyError::NotFound(_) => Self::NotFound(e.to_string()),
             NotifyError::BeingCreated => Self::Unavailable(e.to_string()),
             NotifyError::Random => Self::Internal(e.to_string()),
+            NotifyError::Completed { .. } => Self::Conflict {
+                field: "id".into(),
+                detail: e.to_string(),
+            },
         }
     }
 }
@@ -167,7 +175,7 @@ impl IntoResponse for ApiError {
         }
         let field = match &self {
             Self::BadRequest { field, .. } => field.clone(),
-            Self::Conflict { field, .. } => Some(field.clone()),
+            Self::Conflict { field, .. } | Self::Refused { field, .. } => Some(field.clone()),
             _ => None,
         };
         let problem = Problem {

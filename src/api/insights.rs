@@ -358,17 +358,15 @@ impl AudienceKind {
 pub struct HistoryQuery {
     /// 1 to 100 (default 20).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     /// `next_cursor` of the page before.
     #[serde(default)]
+    #[param(pattern = r"^[0-9]{1,19}\.[0-9a-z]{1,64}$")]
     cursor: Option<String>,
-    /// `queued` or `cancelled`.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
     status: Option<Status>,
-    /// `all`, `segment`, `external_ids` or `subscription_ids`.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
     audience: Option<AudienceKind>,
     /// Created at or after this time (Unix milliseconds).
     #[serde(default)]
@@ -416,6 +414,18 @@ pub async fn notification_history(
     AuthedApp(app): AuthedApp,
     Query(query): Query<HistoryQuery>,
 ) -> ApiResult<axum::Json<History>> {
+    // The document says int64, as every integer of the API.
+    for (field, value) in [
+        ("created_from_ms", query.created_from_ms),
+        ("created_to_ms", query.created_to_ms),
+    ] {
+        if value.is_some_and(|ms| i64::try_from(ms).is_err()) {
+            return Err(ApiError::bad(
+                field,
+                "at most 9223372036854775807 (Unix milliseconds)",
+            ));
+        }
+    }
     let limit = query.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::bad("limit", "must be 1 to 100"));

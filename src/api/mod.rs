@@ -47,13 +47,14 @@ use error::ApiError;
 pub const PUBLIC_MAX_BODY: usize = 64 * 1024;
 /// Largest JSON body of a server request (the bulk import streams and has its own per-line
 /// limit). It holds the largest direct audience, [`MAX_DIRECT_RECIPIENTS`] external ids of
-/// [`MAX_ID_LEN`] bytes each, quoted and comma-separated (≈1.3 MB), beside the largest content.
+/// [`MAX_ID_LEN`] characters each (up to 4 bytes a character), quoted and comma-separated
+/// (≈5.2 MB), beside the largest content.
 ///
 /// [`MAX_DIRECT_RECIPIENTS`]: crate::notify::model::MAX_DIRECT_RECIPIENTS
 /// [`MAX_ID_LEN`]: crate::notify::model::MAX_ID_LEN
-pub const SERVER_MAX_BODY: usize = 2 * 1024 * 1024;
+pub const SERVER_MAX_BODY: usize = 6 * 1024 * 1024;
 const _: () = assert!(
-    crate::notify::model::MAX_DIRECT_RECIPIENTS * (crate::notify::model::MAX_ID_LEN + 3)
+    crate::notify::model::MAX_DIRECT_RECIPIENTS * (4 * crate::notify::model::MAX_ID_LEN + 3)
         + 64 * 1024
         <= SERVER_MAX_BODY
 );

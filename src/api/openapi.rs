@@ -6,9 +6,13 @@ use utoipa::{Modify, OpenApi};
 use serde_json::json;
 
 use super::{admin, error, insights, policy, public, server, triggers, webhooks};
+use crate::config::PushHost;
+use crate::notify::model::CONTENT_URL_PATTERN;
 use crate::notify::model::{MAX_DIRECT_RECIPIENTS, MAX_ID_LEN};
-use crate::notify::{model, segment};
-use crate::triggers::model::MAX_NAME;
+use crate::notify::{model, segment, variants};
+use crate::policy::model::LOCAL_TIME_PATTERN;
+use crate::push::subscription::endpoint_pattern;
+use crate::triggers::model::{MAX_CANCEL_ON, MAX_NAME};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,7 +22,7 @@ use crate::triggers::model::MAX_NAME;
         public::set_tags, public::track, public::demo_test_push,
         server::update_profile, server::get_profile, server::erase_profile, server::link_subscription,
         server::import_profiles, server::create_notification, server::get_notification,
-        server::list_notifications, server::cancel_notification,
+        server::list_notifications, server::cancel_notification, server::notification_series,
         triggers::put_trigger, triggers::get_trigger, triggers::delete_trigger,
         triggers::list_triggers, triggers::post_events,
         admin::list_apps, admin::create, admin::get_app, admin::update_app, admin::delete_app,
@@ -30,11 +34,14 @@ use crate::triggers::model::MAX_NAME;
     ),
     components(schemas(
         error::Problem, model::Audience, model::Content, model::Action, model::NotificationRequest,
-        model::Notification, model::Status, segment::Filter, segment::TagCondition,
+        model::Notification, model::Status, crate::notify::life::Life,
+        crate::notify::life::Accounting, crate::notify::life::SeriesPoint, segment::Filter, segment::TagCondition,
         segment::AttributeCondition, segment::Comparison,
         crate::triggers::model::Repeat, crate::triggers::model::Event,
         crate::policy::Policy, crate::policy::model::Cap, crate::policy::model::QuietHours,
         crate::policy::model::Options, crate::policy::Category,
+        variants::Variant, variants::Winner, variants::Metric, variants::VariantReport,
+        variants::VariantFigures, variants::TestReport, variants::TestState,
     )),
     modifiers(&ApiKeyScheme, &Limits),
 )]
@@ -73,11 +80,28 @@ impl Modify for Limits {
                  "properties": {"subscription_ids": ids(json!({"type": "string", "pattern": "^[0-9a-f]{16}$"}))}},
             ],
         });
-        if let (Some(components), Ok(schema)) = (
-            openapi.components.as_mut(),
-            serde_json::from_value::<utoipa::openapi::RefOr<utoipa::openapi::Schema>>(audience),
-        ) {
-            components.schemas.insert("Audience".into(), schema);
+        // `segment::Filter` as serde reads it: an object with exactly one of these keys (the
+        // derive, without recursion, says "any object").
+        let filter = json!({"$ref": "#/components/schemas/Filter"});
+        let one = |key: &str, value: serde_json::Value| json!({"type": "object", "required": [key], "additionalProperties": false, "properties": {key: value}});
+        let conditions = json!({"type": "array", "minItems": 1, "items": filter});
+        let filter = json!({
+            "description": "A condition on a subscriber. Combine with `all`, `any` and `not` (at most 8 levels deep).",
+            "oneOf": [
+                one("all", conditions.clone()),
+                one("any", conditions),
+                one("not", filter),
+                one("tag", json!({"$ref": "#/components/schemas/TagCondition"})),
+                one("attribute", json!({"$ref": "#/components/schemas/AttributeCondition"})),
+            ],
+        });
+        for (name, schema) in [("Audience", audience), ("Filter", filter)] {
+            if let (Some(components), Ok(schema)) = (
+                openapi.components.as_mut(),
+                serde_json::from_value::<utoipa::openapi::RefOr<utoipa::openapi::Schema>>(schema),
+            ) {
+                components.schemas.insert(name.into(), schema);
+            }
         }
     }
 }
@@ -86,7 +110,10 @@ impl Modify for Limits {
 /// data to the operations that read it, so that a client generator (and schemathesis' stateful
 /// phase) can follow them. Written as JSON: utoipa's `Link` serializes its fields in snake
 /// case (`operation_id`), which no reader of the specification understands.
-pub fn document() -> serde_json::Value {
+///
+/// `allowed_push_hosts` (the server's extra push hosts) go into the pattern of every
+/// subscription endpoint, so the document says which endpoints this server takes.
+pub fn document(allowed_push_hosts: &[PushHost]) -> serde_json::Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     let link = |operation: &str, parameter: &str, value: &str| json!({"operationId": operation, "parameters": {parameter: value}});
     let notification = |operation: &str| link(operation, "id", "$response.body#/id");
@@ -136,6 +163,7 @@ pub fn document() -> serde_json::Value {
         ),
     ];
     constrain(&mut document);
+    constrain_subscriptions(&mut document, allowed_push_hosts);
     for (path, method, status, name, link) in links {
         if let Some(response) = document
             .pointer_mut(&format!(
@@ -153,6 +181,51 @@ pub fn document() -> serde_json::Value {
     document
 }
 
+/// Every subscription endpoint, `p256dh` and `auth` in the request bodies, as
+/// `PushSubscription::from_parts` and the endpoint allowlist check them: the endpoint's pattern
+/// names the known push services and this server's extra hosts; a `p256dh` has the format
+/// `p256-point` (a point on P-256, base64url: what no pattern can say; schemathesis'
+/// hooks in `scripts/test.d/after/schemathesis_hooks.py` generate real ones for it); an `auth`
+/// is 16 bytes of base64url.
+fn constrain_subscriptions(document: &mut serde_json::Value, allowed_push_hosts: &[PushHost]) {
+    let endpoint = json!({"type": "string", "maxLength": crate::store::MAX_ENDPOINT_LEN,
+        "pattern": endpoint_pattern(&allowed_push_hosts.iter().map(PushHost::authority_pattern).collect::<Vec<_>>())});
+    let p256dh = json!({"type": "string", "format": "p256-point"});
+    let auth = json!({"type": "string", "pattern": "^[A-Za-z0-9_+/-]{21}[AQgw]={0,2}$"});
+    let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    for schema in schemas.values_mut() {
+        let Some(properties) = schema
+            .get_mut("properties")
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            continue;
+        };
+        // A subscription, its keys, or a proof of ownership (endpoint and auth).
+        if !properties.contains_key("endpoint") && !properties.contains_key("p256dh") {
+            continue;
+        }
+        for (name, replacement) in [
+            ("endpoint", &endpoint),
+            ("p256dh", &p256dh),
+            ("auth", &auth),
+        ] {
+            if properties.contains_key(name) {
+                let description = properties[name].get("description").cloned();
+                let mut value = replacement.clone();
+                if let (Some(description), Some(object)) = (description, value.as_object_mut()) {
+                    object.insert("description".into(), description);
+                }
+                properties.insert(name.into(), value);
+            }
+        }
+    }
+}
+
 /// Constraints of request bodies that the derive does not state, as the handlers check them.
 fn constrain(document: &mut serde_json::Value) {
     // `triggers::model::check_name`: ASCII letters, digits and `_ - . :`.
@@ -165,6 +238,10 @@ fn constrain(document: &mut serde_json::Value) {
         (
             "/components/schemas/TriggerRequest/properties/cancel_on/items",
             name.clone(),
+        ),
+        (
+            "/components/schemas/TriggerRequest/properties/cancel_on",
+            json!({"maxItems": MAX_CANCEL_ON}),
         ),
         ("/components/schemas/Event/properties/name", name.clone()),
         (
@@ -183,6 +260,66 @@ fn constrain(document: &mut serde_json::Value) {
             "/components/schemas/AttributeCondition/properties/value",
             json!({"type": ["string", "number", "boolean"]}),
         ),
+        // `api::public::subscribe`: an `external_id` comes with its `identity_hash`.
+        (
+            "/components/schemas/SubscribeRequest",
+            json!({
+                "if": {"required": ["external_id"], "properties": {"external_id": {"type": "string"}}},
+                "then": {"required": ["identity_hash"], "properties": {"identity_hash": {"type": "string"}}},
+            }),
+        ),
+        // `api::public::check_tags`.
+        (
+            "/components/schemas/SubscribeRequest/properties/tags",
+            json!({"propertyNames": {"minLength": 1, "maxLength": 128}, "maxProperties": 32,
+                "additionalProperties": {"type": "string", "maxLength": 128}}),
+        ),
+        (
+            "/components/schemas/TagsRequest/properties/tags",
+            json!({"propertyNames": {"minLength": 1, "maxLength": 128}, "maxProperties": 32,
+                "additionalProperties": {"type": ["string", "null"], "maxLength": 128}}),
+        ),
+        (
+            "/components/schemas/TagCondition/properties/key",
+            json!({"minLength": 1}),
+        ),
+        // `segment::Filter::validate`: `lt`/`gt`… compare numbers only.
+        (
+            "/components/schemas/AttributeCondition",
+            json!({"anyOf": [
+                {"properties": {"op": {"enum": ["eq", "ne"]}}},
+                {"properties": {"op": {"enum": ["lt", "lte", "gt", "gte"]}, "value": {"type": "number"}}},
+            ]}),
+        ),
+        // `NotificationRequest::into_notification`: a time in UTC or a local time, not both;
+        // `content` or `variants`, exactly one; a winner test with variants only, and not with
+        // a local time.
+        ("/components/schemas/NotificationRequest", {
+            let given = |field: &str, kind: &str| json!({"required": [field], "properties": {field: {"type": kind}}});
+            json!({
+                "not": {
+                    "required": ["send_at", "send_at_local"],
+                    "properties": {"send_at": {"type": "string"}, "send_at_local": {"type": "string"}},
+                },
+                "oneOf": [
+                    {"allOf": [given("content", "object")], "not": given("variants", "array")},
+                    {"allOf": [given("variants", "array")], "not": given("content", "object")},
+                ],
+                "allOf": [
+                    {"not": {"allOf": [given("winner", "object")], "not": given("variants", "array")}},
+                    {"not": {"allOf": [given("winner", "object"), given("send_at_local", "string")]}},
+                ],
+            })
+        }),
+        // `policy::model::parse_local`, in the request and in the stored notification.
+        (
+            "/components/schemas/NotificationRequest/properties/send_at_local",
+            json!({"pattern": LOCAL_TIME_PATTERN}),
+        ),
+        (
+            "/components/schemas/Options/properties/send_at_local",
+            json!({"pattern": LOCAL_TIME_PATTERN}),
+        ),
         (
             "/components/schemas/LinkRequest/properties/subscription_id",
             json!({"pattern": "^[0-9a-f]{16}$"}),
@@ -200,10 +337,28 @@ fn constrain(document: &mut serde_json::Value) {
             json!({"propertyNames": {"minLength": 1, "maxLength": 128}, "maxProperties": 256}),
         ),
     ];
+    // `notify::model::check_url`: every URL a notification shows or opens.
+    let content_urls = [
+        "Content/properties/url",
+        "Content/properties/icon",
+        "Content/properties/image",
+        "Content/properties/badge",
+        "Action/properties/url",
+    ]
+    .map(|at| {
+        (
+            format!("/components/schemas/{at}"),
+            json!({"pattern": CONTENT_URL_PATTERN}),
+        )
+    });
+    let constraints = constraints
+        .into_iter()
+        .map(|(pointer, extra)| (pointer.to_owned(), extra))
+        .chain(content_urls);
     for (pointer, extra) in constraints {
         if let (Some(schema), Some(extra)) = (
             document
-                .pointer_mut(pointer)
+                .pointer_mut(&pointer)
                 .and_then(serde_json::Value::as_object_mut),
             extra.as_object(),
         ) {
@@ -218,7 +373,7 @@ mod tests {
 
     #[test]
     fn the_document_states_the_limits_and_links() {
-        let document = document();
+        let document = document(&[]);
         let audience = &document["components"]["schemas"]["Audience"]["oneOf"];
         assert_eq!(
             audience[2]["properties"]["external_ids"]["maxItems"],
@@ -256,10 +411,77 @@ mod tests {
         for outside in ["+123456789abcdef", "0123456789ABCDEF", "0123456789abcde"] {
             assert!(outside.parse::<SubscriptionId>().is_err(), "{outside}");
         }
+        // A notification's life: its statuses and times, the accounting, the series, the 409.
+        assert_eq!(
+            schemas["Status"]["enum"],
+            json!(["queued", "cancelled", "sending", "completed"])
+        );
+        let notification = serde_json::to_string(&schemas["Notification"]).unwrap();
+        assert!(
+            notification.contains("#/components/schemas/Life"),
+            "{notification}"
+        );
+        for field in ["sending_at_ms", "completed_at_ms", "cancelled_at_ms"] {
+            let time = &schemas["Life"]["properties"][field];
+            assert_eq!(time["format"], "int64", "{field}: {time}");
+        }
+        let view = &schemas["NotificationView"];
+        assert!(
+            serde_json::to_string(view).unwrap().contains("Accounting"),
+            "{view}"
+        );
+        let series = &document["paths"]["/v1/notifications/{id}/series"]["get"];
+        assert_eq!(
+            series["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/SeriesView"
+        );
+        let cancel = &document["paths"]["/v1/notifications/{id}/cancel"]["post"]["responses"];
+        assert!(cancel.get("409").is_some(), "{cancel}");
         let limit = &document["paths"]["/v1/notifications"]["get"]["parameters"][0]["schema"];
         assert_eq!(
             (limit["minimum"].as_u64(), limit["maximum"].as_u64()),
             (Some(1), Some(200))
         );
+    }
+
+    /// The endpoint pattern matches the spellings the server takes, on the known services and
+    /// the configured extra hosts, and nothing on other hosts or ports; whatever it matches
+    /// parses as a subscription endpoint.
+    #[test]
+    fn the_endpoint_pattern_is_the_allowlist() {
+        let extra: PushHost = "127.0.0.1:8443".parse().unwrap();
+        let document = document(std::slice::from_ref(&extra));
+        let pattern = document["components"]["schemas"]["BrowserSubscription"]["properties"]
+            ["endpoint"]["pattern"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let pattern = regex::Regex::new(&pattern).unwrap();
+        for inside in [
+            "https://fcm.googleapis.com/fcm/send/abc:APA91b-x_y",
+            "https://FCM.googleapis.com./fcm/send/abc",
+            "https://updates.push.services.mozilla.com:443/wpush/v2/gAAAA",
+            "https://web.push.apple.com/QM-x",
+            "https://wns2-par02p.notify.windows.com/w/?token=BQYAAAD%3d%3d",
+            "https://127.0.0.1:8443/push/s1",
+        ] {
+            assert!(pattern.is_match(inside), "{inside}");
+            crate::push::PushSubscription::from_parts(
+                inside,
+                "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+                "BTBZMqHH6r4Tts7J_aSIgg",
+            )
+            .unwrap();
+        }
+        for outside in [
+            "https://",
+            "https://push.example/x",
+            "https://fcm.googleapis.com:8443/x",
+            "https://127.0.0.1:8444/x",
+            "http://fcm.googleapis.com/x",
+            "https://evilpush.apple.com.example/x",
+        ] {
+            assert!(!pattern.is_match(outside), "{outside}");
+        }
     }
 }

@@ -61,6 +61,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     }
 }
 
-async fn openapi() -> impl IntoResponse {
-    axum::Json(super::openapi::document())
+/// The document for this server: its endpoint pattern names the push hosts it accepts.
+async fn openapi(State(state): State<ApiState>) -> impl IntoResponse {
+    axum::Json(super::openapi::document(&state.config().allowed_push_hosts))
 }

@@ -16,6 +16,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Json, Path};
 use crate::apps::verify_identity_hash;
 use crate::notify::model::{Audience, Content, NotificationRequest};
+use crate::notify::receipt::{self, ReceiptKey};
 use crate::push::subscription::canonical_endpoint;
 use crate::push::{PushService, PushSubscription, VapidKey, base64url};
 use crate::store::{
@@ -128,10 +129,9 @@ const MAX_TAGS: usize = 32;
 const MAX_TEXT: usize = 128;
 
 fn check_text(field: &str, value: &str) -> ApiResult<()> {
-    if value.len() > MAX_TEXT {
-        return Err(ApiError::bad(field, format!("at most {MAX_TEXT} bytes")));
-    }
-    Ok(())
+    Ok(crate::notify::model::check_length(
+        field, value, 0, MAX_TEXT,
+    )?)
 }
 
 fn check_tags(field: &str, tags: &BTreeMap<String, impl AsRef<str>>) -> ApiResult<()> {
@@ -190,12 +190,25 @@ fn check_identity(app: &App, external_id: &str, hash: Option<&str>) -> ApiResult
     let hash = hash.ok_or_else(|| {
         ApiError::bad("identity_hash", "required with external_id: hex HMAC-SHA256 of the external_id with the app's identity secret")
     })?;
+    check_hash_form(hash)?;
     if !verify_identity_hash(&app.identity_secret, external_id, hash) {
         return Err(ApiError::Forbidden(
             "identity_hash does not match external_id: compute it on your backend with the app's identity secret".into(),
         ));
     }
     Ok(())
+}
+
+/// An identity hash is 64 hex digits (as the schema's pattern says), wherever it is given.
+fn check_hash_form(hash: &str) -> ApiResult<()> {
+    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(ApiError::bad(
+            "identity_hash",
+            "64 hex digits: the hex HMAC-SHA256 of the external_id with the app's identity secret",
+        ))
+    }
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions", tag = "public", params(AppPath), request_body = SubscribeRequest,
@@ -222,8 +235,11 @@ pub async fn subscribe(
     let timezone = request.timezone.unwrap_or_default();
     check_text("locale", &locale)?;
     check_text("timezone", &timezone)?;
-    if let Some(external_id) = &request.external_id {
-        check_identity(&app, external_id, request.identity_hash.as_deref())?;
+    match (&request.external_id, request.identity_hash.as_deref()) {
+        (Some(external_id), hash) => check_identity(&app, external_id, hash)?,
+        // A hash without an external id identifies nobody, but it must still be one.
+        (None, Some(hash)) => check_hash_form(hash)?,
+        (None, None) => {}
     }
     let now = (now_ms() / 1000) as u32;
     let mut subscription = Subscription::new(
@@ -485,10 +501,19 @@ pub struct EventRequest {
     #[serde(default)]
     #[schema(max_length = 128)]
     action: Option<String>,
+    /// The receipt token of the push (`aviso.t` in its payload): proves that this browser
+    /// received it.
+    #[schema(min_length = 22, max_length = 22)]
+    token: String,
+    /// The A/B variant of the push (`aviso.v` in its payload), which its token covers: required
+    /// for a notification with variants, absent otherwise.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 4)]
+    variant: Option<u8>,
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/events", tag = "public", params(AppPath), request_body = EventRequest,
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
 pub async fn track(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -506,15 +531,53 @@ pub async fn track(
         .notifications()
         .get(&app, &event.notification_id)
         .await?;
+    let key = ReceiptKey::new(&app.receipt_secret);
+    // A variant the notification does not have cannot have a token: refused as one.
+    let variant = event
+        .variant
+        .map(usize::from)
+        .filter(|v| *v < notification.variants.len().max(1));
+    if event.variant.map(usize::from) != variant
+        || !key.verify_for(&notification.id, subscription_id, variant, &event.token)
+    {
+        return Err(ApiError::Refused {
+            field: "token".into(),
+            detail: "not the receipt token of this notification and subscription: send `aviso.t` of the push's payload".into(),
+        });
+    }
+    let until = receipt::counted_until_ms(&notification);
+    if now_ms() > until {
+        return Err(ApiError::Refused {
+            field: "notification_id".into(),
+            detail: format!(
+                "receipts of this notification were counted until {until} (Unix ms); this one is not"
+            ),
+        });
+    }
     let counter = match event.kind {
         EventType::Shown => "shown",
         EventType::Clicked => "clicked",
         EventType::Closed => "closed",
     };
-    state
+    // A click counts once in all and once for its action (`clicked.ACTION`).
+    let per_action = match (event.kind, &event.action) {
+        (EventType::Clicked, Some(action)) => Some(format!("clicked.{action}")),
+        _ => None,
+    };
+    // And once for the variant received (`variants.I.TYPE`), which the token proved.
+    let per_variant = variant.map(|v| crate::notify::variants::counter(v, counter));
+    let mut counters = vec![counter];
+    counters.extend(per_action.as_deref());
+    counters.extend(per_variant.as_deref());
+    let member = format!("{counter}:{subscription_id}");
+    let counted = state
         .store()
-        .add_counters(&notification.id, &[(counter, 1)])
+        .count_once(&notification.id, &member, &counters, until)
         .await?;
+    if !counted {
+        // Reported before (a retry, a second tab): answered as done, counted once.
+        return Ok(StatusCode::NO_CONTENT);
+    }
     // The browser answered: it is alive (kept only where stale subscriptions expire).
     if app.expire_after_secs > 0 {
         let now = (now_ms() / 1000) as u32;
@@ -529,13 +592,17 @@ pub async fn track(
         EventType::Clicked => WebhookEvent::NotificationClicked,
         EventType::Closed => WebhookEvent::NotificationClosed,
     };
-    let receipt = events::receipt(
+    let mut receipt = events::receipt(
         kind,
         &notification.id,
         subscription_id,
         event.action.as_deref(),
         now_ms(),
     );
+    // The CRM learns which A/B variant was shown or clicked.
+    if let (Some(entry), Some(variant)) = (receipt.as_mut(), variant) {
+        entry.data["variant"] = variant.into();
+    }
     events::record(state.store(), &app.id, receipt).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -561,7 +628,7 @@ pub async fn demo_test_push(
     let subscription = owned(&state, &app.id, &proof).await?;
     let request = NotificationRequest {
         audience: Audience::SubscriptionIds(vec![subscription.id.to_string()]),
-        content: Content {
+        content: Some(Content {
             title: "Hello from Aviso".into(),
             body: Some("Push notifications work on this browser.".into()),
             icon: None,
@@ -572,7 +639,9 @@ pub async fn demo_test_push(
             tag: Some("aviso-demo".into()),
             require_interaction: false,
             data: None,
-        },
+        }),
+        variants: None,
+        winner: None,
         ttl: Some(300),
         urgency: Some("high".into()),
         topic: None,

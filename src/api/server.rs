@@ -14,6 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Json, Path, Query};
 use super::{ApiState, AuthedApp};
+use crate::notify::life::{Accounting, SeriesPoint};
+use crate::notify::model::{MAX_ID_LEN, check_length};
 use crate::notify::service::Created;
 use crate::notify::{Notification, NotificationRequest};
 use crate::store::{App, AttributeValue, Profile, ProfileUpdate, SubscriptionId};
@@ -37,6 +39,7 @@ pub fn routes() -> Router<ApiState> {
             post(create_notification).get(list_notifications),
         )
         .route("/v1/notifications/{id}", get(get_notification))
+        .route("/v1/notifications/{id}/series", get(notification_series))
         .route("/v1/notifications/{id}/cancel", post(cancel_notification))
 }
 
@@ -91,10 +94,7 @@ pub struct SubscriptionView {
 }
 
 fn check_external_id(external_id: &str) -> ApiResult<()> {
-    if external_id.is_empty() || external_id.len() > 128 {
-        return Err(ApiError::bad("external_id", "must be 1 to 128 bytes"));
-    }
-    Ok(())
+    Ok(check_length("external_id", external_id, 1, MAX_ID_LEN)?)
 }
 
 fn check_changes(changes: &ProfileChanges) -> ApiResult<()> {
@@ -105,9 +105,7 @@ fn check_changes(changes: &ProfileChanges) -> ApiResult<()> {
         ));
     }
     for key in changes.attributes.keys().chain(changes.tags.keys()) {
-        if key.is_empty() || key.len() > 128 {
-            return Err(ApiError::bad("attributes", "names must be 1 to 128 bytes"));
-        }
+        check_length("attributes", key, 1, MAX_ID_LEN)?;
     }
     Ok(())
 }
@@ -349,8 +347,28 @@ async fn import_line(state: &ApiState, app: &App, line: &[u8]) -> Result<(), Str
 pub struct NotificationView {
     #[serde(flatten)]
     notification: Notification,
-    /// targeted, sent, delivered, expired, failed.REASON, shown, clicked, closed.
+    /// targeted, sent, delivered, expired, failed.REASON, capped, deferred, shown, clicked,
+    /// closed, … (and, with variants, `variants.I.delivered|shown|clicked|closed`, `winner.I`
+    /// once decided; docs/PUBLIC-API.md lists them).
     counters: BTreeMap<String, i64>,
+    /// Whether the counters account for everyone targeted: once `status` is `completed`,
+    /// `outstanding` is 0.
+    accounting: Accounting,
+    /// With A/B variants: each variant's figures, and where its winner test stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ab: Option<crate::notify::variants::VariantReport>,
+}
+
+impl NotificationView {
+    fn new(notification: Notification, counters: BTreeMap<String, i64>) -> Self {
+        let ab = crate::notify::variants::report(&notification, &counters);
+        Self {
+            accounting: Accounting::of(&counters),
+            notification,
+            counters,
+            ab,
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/v1/notifications", tag = "notifications", request_body = NotificationRequest, security(("api_key" = [])),
@@ -375,10 +393,7 @@ pub async fn create_notification(
     };
     Ok((
         status,
-        axum::Json(NotificationView {
-            notification,
-            counters,
-        }),
+        axum::Json(NotificationView::new(notification, counters)),
     ))
 }
 
@@ -397,9 +412,33 @@ pub async fn get_notification(
     let notifications = state.notifications();
     let notification = notifications.get(&app, &path.id).await?;
     let (notification, counters) = notifications.with_counters(notification).await?;
-    Ok(axum::Json(NotificationView {
-        notification,
-        counters,
+    Ok(axum::Json(NotificationView::new(notification, counters)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SeriesView {
+    notification_id: String,
+    /// Buckets are aligned to it: a minute long for 6 hours from it, then an hour long.
+    send_at_ms: u64,
+    /// Buckets with something counted, in time order (empty ones are left out).
+    points: Vec<SeriesPoint>,
+}
+
+#[utoipa::path(get, path = "/v1/notifications/{id}/series", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
+    responses((status = 200, body = SeriesView, description = "the delivery counters over time: summed over its points, each counter is the notification's (receipts, `shown`/`clicked`/`closed`, are not in the series)"),
+        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn notification_series(
+    State(state): State<ApiState>,
+    AuthedApp(app): AuthedApp,
+    Path(path): Path<NotificationPath>,
+) -> ApiResult<axum::Json<SeriesView>> {
+    let notifications = state.notifications();
+    let notification = notifications.get(&app, &path.id).await?;
+    let points = notifications.series(&notification).await?;
+    Ok(axum::Json(SeriesView {
+        notification_id: notification.id,
+        send_at_ms: notification.send_at_ms,
+        points,
     }))
 }
 
@@ -433,7 +472,8 @@ pub async fn list_notifications(
 }
 
 #[utoipa::path(post, path = "/v1/notifications/{id}/cancel", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
-    responses((status = 200, body = NotificationView), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = NotificationView, description = "cancelled (again, for one cancelled before: the same `cancelled_at_ms`)"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json", description = "it completed: nothing is left to cancel (`field: id`)")))]
 pub async fn cancel_notification(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -442,8 +482,5 @@ pub async fn cancel_notification(
     let notifications = state.notifications();
     let notification = notifications.cancel(&app, &path.id).await?;
     let (notification, counters) = notifications.with_counters(notification).await?;
-    Ok(axum::Json(NotificationView {
-        notification,
-        counters,
-    }))
+    Ok(axum::Json(NotificationView::new(notification, counters)))
 }

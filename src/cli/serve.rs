@@ -313,6 +313,7 @@ async fn ensure_an_app(store: &dyn Store, config: &Config) -> anyhow::Result<()>
     println!("  admin_key:        {admin_key}");
     println!("  vapid_public_key: {}", created.vapid_public_key);
     println!("  identity_secret:  {}", hex(&created.app.identity_secret));
+    println!("  receipt_secret:   {}", hex(&created.app.receipt_secret));
     Ok(())
 }
 

@@ -14,6 +14,22 @@ pub struct PushHost {
 }
 
 impl PushHost {
+    /// This host and port as a regular expression of an endpoint's authority, in the
+    /// spellings [`Self::matches`] takes (any letter case, a trailing dot, `:443` optional
+    /// on 443): the OpenAPI document's endpoint pattern names it.
+    pub fn authority_pattern(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("\\[{}\\]", crate::push::service::any_case(&self.host))
+        } else {
+            format!("{}\\.?", crate::push::service::any_case(&self.host))
+        };
+        if self.port == 443 {
+            format!("{host}(?::443)?")
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
     /// Whether an endpoint's host (as the URL parser writes it) and port are this one.
     pub fn matches(&self, host: &str, port: u16) -> bool {
         self.port == port && self.host == normalize_host(host)

@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -29,14 +30,16 @@ use crate::notify::Notification;
 use crate::notify::model::{Audience, Status};
 use crate::notify::payload::PayloadTemplate;
 use crate::notify::segment::Filter;
-use crate::notify::template::EventProperties;
+use crate::notify::template::{Context, EventProperties};
+use crate::notify::variants::{self, Split};
+use crate::policy::gate::Pace;
 use crate::push::vapid::{DEFAULT_VALIDITY, VapidSubject};
 use crate::push::{
     PushOptions, PushSubscription, SubscriptionKeys, Topic, Ttl, Urgency, VapidHeaderCache,
     VapidKey,
 };
 use crate::store::{
-    BatchOutcome, ClaimedTask, Lane, Lease, Progress, Store, StoreError, Subscription,
+    BatchOutcome, ClaimedTask, Lane, Lease, Phase, Progress, Store, StoreError, Subscription,
     SubscriptionId, TaskStep, TaskTarget, now_ms,
 };
 
@@ -92,11 +95,14 @@ pub const HARD_STOP_SHARE: f64 = 0.8;
 /// entry can only serve a task claimed before its cancellation, until its next heartbeat.
 const PREPARED_CAPACITY: u64 = 10_000;
 const PREPARED_TTL: Duration = Duration::from_secs(60);
-/// Apps' VAPID signers kept, and for how long (a changed key is picked up after this).
+/// Apps' VAPID signers and receipt keys kept, and for how long (a changed key is picked up
+/// after this).
 const APPS_CAPACITY: u64 = 10_000;
 const APPS_TTL: Duration = Duration::from_secs(600);
 /// How long a hand-back at shutdown may take before the task is left to its lease.
 const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How soon a heartbeat that failed is tried again (doubling up to a third of the lease).
+const HEARTBEAT_RETRY: Duration = Duration::from_millis(100);
 
 /// Work shared by the lanes' workers.
 pub struct Engine {
@@ -107,7 +113,7 @@ pub struct Engine {
     config: EngineConfig,
     bulk: Sender,
     priority: Sender,
-    apps: moka::sync::Cache<String, Arc<VapidHeaderCache>>,
+    apps: moka::sync::Cache<String, Arc<AppKeys>>,
     notifications: moka::sync::Cache<String, Arc<Prepared>>,
     /// The apps' stale-expiry windows.
     expiry: lifecycle::Windows,
@@ -152,10 +158,37 @@ const QUEUE_DEPTH_INTERVAL: Duration = Duration::from_secs(1);
 /// A notification ready to send: parsed once per process, not once per message.
 struct Prepared {
     notification: Notification,
-    template: PayloadTemplate,
+    /// One payload per A/B variant, in their order (one without variants): each variant's
+    /// templates compiled once.
+    templates: Vec<PayloadTemplate>,
+    /// How the audience splits over the variants (`None` without variants).
+    split: Option<Split>,
+    /// The winner of its winner test, once this process has read or decided it (it never
+    /// changes after).
+    winner: std::sync::OnceLock<usize>,
     options: PushOptions,
     /// A triggered push's event properties, converted once for all its renderings.
     event: Option<EventProperties>,
+}
+
+/// Which payload each subscriber of one task gets: a pure function of the subscription id
+/// (`notify::variants::Split`), asked again when the outcomes are counted, without allocating.
+#[derive(Clone, Copy)]
+struct Choice<'a> {
+    split: Option<&'a Split>,
+    phase: Phase,
+    /// The decided winner, for a follow-up task (`Phase::Rest`).
+    winner: Option<usize>,
+}
+
+impl Choice<'_> {
+    /// The index of the subscriber's payload, or `None` when this task is not for it.
+    fn of(&self, subscription: SubscriptionId) -> Option<usize> {
+        match self.split {
+            None => Some(0),
+            Some(split) => split.pick(self.phase, self.winner, subscription),
+        }
+    }
 }
 
 enum TaskEnd {
@@ -186,6 +219,17 @@ struct Recorded {
     /// The batch's webhook events (`webhooks::events::of_batch`).
     webhook_events: Vec<crate::webhooks::OutboxEntry>,
     activity: BatchActivity,
+    /// The notification's series bucket the batch counts in (`notify::life::series_bucket`).
+    series_bucket_ms: u64,
+}
+
+impl Recorded {
+    /// Adds `n` to `counter` (nothing when `n` is 0: no counter of nothing).
+    fn count(&mut self, counter: &str, n: usize) {
+        if n > 0 {
+            *self.counts.entry(counter.to_owned()).or_default() += n as i64;
+        }
+    }
 }
 
 /// Stores a batch's counters and deletions with the checkpoint (or completion) that follows it,
@@ -212,6 +256,7 @@ async fn record(
         delivered_at: recorded.activity.at,
         stale: &recorded.activity.stale,
         step,
+        series_bucket_ms: recorded.series_bucket_ms,
     };
     match store.record_batch(claim, outcome).await {
         Err(StoreError::LeaseLost) => Ok(TaskEnd::Stopped),
@@ -485,7 +530,11 @@ impl Engine {
                 .await?;
             return Ok(TaskEnd::Done);
         }
-        let vapid = self.vapid(store, &claim.task.app_id).await?;
+        let vapid = self
+            .app_keys(store, &claim.task.app_id)
+            .await?
+            .vapid
+            .clone();
         let sender = match claim.task.lane {
             Lane::Priority => &self.priority,
             Lane::Bulk => &self.bulk,
@@ -494,16 +543,19 @@ impl Engine {
         match &claim.task.target {
             TaskTarget::Subscriptions(ids) => {
                 let subscriptions = store.get_subscriptions(&claim.task.app_id, ids).await?;
+                // Gone since they were planned (or deferred): a final outcome of their own.
+                let missing = ids.len().saturating_sub(subscriptions.len());
                 let sent = self.send_batch(
                     (store, claim, &progress),
                     (&prepared, &vapid, sender),
                     subscriptions,
                     turn,
                 );
-                let (counts, _) = match sent.await? {
+                let (mut counts, _) = match sent.await? {
                     Ok(sent) => sent,
                     Err(end) => return Ok(end),
                 };
+                counts.count("missing", missing);
                 self.record_retrying(store, claim, counts, TaskStep::Complete)
                     .await
             }
@@ -619,17 +671,25 @@ impl Engine {
     ) -> Result<Batched, StoreError> {
         let heartbeat = async {
             let every = self.config.lease / 3;
+            let mut wait = every;
             loop {
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(wait).await;
                 let beat = BatchOutcome::step(TaskStep::Checkpoint {
                     progress,
                     lease: self.config.lease,
                 });
                 match store.record_batch(claim, beat).await {
-                    Ok(()) => {}
+                    Ok(()) => wait = every,
                     Err(StoreError::LeaseLost) => return,
                     Err(error) => {
-                        tracing::warn!(task = %claim.task.id, %error, "cannot extend the task's lease; sending on")
+                        // One slow answer (a loaded Redis times out at 500 ms) must not cost
+                        // the lease: beat again soon, backing off to the usual third.
+                        tracing::warn!(task = %claim.task.id, %error, "cannot extend the task's lease; sending on");
+                        wait = if wait == every {
+                            HEARTBEAT_RETRY.min(every)
+                        } else {
+                            (wait * 2).min(every)
+                        };
                     }
                 }
             }
@@ -725,6 +785,7 @@ impl Engine {
         batch: &Batch,
     ) -> Result<Recorded, StoreError> {
         let notification = &prepared.notification;
+        let read = subscriptions.len();
         let targeted = match &notification.audience {
             Audience::Segment(filter) => {
                 self.filter(store, notification, filter, subscriptions)
@@ -732,12 +793,30 @@ impl Engine {
             }
             _ => subscriptions,
         };
+        let choice = self.choice(store, task.phase, prepared).await?;
+        let mut targeted = targeted;
+        if prepared.split.is_some() && task.phase != Phase::Whole {
+            // Each task of a winner test is for its part of the audience only.
+            targeted.retain(|subscription| choice.of(subscription.id).is_some());
+        }
         let window = self.expiry.of(store, &notification.app_id).await?;
+        let matched = targeted.len();
         let (targeted, activity) = BatchActivity::split(window, (now_ms() / 1000) as u32, targeted);
         let mut recorded = Recorded {
-            activity,
+            series_bucket_ms: crate::notify::life::series_bucket(notification.send_at_ms, now_ms()),
             ..Recorded::default()
         };
+        // Who the batch targets, each to end in one final outcome (`notify::life`): a
+        // broadcast's or a segment's subscribers as they are read (named recipients were
+        // counted when planned, a slice's by the task that deferred them, of which those that
+        // no longer match the segment end here).
+        if crate::policy::gate::is_slice(task) {
+            recorded.count("left_segment", read - matched);
+        } else if matches!(notification.audience, Audience::All | Audience::Segment(_)) {
+            recorded.count("targeted", matched);
+        }
+        recorded.count("skipped_stale", activity.stale.len());
+        recorded.activity = activity;
         let admitted = self
             .policy
             .admit(store, task, notification, targeted)
@@ -745,7 +824,10 @@ impl Engine {
         if !admitted.slices.is_empty() {
             store.enqueue_tasks(&admitted.slices).await?;
         }
-        recorded.counts.extend(admitted.counts);
+        // Added, not inserted: a batch deferred into several slices counts `deferred` once each.
+        for (counter, n) in admitted.counts {
+            *recorded.counts.entry(counter).or_default() += n;
+        }
         let targeted = admitted.send;
         if targeted.is_empty() {
             return Ok(recorded);
@@ -755,26 +837,44 @@ impl Engine {
                 (notification.send_at_ms + u64::from(notification.ttl) * 1000)
                     .saturating_sub(now_ms()),
             );
-        let (ready, mut outcomes) = self.personalise(store, prepared, targeted).await?;
-        let waited = self
+        let (ready, mut outcomes) = self.personalise(store, prepared, choice, targeted).await?;
+        let mut pace = self
             .policy
-            .throttle(store, notification, ready.len())
+            .pace(store, notification, ready.len(), batch.stop_token())
             .await?;
+        outcomes.extend(
+            self.send_all(
+                (prepared, vapid, sender),
+                expires_at,
+                ready,
+                batch,
+                pace.as_mut(),
+            )
+            .await,
+        );
+        let waited = pace.map_or(Duration::ZERO, |pace| pace.waited());
         if !waited.is_zero() {
             recorded
                 .counts
                 .insert("throttled_ms".to_owned(), waited.as_millis() as i64);
         }
-        outcomes.extend(
-            self.send_all(prepared, vapid, sender, expires_at, ready, batch)
-                .await,
-        );
+        // Counted when the batch's answers are in (its retries may take minutes).
+        recorded.series_bucket_ms =
+            crate::notify::life::series_bucket(notification.send_at_ms, now_ms());
 
         recorded.webhook_events = crate::webhooks::events::for_deliveries(notification, &outcomes);
         *recorded.counts.entry("sent".to_owned()).or_default() += outcomes.len() as i64;
+        let mut per_variant = [0i64; variants::MAX_VARIANTS];
         for (subscription, delivery) in outcomes {
             let key = match delivery {
                 Delivery::Delivered => {
+                    if prepared.split.is_some()
+                        && let Some(slot) = choice
+                            .of(subscription.id)
+                            .and_then(|i| per_variant.get_mut(i))
+                    {
+                        *slot += 1;
+                    }
                     recorded.activity.delivered(subscription);
                     "delivered".to_owned()
                 }
@@ -789,7 +889,75 @@ impl Engine {
             };
             *recorded.counts.entry(key).or_default() += 1;
         }
+        for (i, delivered) in per_variant.into_iter().enumerate() {
+            if delivered > 0 {
+                recorded
+                    .counts
+                    .insert(variants::counter(i, "delivered"), delivered);
+            }
+        }
         Ok(recorded)
+    }
+
+    /// How one task of `phase` picks each subscriber's payload; a follow-up of a winner test
+    /// first reads the decided winner, or decides it (see [`Engine::winner`]).
+    async fn choice<'p>(
+        &self,
+        store: &dyn Store,
+        phase: Phase,
+        prepared: &'p Prepared,
+    ) -> Result<Choice<'p>, StoreError> {
+        let winner = match (phase, &prepared.split) {
+            (Phase::Rest, Some(_)) => Some(self.winner(store, prepared).await?),
+            _ => None,
+        };
+        Ok(Choice {
+            split: prepared.split.as_ref(),
+            phase,
+            winner,
+        })
+    }
+
+    /// The winner of a notification's test: the one recorded in its counters, or, the first
+    /// time any instance asks (when the first follow-up task runs, after the test's time), the
+    /// best by the test's metric, recorded with `count_once` so that exactly one decision
+    /// counts however many instances race to it; a loser reads the recorded one.
+    async fn winner(&self, store: &dyn Store, prepared: &Prepared) -> Result<usize, StoreError> {
+        if let Some(winner) = prepared.winner.get() {
+            return Ok(*winner);
+        }
+        let notification = &prepared.notification;
+        let counters = store.counters(&notification.id).await?;
+        let winner = match variants::decided(&counters) {
+            Some(winner) => winner,
+            None => {
+                let metric = notification
+                    .winner
+                    .as_ref()
+                    .map_or(variants::Metric::Clicked, |test| test.metric);
+                let best = variants::best(notification.variants.len(), metric, &counters);
+                let name = variants::winner_counter(best);
+                let until = crate::notify::receipt::counted_until_ms(notification);
+                let first = store
+                    .count_once(&notification.id, variants::WINNER_MEMBER, &[&name], until)
+                    .await?;
+                if first {
+                    tracing::info!(notification = %notification.id, winner = best, "winner test decided");
+                    best
+                } else {
+                    variants::decided(&store.counters(&notification.id).await?).ok_or_else(
+                        || {
+                            StoreError::Corrupt(format!(
+                                "notification {}: a winner was counted but none is recorded",
+                                notification.id
+                            ))
+                        },
+                    )?
+                }
+            }
+        };
+        let winner = winner.min(prepared.templates.len().saturating_sub(1));
+        Ok(*prepared.winner.get_or_init(|| winner))
     }
 
     /// Each subscriber's payload: the notification's, with its id spliced in, or — when the
@@ -800,14 +968,20 @@ impl Engine {
         &self,
         store: &dyn Store,
         prepared: &Prepared,
+        choice: Choice<'_>,
         subscriptions: Vec<Subscription>,
     ) -> Result<(Vec<(Subscription, Vec<u8>)>, Vec<(Subscription, Delivery)>), StoreError> {
-        let template = &prepared.template;
-        if !template.uses_variables() {
+        let templates = &prepared.templates;
+        // Only subscribers the task is for reach here: `choice` names a payload for each.
+        let template_of = |subscription: &Subscription| {
+            let index = choice.of(subscription.id).unwrap_or(0);
+            templates.get(index).unwrap_or(&templates[0])
+        };
+        if !templates.iter().any(PayloadTemplate::uses_variables) {
             let ready = subscriptions
                 .into_iter()
                 .map(|subscription| {
-                    let payload = template.render(subscription.id);
+                    let payload = template_of(&subscription).render(subscription.id);
                     (subscription, payload)
                 })
                 .collect();
@@ -825,11 +999,18 @@ impl Engine {
             .into_iter()
             .map(|profile| (profile.external_id.clone(), profile))
             .collect();
-        let rendered = template.render_batch(&subscriptions, &profiles, prepared.event.as_ref());
         let mut ready = Vec::with_capacity(subscriptions.len());
         let mut failed = Vec::new();
-        for (subscription, payload) in subscriptions.into_iter().zip(rendered) {
-            match payload {
+        for subscription in subscriptions {
+            let profile = subscription
+                .external_id
+                .as_ref()
+                .and_then(|id| profiles.get(id));
+            let context = Context {
+                profile: profile.map(|p| &p.attributes),
+                event: prepared.event.as_ref(),
+            };
+            match template_of(&subscription).render_for(subscription.id, &context) {
                 Ok(payload) => ready.push((subscription, payload)),
                 Err(error) => failed.push((
                     subscription,
@@ -849,24 +1030,31 @@ impl Engine {
     ///
     /// A message waiting for its retry or for its origin's pause does not count as in flight:
     /// the rest of the batch keeps going meanwhile (at most the batch is waiting, which bounds
-    /// the memory). Once `batch` is stopping no message starts; those never started are given
-    /// up as [`Failure::Stopped`] (the batch is then sent again by the task's next holder).
+    /// the memory). Under a rate (`pace`), a message starts only on a token of the shared
+    /// bucket; tokens are asked for ahead while the others send, one grant ahead.
+    ///
+    /// Once `batch` is stopping no message starts; those never started are given up as
+    /// [`Failure::Stopped`] and the batch as interrupted (its task's next holder sends it
+    /// again). So are they when the store cannot grant the rate's tokens.
     async fn send_all(
         &self,
-        prepared: &Prepared,
-        vapid: &VapidHeaderCache,
-        sender: &Sender,
+        (prepared, vapid, sender): (&Prepared, &VapidHeaderCache, &Sender),
         expires_at: Instant,
         subscriptions: Vec<(Subscription, Vec<u8>)>,
         batch: &Batch,
+        mut pace: Option<&mut Pace<'_>>,
     ) -> Vec<(Subscription, Delivery)> {
         let window = self.config.concurrency.max(1);
         let run = (window / 4).max(1);
         let mut outcomes = Vec::with_capacity(subscriptions.len());
         let mut waiting = subscriptions.into_iter();
         let mut in_flight = FuturesUnordered::new();
+        // Messages that may start: all without a rate, else the tokens granted and not used.
+        let mut allowed = if pace.is_some() { 0 } else { usize::MAX };
         loop {
-            if batch.is_stopping() {
+            let granting = pace.is_some();
+            if waiting.len() > 0 && (batch.is_stopping() || (!granting && allowed == 0)) {
+                batch.give_up();
                 outcomes.extend(
                     waiting
                         .by_ref()
@@ -874,11 +1062,17 @@ impl Engine {
                 );
             }
             let sending = in_flight.len() - batch.parked().min(in_flight.len());
-            if sending + run <= window {
-                let room = window - sending;
+            // A whole run, or what the rate allows now (a slow rate never grants a run).
+            if sending + run.min(allowed) <= window && allowed > 0 {
+                let room = (window - sending).min(allowed);
                 // Whole multiples of the batch backend's lanes, so that no lane is wasted.
-                let room = room - room % sender.batch_lanes().min(room);
-                let mut run_of = Vec::with_capacity(room);
+                let room = if room == allowed {
+                    room
+                } else {
+                    room - room % sender.batch_lanes().min(room)
+                };
+                let before = waiting.len();
+                let mut run_of = Vec::with_capacity(room.min(before));
                 for (subscription, payload) in waiting.by_ref().take(room) {
                     let keys =
                         SubscriptionKeys::from_validated(subscription.p256dh, subscription.auth);
@@ -892,6 +1086,9 @@ impl Engine {
                             }
                         };
                     run_of.push((subscription, push_subscription, payload));
+                }
+                if allowed != usize::MAX {
+                    allowed -= before - waiting.len();
                 }
                 // The run's encryption is one batch (docs/BENCHMARKS.md, batched cryptography).
                 let sealing: Vec<_> = run_of.iter().map(|(_, s, p)| (s, p.as_slice())).collect();
@@ -914,31 +1111,54 @@ impl Engine {
                     }
                 }
             }
-            // The next answer, or room in the window: a message that began to wait while the
-            // others were polled leaves room for one more.
+            if waiting.len() == 0 && in_flight.is_empty() {
+                return outcomes;
+            }
+            // The next answer, a grant of tokens, or room in the window: a message that began
+            // to wait while the others were polled leaves room for one more.
             let parked_before = batch.parked();
-            let next = futures::future::poll_fn(|cx| {
+            // An answer, or `None`: room to start more.
+            let answer = futures::future::poll_fn(|cx| {
+                if let Some(granting) = pace.as_deref_mut().filter(|pace| allowed < pace.ahead()) {
+                    match granting.poll_grant(cx) {
+                        Poll::Ready(Some(Ok(granted))) => {
+                            allowed += granted as usize;
+                            return Poll::Ready(None);
+                        }
+                        Poll::Ready(Some(Err(error))) => {
+                            tracing::warn!(%error, "cannot take the rate's tokens; the batch is sent again later");
+                            pace = None;
+                            return Poll::Ready(None);
+                        }
+                        Poll::Ready(None) => {
+                            pace = None;
+                            return Poll::Ready(None);
+                        }
+                        Poll::Pending => {}
+                    }
+                }
+                if in_flight.is_empty() {
+                    // Nothing to answer: start more if tokens are left, else wait for a grant.
+                    return if allowed > 0 {
+                        Poll::Ready(None)
+                    } else {
+                        Poll::Pending
+                    };
+                }
                 let polled = in_flight.poll_next_unpin(cx);
-                if waiting.len() == 0 && !in_flight.is_empty() && batch.parked() >= in_flight.len()
-                {
+                if waiting.len() == 0 && batch.parked() >= in_flight.len() {
                     batch.idle();
                 }
                 match polled {
-                    std::task::Poll::Ready(outcome) => std::task::Poll::Ready(Some(outcome)),
-                    std::task::Poll::Pending
-                        if waiting.len() > 0 && batch.parked() > parked_before =>
-                    {
-                        std::task::Poll::Ready(None)
+                    Poll::Ready(Some(outcome)) => Poll::Ready(Some(outcome)),
+                    Poll::Pending if waiting.len() > 0 && batch.parked() > parked_before => {
+                        Poll::Ready(None)
                     }
-                    std::task::Poll::Pending => std::task::Poll::Pending,
+                    Poll::Ready(None) | Poll::Pending => Poll::Pending,
                 }
             })
             .await;
-            match next {
-                Some(Some(outcome)) => outcomes.push(outcome),
-                Some(None) if waiting.len() == 0 => return outcomes,
-                Some(None) | None => {}
-            }
+            outcomes.extend(answer);
         }
     }
 
@@ -993,8 +1213,20 @@ impl Engine {
                 .as_deref()
                 .and_then(|t| t.parse::<Topic>().ok()),
         };
+        // The app's receipt secret signs each payload's token.
+        let key = self
+            .app_keys(store, &notification.app_id)
+            .await?
+            .receipt
+            .clone();
+        let split = (!notification.variants.is_empty()).then(|| {
+            let weights: Vec<u32> = notification.variants.iter().map(|v| v.weight).collect();
+            Split::new(&notification.id, &weights, notification.winner.as_ref())
+        });
         let prepared = Arc::new(Prepared {
-            template: PayloadTemplate::new(&notification),
+            templates: PayloadTemplate::all(&notification, key),
+            split,
+            winner: std::sync::OnceLock::new(),
             event: notification.event.as_ref().map(EventProperties::new),
             notification,
             options,
@@ -1007,13 +1239,10 @@ impl Engine {
         Ok(Some(prepared))
     }
 
-    async fn vapid(
-        &self,
-        store: &dyn Store,
-        app_id: &str,
-    ) -> Result<Arc<VapidHeaderCache>, StoreError> {
-        if let Some(vapid) = self.apps.get(app_id) {
-            return Ok(vapid);
+    /// The app's VAPID signer and receipt key, read from the store once per [`APPS_TTL`].
+    async fn app_keys(&self, store: &dyn Store, app_id: &str) -> Result<Arc<AppKeys>, StoreError> {
+        if let Some(keys) = self.apps.get(app_id) {
+            return Ok(keys);
         }
         let app = store
             .get_app(app_id)
@@ -1025,7 +1254,17 @@ impl Engine {
             VapidHeaderCache::new(key, self.config.vapid_subject.clone(), DEFAULT_VALIDITY)
                 .map_err(|e| StoreError::Invalid(e.to_string()))?,
         );
-        self.apps.insert(app_id.to_owned(), vapid.clone());
-        Ok(vapid)
+        let keys = Arc::new(AppKeys {
+            vapid,
+            receipt: crate::notify::receipt::ReceiptKey::new(&app.receipt_secret),
+        });
+        self.apps.insert(app_id.to_owned(), keys.clone());
+        Ok(keys)
     }
+}
+
+/// What the engine keeps of an app: it signs every push request and every receipt token.
+struct AppKeys {
+    vapid: Arc<VapidHeaderCache>,
+    receipt: crate::notify::receipt::ReceiptKey,
 }

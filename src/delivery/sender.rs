@@ -145,6 +145,16 @@ impl Batch {
         self.interrupted.load(Ordering::Relaxed)
     }
 
+    /// What ends the batch's waits (for a wait outside the sender: the policy's throttle).
+    pub fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    /// The batch gave up before sending (a wait ended by the stop): it did not finish.
+    pub fn give_up(&self) {
+        self.interrupted.store(true, Ordering::Relaxed);
+    }
+
     /// Ends every wait of the batch now.
     pub fn stop(&self) {
         self.stop.cancel();
@@ -373,7 +383,7 @@ impl Sender {
     }
 
     fn stopped(&self, service: &'static str, batch: &Batch) -> Delivery {
-        batch.interrupted.store(true, Ordering::Relaxed);
+        batch.give_up();
         self.finish(service, Delivery::Failed(Failure::Stopped))
     }
 

@@ -81,6 +81,7 @@ mod tests {
             lane,
             target: TaskTarget::Shard(0),
             not_before_ms: 0,
+            phase: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::payload;
 use super::segment::Filter;
+use super::variants::{self, Variant, Winner};
 use crate::push::{Topic, Ttl, Urgency};
 use crate::store::SubscriptionId;
 
@@ -97,7 +98,7 @@ pub struct Action {
     pub title: String,
     /// Opened on click; defaults to the notification's `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
+    #[schema(max_length = 2048)]
     pub url: Option<String>,
 }
 
@@ -112,17 +113,17 @@ pub struct Content {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
+    #[schema(max_length = 2048)]
     pub icon: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
+    #[schema(max_length = 2048)]
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
+    #[schema(max_length = 2048)]
     pub badge: Option<String>,
     /// Opened when the notification is clicked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 2048, pattern = "^https?://[^/?#\\s]+")]
+    #[schema(max_length = 2048)]
     pub url: Option<String>,
     /// At most 2.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -144,7 +145,18 @@ pub struct Content {
 #[serde(deny_unknown_fields)]
 pub struct NotificationRequest {
     pub audience: Audience,
-    pub content: Content,
+    /// What the notification shows; required unless `variants` is given (then absent).
+    #[serde(default)]
+    pub content: Option<Content>,
+    /// A/B variants instead of `content`: 2 to 5, each subscriber getting one, split by a hash
+    /// of the subscription and notification ids in proportion to the weights.
+    #[serde(default)]
+    #[schema(min_items = 2, max_items = 5)]
+    pub variants: Option<Vec<Variant>>,
+    /// With `variants`: test first on a fraction of the audience, then send the best variant
+    /// to everyone else.
+    #[serde(default)]
+    pub winner: Option<Winner>,
     /// Seconds the push service keeps the message for an offline browser (default 4 weeks).
     #[serde(default)]
     #[schema(minimum = 0, maximum = 2419200)]
@@ -185,12 +197,17 @@ pub struct NotificationRequest {
     pub event: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Where a notification is in its life.
+/// Where a notification is in its life (`super::life`): `queued → sending → completed |
+/// cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Queued,
     Cancelled,
+    /// Its first task was claimed.
+    Sending,
+    /// Every task was counted through its end: the counters are final.
+    Completed,
 }
 
 /// A notification as stored.
@@ -199,7 +216,14 @@ pub struct Notification {
     pub id: String,
     pub app_id: String,
     pub audience: Audience,
+    /// With variants: the first variant's (what lists show).
     pub content: Content,
+    /// A/B variants (`notify::variants`); empty for a notification of one content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<Variant>,
+    /// The winner test of the variants, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winner: Option<Winner>,
     pub ttl: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub urgency: Option<String>,
@@ -209,6 +233,10 @@ pub struct Notification {
     pub send_at_ms: u64,
     pub created_at_ms: u64,
     pub status: Status,
+    /// When it started sending, completed or was cancelled (kept by the store apart from the
+    /// document, and filled in when it is read).
+    #[serde(default, flatten)]
+    pub life: super::life::Life,
     /// Category, local time and rate (`crate::policy`).
     #[serde(default, flatten)]
     pub policy: crate::policy::model::Options,
@@ -218,27 +246,96 @@ pub struct Notification {
 }
 
 /// `value` is `min` to `max` bytes long.
-fn check_length(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldError> {
-    if (min..=max).contains(&value.len()) {
+/// The one length rule for text from outside: `min` to `max` characters (Unicode scalar
+/// values), as the OpenAPI document's `minLength`/`maxLength` count them, so the schema and
+/// the server agree on every string.
+pub fn check_length(field: &str, value: &str, min: usize, max: usize) -> Result<(), FieldError> {
+    if (min..=max).contains(&value.chars().count()) {
         Ok(())
     } else {
         Err(FieldError::new(
             field,
-            format!("must be {min} to {max} bytes"),
+            format!("must be {min} to {max} characters"),
         ))
     }
+}
+
+/// What a content URL (`url`, `icon`, `image`, `badge`, an action's `url`) must be, for the
+/// server and the OpenAPI document alike (one pattern, so that what the document allows the
+/// server takes): an absolute `http(s)://` URL whose host is an ASCII name whose last label
+/// starts with a letter (an internationalised name in its `xn--` form) or a dotted IPv4
+/// address, with an optional port up to 65535, no user name, and no space or control
+/// character. Only ASCII is checked by hand; the rest of the URL is the WHATWG parser's (the
+/// `url` crate, as browsers read it), which percent-encodes what needs it.
+pub const CONTENT_URL_PATTERN: &str = concat!(
+    r"^https?://",
+    r"(?:(?:[A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*\.?",
+    r"|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))",
+    r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?",
+    r"(?:[/?#][^\x00-\x20\x7F]*)?$",
+);
+
+fn content_url() -> &'static regex::Regex {
+    static PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(CONTENT_URL_PATTERN).expect("CONTENT_URL_PATTERN is a valid regex")
+    });
+    &PATTERN
 }
 
 fn check_url(field: &str, url: &Option<String>) -> Result<(), FieldError> {
     if let Some(url) = url {
         check_length(field, url, 1, MAX_URL_LEN)?;
-        let parsed = url::Url::parse(url).map_err(|e| {
+        if !content_url().is_match(url) {
+            return Err(FieldError::new(
+                field,
+                "must be an absolute http(s) URL with an ASCII host name or IPv4 address (an internationalised name in its xn-- form), no user name and no spaces, e.g. https://shop.example/sale",
+            ));
+        }
+        url::Url::parse(url).map_err(|e| {
             FieldError::new(field, format!("not an absolute URL ({e}): use https://…"))
         })?;
-        if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(FieldError::new(field, "must be an http(s) URL"));
-        }
     }
+    Ok(())
+}
+
+/// The one rule of a notification's content (its own, or each variant's): a title, http(s)
+/// URLs, at most 2 actions with their ids and titles, templates that compile. Fields are named
+/// `content.…`; a variant's errors are named under it (`variants[1].content.title`). Whether
+/// the payload fits a push message is checked with the whole notification (`check_fits`).
+pub fn check_content(content: &Content) -> Result<(), FieldError> {
+    if content.title.trim().is_empty() {
+        return Err(FieldError::new("content.title", "must not be empty"));
+    }
+    for (field, url) in [
+        ("content.icon", &content.icon),
+        ("content.image", &content.image),
+        ("content.badge", &content.badge),
+        ("content.url", &content.url),
+    ] {
+        check_url(field, url)?;
+    }
+    if content.actions.len() > 2 {
+        return Err(FieldError::new(
+            "content.actions",
+            "at most 2 actions: browsers show no more",
+        ));
+    }
+    for (i, action) in content.actions.iter().enumerate() {
+        check_length(
+            &format!("content.actions[{i}].action"),
+            &action.action,
+            1,
+            MAX_ID_LEN,
+        )?;
+        check_length(
+            &format!("content.actions[{i}].title"),
+            &action.title,
+            1,
+            MAX_ID_LEN,
+        )?;
+        check_url(&format!("content.actions[{i}].url"), &action.url)?;
+    }
+    super::template::ContentTemplate::compile(content)?;
     Ok(())
 }
 
@@ -250,38 +347,28 @@ impl NotificationRequest {
         app_id: String,
         now_ms: u64,
     ) -> Result<Notification, FieldError> {
-        let content = self.content;
-        if content.title.trim().is_empty() {
-            return Err(FieldError::new("content.title", "must not be empty"));
-        }
-        for (field, url) in [
-            ("content.icon", &content.icon),
-            ("content.image", &content.image),
-            ("content.badge", &content.badge),
-            ("content.url", &content.url),
-        ] {
-            check_url(field, url)?;
-        }
-        if content.actions.len() > 2 {
+        let (content, variants) = match (self.content, self.variants) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new(
+                    "variants",
+                    "give content or variants, not both",
+                ));
+            }
+            (None, None) => return Err(FieldError::new("content", "`content` is required")),
+            (Some(content), None) => {
+                check_content(&content)?;
+                (content, Vec::new())
+            }
+            (None, Some(variants)) => {
+                variants::validate(&variants, self.winner.as_ref(), check_content)?;
+                (variants[0].content.clone(), variants)
+            }
+        };
+        if self.winner.is_some() && variants.is_empty() {
             return Err(FieldError::new(
-                "content.actions",
-                "at most 2 actions: browsers show no more",
+                "winner",
+                "a winner test needs `variants` to choose from",
             ));
-        }
-        for (i, action) in content.actions.iter().enumerate() {
-            check_length(
-                &format!("content.actions[{i}].action"),
-                &action.action,
-                1,
-                MAX_ID_LEN,
-            )?;
-            check_length(
-                &format!("content.actions[{i}].title"),
-                &action.title,
-                1,
-                MAX_ID_LEN,
-            )?;
-            check_url(&format!("content.actions[{i}].url"), &action.url)?;
         }
         let ttl = match self.ttl {
             Some(seconds) => {
@@ -320,6 +407,12 @@ impl NotificationRequest {
             self.send_at_local.as_deref(),
             self.max_per_minute,
         )?;
+        if self.winner.is_some() && policy.send_at_local.is_some() {
+            return Err(FieldError::new(
+                "winner",
+                "a winner test cannot be combined with send_at_local (the test must end before the rest is due)",
+            ));
+        }
         if self.send_at.is_some() && policy.send_at_local.is_some() {
             return Err(FieldError::new(
                 "send_at_local",
@@ -335,17 +428,22 @@ impl NotificationRequest {
             app_id,
             audience: self.audience,
             content,
+            variants,
+            winner: self.winner,
             ttl: ttl.as_secs(),
             urgency: self.urgency,
             topic: self.topic,
             send_at_ms,
             created_at_ms: now_ms,
             status: Status::Queued,
+            life: Default::default(),
             policy,
             event: self.event,
         };
-        super::template::ContentTemplate::compile(&notification.content)?;
-        payload::check_fits(&notification).map_err(|m| FieldError::new("content", m))?;
+        payload::check_fits(&notification).map_err(|(variant, m)| match variant {
+            Some(i) => FieldError::new(format!("variants[{i}].content"), m),
+            None => FieldError::new("content", m),
+        })?;
         Ok(notification)
     }
 }
@@ -460,5 +558,53 @@ mod tests {
             ),
             "content.actions"
         );
+    }
+
+    /// The content-URL pattern takes the URLs sites use and refuses what browsers would not
+    /// open or a person did not mean; everything it takes the WHATWG parser takes too.
+    #[test]
+    fn content_urls_are_the_pattern_and_the_parser_agrees() {
+        let check = |url: &str| check_url("content.url", &Some(url.to_owned()));
+        for good in [
+            "https://shop.example/sale?utm=push#top",
+            "http://127.0.0.1:8080/",
+            "https://localhost",
+            "https://xn--mnchen-3ya.de/bilder/ä.png",
+            "https://cdn.shop.example.:443/a",
+            "https://a-b.c0.example/%zz\\back",
+        ] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "https://münchen.de/",
+            "ftp://shop.example/",
+            "https://user@shop.example/",
+            "https://shop.example/a b",
+            "https://shop.example:65536/",
+            "https://shop.example:/",
+            "https://999.1.1.1/",
+            "https://a.1/",
+            "https://[::1]/",
+            "http://\u{10}",
+            " https://shop.example/",
+            "//shop.example/",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever matches the pattern (drawn from the pattern itself) the parser reads as an
+        /// absolute http(s) URL: no request the OpenAPI document allows is refused later.
+        #[test]
+        fn what_the_pattern_takes_the_parser_takes(
+            url in proptest::string::string_regex(
+                CONTENT_URL_PATTERN.trim_start_matches('^').trim_end_matches('$')
+            ).expect("a pattern proptest can draw from")
+        ) {
+            let parsed = url::Url::parse(&url);
+            proptest::prop_assert!(parsed.is_ok(), "{url}: {parsed:?}");
+            proptest::prop_assert!(matches!(parsed.unwrap().scheme(), "http" | "https"));
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! The payload each subscriber receives: a Declarative Web Push message (Safari 18.4+ shows it
 //! without running the service worker; `sw/` handles it everywhere else) plus the ids the
-//! service worker reports back (`aviso.n`, `aviso.s`). Contract: docs/PUBLIC-API.md.
+//! service worker reports back (`aviso.n`, `aviso.s`) with the receipt token that proves them
+//! (`aviso.t`, `notify/receipt.rs`). Contract: docs/PUBLIC-API.md.
 //!
 //! The JSON is serialized once per notification into a [`PayloadTemplate`]; a subscriber's
-//! payload is the template with its id spliced in, so a broadcast does no JSON work per message.
+//! payload is the template with its id and token spliced in, so a broadcast does no JSON work per message.
 //! When the content has variables (`src/notify/template.rs`), the JSON is still serialized once,
 //! with a hole for each templated field: a subscriber's payload is the skeleton with the fields
 //! rendered from its profile (each escaped as a JSON string) and its id spliced in.
@@ -13,12 +14,15 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::model::{Content, Notification};
+use super::receipt::{ReceiptKey, TOKEN_LEN};
 use super::template::{ContentTemplate, Context, EventProperties, RenderError};
 use crate::push::MAX_PLAINTEXT_LEN;
 use crate::store::{Profile, Subscription, SubscriptionId};
 
 /// Stands in for the subscription id while serializing; never valid JSON text otherwise.
 const PLACEHOLDER: &str = "\u{0}aviso-subscription\u{0}";
+/// Stands in for the receipt token while serializing.
+const TOKEN_PLACEHOLDER: &str = "\u{0}aviso-token\u{0}";
 /// Stands in for the `i`-th templated field (followed by `i` and another NUL).
 const FIELD_MARK: &str = "\u{0}aviso-field-";
 /// Length of a subscription id as text (16 hex digits).
@@ -28,9 +32,15 @@ const ID_LEN: usize = 16;
 /// templated field).
 #[derive(Debug)]
 pub struct PayloadTemplate {
+    /// The document around its two holes: `before ID middle TOKEN after`.
     before: Vec<u8>,
+    middle: Vec<u8>,
     after: Vec<u8>,
     personal: Option<Personal>,
+    notification_id: String,
+    /// The A/B variant whose content this is (`aviso.v`, covered by the token).
+    variant: Option<usize>,
+    key: ReceiptKey,
 }
 
 /// The payload of a notification with variables.
@@ -45,12 +55,13 @@ struct Personal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hole {
     Subscription,
+    Token,
     /// The `i`-th rendered template field, written as a whole JSON string.
     Field(usize),
 }
 
-/// The Declarative Web Push document of a notification with this content.
-fn document(notification: &Notification, content: &Content) -> String {
+/// The Declarative Web Push document of a notification with this content (of this variant).
+fn document(notification: &Notification, content: &Content, variant: Option<usize>) -> String {
     let navigate = content.url.clone().unwrap_or_else(|| "/".to_owned());
     let mut shown = Map::new();
     shown.insert("title".into(), json!(content.title));
@@ -81,10 +92,14 @@ fn document(notification: &Notification, content: &Content) -> String {
     if let Some(data) = &content.data {
         shown.insert("data".into(), data.clone());
     }
+    let mut aviso = json!({"n": notification.id, "s": PLACEHOLDER, "t": TOKEN_PLACEHOLDER});
+    if let Some(variant) = variant {
+        aviso["v"] = json!(variant);
+    }
     json!({
         "web_push": 8030,
         "notification": shown,
-        "aviso": {"n": notification.id, "s": PLACEHOLDER},
+        "aviso": aviso,
     })
     .to_string()
 }
@@ -98,29 +113,37 @@ fn escaped(placeholder: &str) -> String {
 /// Cuts a skeleton's JSON text at its holes.
 fn cut(text: &str) -> (Vec<Vec<u8>>, Vec<Hole>) {
     let id = escaped(PLACEHOLDER);
+    let token = escaped(TOKEN_PLACEHOLDER);
     let field = escaped(FIELD_MARK);
     let nul = escaped("\u{0}");
     let (mut pieces, mut holes) = (Vec::new(), Vec::new());
     let mut rest = text;
     loop {
-        let next_id = rest.find(&id);
-        let next_field = rest.find(&field);
-        match (next_id, next_field) {
-            (Some(at), f) if f.is_none_or(|f| at < f) => {
+        // The nearest hole, and the length of its placeholder.
+        let next = [
+            (rest.find(&id), Hole::Subscription, id.len()),
+            (rest.find(&token), Hole::Token, token.len()),
+            (rest.find(&field), Hole::Field(0), field.len()),
+        ]
+        .into_iter()
+        .filter_map(|(at, hole, len)| at.map(|at| (at, hole, len)))
+        .min_by_key(|(at, _, _)| *at);
+        match next {
+            Some((at, hole @ (Hole::Subscription | Hole::Token), len)) => {
                 pieces.push(rest.as_bytes()[..at].to_vec());
-                holes.push(Hole::Subscription);
-                rest = &rest[at + id.len()..];
+                holes.push(hole);
+                rest = &rest[at + len..];
             }
-            (_, Some(at)) => {
+            Some((at, Hole::Field(_), len)) => {
                 // `"<mark>i<nul>"`: the hole takes the quotes, the rendered text brings its own.
-                let digits = &rest[at + field.len()..];
+                let digits = &rest[at + len..];
                 let end = digits.find(&nul).unwrap_or(digits.len());
                 let index = digits[..end].parse().unwrap_or(usize::MAX);
                 pieces.push(rest.as_bytes()[..at.saturating_sub(1)].to_vec());
                 holes.push(Hole::Field(index));
                 rest = digits.get(end + nul.len() + 1..).unwrap_or("");
             }
-            _ => {
+            None => {
                 pieces.push(rest.as_bytes().to_vec());
                 return (pieces, holes);
             }
@@ -129,25 +152,66 @@ fn cut(text: &str) -> (Vec<Vec<u8>>, Vec<Hole>) {
 }
 
 impl PayloadTemplate {
-    /// The notification's payload; a content whose templates do not compile (a notification
-    /// stored before it was validated) is sent as written.
-    pub fn new(notification: &Notification) -> Self {
-        Self::try_new(notification).unwrap_or_else(|error| {
+    /// The notification's payload, its receipt tokens made with `key` (the app's); a content
+    /// whose templates do not compile (a notification stored before it was validated) is sent
+    /// as written. A notification with variants: its first variant's (see
+    /// [`PayloadTemplate::all`]).
+    pub fn new(notification: &Notification, key: ReceiptKey) -> Self {
+        match notification.variants.first() {
+            Some(first) => Self::compiled_or_literal(notification, &first.content, Some(0), key),
+            None => Self::compiled_or_literal(notification, &notification.content, None, key),
+        }
+    }
+
+    /// One payload per variant, in their order (one for a notification without variants):
+    /// each variant's templates compiled once.
+    pub fn all(notification: &Notification, key: ReceiptKey) -> Vec<Self> {
+        if notification.variants.is_empty() {
+            return vec![Self::new(notification, key)];
+        }
+        notification
+            .variants
+            .iter()
+            .enumerate()
+            .map(|(i, variant)| {
+                Self::compiled_or_literal(notification, &variant.content, Some(i), key.clone())
+            })
+            .collect()
+    }
+
+    fn compiled_or_literal(
+        notification: &Notification,
+        content: &Content,
+        variant: Option<usize>,
+        key: ReceiptKey,
+    ) -> Self {
+        Self::compile(notification, content, variant, key.clone()).unwrap_or_else(|error| {
             tracing::warn!(notification = %notification.id, %error, "template does not compile; sending it as written");
-            Self::literal(notification)
+            Self::literal(notification, content, variant, key)
         })
     }
 
     /// The notification's payload, its templates compiled once.
-    pub fn try_new(notification: &Notification) -> Result<Self, super::model::FieldError> {
-        let compiled = ContentTemplate::compile(&notification.content)?;
+    pub fn try_new(
+        notification: &Notification,
+        key: ReceiptKey,
+    ) -> Result<Self, super::model::FieldError> {
+        Self::compile(notification, &notification.content, None, key)
+    }
+
+    fn compile(
+        notification: &Notification,
+        content: &Content,
+        variant: Option<usize>,
+        key: ReceiptKey,
+    ) -> Result<Self, super::model::FieldError> {
+        let compiled = ContentTemplate::compile(content)?;
         if !compiled.uses_variables() {
-            return Ok(Self::literal(notification));
+            return Ok(Self::literal(notification, content, variant, key));
         }
-        let skeleton =
-            compiled.with_holes(&notification.content, |i| format!("{FIELD_MARK}{i}\u{0}"));
-        let (pieces, holes) = cut(&document(notification, &skeleton));
-        let literal = Self::literal(notification);
+        let skeleton = compiled.with_holes(content, |i| format!("{FIELD_MARK}{i}\u{0}"));
+        let (pieces, holes) = cut(&document(notification, &skeleton, variant));
+        let literal = Self::literal(notification, content, variant, key);
         Ok(Self {
             personal: Some(Personal {
                 content: compiled,
@@ -158,16 +222,40 @@ impl PayloadTemplate {
         })
     }
 
-    /// Today's path: serialized once, the id spliced in per message.
-    fn literal(notification: &Notification) -> Self {
-        let text = document(notification, &notification.content);
-        let escaped = escaped(PLACEHOLDER);
-        let (before, after) = text.split_once(&escaped).unwrap_or((&text, ""));
+    /// Today's path: serialized once, the id and token spliced in per message.
+    fn literal(
+        notification: &Notification,
+        content: &Content,
+        variant: Option<usize>,
+        key: ReceiptKey,
+    ) -> Self {
+        let text = document(notification, content, variant);
+        let (before, rest) = text
+            .split_once(&escaped(PLACEHOLDER))
+            .unwrap_or((&text, ""));
+        let (middle, after) = rest
+            .split_once(&escaped(TOKEN_PLACEHOLDER))
+            .unwrap_or((rest, ""));
         Self {
             before: before.as_bytes().to_vec(),
+            middle: middle.as_bytes().to_vec(),
             after: after.as_bytes().to_vec(),
             personal: None,
+            notification_id: notification.id.clone(),
+            variant,
+            key,
         }
+    }
+
+    /// The A/B variant this payload is of (`None` without variants).
+    pub fn variant(&self) -> Option<usize> {
+        self.variant
+    }
+
+    /// The receipt token of one subscriber's payload.
+    fn token(&self, subscription: SubscriptionId) -> String {
+        self.key
+            .token_for(&self.notification_id, subscription, self.variant)
     }
 
     /// Whether payloads differ per subscriber (then use [`PayloadTemplate::render_batch`]
@@ -188,11 +276,13 @@ impl PayloadTemplate {
         self.splice(subscription)
     }
 
-    /// Today's path: the serialized document with the id spliced in.
+    /// Today's path: the serialized document with the id and token spliced in.
     fn splice(&self, subscription: SubscriptionId) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.before.len() + ID_LEN + self.after.len());
+        let mut out = Vec::with_capacity(self.len());
         out.extend_from_slice(&self.before);
         out.extend_from_slice(subscription.to_string().as_bytes());
+        out.extend_from_slice(&self.middle);
+        out.extend_from_slice(self.token(subscription).as_bytes());
         out.extend_from_slice(&self.after);
         out
     }
@@ -209,13 +299,15 @@ impl PayloadTemplate {
         let fields = personal.content.render_templates(context)?;
         let guess = personal.pieces.iter().map(Vec::len).sum::<usize>()
             + fields.iter().map(|f| f.len() + 2).sum::<usize>()
-            + ID_LEN;
+            + ID_LEN
+            + TOKEN_LEN;
         let mut out = Vec::with_capacity(guess + guess / 8);
         let id = subscription.to_string();
         for (piece, hole) in personal.pieces.iter().zip(&personal.holes) {
             out.extend_from_slice(piece);
             match hole {
                 Hole::Subscription => out.extend_from_slice(id.as_bytes()),
+                Hole::Token => out.extend_from_slice(self.token(subscription).as_bytes()),
                 Hole::Field(i) => {
                     let text = fields.get(*i).map_or("", String::as_str);
                     serde_json::to_writer(&mut out, text)
@@ -266,8 +358,10 @@ impl PayloadTemplate {
     /// fields, which each subscriber's rendering adds to).
     pub fn len(&self) -> usize {
         match &self.personal {
-            None => self.before.len() + ID_LEN + self.after.len(),
-            Some(personal) => personal.pieces.iter().map(Vec::len).sum::<usize>() + ID_LEN,
+            None => self.before.len() + ID_LEN + self.middle.len() + TOKEN_LEN + self.after.len(),
+            Some(personal) => {
+                personal.pieces.iter().map(Vec::len).sum::<usize>() + ID_LEN + TOKEN_LEN
+            }
         }
     }
 
@@ -276,20 +370,38 @@ impl PayloadTemplate {
     }
 }
 
-/// Checks that the encoded payload fits a Web Push message (with variables: as rendered
-/// without a profile, each variable its default); the error says by how much it does not.
-pub fn check_fits(notification: &Notification) -> Result<(), String> {
-    let template = PayloadTemplate::try_new(notification).map_err(|e| e.to_string())?;
-    let size = match template.render_for(SubscriptionId(0), &Context::default()) {
-        Ok(payload) => payload.len(),
-        Err(RenderError::TooLarge { size: Some(size) }) => size,
-        Err(error) => return Err(error.to_string()),
+/// Checks that the encoded payload fits a Web Push message (with variants: each variant's;
+/// with templates: as rendered without a profile, each variable its default); the error names
+/// the variant (`None` without variants) and says by how much it does not fit.
+pub fn check_fits(notification: &Notification) -> Result<(), (Option<usize>, String)> {
+    // Any key: every token has the same length.
+    let key = ReceiptKey::new(&[0; 32]);
+    let contents: Vec<(Option<usize>, &Content)> = match notification.variants.is_empty() {
+        true => vec![(None, &notification.content)],
+        false => notification
+            .variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (Some(i), &v.content))
+            .collect(),
     };
-    if size > MAX_PLAINTEXT_LEN {
-        return Err(format!(
-            "the encoded notification is {size} bytes; Web Push allows {MAX_PLAINTEXT_LEN}: shorten the body, data or URLs by {} bytes",
-            size - MAX_PLAINTEXT_LEN
-        ));
+    for (variant, content) in contents {
+        let template = PayloadTemplate::compile(notification, content, variant, key.clone())
+            .map_err(|e| (variant, e.to_string()))?;
+        let size = match template.render_for(SubscriptionId(0), &Context::default()) {
+            Ok(payload) => payload.len(),
+            Err(RenderError::TooLarge { size: Some(size) }) => size,
+            Err(error) => return Err((variant, error.to_string())),
+        };
+        if size > MAX_PLAINTEXT_LEN {
+            return Err((
+                variant,
+                format!(
+                    "the encoded notification is {size} bytes; Web Push allows {MAX_PLAINTEXT_LEN}: shorten the body, data or URLs by {} bytes",
+                    size - MAX_PLAINTEXT_LEN
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -297,6 +409,10 @@ pub fn check_fits(notification: &Notification) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key() -> ReceiptKey {
+        ReceiptKey::new(&[9; 32])
+    }
     use crate::notify::model::{Audience, Status};
     use crate::store::AttributeValue;
     use proptest::prelude::*;
@@ -311,7 +427,7 @@ mod tests {
             "tag": "cart",
             "data": {"sku": 1},
         }));
-        let template = PayloadTemplate::new(&notification);
+        let template = PayloadTemplate::new(&notification, key());
         let payload = template.render(SubscriptionId(0xabc));
         assert_eq!(payload.len(), template.len());
         let parsed: Value = serde_json::from_slice(&payload).unwrap();
@@ -328,9 +444,40 @@ mod tests {
         assert_eq!(parsed["notification"]["data"]["sku"], 1);
         assert_eq!(
             parsed["aviso"],
-            json!({"n": "n42", "s": "0000000000000abc"})
+            json!({"n": "n42", "s": "0000000000000abc", "t": key().token("n42", SubscriptionId(0xabc))})
         );
         assert!(check_fits(&notification).is_ok());
+    }
+
+    #[test]
+    fn each_variant_has_its_payload_and_a_token_over_its_index() {
+        let mut notification = notification_with(json!({"title": "A"}));
+        notification.variants = serde_json::from_value(json!([
+            {"weight": 1, "content": {"title": "A"}},
+            {"weight": 2, "content": {"title": "Hi {{ profile.name | default: \"B\" }}"}},
+        ]))
+        .unwrap();
+        let templates = PayloadTemplate::all(&notification, key());
+        assert_eq!(templates.len(), 2);
+        assert!(!templates[0].uses_variables() && templates[1].uses_variables());
+        let id = SubscriptionId(0xab);
+        for (i, (template, title)) in templates.iter().zip(["A", "Hi B"]).enumerate() {
+            assert_eq!(template.variant(), Some(i));
+            let parsed: Value = serde_json::from_slice(&template.render(id)).unwrap();
+            assert_eq!(parsed["notification"]["title"], title);
+            assert_eq!(parsed["aviso"]["v"], i);
+            let token = parsed["aviso"]["t"].as_str().unwrap();
+            assert!(key().verify_for("n42", id, Some(i), token));
+            assert!(!key().verify("n42", id, token));
+        }
+        assert!(check_fits(&notification).is_ok());
+        // Without variants: no `v`, and the token of today.
+        let plain: Value = serde_json::from_slice(
+            &PayloadTemplate::new(&notification_with(json!({"title": "A"})), key()).render(id),
+        )
+        .unwrap();
+        assert!(plain["aviso"].get("v").is_none());
+        assert_eq!(plain["aviso"]["t"], key().token("n42", id));
     }
 
     fn notification_with(content: serde_json::Value) -> Notification {
@@ -339,12 +486,15 @@ mod tests {
             app_id: "a".into(),
             audience: Audience::All,
             content: serde_json::from_value(content).unwrap(),
+            variants: Vec::new(),
+            winner: None,
             ttl: 60,
             urgency: None,
             topic: None,
             send_at_ms: 0,
             created_at_ms: 0,
             status: Status::Queued,
+            life: Default::default(),
             policy: Default::default(),
             event: None,
         }
@@ -379,7 +529,7 @@ mod tests {
     fn template_free_notification_keeps_the_spliced_path() {
         let notification =
             notification_with(json!({"title": "Sale", "body": "50% off {not a template}"}));
-        let template = PayloadTemplate::new(&notification);
+        let template = PayloadTemplate::new(&notification, key());
         assert!(!template.uses_variables());
         let id = SubscriptionId(0xfeed);
         assert_eq!(
@@ -400,7 +550,7 @@ mod tests {
             "actions": [{"action": "open", "title": "Open {{ profile.first_name }}"}],
             "data": {"k": 1},
         }));
-        let template = PayloadTemplate::new(&notification);
+        let template = PayloadTemplate::new(&notification, key());
         assert!(template.uses_variables());
         let profiles: HashMap<String, Profile> = [
             profile(
@@ -443,7 +593,7 @@ mod tests {
         assert_eq!(ana["data"], json!({"k": 1}));
         assert_eq!(
             parsed[0]["aviso"],
-            json!({"n": "n42", "s": "0000000000000001"})
+            json!({"n": "n42", "s": "0000000000000001", "t": key().token("n42", SubscriptionId(1))})
         );
         // Until the engine personalises, `render` gives every variable its default.
         let fallback: Value = serde_json::from_slice(&template.render(SubscriptionId(2))).unwrap();
@@ -463,7 +613,7 @@ mod tests {
     fn template_too_large_for_web_push_is_an_error_value() {
         let notification =
             notification_with(json!({"title": "{{ profile.bio }}", "body": "{{ profile.bio }}"}));
-        let template = PayloadTemplate::new(&notification);
+        let template = PayloadTemplate::new(&notification, key());
         assert!(check_fits(&notification).is_ok());
         let profiles: HashMap<String, Profile> = [profile(
             "p",
@@ -579,7 +729,7 @@ mod tests {
         ) {
             let notification = notification_with(json!({"title": title, "body": body}));
             // Compiling may refuse the source (a 400); it must never panic.
-            let Ok(template) = PayloadTemplate::try_new(&notification) else { return Ok(()); };
+            let Ok(template) = PayloadTemplate::try_new(&notification, key()) else { return Ok(()); };
             let profiles: HashMap<String, Profile> =
                 [profile("p", &[("a", a), ("b", b)])].into_iter().collect();
             let properties = json!({"x": "\"}\\"});

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::life::CancelOutcome;
 use super::model::{FieldError, Status};
 use super::{Notification, NotificationRequest, plan};
 use crate::store::{App, KeyClaim, NewNotification, Settle, Store, StoreError, Task, now_ms};
@@ -14,8 +15,6 @@ pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// How long a key is held while its notification is being created: if the process dies in
 /// between, a retry after this creates it anew rather than waiting a day.
 const CREATING_WINDOW: Duration = Duration::from_secs(30);
-/// Longest idempotency key, in bytes.
-pub const MAX_IDEMPOTENCY_KEY: usize = 128;
 
 /// Told when tasks were enqueued by this process, so its idle workers look at once.
 pub trait TasksPlanned: Send + Sync {
@@ -37,6 +36,11 @@ pub enum NotifyError {
     BeingCreated,
     #[error("the random generator failed")]
     Random,
+    /// A cancel came after the notification completed: nothing is left to cancel.
+    #[error(
+        "notification `{id}` completed at {at_ms} (Unix ms): every message has its outcome and its counters are final, so there is nothing to cancel; read them with GET /v1/notifications/{id}"
+    )]
+    Completed { id: String, at_ms: u64 },
 }
 
 /// What [`NotificationService::create`] did.
@@ -86,13 +90,6 @@ impl<'a> NotificationService<'a> {
         let Some(key) = idempotency_key else {
             return self.store_new(notification).await;
         };
-        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-            return Err(FieldError::new(
-                "idempotency_key",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY} bytes"),
-            )
-            .into());
-        }
         let claim = KeyClaim {
             app_id: &app.id,
             key: &key,
@@ -185,11 +182,32 @@ impl<'a> NotificationService<'a> {
     }
 
     /// Cancels a notification: its tasks leave the ledger (workers stop at their next batch).
+    /// A completed one is refused ([`NotifyError::Completed`]); a cancelled one is cancelled
+    /// again, which changes nothing but finishes a cancel that a crash cut short.
     pub async fn cancel(&self, app: &App, id: &str) -> Result<Notification, NotifyError> {
         let mut notification = self.get(app, id).await?;
+        match self.store.cancel_notification(&notification.id).await? {
+            CancelOutcome::Completed(at_ms) => {
+                return Err(NotifyError::Completed {
+                    id: notification.id,
+                    at_ms,
+                });
+            }
+            CancelOutcome::Cancelled(_) | CancelOutcome::AlreadyCancelled(_) => {}
+        }
         self.store.cancel_tasks(&notification.id).await?;
+        // The document says so too: a worker that reads it stops.
         notification.status = Status::Cancelled;
         self.store.put_notification(&notification).await?;
-        Ok(notification)
+        self.get(app, id).await
+    }
+
+    /// A notification's counters over time, in time order.
+    pub async fn series(
+        &self,
+        notification: &Notification,
+    ) -> Result<Vec<super::life::SeriesPoint>, NotifyError> {
+        let buckets = self.store.series(&notification.id).await?;
+        Ok(super::life::series_points(notification.send_at_ms, buckets))
     }
 }

@@ -1,13 +1,19 @@
 //! The policy as the delivery engine applies it, per batch: which subscribers are sent now,
 //! which wait in a slice (quiet hours, local time), which are capped or dropped, and the
 //! shared rate a broadcast is held to. The engine calls [`Gate::admit`] before it renders a
-//! batch and [`Gate::throttle`] before it sends one.
+//! batch and [`Gate::pace`] as it sends one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
 use jiff::tz::TimeZone;
+use tokio_util::sync::CancellationToken;
 
 use super::caps;
 use super::model::{Rules, time_zone};
@@ -15,29 +21,11 @@ use super::quiet::{self, When};
 use crate::notify::Notification;
 use crate::notify::model::Audience;
 use crate::push::Urgency;
-use crate::store::{CapCheck, Store, StoreResult, Subscription, Task, TaskTarget};
+use crate::store::{CapCheck, CapScope, Store, StoreResult, Subscription, Task, TaskTarget};
 
 /// How long a policy read from the store is used before it is read again: a change holds on
 /// every instance within this.
 const RULES_TTL: Duration = Duration::from_secs(5);
-/// Tokens asked for at once, at most: a twentieth of a second of the rate, so that instances
-/// share the bucket finely.
-const TOKEN_CHUNK_SECONDS_DIVISOR: u32 = 20;
-
-/// The time, for rules that depend on it: the system's, or a test's.
-pub trait Clock: Send + Sync {
-    /// Unix milliseconds.
-    fn now_ms(&self) -> u64;
-}
-
-/// The system clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        crate::store::now_ms()
-    }
-}
 
 /// A batch after the policy: who is sent now, the slices the others wait in (ledger tasks to
 /// enqueue), and the counters of what happened.
@@ -48,15 +36,20 @@ pub struct Admitted {
     pub counts: Vec<(String, i64)>,
 }
 
-/// The policy of every app, cached, and the clock the rules read.
+/// The policy of every app, cached. Its rules read the application's clock
+/// (`store::clock`, which tests shift).
 pub struct Gate {
-    clock: Arc<dyn Clock>,
     rules: moka::sync::Cache<String, Arc<Rules>>,
 }
 
 impl Default for Gate {
     fn default() -> Self {
-        Self::with_clock(Arc::new(SystemClock))
+        Self {
+            rules: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(RULES_TTL)
+                .build(),
+        }
     }
 }
 
@@ -84,19 +77,15 @@ fn slice_of(task: &Task) -> Option<u64> {
     Some(task.not_before_ms)
 }
 
-impl Gate {
-    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            clock,
-            rules: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(RULES_TTL)
-                .build(),
-        }
-    }
+/// Whether `task` is a slice (subscribers of another task's batch, deferred to their time):
+/// they were counted as targeted by that task.
+pub fn is_slice(task: &Task) -> bool {
+    slice_of(task).is_some()
+}
 
+impl Gate {
     pub fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
+        crate::store::now_ms()
     }
 
     /// The app's compiled policy (the default when it set none, or when the stored one no
@@ -173,6 +162,7 @@ impl Gate {
         if !exempt && !rules.caps.is_empty() && !send.is_empty() {
             let (holders, of) = caps::holders(&send);
             let check = CapCheck {
+                scope: CapScope::Policy,
                 app_id: &notification.app_id,
                 category: &options.category,
                 notification_id: &notification.id,
@@ -203,43 +193,91 @@ impl Gate {
         Ok(admitted)
     }
 
-    /// Holds a batch of `wanted` messages to the notification's rate (or the app's default),
-    /// shared by every instance on the store: returns once the shared bucket granted them all,
-    /// with the time spent waiting (zero without a rate).
-    pub async fn throttle(
+    /// The pace a batch of `wanted` messages is sent at: the notification's rate (or the
+    /// app's default), shared by every instance on the store, or `None` without one.
+    ///
+    /// The tokens are granted as they come, a fortieth of a second's worth at a time, and the
+    /// sender starts each message on its token: the rate holds within the second, not only
+    /// over a batch (docs/POLICY.md). The grants end when `stop` comes (shutdown).
+    pub async fn pace<'a>(
         &self,
-        store: &dyn Store,
+        store: &'a dyn Store,
         notification: &Notification,
         wanted: usize,
-    ) -> StoreResult<Duration> {
+        stop: &'a CancellationToken,
+    ) -> StoreResult<Option<Pace<'a>>> {
         let rules = self.rules(store, &notification.app_id).await?;
         let Some(rate) = notification.policy.max_per_minute.or(rules.max_per_minute) else {
-            return Ok(Duration::ZERO);
+            return Ok(None);
         };
-        let chunk = (rate / 60 / TOKEN_CHUNK_SECONDS_DIVISOR).max(1);
-        let mut waited = Duration::ZERO;
-        let mut left = u32::try_from(wanted).unwrap_or(u32::MAX);
-        while left > 0 {
-            let grant = store
-                .take_tokens(
-                    &notification.app_id,
-                    &notification.id,
-                    rate,
-                    left.min(chunk),
-                )
-                .await?;
-            left -= grant.granted.min(left);
-            if grant.granted == 0 {
-                let pause = Duration::from_millis(grant.retry_after_ms.clamp(1, 1000));
-                tokio::time::sleep(pause).await;
-                waited += pause;
+        let chunk = super::bucket::chunk(rate);
+        let bucket: Arc<(String, String)> =
+            Arc::new((notification.app_id.clone(), notification.id.clone()));
+        let waited = Arc::new(AtomicU64::new(0));
+        let waited_here = waited.clone();
+        let left = u32::try_from(wanted).unwrap_or(u32::MAX);
+        let grants = futures::stream::unfold(left, move |left| {
+            let (bucket, waited) = (bucket.clone(), waited_here.clone());
+            async move {
+                if left == 0 {
+                    return None;
+                }
+                loop {
+                    let grant = match store
+                        .take_tokens(&bucket.0, &bucket.1, rate, left.min(chunk))
+                        .await
+                    {
+                        Ok(grant) => grant,
+                        // The error ends the grants: what was not granted is not sent.
+                        Err(error) => return Some((Err(error), 0)),
+                    };
+                    if grant.granted > 0 {
+                        let granted = grant.granted.min(left);
+                        return Some((Ok(granted), left - granted));
+                    }
+                    let pause = Duration::from_millis(grant.retry_after_ms.clamp(1, 1000));
+                    tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => return None,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    let ms = pause.as_millis() as u64;
+                    waited.fetch_add(ms, Ordering::Relaxed);
+                    metrics::counter!("aviso_policy_throttled_ms_total").increment(ms);
+                }
             }
-        }
-        if !waited.is_zero() {
-            metrics::counter!("aviso_policy_throttled_ms_total")
-                .increment(waited.as_millis() as u64);
-        }
-        Ok(waited)
+        });
+        Ok(Some(Pace {
+            grants: grants.boxed(),
+            chunk: chunk as usize,
+            waited,
+        }))
+    }
+}
+
+/// The tokens of a batch's rate, granted as they come ([`Gate::pace`]).
+pub struct Pace<'a> {
+    grants: BoxStream<'a, StoreResult<u32>>,
+    chunk: usize,
+    waited: Arc<AtomicU64>,
+}
+
+impl Pace<'_> {
+    /// The next grant of tokens: `None` once all were granted or the stop came, an error when
+    /// the store could not be asked (the grants end there).
+    pub fn poll_grant(&mut self, cx: &mut Context<'_>) -> Poll<Option<StoreResult<u32>>> {
+        self.grants.poll_next_unpin(cx)
+    }
+
+    /// Tokens to hold in hand at most before asking for more: one grant's worth, so that
+    /// tokens are not hoarded by one batch (and sent late, in a burst) while others wait.
+    pub fn ahead(&self) -> usize {
+        self.chunk
+    }
+
+    /// How long the grants waited for the bucket to fill, so far.
+    pub fn waited(&self) -> Duration {
+        Duration::from_millis(self.waited.load(Ordering::Relaxed))
     }
 }
 
@@ -267,5 +305,6 @@ fn slice_task(task: &Task, due_ms: u64, subscriptions: Vec<Subscription>) -> Tas
         lane: task.lane,
         target: TaskTarget::Subscriptions(subscriptions.into_iter().map(|s| s.id).collect()),
         not_before_ms: due_ms,
+        phase: task.phase,
     }
 }

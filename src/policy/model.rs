@@ -140,7 +140,7 @@ pub struct Options {
     #[serde(default)]
     pub category: Category,
     /// Local civil time (`2026-12-02T10:00`) at which each subscriber gets it, in their own
-    /// time zone.
+    /// time zone (its schema pattern is [`LOCAL_TIME_PATTERN`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_at_local: Option<String>,
     /// This notification's send rate over every instance (overrides the policy's).
@@ -177,6 +177,11 @@ impl Options {
             .and_then(|t| parse_local(t).ok())
     }
 }
+
+/// What [`parse_local`] takes, as a JSON Schema pattern (for the OpenAPI document): a civil
+/// date and time, minutes or seconds, no offset. It leaves out 29 February, which
+/// `parse_local` takes in leap years (no pattern of reasonable size knows them).
+pub const LOCAL_TIME_PATTERN: &str = r"^[0-9]{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9])?$";
 
 /// Parses `send_at_local`: a civil date and time without an offset, `2026-12-02T10:00`.
 pub fn parse_local(text: &str) -> Result<DateTime, FieldError> {

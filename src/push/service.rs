@@ -15,26 +15,45 @@ pub enum PushService {
     Other,
 }
 
+/// Each push service's hosts: a domain, and whether its subdomains are the service's too.
+const HOSTS: &[(&str, bool, PushService)] = &[
+    ("fcm.googleapis.com", false, PushService::Fcm),
+    ("android.googleapis.com", false, PushService::Fcm),
+    ("push.services.mozilla.com", true, PushService::Mozilla),
+    ("push.apple.com", true, PushService::Apple),
+    ("notify.windows.com", true, PushService::Wns),
+];
+
 impl PushService {
     pub fn from_host(host: &str) -> Self {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let is_or_under = |domain: &str| {
-            host == domain
-                || host
-                    .strip_suffix(domain)
-                    .is_some_and(|prefix| prefix.ends_with('.'))
-        };
-        if host == "fcm.googleapis.com" || host == "android.googleapis.com" {
-            Self::Fcm
-        } else if is_or_under("push.services.mozilla.com") {
-            Self::Mozilla
-        } else if is_or_under("push.apple.com") {
-            Self::Apple
-        } else if is_or_under("notify.windows.com") {
-            Self::Wns
-        } else {
-            Self::Other
-        }
+        HOSTS
+            .iter()
+            .find(|(domain, subdomains, _)| {
+                host == *domain
+                    || (*subdomains
+                        && host
+                            .strip_suffix(domain)
+                            .is_some_and(|prefix| prefix.ends_with('.')))
+            })
+            .map_or(Self::Other, |(_, _, service)| *service)
+    }
+
+    /// A regular expression (ECMA-262, as JSON Schema's `pattern`) of the hosts
+    /// [`Self::from_host`] knows, in any letter case, with or without a trailing dot.
+    pub fn hosts_pattern() -> String {
+        let alternatives: Vec<String> = HOSTS
+            .iter()
+            .map(|(domain, subdomains, _)| {
+                let domain = any_case(domain);
+                if *subdomains {
+                    format!("(?:[A-Za-z0-9-]+\\.)*{domain}")
+                } else {
+                    domain
+                }
+            })
+            .collect();
+        format!("(?:{})\\.?", alternatives.join("|"))
     }
 
     /// A short, stable label for metrics.
@@ -47,6 +66,17 @@ impl PushService {
             Self::Other => "other",
         }
     }
+}
+
+/// `text` as a regular expression that matches it in any letter case (`[Ff][Cc][Mm]\.…`).
+pub fn any_case(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'a'..='z' => format!("[{}{c}]", c.to_ascii_uppercase()),
+            '.' => "\\.".to_owned(),
+            other => other.to_string(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::base64url;
+use super::service::PushService;
 
 /// Length of an uncompressed SEC1 P-256 point: `0x04 | x (32) | y (32)`.
 pub const P256DH_LEN: usize = 65;
@@ -184,6 +185,25 @@ impl PushSubscription {
             None => format!("https://{host}"),
         }
     }
+}
+
+/// What an endpoint may hold after its authority: RFC 3986's path and query characters,
+/// percent escapes included (a WNS endpoint's `?token=…%3d` among them).
+const ENDPOINT_PATH_CHARS: &str = "A-Za-z0-9._~!$&'()*+,;=:@%/?-";
+
+/// A regular expression (ECMA-262, as JSON Schema's `pattern`) of the endpoints this crate
+/// takes whose host is a known push service ([`PushService::from_host`], on port 443) or one of
+/// `extra_authorities` (each itself a pattern of `HOST:PORT`, e.g. from the server's
+/// configuration). Every string it matches parses ([`PushSubscription::from_parts`]); the
+/// spellings it leaves out (user info, other schemes' letter case) are refused or rewritten
+/// by the parser, never needed by a browser.
+pub fn endpoint_pattern(extra_authorities: &[String]) -> String {
+    let mut authorities = vec![format!("{}(?::443)?", PushService::hosts_pattern())];
+    authorities.extend(extra_authorities.iter().cloned());
+    format!(
+        "^https://(?:{})(?:/[{ENDPOINT_PATH_CHARS}]*)?$",
+        authorities.join("|")
+    )
 }
 
 /// An endpoint's canonical form (see [`PushSubscription::canonical_endpoint`]) without its

@@ -22,6 +22,7 @@
 //! only store, index and make each change atomic. Storage knows no HTTP.
 
 mod apps;
+pub mod clock;
 pub mod embedded;
 mod error;
 mod ledger;
@@ -42,14 +43,15 @@ pub use apps::AppStore;
 pub use error::{StoreError, StoreResult};
 pub(crate) use error::{from_json, to_json};
 pub use ledger::{
-    BatchOutcome, ClaimedTask, Lane, Lease, LedgerStore, Progress, Task, TaskStep, TaskTarget,
+    BatchOutcome, ClaimedTask, Lane, Lease, LedgerStore, Phase, Progress, Task, TaskStep,
+    TaskTarget, task_ids_by_notification,
 };
 pub use model::{
     Activity, ApiKey, App, AttributeValue, MAX_ENDPOINT_LEN, MAX_PROFILE_FIELDS, MAX_PROFILE_TEXT,
     Profile, ProfileUpdate, Refused, SHARDS, Scope, Subscription, SubscriptionId, hash_api_key,
 };
-pub use notifications::{KeyClaim, NewNotification, NotificationStore, Settle};
-pub use policy::{CapCheck, CapHolder, PolicyStore, TokenGrant};
+pub use notifications::{KeyClaim, NewNotification, NotificationStore, Series, Settle};
+pub use policy::{CapCheck, CapHolder, CapScope, PolicyStore, TokenGrant};
 pub use profiles::ProfileStore;
 pub use subscriptions::{Replaced, ScanBatch, ScanCursor, SubscriptionStore, Upserted};
 pub use triggers::{ClaimedSend, Scheduled, TriggerStore};
@@ -77,11 +79,9 @@ pub trait Store:
     fn is_shared(&self) -> bool;
 }
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch, by the application's clock ([`clock`]).
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    clock::now_ms()
 }
 
 /// Opens the configured store: Redis when a URL is given, else the embedded file in `data_dir`.

@@ -8,6 +8,11 @@ use async_trait::async_trait;
 
 use super::{StoreResult, Task};
 use crate::notify::Notification;
+use crate::notify::life::CancelOutcome;
+
+/// A notification's counters over time: bucket start (Unix ms, `notify::life::series_bucket`)
+/// → counter → what the batches recorded in that bucket counted.
+pub type Series = BTreeMap<u64, BTreeMap<String, i64>>;
 
 /// A notification as it is created: its document, the ledger tasks that deliver it, and its
 /// first counters (`targeted`, when the audience is known up front).
@@ -40,12 +45,17 @@ pub trait NotificationStore: Send + Sync {
     /// Stores a new notification with its ledger tasks and first counters. The document is
     /// written first (a worker that claims a task must find it), then tasks and counters; a
     /// backend that can commit all three at once (the embedded store) does, so that a
-    /// one-to-one push waits for one commit between its creation and its claim.
+    /// one-to-one push waits for one commit between its creation and its claim. Its tasks are
+    /// registered as open in its life (as [`super::LedgerStore::enqueue_tasks`] does); a
+    /// notification without tasks (named recipients of which none exists) is completed at once.
     async fn create_notification(&self, new: NewNotification<'_>) -> StoreResult<()>;
-    /// Replaces a stored notification's document (its status, say).
+    /// Replaces a stored notification's document (its status, say). Its life (`life` and a
+    /// status other than `cancelled`) is not the document's: it stays as the store keeps it.
     async fn put_notification(&self, notification: &Notification) -> StoreResult<()>;
+    /// The document, with its life as the store keeps it: `life` filled in and `status` the
+    /// one it says (`notify::life::Life::status`).
     async fn get_notification(&self, id: &str) -> StoreResult<Option<Notification>>;
-    /// Newest first.
+    /// Newest first, each with its life as [`Self::get_notification`] fills it in.
     async fn list_notifications(
         &self,
         app_id: &str,
@@ -53,6 +63,25 @@ pub trait NotificationStore: Send + Sync {
     ) -> StoreResult<Vec<Notification>>;
     async fn add_counters(&self, notification_id: &str, deltas: &[(&str, i64)]) -> StoreResult<()>;
     async fn counters(&self, notification_id: &str) -> StoreResult<BTreeMap<String, i64>>;
+    /// Cancels a notification's life unless it completed, atomically with the completion of
+    /// its last task (one of the two comes first): sets `cancelled_at_ms` to now unless it is
+    /// set already. The ledger's tasks are left to [`super::LedgerStore::cancel_tasks`].
+    async fn cancel_notification(&self, notification_id: &str) -> StoreResult<CancelOutcome>;
+    /// The notification's counters over time, as its batches recorded them
+    /// ([`super::BatchOutcome::series_bucket_ms`]): for every counter a batch adds, the series
+    /// sums to the counter's total.
+    async fn series(&self, notification_id: &str) -> StoreResult<Series>;
+    /// Counts something once per notification: when `member` (a receipt's
+    /// `TYPE:SUBSCRIPTION`) is not yet in the notification's set, adds it (kept until
+    /// `keep_until_ms`, then forgotten) and adds 1 to each of `counters`, in one atomic change.
+    /// Answers whether it was new (counted).
+    async fn count_once(
+        &self,
+        notification_id: &str,
+        member: &str,
+        counters: &[&str],
+        keep_until_ms: u64,
+    ) -> StoreResult<bool>;
     /// Records the claim's key → holder for `ttl` unless the key is held by another; returns
     /// that other holder if it is.
     async fn claim_idempotency_key(

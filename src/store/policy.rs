@@ -21,9 +21,21 @@ pub enum CapHolder {
     Subscription(SubscriptionId),
 }
 
+/// Whose counts a cap check reads and adds to. Each scope keeps its own counts per holder,
+/// pruned by its own longest window: a trigger's cap (say one a week) never shares a record
+/// with the policy's caps (say three a day), whose pruning would forget the trigger's counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapScope<'a> {
+    /// The app policy's frequency caps, across notifications of a category.
+    Policy,
+    /// One trigger's own cap (`once_per_hours`), by trigger name.
+    Trigger(&'a str),
+}
+
 /// One check-and-count of a batch: see [`PolicyStore::take_caps`].
 #[derive(Debug, Clone, Copy)]
 pub struct CapCheck<'a> {
+    pub scope: CapScope<'a>,
     pub app_id: &'a str,
     pub category: &'a Category,
     pub notification_id: &'a str,
@@ -54,8 +66,9 @@ pub trait PolicyStore: Send + Sync {
     async fn take_caps(&self, check: CapCheck<'_>, holders: &[CapHolder])
     -> StoreResult<Vec<bool>>;
     /// Takes up to `wanted` tokens from the bucket `bucket` of `app_id`, which fills at
-    /// `per_minute` a minute and holds a second's worth at most (at least one token), shared by
-    /// every instance on the store. Refills follow the store's own clock where it has one.
+    /// `per_minute` a minute and holds a twentieth of a second's worth at most (at least one
+    /// token; `policy::bucket`), shared by every instance on the store. Refills follow the
+    /// store's own clock where it has one.
     async fn take_tokens(
         &self,
         app_id: &str,

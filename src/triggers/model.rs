@@ -6,8 +6,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::notify::model::{Content, FieldError};
+use crate::notify::model::{Content, FieldError, check_length};
 use crate::notify::{Audience, NotificationRequest};
+use crate::push::request::MAX_TTL_SECONDS;
 
 /// Longest delay of a trigger: 30 days.
 pub const MAX_DELAY_SECS: u64 = 30 * 24 * 3600;
@@ -17,6 +18,8 @@ pub const MAX_CANCEL_ON: usize = 16;
 pub const MAX_NAME: usize = 128;
 /// Largest `properties` of one event, as JSON, in bytes.
 pub const MAX_PROPERTIES: usize = 4096;
+/// Longest `once_per_hours` of a trigger: 31 days, as the policy's cap windows.
+pub const MAX_ONCE_PER_HOURS: u32 = 31 * 24;
 /// Most events in one batch request.
 pub const MAX_BATCH: usize = 5000;
 
@@ -38,22 +41,32 @@ pub struct TriggerRequest {
     /// The event that schedules a send, e.g. `cart_abandoned`.
     pub event: String,
     /// Seconds between the event and the send (0 to 30 days).
+    #[schema(maximum = 2_592_000)]
     pub delay_secs: u64,
     /// What the push shows; its text may use `{{ profile.NAME }}` and `{{ event.NAME }}`.
     pub content: Content,
-    /// Events that cancel a pending send with the same key (e.g. `purchase`).
+    /// Events that cancel a pending send with the same key (e.g. `purchase`); not `event`
+    /// itself (`repeat` says what a repeated event does).
     #[serde(default)]
     pub cancel_on: Vec<String>,
     /// What a repeated event does while a send is pending.
     #[serde(default)]
     pub repeat: Repeat,
-    /// Seconds after the event by which the push must be delivered, if at all: the push's TTL
-    /// is then the time left, and its urgency `high`.
+    /// Seconds after its due time (the event plus `delay_secs`) by which the push must be
+    /// delivered, if at all (1 to 28 days, the longest TTL): the push's TTL is then the time
+    /// left, and its urgency `high`.
     #[serde(default)]
-    pub deliver_by_secs: Option<u64>,
+    #[schema(minimum = 1, maximum = 2419200)]
+    pub deliver_within_secs: Option<u64>,
     /// Seconds the push service keeps the message for an offline browser (default 1 day).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 2419200)]
     pub ttl: Option<u64>,
+    /// At most one push of this trigger per profile in this many hours (1 to 744): a send
+    /// that comes due sooner after the last one is not sent and counts as `capped`.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 744)]
+    pub once_per_hours: Option<u32>,
 }
 
 /// A trigger as stored.
@@ -66,10 +79,19 @@ pub struct Trigger {
     pub content: Content,
     pub cancel_on: Vec<String>,
     pub repeat: Repeat,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deliver_by_secs: Option<u64>,
+    /// Rules stored before 2026-12-02 said `deliver_by_secs` (counted from the event, so
+    /// always more than `delay_secs`): read as a window from the due time, such a rule keeps
+    /// its push `delay_secs` longer than it asked, never shorter.
+    #[serde(
+        default,
+        alias = "deliver_by_secs",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deliver_within_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub once_per_hours: Option<u32>,
     pub updated_at_ms: u64,
 }
 
@@ -123,12 +145,32 @@ impl TriggerRequest {
                 ));
             }
         }
-        if let Some(by) = self.deliver_by_secs
-            && (by <= self.delay_secs || by > MAX_DELAY_SECS)
+        // Checked here as well as in the notification below: with `deliver_within_secs` the
+        // notification's TTL is the time left, not this.
+        if let Some(ttl) = self.ttl
+            && ttl > u64::from(MAX_TTL_SECONDS)
         {
             return Err(FieldError::new(
-                "deliver_by_secs",
-                "must be later than delay_secs, and at most 30 days",
+                "ttl",
+                format!("at most {MAX_TTL_SECONDS} (28 days)"),
+            ));
+        }
+        if let Some(within) = self.deliver_within_secs
+            && !(1..=u64::from(MAX_TTL_SECONDS)).contains(&within)
+        {
+            return Err(FieldError::new(
+                "deliver_within_secs",
+                format!(
+                    "1 to {MAX_TTL_SECONDS} seconds (28 days, the longest TTL) after the due time"
+                ),
+            ));
+        }
+        if let Some(hours) = self.once_per_hours
+            && !(1..=MAX_ONCE_PER_HOURS).contains(&hours)
+        {
+            return Err(FieldError::new(
+                "once_per_hours",
+                format!("1 to {MAX_ONCE_PER_HOURS} hours (31 days)"),
             ));
         }
         let trigger = Trigger {
@@ -139,8 +181,9 @@ impl TriggerRequest {
             content: self.content,
             cancel_on: self.cancel_on,
             repeat: self.repeat,
-            deliver_by_secs: self.deliver_by_secs,
+            deliver_within_secs: self.deliver_within_secs,
             ttl: self.ttl,
+            once_per_hours: self.once_per_hours,
             updated_at_ms: now_ms,
         };
         // The content is checked as the notification it will become.
@@ -157,6 +200,15 @@ impl TriggerRequest {
 }
 
 impl Trigger {
+    /// The trigger's own cap as a cap window (one per `once_per_hours`), if it has one.
+    pub fn cap_window(&self) -> Option<crate::policy::model::Window> {
+        self.once_per_hours
+            .map(|hours| crate::policy::model::Window {
+                max: 1,
+                per_ms: u64::from(hours) * 3_600_000,
+            })
+    }
+
     /// The one-to-one notification a pending send becomes, `late_ms` after its event. Its
     /// idempotency key is the pending send's: a send claimed twice makes one notification.
     pub fn notification_request(
@@ -166,9 +218,10 @@ impl Trigger {
         late_ms: u64,
         event: &serde_json::Map<String, serde_json::Value>,
     ) -> NotificationRequest {
-        let (ttl, urgency) = match self.deliver_by_secs {
-            Some(by) => {
-                let left = (by * 1000).saturating_sub(late_ms) / 1000;
+        let (ttl, urgency) = match self.deliver_within_secs {
+            Some(within) => {
+                let deadline_ms = (self.delay_secs + within) * 1000;
+                let left = deadline_ms.saturating_sub(late_ms) / 1000;
                 (Some(left.max(1)), Some("high".to_owned()))
             }
             None => (
@@ -178,7 +231,9 @@ impl Trigger {
         };
         NotificationRequest {
             audience: Audience::ExternalIds(vec![external_id.to_owned()]),
-            content: self.content.clone(),
+            content: Some(self.content.clone()),
+            variants: None,
+            winner: None,
             ttl,
             urgency,
             topic: None,
@@ -197,6 +252,7 @@ impl Trigger {
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// The person it is about.
+    #[schema(min_length = 1, max_length = 128)]
     pub external_id: String,
     /// What happened, e.g. `cart_abandoned`.
     pub name: String,
@@ -232,20 +288,10 @@ impl Event {
                 format!("{at}.{name}")
             }
         };
-        if self.external_id.is_empty() || self.external_id.len() > MAX_NAME {
-            return Err(FieldError::new(
-                field("external_id"),
-                format!("must be 1 to {MAX_NAME} bytes"),
-            ));
-        }
+        check_length(&field("external_id"), &self.external_id, 1, MAX_NAME)?;
         check_name(&field("name"), &self.name)?;
-        if let Some(key) = &self.key
-            && (key.is_empty() || key.len() > MAX_NAME)
-        {
-            return Err(FieldError::new(
-                field("key"),
-                format!("must be 1 to {MAX_NAME} bytes, or left out"),
-            ));
+        if let Some(key) = &self.key {
+            check_length(&field("key"), key, 1, MAX_NAME)?;
         }
         if let Some(at) = &self.occurred_at
             && crate::notify::model::parse_rfc3339(at).is_none()
@@ -347,9 +393,9 @@ mod tests {
         );
         assert_eq!(
             field(
-                serde_json::json!({"event": "a", "delay_secs": 10, "deliver_by_secs": 5, "content": {"title": "x"}})
+                serde_json::json!({"event": "a", "delay_secs": 10, "deliver_within_secs": 0, "content": {"title": "x"}})
             ),
-            "deliver_by_secs"
+            "deliver_within_secs"
         );
         assert_eq!(
             field(serde_json::json!({"event": "a", "delay": 10, "content": {"title": "x"}})),
@@ -360,12 +406,19 @@ mod tests {
     #[test]
     fn a_deadline_becomes_the_ttl_left() {
         let trigger = request(serde_json::json!({
-            "event": "e", "delay_secs": 60, "deliver_by_secs": 600, "content": {"title": "x"}
+            "event": "e", "delay_secs": 60, "deliver_within_secs": 540, "content": {"title": "x"}
         }))
         .unwrap();
         let late = trigger.notification_request("p", "k", 100_000, &serde_json::Map::new());
         assert_eq!(late.ttl, Some(500));
         assert_eq!(late.urgency.as_deref(), Some("high"));
+        // A rule stored as `deliver_by_secs` still loads.
+        let stored: Trigger = serde_json::from_value(serde_json::json!({
+            "app_id": "a", "name": "n", "event": "e", "delay_secs": 60, "deliver_by_secs": 600,
+            "content": {"title": "x"}, "cancel_on": [], "repeat": "ignore", "updated_at_ms": 1
+        }))
+        .unwrap();
+        assert_eq!(stored.deliver_within_secs, Some(600));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::model::{PendingSend, Trigger};
 use crate::notify::service::{NotificationService, TasksPlanned};
-use crate::store::{ClaimedSend, Lease, Store, StoreError, now_ms};
+use crate::store::{CapCheck, CapHolder, CapScope, ClaimedSend, Lease, Store, StoreError, now_ms};
 
 /// How the runner runs.
 #[derive(Debug, Clone)]
@@ -118,13 +118,16 @@ impl TriggerRunner {
             // The trigger (or its app) was deleted since: nothing to send.
             return self.finish(claim, None).await;
         };
+        let key = idempotency_key(send);
+        if !self.within_cap(&trigger, send, &key).await? {
+            self.store
+                .add_trigger_counters(&send.app_id, &send.trigger, &[("capped", 1)])
+                .await?;
+            return self.finish(claim, None).await;
+        }
         let late_ms = now_ms().saturating_sub(send.event_at_ms);
-        let request = trigger.notification_request(
-            &send.external_id,
-            &idempotency_key(send),
-            late_ms,
-            &send.properties,
-        );
+        let request =
+            trigger.notification_request(&send.external_id, &key, late_ms, &send.properties);
         let service = NotificationService::new(self.store.as_ref(), self.planned.as_deref());
         match service.create(&app, request).await {
             Ok(created) => {
@@ -152,6 +155,32 @@ impl TriggerRunner {
                 self.finish(claim, None).await
             }
         }
+    }
+
+    /// Whether the trigger's own cap (`once_per_hours`) lets this send's push go to its
+    /// profile, counting it when it does: the store's cap check in the trigger's own scope,
+    /// keyed by the send's idempotency key so that a send claimed again is not counted twice.
+    async fn within_cap(
+        &self,
+        trigger: &Trigger,
+        send: &PendingSend,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(window) = trigger.cap_window() else {
+            return Ok(true);
+        };
+        let category = crate::policy::Category::default();
+        let check = CapCheck {
+            scope: CapScope::Trigger(&trigger.name),
+            app_id: &send.app_id,
+            category: &category,
+            notification_id: key,
+            windows: std::slice::from_ref(&window),
+            now_ms: now_ms(),
+        };
+        let holder = [CapHolder::Profile(send.external_id.clone())];
+        let allowed = self.store.take_caps(check, &holder).await?;
+        Ok(allowed.first().copied().unwrap_or(true))
     }
 
     async fn finish(&self, claim: &ClaimedSend, sent: Option<&Trigger>) -> Result<(), StoreError> {

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aviso::notify::Notification;
+use aviso::notify::life::CancelOutcome;
 use aviso::policy::Policy;
 use aviso::store::ClaimedSend;
+use aviso::store::Series;
 use aviso::store::{
     App, AppStore, BatchOutcome, ClaimedTask, KeyClaim, Lane, Lease, LedgerStore, NewNotification,
     NotificationStore, Profile, ProfileStore, ProfileUpdate, Replaced, ScanBatch, ScanCursor,
@@ -60,6 +62,9 @@ delegate!(NotificationStore {
     fn list_notifications(&self, app: &str, limit: usize) -> StoreResult<Vec<Notification>>;
     fn add_counters(&self, id: &str, deltas: &[(&str, i64)]) -> StoreResult<()>;
     fn counters(&self, id: &str) -> StoreResult<BTreeMap<String, i64>>;
+    fn cancel_notification(&self, id: &str) -> StoreResult<CancelOutcome>;
+    fn series(&self, id: &str) -> StoreResult<Series>;
+    fn count_once(&self, id: &str, member: &str, counters: &[&str], until: u64) -> StoreResult<bool>;
     fn claim_idempotency_key(&self, claim: KeyClaim<'_>, ttl: Duration) -> StoreResult<Option<String>>;
     fn settle_idempotency_key(&self, claim: KeyClaim<'_>, settle: Settle) -> StoreResult<()>;
 };;

@@ -15,6 +15,8 @@ pub struct Aviso {
     pub admin_key: String,
     pub vapid_public_key: String,
     pub identity_secret: Vec<u8>,
+    /// The secret of the receipt tokens in each payload.
+    pub receipt_secret: Vec<u8>,
     _dir: tempfile::TempDir,
 }
 
@@ -77,11 +79,14 @@ impl Aviso {
             }
         };
         let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
-        let identity_secret = field("identity_secret");
-        let identity_secret = (0..identity_secret.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&identity_secret[i..i + 2], 16).unwrap())
-            .collect();
+        let unhex = |text: String| -> Vec<u8> {
+            (0..text.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let identity_secret = unhex(field("identity_secret"));
+        let receipt_secret = unhex(field("receipt_secret"));
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Self {
@@ -92,8 +97,15 @@ impl Aviso {
             admin_key: field("admin_key"),
             vapid_public_key: field("vapid_public_key"),
             identity_secret,
+            receipt_secret,
             _dir: dir,
         }
+    }
+
+    /// The receipt token of a push, computed by Python's `hmac` (independent of Aviso's):
+    /// HMAC-SHA256(receipt secret, NOTIFICATION NUL SUBSCRIPTION), 16 bytes, base64url.
+    pub fn receipt_token(&self, notification_id: &str, subscription_id: &str) -> String {
+        receipt_token(&self.receipt_secret, notification_id, subscription_id)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -175,4 +187,23 @@ impl Drop for Aviso {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A receipt token as Python's standard library computes it (see [`Aviso::receipt_token`]).
+pub fn receipt_token(secret: &[u8], notification_id: &str, subscription_id: &str) -> String {
+    let script = "import base64,hmac,hashlib,sys\n\
+        key=bytes.fromhex(sys.argv[1])\n\
+        tag=hmac.new(key,sys.argv[2].encode()+b'\\0'+sys.argv[3].encode(),hashlib.sha256).digest()[:16]\n\
+        print(base64.urlsafe_b64encode(tag).decode().rstrip('='))";
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let output = Command::new("python3")
+        .args(["-c", script, &hex, notification_id, subscription_id])
+        .output()
+        .expect("python3 computes the receipt token");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }

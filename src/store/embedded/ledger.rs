@@ -8,9 +8,11 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::EmbeddedStore;
-use super::notifications::{add_counters_in, owned_deltas};
+use super::notifications::{
+    add_counters_in, add_series_in, close_task_in, mark_sending_in, owned_deltas, register_tasks_in,
+};
 use super::subscriptions::{BatchActivity, record_activity};
-use super::tables::{LANE_INDEX, TASKS, remove_subscription};
+use super::tables::{COUNTED, LANE_INDEX, TASKS, remove_subscription};
 use crate::store::{
     BatchOutcome, ClaimedTask, Lane, Lease, LedgerStore, Progress, StoreError, StoreResult, Task,
     TaskStep, from_json, now_ms, to_json,
@@ -50,8 +52,12 @@ fn complete_in(txn: &redb::WriteTransaction, claim: &ClaimedTask) -> StoreResult
     Ok(())
 }
 
-/// Puts new tasks in the ledger, unclaimed, claimable from their `not_before_ms`.
+/// Puts new tasks in the ledger, unclaimed, claimable from their `not_before_ms`, each
+/// registered as open in its notification's life.
 pub(super) fn save_new_tasks(txn: &redb::WriteTransaction, tasks: Vec<Task>) -> StoreResult<()> {
+    for (notification, ids) in &crate::store::task_ids_by_notification(&tasks) {
+        register_tasks_in(txn, notification, ids)?;
+    }
     for task in tasks {
         let record = TaskRecord {
             claimable_at_ms: task.not_before_ms,
@@ -158,6 +164,7 @@ impl LedgerStore for EmbeddedStore {
                 record.owner = Some(worker.clone());
                 record.claimable_at_ms = now + lease.as_millis() as u64;
                 save_task(txn, &record)?;
+                mark_sending_in(txn, &record.task.notification_id)?;
                 Ok(Some(ClaimedTask {
                     task: record.task,
                     worker,
@@ -182,6 +189,8 @@ impl LedgerStore for EmbeddedStore {
             .map(|s| (s.app_id.clone(), s.id))
             .collect();
         let activity = BatchActivity::of(&outcome);
+        let reaches = outcome.step.reaches();
+        let bucket = outcome.series_bucket_ms;
         let checkpoint = match outcome.step {
             TaskStep::Checkpoint { progress, lease } => Some((progress.clone(), lease)),
             TaskStep::Complete => None,
@@ -192,7 +201,17 @@ impl LedgerStore for EmbeddedStore {
             for (app_id, id) in &gone {
                 remove_subscription(txn, app_id, *id)?;
             }
-            add_counters_in(txn, &claim.task.notification_id, &deltas)?;
+            let notification = claim.task.notification_id.as_str();
+            let completes = checkpoint.is_none();
+            // A completion always counts (through the task's end, once), to close the task in
+            // its notification's life.
+            if (!deltas.is_empty() || completes) && first_to_reach(txn, &claim.task.id, reaches)? {
+                add_counters_in(txn, notification, &deltas)?;
+                add_series_in(txn, notification, bucket, &deltas)?;
+                if completes {
+                    close_task_in(txn, notification, &claim.task.id)?;
+                }
+            }
             let expired = record_activity(txn, &activity)?;
             if expired > 0 {
                 add_counters_in(
@@ -243,4 +262,16 @@ impl LedgerStore for EmbeddedStore {
         })
         .await
     }
+}
+
+/// Whether a batch of task `task_id` that `reaches` this far is the first to be counted that
+/// far (`LedgerStore::record_batch`); if so, remembers it.
+fn first_to_reach(txn: &redb::WriteTransaction, task_id: &str, reaches: u64) -> StoreResult<bool> {
+    let mut counted = txn.open_table(COUNTED)?;
+    let reached = counted.get(task_id)?.map(|v| v.value());
+    if reached.is_some_and(|reached| reaches <= reached) {
+        return Ok(false);
+    }
+    counted.insert(task_id, reaches)?;
+    Ok(true)
 }

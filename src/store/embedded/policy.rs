@@ -1,5 +1,6 @@
 //! Delivery policies in the embedded store: `app` → policy JSON, `(app, holder)` → the
-//! holder's counted notifications in the longest cap window, `(app, bucket)` → a token
+//! holder's counted notifications in the longest cap window (a trigger's own cap under a key
+//! of its own), `(app, bucket)` → a token
 //! bucket. A batch's check-and-count is one write transaction (the writer runs them one after
 //! another, so concurrent batches never both take a holder's last send).
 
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::EmbeddedStore;
 use crate::policy::model::Policy;
 use crate::store::{
-    CapCheck, CapHolder, PolicyStore, StoreResult, TokenGrant, from_json, now_ms, to_json,
+    CapCheck, CapHolder, CapScope, PolicyStore, StoreResult, TokenGrant, from_json, now_ms, to_json,
 };
 
 /// app → policy (JSON).
@@ -24,10 +25,17 @@ const BUCKETS: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new(
 #[derive(Default, Serialize, Deserialize)]
 struct Counted(Vec<(u64, String, String)>);
 
-fn holder_key(holder: &CapHolder) -> String {
-    match holder {
+/// The record of a holder's counts in `scope`: the policy's as `p:EXT` / `s:ID`, a
+/// trigger's apart as `t:LEN:NAME:` before that (the name's length keeps names with `:`
+/// from running into the holder).
+fn holder_key(scope: CapScope<'_>, holder: &CapHolder) -> String {
+    let holder = match holder {
         CapHolder::Profile(external_id) => format!("p:{external_id}"),
         CapHolder::Subscription(id) => format!("s:{id}"),
+    };
+    match scope {
+        CapScope::Policy => holder,
+        CapScope::Trigger(name) => format!("t:{}:{name}:{holder}", name.len()),
     }
 }
 
@@ -68,7 +76,7 @@ impl PolicyStore for EmbeddedStore {
         let windows = check.windows.to_vec();
         let now = check.now_ms;
         let longest = windows.iter().map(|w| w.per_ms).max().unwrap_or(0);
-        let keys: Vec<String> = holders.iter().map(holder_key).collect();
+        let keys: Vec<String> = holders.iter().map(|h| holder_key(check.scope, h)).collect();
         self.write(move |txn| {
             let mut table = txn.open_table(CAP_COUNTS)?;
             let mut answers = Vec::with_capacity(keys.len());

@@ -21,6 +21,18 @@ pub(super) const NOTIFICATIONS: TableDefinition<&str, &[u8]> =
 pub(super) const NOTIFICATIONS_BY_APP: TableDefinition<(&str, u64, &str), ()> =
     TableDefinition::new("notifications_by_app");
 pub(super) const COUNTERS: TableDefinition<(&str, &str), i64> = TableDefinition::new("counters");
+/// Task id → how far into the task its batches were counted (`TaskStep::reaches`).
+pub(super) const COUNTED: TableDefinition<&str, u64> = TableDefinition::new("counted");
+/// Notification id → its life (JSON: `notifications::LifeRecord`).
+pub(super) const LIFE: TableDefinition<&str, &[u8]> = TableDefinition::new("notification_life");
+/// Task id → (): the tasks registered in their notifications' lives, done or not.
+pub(super) const LIFE_TASKS: TableDefinition<&str, ()> = TableDefinition::new("notification_tasks");
+/// (notification, bucket start ms, counter) → count: its counters over time.
+pub(super) const SERIES: TableDefinition<(&str, u64, &str), i64> =
+    TableDefinition::new("notification_series");
+/// (notification, member) → until when it is kept (ms): what was counted once.
+pub(super) const COUNTED_ONCE: TableDefinition<(&str, &str), u64> =
+    TableDefinition::new("counted_once");
 /// (app, key) → (notification id, expiry ms).
 pub(super) const IDEMPOTENCY: TableDefinition<(&str, &str), (&str, u64)> =
     TableDefinition::new("idempotency");
@@ -97,7 +109,12 @@ pub(super) fn prepare(db: &Database, existing: bool, format: &str) -> StoreResul
         txn.open_table(NOTIFICATIONS)?;
         txn.open_table(NOTIFICATIONS_BY_APP)?;
         txn.open_table(COUNTERS)?;
+        txn.open_table(COUNTED)?;
+        txn.open_table(LIFE)?;
+        txn.open_table(LIFE_TASKS)?;
+        txn.open_table(SERIES)?;
         txn.open_table(IDEMPOTENCY)?;
+        txn.open_table(COUNTED_ONCE)?;
         txn.open_table(PROFILE_SENDS)?;
         txn.open_table(TASKS)?;
         txn.open_table(LANE_INDEX)?;

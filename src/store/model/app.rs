@@ -16,6 +16,8 @@ pub struct App {
     pub vapid_private_key: Vec<u8>,
     /// Secret for the identity hash (HMAC-SHA256 of an external id).
     pub identity_secret: Vec<u8>,
+    /// Secret for the receipt tokens in each payload (`notify/receipt.rs`).
+    pub receipt_secret: Vec<u8>,
     /// The app's API keys (their hashes, scopes and expiries); keys themselves are never stored.
     pub api_keys: Vec<ApiKey>,
     pub created_at: u64,
@@ -104,6 +106,8 @@ struct AppRecord {
     vapid_private_key: Vec<u8>,
     identity_secret: Vec<u8>,
     #[serde(default)]
+    receipt_secret: Vec<u8>,
+    #[serde(default)]
     api_keys: Vec<ApiKey>,
     #[serde(default)]
     api_key_hashes: Vec<[u8; 32]>,
@@ -127,12 +131,24 @@ impl From<AppRecord> for App {
                 });
             }
         }
+        // An app stored before receipt tokens: its secret derived from the identity secret
+        // (stable across restarts and instances, never the identity secret itself).
+        let receipt_secret = if record.receipt_secret.is_empty() {
+            let key =
+                aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &record.identity_secret);
+            aws_lc_rs::hmac::sign(&key, b"aviso receipt secret")
+                .as_ref()
+                .to_vec()
+        } else {
+            record.receipt_secret
+        };
         Self {
             id: record.id,
             name: record.name,
             origins: record.origins,
             vapid_private_key: record.vapid_private_key,
             identity_secret: record.identity_secret,
+            receipt_secret,
             api_keys,
             created_at: record.created_at,
             demo: record.demo,

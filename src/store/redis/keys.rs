@@ -8,9 +8,14 @@
 //! | `{pr:APP:EXTERNAL_ID}:subs` | sorted set | linked subscription ids, scored in link order |
 //! | `{pr:APP:EXTERNAL_ID}:sends` | hash | `WINDOW_MS:SLOT` → sends in that window |
 //! | `{pr:APP:EXTERNAL_ID}:caps`, `{s:APP:SHARD}:caps:ID` | sorted set | `CATEGORY:NOTIFICATION` → when counted against a frequency cap (a profile's; a subscription's without one) |
+//! | `{pr:APP:EXTERNAL_ID}:tcaps:TRIGGER`, `{s:APP:SHARD}:tcaps:ID:TRIGGER` | sorted set | the same, against one trigger's own cap (kept apart: each is pruned by its own longest window) |
 //! | `{pol:APP}`, `{tb:APP:BUCKET}` | string, hash | the app's delivery policy (JSON); a shared token bucket (`tokens`, `at`) |
 //! | `{a}:apps`, `{a}:keys` | hash | apps (JSON); API-key hash → app id |
-//! | `{n:ID}:doc`, `{n:ID}:counters` | string, hash | notification document; its counters |
+//! | `{n:ID}:doc`, `{n:ID}:counters`, `{n:ID}:counted` | string, hash, hash | notification document; its counters; task id → how far its batches were counted |
+//! | `{n:ID}:life` | hash | `open` (tasks registered and not counted through their end), `sending_at`, `completed_at`, `cancelled_at` (ms) |
+//! | `{n:ID}:tasks` | set | its tasks registered in its life (kept once done: a task enqueued again is not open again) |
+//! | `{n:ID}:series` | hash | `BUCKET_MS:COUNTER` → what the batches recorded in that bucket counted |
+//! | `{n:ID}:once` | set | what was counted once (`TYPE:SUBSCRIPTION` receipts); expires with the receipt window |
 //! | `{na:APP}` | sorted set | the app's notification ids by creation time |
 //! | `{i:APP}:KEY` | string | idempotency key → notification id |
 //! | `{trg:APP}`, `{trg:APP}:c:TRIGGER` | hash | trigger name → rule (JSON); a trigger's counters |
@@ -56,6 +61,26 @@ pub(super) fn counters(notification_id: &str) -> String {
     format!("{{n:{notification_id}}}:counters")
 }
 
+pub(super) fn counted(notification_id: &str) -> String {
+    format!("{{n:{notification_id}}}:counted")
+}
+
+pub(super) fn life(notification_id: &str) -> String {
+    format!("{{n:{notification_id}}}:life")
+}
+
+pub(super) fn life_tasks(notification_id: &str) -> String {
+    format!("{{n:{notification_id}}}:tasks")
+}
+
+pub(super) fn series(notification_id: &str) -> String {
+    format!("{{n:{notification_id}}}:series")
+}
+
+pub(super) fn counted_once(notification_id: &str) -> String {
+    format!("{{n:{notification_id}}}:once")
+}
+
 pub(super) fn app_notifications(app_id: &str) -> String {
     format!("{{na:{app_id}}}")
 }
@@ -89,6 +114,20 @@ pub(super) fn trigger_counters(app_id: &str, trigger: &str) -> String {
 
 pub(super) fn profile_caps(app_id: &str, external_id: &str) -> String {
     format!("{{pr:{app_id}:{external_id}}}:caps")
+}
+
+/// A profile's counts against one trigger's own cap, beside its policy counts (same tag).
+pub(super) fn profile_trigger_caps(app_id: &str, external_id: &str, trigger: &str) -> String {
+    format!("{{pr:{app_id}:{external_id}}}:tcaps:{trigger}")
+}
+
+/// A subscription's counts against one trigger's own cap.
+pub(super) fn subscription_trigger_caps(
+    app_id: &str,
+    id: crate::store::SubscriptionId,
+    trigger: &str,
+) -> String {
+    format!("{{s:{app_id}:{}}}:tcaps:{id}:{trigger}", id.shard())
 }
 
 pub(super) fn subscription_caps(app_id: &str, id: crate::store::SubscriptionId) -> String {

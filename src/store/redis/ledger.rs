@@ -9,7 +9,7 @@ use redis::AsyncCommands;
 use super::{RedisStore, keys};
 use crate::store::{
     BatchOutcome, ClaimedTask, Lane, Lease, LedgerStore, Progress, StoreError, StoreResult, Task,
-    TaskStep, from_json, to_json,
+    TaskStep, from_json, now_ms, to_json,
 };
 
 fn fenced(done: u8) -> StoreResult<()> {
@@ -26,6 +26,15 @@ impl LedgerStore for RedisStore {
         if tasks.is_empty() {
             return Ok(());
         }
+        // Registered in their notifications' lives first (each notification's under its own
+        // hash tag): a crash in between leaves a task open that is enqueued again with the
+        // batch that defers it, never a task in the ledger that its notification ignores.
+        futures::future::try_join_all(
+            crate::store::task_ids_by_notification(tasks)
+                .iter()
+                .map(|(notification, ids)| self.register_tasks(notification, ids)),
+        )
+        .await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
         for task in tasks {
@@ -60,8 +69,19 @@ impl LedgerStore for RedisStore {
         let Some((_, spec, epoch, previous_claims, progress)) = claimed else {
             return Ok(None);
         };
+        let task: Task = from_json(&spec, "task")?;
+        // Its own command (the life is under the notification's hash tag, the claim under the
+        // ledger's). The task is claimed whatever it answers: a failure here must not leave
+        // the claim unknown to its worker until the lease runs out, so it is only logged (the
+        // next claim of one of the notification's tasks sets the time).
+        let sending: redis::RedisResult<u8> = conn
+            .hset_nx(keys::life(&task.notification_id), "sending_at", now_ms())
+            .await;
+        if let Err(error) = sending {
+            tracing::warn!(task = %task.id, %error, "cannot note that the notification began sending");
+        }
         Ok(Some(ClaimedTask {
-            task: from_json(&spec, "task")?,
+            task,
             worker: worker.to_owned(),
             epoch,
             progress: if progress.is_empty() {
@@ -78,10 +98,11 @@ impl LedgerStore for RedisStore {
         claim: &ClaimedTask,
         outcome: BatchOutcome<'_>,
     ) -> StoreResult<()> {
-        // One round trip: the deletions, the counters and the ledger's script are all in flight
+        // Two round trips: first the deletions, the counters and the activity, all in flight
         // at once on the multiplexed connection (each its own command, as a Cluster refuses a
-        // pipeline across hash tags). Not one transaction on a Cluster; each part is
-        // idempotent or fenced.
+        // pipeline across hash tags; each idempotent, the counters once per task and position),
+        // then the ledger's fenced step. A crash in between repeats the batch (counted once),
+        // where a step landing first would have lost its counts.
         let conn = self.conn().await?;
         let mut writes = Vec::with_capacity(outcome.gone.len() * 2 + 1);
         for gone in outcome.gone {
@@ -99,40 +120,19 @@ impl LedgerStore for RedisStore {
                 writes.push(unlist);
             }
         }
-        let recorded = async {
-            let deleted = writes.iter().map(|command| {
-                let mut conn = conn.clone();
-                async move { Ok::<_, StoreError>(command.query_async::<()>(&mut conn).await?) }
-            });
-            let counted = async {
-                if outcome.counters.is_empty() {
-                    return Ok(());
-                }
-                self.add_to_hash(
-                    &keys::counters(&claim.task.notification_id),
-                    outcome.counters,
-                )
-                .await
-            };
-            let activity = self.record_activity(&outcome, &claim.task.notification_id);
-            let written = async {
-                futures::try_join!(futures::future::try_join_all(deleted), counted)?;
-                Ok::<_, StoreError>(())
-            };
-            futures::try_join!(written, activity)?;
-            Ok::<_, StoreError>(())
-        };
-        let stepped = async {
-            match outcome.step {
-                TaskStep::Checkpoint { progress, lease } => {
-                    self.checkpoint(claim, progress, lease).await
-                }
-                TaskStep::Complete => self.complete(claim).await,
+        let deleted = futures::future::try_join_all(writes.iter().map(|command| {
+            let mut conn = conn.clone();
+            async move { Ok::<_, StoreError>(command.query_async::<()>(&mut conn).await?) }
+        }));
+        let counted = self.count_batch(claim, &outcome);
+        let activity = self.record_activity(&outcome, &claim.task.notification_id);
+        futures::try_join!(deleted, counted, activity)?;
+        match outcome.step {
+            TaskStep::Checkpoint { progress, lease } => {
+                self.checkpoint(claim, progress, lease).await
             }
-        };
-        let (recorded, stepped) = futures::join!(recorded, stepped);
-        recorded?;
-        stepped
+            TaskStep::Complete => self.complete(claim).await,
+        }
     }
 
     async fn cancel_tasks(&self, notification_id: &str) -> StoreResult<u64> {
@@ -154,8 +154,56 @@ impl LedgerStore for RedisStore {
     }
 }
 
-/// The ledger's two steps, each one fenced script.
+/// A batch's counters, and the ledger's two steps, each one script.
 impl RedisStore {
+    /// Adds `outcome`'s counters unless a batch of the task that reached as far was counted.
+    /// A completing step always runs it: the task closes in its notification's life.
+    async fn count_batch(
+        &self,
+        claim: &ClaimedTask,
+        outcome: &BatchOutcome<'_>,
+    ) -> StoreResult<()> {
+        let completes = matches!(outcome.step, TaskStep::Complete);
+        if outcome.counters.is_empty() && !completes {
+            return Ok(());
+        }
+        let notification = &claim.task.notification_id;
+        let mut invocation = self.scripts.count_batch.prepare_invoke();
+        invocation
+            .key(keys::counters(notification))
+            .key(keys::counted(notification))
+            .key(keys::life(notification))
+            .key(keys::series(notification))
+            .key(keys::life_tasks(notification))
+            .arg(&claim.task.id)
+            .arg(outcome.step.reaches())
+            .arg(u8::from(completes))
+            .arg(now_ms())
+            .arg(outcome.series_bucket_ms);
+        for (field, delta) in outcome.counters {
+            invocation.arg(*field).arg(*delta);
+        }
+        let mut conn = self.conn().await?;
+        let _counted: u8 = invocation.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Registers tasks of one notification as open in its life (none: it has no task, and
+    /// completes at once).
+    pub(super) async fn register_tasks(&self, notification: &str, ids: &[&str]) -> StoreResult<()> {
+        let mut invocation = self.scripts.register_tasks.prepare_invoke();
+        invocation
+            .key(keys::life(notification))
+            .key(keys::life_tasks(notification))
+            .arg(now_ms());
+        for id in ids {
+            invocation.arg(*id);
+        }
+        let mut conn = self.conn().await?;
+        let _registered: u64 = invocation.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
     async fn checkpoint(
         &self,
         claim: &ClaimedTask,

@@ -1,5 +1,7 @@
-//! Notifications on Redis: the document (`{n:ID}:doc`), its counters (`{n:ID}:counters`), the
-//! app's index by creation time (`{na:APP}`) and idempotency keys (`{i:APP}:KEY`).
+//! Notifications on Redis: the document (`{n:ID}:doc`), its counters (`{n:ID}:counters`), its
+//! life and series (`{n:ID}:life`, `{n:ID}:series`), the set of what was counted once
+//! (`{n:ID}:once`), the app's index by creation time (`{na:APP}`) and idempotency keys
+//! (`{i:APP}:KEY`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,10 +11,20 @@ use redis::AsyncCommands;
 
 use super::{RedisStore, keys};
 use crate::notify::Notification;
+use crate::notify::life::{CancelOutcome, Life};
 use crate::store::{
-    KeyClaim, LedgerStore, NewNotification, NotificationStore, Settle, StoreResult, from_json,
-    now_ms, to_json,
+    KeyClaim, LedgerStore, NewNotification, NotificationStore, Series, Settle, StoreError,
+    StoreResult, from_json, now_ms, to_json,
 };
+
+/// A life as `{n:ID}:life` holds it.
+fn life_of(fields: &BTreeMap<String, u64>) -> Life {
+    Life {
+        sending_at_ms: fields.get("sending_at").copied(),
+        completed_at_ms: fields.get("completed_at").copied(),
+        cancelled_at_ms: fields.get("cancelled_at").copied(),
+    }
+}
 
 #[async_trait]
 impl NotificationStore for RedisStore {
@@ -26,7 +38,15 @@ impl NotificationStore for RedisStore {
                 self.add_counters(&new.notification.id, new.counters).await
             }
         };
-        futures::try_join!(self.enqueue_tasks(new.tasks), counted)?;
+        let id = new.notification.id.as_str();
+        let tasks = async {
+            if new.tasks.is_empty() {
+                self.register_tasks(id, &[]).await
+            } else {
+                self.enqueue_tasks(new.tasks).await
+            }
+        };
+        futures::try_join!(tasks, counted)?;
         Ok(())
     }
 
@@ -46,9 +66,18 @@ impl NotificationStore for RedisStore {
     }
 
     async fn get_notification(&self, id: &str) -> StoreResult<Option<Notification>> {
-        let mut conn = self.conn().await?;
-        let raw: Option<Vec<u8>> = conn.get(keys::notification(id)).await?;
-        raw.map(|r| from_json(&r, "notification")).transpose()
+        let conn = self.conn().await?;
+        let (mut doc, mut life) = (conn.clone(), conn);
+        let (raw, fields): (Option<Vec<u8>>, BTreeMap<String, u64>) = futures::try_join!(
+            doc.get(keys::notification(id)),
+            life.hgetall(keys::life(id))
+        )?;
+        let Some(raw) = raw else { return Ok(None) };
+        let mut notification: Notification = from_json(&raw, "notification")?;
+        let life = life_of(&fields);
+        notification.status = life.status(notification.status);
+        notification.life = life;
+        Ok(Some(notification))
     }
 
     async fn list_notifications(
@@ -76,6 +105,63 @@ impl NotificationStore for RedisStore {
     async fn counters(&self, notification_id: &str) -> StoreResult<BTreeMap<String, i64>> {
         let mut conn = self.conn().await?;
         Ok(conn.hgetall(keys::counters(notification_id)).await?)
+    }
+
+    async fn cancel_notification(&self, notification_id: &str) -> StoreResult<CancelOutcome> {
+        let mut conn = self.conn().await?;
+        let (outcome, at): (String, u64) = self
+            .scripts
+            .cancel_notification
+            .key(keys::life(notification_id))
+            .arg(now_ms())
+            .invoke_async(&mut conn)
+            .await?;
+        match outcome.as_str() {
+            "cancelled" => Ok(CancelOutcome::Cancelled(at)),
+            "already" => Ok(CancelOutcome::AlreadyCancelled(at)),
+            "completed" => Ok(CancelOutcome::Completed(at)),
+            other => Err(StoreError::Corrupt(format!(
+                "cancel_notification answered `{other}`"
+            ))),
+        }
+    }
+
+    async fn series(&self, notification_id: &str) -> StoreResult<Series> {
+        let mut conn = self.conn().await?;
+        let fields: BTreeMap<String, i64> = conn.hgetall(keys::series(notification_id)).await?;
+        let mut series = Series::new();
+        for (field, count) in fields {
+            let (bucket, counter) = field
+                .split_once(':')
+                .and_then(|(bucket, counter)| Some((bucket.parse::<u64>().ok()?, counter)))
+                .ok_or_else(|| StoreError::Corrupt(format!("series field `{field}`")))?;
+            series
+                .entry(bucket)
+                .or_default()
+                .insert(counter.to_owned(), count);
+        }
+        Ok(series)
+    }
+
+    async fn count_once(
+        &self,
+        notification_id: &str,
+        member: &str,
+        counters: &[&str],
+        keep_until_ms: u64,
+    ) -> StoreResult<bool> {
+        let mut conn = self.conn().await?;
+        let mut invocation = self.scripts.count_once.prepare_invoke();
+        invocation
+            .key(keys::counted_once(notification_id))
+            .key(keys::counters(notification_id))
+            .arg(member)
+            .arg(keep_until_ms);
+        for counter in counters {
+            invocation.arg(*counter);
+        }
+        let counted: u8 = invocation.invoke_async(&mut conn).await?;
+        Ok(counted == 1)
     }
 
     async fn claim_idempotency_key(

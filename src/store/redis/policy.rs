@@ -1,6 +1,7 @@
 //! Delivery policies on Redis: the policy document (`{pol:APP}`), frequency-cap counts in the
 //! holder's own unit (a profile's under `{pr:APP:EXT}`, beside its links and send counts; a
-//! subscription's under its shard's tag), and token buckets (`{tb:APP:BUCKET}`).
+//! subscription's under its shard's tag; a trigger's own cap in a key of its own beside them),
+//! and token buckets (`{tb:APP:BUCKET}`).
 //!
 //! A batch's caps are one script (`lua/take_caps.lua`) on a single Redis; on a Cluster one
 //! script per hash-tag unit, the units' scripts sent at once.
@@ -12,12 +13,22 @@ use redis::AsyncCommands;
 
 use super::{Pool, RedisStore, keys};
 use crate::policy::model::Policy;
-use crate::store::{CapCheck, CapHolder, PolicyStore, StoreResult, TokenGrant, from_json, to_json};
+use crate::store::{
+    CapCheck, CapHolder, CapScope, PolicyStore, StoreResult, TokenGrant, from_json, to_json,
+};
 
-fn cap_key(app_id: &str, holder: &CapHolder) -> String {
-    match holder {
-        CapHolder::Profile(external_id) => keys::profile_caps(app_id, external_id),
-        CapHolder::Subscription(id) => keys::subscription_caps(app_id, *id),
+fn cap_key(app_id: &str, scope: CapScope<'_>, holder: &CapHolder) -> String {
+    match (scope, holder) {
+        (CapScope::Policy, CapHolder::Profile(external_id)) => {
+            keys::profile_caps(app_id, external_id)
+        }
+        (CapScope::Policy, CapHolder::Subscription(id)) => keys::subscription_caps(app_id, *id),
+        (CapScope::Trigger(name), CapHolder::Profile(external_id)) => {
+            keys::profile_trigger_caps(app_id, external_id, name)
+        }
+        (CapScope::Trigger(name), CapHolder::Subscription(id)) => {
+            keys::subscription_trigger_caps(app_id, *id, name)
+        }
     }
 }
 
@@ -70,7 +81,10 @@ impl PolicyStore for RedisStore {
         if holders.is_empty() || check.windows.is_empty() {
             return Ok(vec![true; holders.len()]);
         }
-        let keys: Vec<String> = holders.iter().map(|h| cap_key(check.app_id, h)).collect();
+        let keys: Vec<String> = holders
+            .iter()
+            .map(|h| cap_key(check.app_id, check.scope, h))
+            .collect();
         if matches!(self.pool, Pool::Single(_)) {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             return self.take_caps_of(&check, &keys).await;
@@ -109,6 +123,7 @@ impl PolicyStore for RedisStore {
             .key(keys::token_bucket(app_id, bucket))
             .arg(per_minute)
             .arg(wanted)
+            .arg(crate::policy::bucket::capacity(per_minute))
             .invoke_async(&mut conn)
             .await?;
         Ok(TokenGrant {

@@ -17,6 +17,7 @@ pub(super) struct Scripts {
     pub claim: Script,
     pub checkpoint: Script,
     pub complete: Script,
+    pub count_batch: Script,
     pub cancel: Script,
     pub schedule_send: Script,
     pub claim_sends: Script,
@@ -31,6 +32,9 @@ pub(super) struct Scripts {
     pub webhook_save: Script,
     pub set_activity: Script,
     pub expire_stale: Script,
+    pub count_once: Script,
+    pub register_tasks: Script,
+    pub cancel_notification: Script,
 }
 
 const NOW: &str = include_str!("lua/now.lua");
@@ -49,9 +53,11 @@ fn on_activity(body: &str) -> Script {
     Script::new(&format!("{ACTIVITY}{body}"))
 }
 
-/// A ledger script, after the server's clock.
+/// A ledger script, after the server's clock and the application clock's shift
+/// ([`crate::store::clock`]; zero but in tests).
 fn with_clock(body: &str) -> Script {
-    Script::new(&format!("{NOW}{body}"))
+    let shift = crate::store::clock::shift_ms();
+    Script::new(&format!("{NOW}now = now + ({shift})\n{body}"))
 }
 
 /// A compare-and-set script, after the comparison they share.
@@ -67,6 +73,7 @@ impl Scripts {
             list_subscription: Script::new(include_str!("lua/list_subscription.lua")),
             erase_profile: Script::new(include_str!("lua/erase_profile.lua")),
             count_send: Script::new(include_str!("lua/count_send.lua")),
+            count_batch: Script::new(include_str!("lua/count_batch.lua")),
             put_app: compare_and_set(include_str!("lua/put_app.lua")),
             settle_key: Script::new(include_str!("lua/settle_key.lua")),
             claim: with_clock(include_str!("lua/claim.lua")),
@@ -86,6 +93,9 @@ impl Scripts {
             webhook_save: with_trim(include_str!("lua/webhook_save.lua")),
             set_activity: on_activity(include_str!("lua/set_activity.lua")),
             expire_stale: on_activity(include_str!("lua/expire_stale.lua")),
+            count_once: Script::new(include_str!("lua/count_once.lua")),
+            register_tasks: Script::new(include_str!("lua/register_tasks.lua")),
+            cancel_notification: Script::new(include_str!("lua/cancel_notification.lua")),
         }
     }
 }

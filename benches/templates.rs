@@ -156,16 +156,22 @@ fn bench_broadcast(c: &mut Criterion) {
                 .collect()
         })
         .collect();
-    let plain = PayloadTemplate::new(&notification(serde_json::json!({
-        "title": "Ana, your cart is waiting",
-        "body": "2 items (59.90 €) are still in your cart.",
-        "url": "https://shop.example/cart",
-    })));
-    let personal = PayloadTemplate::new(&notification(serde_json::json!({
-        "title": LIQUID_TITLE.replace("round: 2", "fixed: 2"),
-        "body": "{{ profile.points }} points: your items are still in your cart.",
-        "url": "https://shop.example/cart",
-    })));
+    let plain = PayloadTemplate::new(
+        &notification(serde_json::json!({
+            "title": "Ana, your cart is waiting",
+            "body": "2 items (59.90 €) are still in your cart.",
+            "url": "https://shop.example/cart",
+        })),
+        aviso::notify::receipt::ReceiptKey::new(&[7; 32]),
+    );
+    let personal = PayloadTemplate::new(
+        &notification(serde_json::json!({
+            "title": LIQUID_TITLE.replace("round: 2", "fixed: 2"),
+            "body": "{{ profile.points }} points: your items are still in your cart.",
+            "url": "https://shop.example/cart",
+        })),
+        aviso::notify::receipt::ReceiptKey::new(&[7; 32]),
+    );
     assert!(!plain.uses_variables() && personal.uses_variables());
 
     let mut group = c.benchmark_group("broadcast_200k_render");
@@ -175,6 +181,24 @@ fn bench_broadcast(c: &mut Criterion) {
         b.iter(|| {
             for subscription in &subscriptions {
                 black_box(plain.render(subscription.id));
+            }
+        })
+    });
+    // A/B: two variants prepared once; per subscriber the split's hash picks one (the
+    // engine's hot path for a notification with variants, `delivery/engine.rs::personalise`).
+    let mut two: Notification = notification(serde_json::json!({"title": "A"}));
+    two.variants = serde_json::from_value(serde_json::json!([
+        {"weight": 1, "content": {"title": "Ana, your cart is waiting", "body": "2 items (59.90 €) are still in your cart.", "url": "https://shop.example/cart"}},
+        {"weight": 1, "content": {"title": "Your cart misses you", "body": "2 items (59.90 €) are still in your cart.", "url": "https://shop.example/cart"}},
+    ]))
+    .expect("variants");
+    let variants = PayloadTemplate::all(&two, aviso::notify::receipt::ReceiptKey::new(&[7; 32]));
+    let split = aviso::notify::variants::Split::new(&two.id, &[1, 1], None);
+    group.bench_function("two_variants_picked_by_hash", |b| {
+        b.iter(|| {
+            for subscription in &subscriptions {
+                let template = &variants[split.variant_of(subscription.id)];
+                black_box(template.render(subscription.id));
             }
         })
     });

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use aviso::push::{PushSubscription, Topic, Ttl, Urgency};
 use axum::extract::connect_info::MockConnectInfo;
+use axum::http::StatusCode;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -153,6 +154,24 @@ async fn api() -> Api {
 }
 
 impl Api {
+    /// Sends a JSON `body` with the app's key and answers the status and the JSON it answered.
+    async fn answer(&self, method: &str, path: &str, body: String) -> (StatusCode, Value) {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path.replace("{app}", &self.app_id))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {}", self.api_key))
+            .header("origin", "https://shop.example")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
     /// Sends `body` and checks the answer: 2xx, or a 4xx problem document; never 5xx.
     async fn check(
         &self,
@@ -433,22 +452,32 @@ fn variant_mistakes_name_their_field() {
         ),
     ];
     for (body, field) in cases {
-        let request = axum::http::Request::builder()
-            .method("POST")
-            .uri("/v1/notifications")
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {}", api.api_key))
-            .body(axum::body::Body::from(body.to_string()))
-            .unwrap();
-        let (status, problem) = runtime.block_on(async {
-            let response = api.router.clone().oneshot(request).await.unwrap();
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
-        });
+        let (status, problem) =
+            runtime.block_on(api.answer("POST", "/v1/notifications", body.to_string()));
         assert_eq!(status, 400, "{body} -> {problem}");
         assert_eq!(problem["field"], field, "{body} -> {problem}");
+    }
+}
+
+/// Every JSON body is one object: an array, a string or a number is a 400 naming `body`, even
+/// where every field is optional (serde alone reads a struct from an array of its fields, so
+/// `PUT /v1/profiles/{id}` took `[]`: schemathesis ST201, seed 811411812).
+#[test]
+fn a_body_that_is_not_an_object_is_refused_by_name() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let api = runtime.block_on(api());
+    for (method, path, _) in ENDPOINTS {
+        for body in ["[]", "[{}]", "\"x\"", "1", "null"] {
+            let (status, problem) = runtime.block_on(api.answer(method, path, body.to_owned()));
+            assert_eq!(status, 400, "{method} {path} {body} -> {problem}");
+            assert_eq!(
+                problem["field"], "body",
+                "{method} {path} {body} -> {problem}"
+            );
+        }
     }
 }

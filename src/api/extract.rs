@@ -34,7 +34,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                     )
                 }
             })?;
+        check_object(&bytes)?;
         parse_json(&bytes).map(Self)
+    }
+}
+
+/// Every body this extractor reads is one JSON object. Checked before the types read it: serde
+/// would also build a struct from an array of its fields in order, so `[]` would pass as a
+/// body whose fields are all optional (a profile's changes, a policy).
+fn check_object(bytes: &[u8]) -> Result<(), ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        Some(b'[') => Err(ApiError::bad(
+            "body",
+            "a JSON object is expected (`{...}` with the fields this operation documents), not an array",
+        )),
+        _ => Err(ApiError::bad(
+            "body",
+            "a JSON object is expected (`{...}` with the fields this operation documents)",
+        )),
     }
 }
 

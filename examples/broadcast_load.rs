@@ -16,6 +16,20 @@
 //! sends the same payload to M of the subscribers through the same push service, and its CPU per
 //! message is printed beside Aviso's.
 //!
+//! `--policy`: before the broadcast, a delivery policy with caps and quiet hours is PUT through
+//! `/v1/policy` (see [`put_policy`]), so that every batch goes through the policy gate; the
+//! one-to-one probes are `transactional` in every run (exempt, as receipts are).
+//!
+//! `--personalised`: every subscriber is linked to a profile at subscribe, the profiles get a
+//! `first_name` through `/v1/profile-imports`, and the broadcast's title reads it
+//! (`{{ profile.first_name | default: "friend" }}`), so that each batch reads its profiles and
+//! renders per subscriber (see [`import_profiles`]).
+//!
+//! `--webhooks`: a webhook for every event type is registered (`POST /v1/webhooks`) with the
+//! mock's `POST /sink` as its target, so that every batch also writes its `delivered` events to
+//! the outbox and the sender posts them while the broadcast runs; the sender's CPU is printed
+//! both up to the last push and until the webhook posts stop.
+//!
 //! The project's mock push service (`aviso-loadtest`, in this process, verifying each VAPID JWT
 //! but not decrypting) stands in for FCM; the sender
 //! is a real `target/release/aviso serve` (embedded store, or an empty Redis with `--redis`), so
@@ -102,6 +116,9 @@ async fn main() -> anyhow::Result<()> {
     let peer: usize = arg("--peer").map_or(Ok(0), |v| v.parse())?;
     // `--aviso PATH`: another build of the sender (an A/B of two commits in one sitting).
     let aviso = arg("--aviso").unwrap_or_else(|| "target/release/aviso".to_owned());
+    let flag = |name: &str| std::env::args().any(|a| a == name);
+    let (policy, personalised, webhooks) =
+        (flag("--policy"), flag("--personalised"), flag("--webhooks"));
     // Keeps each delivery's arrival time (the one-to-one latencies are read from them).
     let service = MockPushService::start(MockConfig::default().record_details(true)).await?;
     let dir = tempfile::tempdir()?;
@@ -124,8 +141,12 @@ async fn main() -> anyhow::Result<()> {
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .env("AVISO_EXTRA_CA_CERTS", &ca)
-        .env("AVISO_ALLOWED_PUSH_HOSTS", "127.0.0.1")
+        // The mock's host and port: the push service, and the webhook target (`/sink`).
+        .env("AVISO_ALLOWED_PUSH_HOSTS", service.address().to_string())
+        .env("AVISO_ALLOWED_WEBHOOK_HOSTS", service.address().to_string())
+        // Every subscriber comes from this one address into one app: neither limit may refuse them.
         .env("AVISO_PUBLIC_RATE_LIMIT", "100000000")
+        .env("AVISO_PUBLIC_APP_RATE_LIMIT", "100000000")
         .env("AVISO_LOG", "warn")
         .env("AVISO_REDIS_URL", redis.clone().unwrap_or_default())
         .stdout(std::process::Stdio::piped())
@@ -151,6 +172,10 @@ async fn main() -> anyhow::Result<()> {
     std::thread::spawn(move || for _ in lines {});
     let (app, key) = (fields["app_id"].clone(), fields["api_key"].clone());
     let client = reqwest::Client::new();
+    if policy {
+        put_policy(&client, &base, &fields["admin_key"]).await?;
+    }
+    let identity = personalised.then(|| unhex(&fields["identity_secret"]));
 
     // Subscribers, through the public API.
     let subscribed = Instant::now();
@@ -167,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
             if peer_subscriptions.len() < peer {
                 peer_subscriptions.push(subscription.to_string());
             }
-            let body = json!({"subscription": subscription});
+            let body = subscribe_body(subscription, name, identity.as_deref());
             let request = client
                 .post(format!("{base}/v1/apps/{app}/subscriptions"))
                 .json(&body)
@@ -175,7 +200,10 @@ async fn main() -> anyhow::Result<()> {
             requests.push(async move { (name.clone(), request.await) });
         }
         for (name, response) in futures::future::join_all(requests).await {
-            let body: Value = response?.json().await?;
+            let body: Value = answered(response?, "POST /subscriptions")
+                .await?
+                .json()
+                .await?;
             if name == "vip" {
                 vip_id = body["subscription_id"]
                     .as_str()
@@ -189,27 +217,43 @@ async fn main() -> anyhow::Result<()> {
         n + 1,
         subscribed.elapsed().as_secs_f64()
     );
+    if personalised {
+        import_profiles(&client, &base, &key, n).await?;
+    }
 
+    // Registered after the subscribers: its cursor starts at the outbox's end, so it gets the
+    // broadcast's events, not 200,000 `subscription.created` posted one by one.
+    if webhooks {
+        let webhook = client
+            .post(format!("{base}/v1/webhooks"))
+            .bearer_auth(&fields["admin_key"])
+            .json(&json!({"url": service.sink_url(), "description": "load driver"}))
+            .send()
+            .await?;
+        answered(webhook, "POST /v1/webhooks").await?;
+    }
     let cpu_before = cpu_seconds(pid);
     let started = Instant::now();
-    client
+    let broadcast = client
         .post(format!("{base}/v1/notifications"))
         .bearer_auth(&key)
-        .json(&json!({"audience": "all", "content": {"title": "Big sale", "body": "Everything must go", "url": "https://shop.example/sale"}}))
+        .json(&json!({"audience": "all", "content": broadcast_content(personalised)}))
         .send()
         .await?;
+    answered(broadcast, "POST /v1/notifications (the broadcast)").await?;
     // One-to-one pushes while the broadcast runs.
     let mut probes = Vec::new();
     // How long the API took to answer each probe's creation (stored, planned, queued).
     let mut answered_ms = Vec::new();
     while (service.stats().distinct_endpoints as usize) < n * 9 / 10 {
         let sent = Instant::now();
-        client
+        let probe = client
             .post(format!("{base}/v1/notifications"))
             .bearer_auth(&key)
-            .json(&json!({"audience": {"subscription_ids": [vip_id]}, "content": {"title": "Your cart"}, "urgency": "high"}))
+            .json(&json!({"audience": {"subscription_ids": [vip_id]}, "content": {"title": "Your cart"}, "urgency": "high", "category": "transactional"}))
             .send()
             .await?;
+        answered(probe, "POST /v1/notifications (a probe)").await?;
         probes.push(sent);
         answered_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -227,6 +271,26 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu_before;
+    if webhooks {
+        // The outbox drains after the last push: wait until no post came for 2 s (at most 60 s).
+        let mut last = service.sink_received();
+        let mut quiet_since = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while quiet_since.elapsed() < Duration::from_secs(2) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = service.sink_received();
+            if now != last {
+                (last, quiet_since) = (now, Instant::now());
+            }
+        }
+        let drained = cpu_seconds(pid) - cpu_before;
+        println!(
+            "webhooks: {} posts, {:.1} MB, sender CPU until they stopped {drained:.1} s ({:.1} s after the last push)",
+            last.0,
+            last.1 as f64 / 1e6,
+            drained - cpu
+        );
+    }
     let _ = child.kill();
     let _ = child.wait();
     let floor_after_us = crypto_floor_us(&keys)?;
@@ -325,4 +389,102 @@ fn web_push_peer(
         cpu_us / aviso_cpu_us
     );
     Ok(())
+}
+
+/// `--policy`: caps (3 a day, 1 an hour, per subscriber here: they have no profile unless
+/// `--personalised`) and quiet hours that hold nobody now (in UTC, the default zone, from two
+/// to three hours ahead), so that every subscriber is checked and counted and every message
+/// is still sent now: the policy's whole cost, none of its deferrals.
+async fn put_policy(client: &reqwest::Client, base: &str, admin_key: &str) -> anyhow::Result<()> {
+    let hour = (aviso::store::now_ms() / 3_600_000 % 24) as u32;
+    let start = format!("{:02}:00", (hour + 2) % 24);
+    let end = format!("{:02}:00", (hour + 3) % 24);
+    let policy = json!({
+        "caps": [{"max": 3, "per": "1d"}, {"max": 1, "per": "1h"}],
+        "quiet_hours": {"start": start, "end": end},
+    });
+    let response = client
+        .put(format!("{base}/v1/policy"))
+        .bearer_auth(admin_key)
+        .json(&policy)
+        .send()
+        .await?;
+    answered(response, "PUT /v1/policy").await?;
+    println!("policy: {policy}");
+    Ok(())
+}
+
+/// The response if Aviso accepted the request, else an error with its status and problem: a
+/// refused step must stop the run, not leave it measuring an empty broadcast.
+async fn answered(response: reqwest::Response, what: &str) -> anyhow::Result<reqwest::Response> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let problem = response.text().await.unwrap_or_default();
+    anyhow::bail!("{what} answered {status}: {problem}")
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}
+
+/// A subscriber's `POST /subscriptions` body: with `--personalised`, linked to profile `name`
+/// (the identity hash as the site's backend computes it).
+fn subscribe_body(subscription: Value, name: &str, identity: Option<&[u8]>) -> Value {
+    match identity {
+        None => json!({"subscription": subscription}),
+        Some(secret) => json!({
+            "subscription": subscription,
+            "external_id": name,
+            "identity_hash": aviso::apps::identity_hash(secret, name),
+        }),
+    }
+}
+
+/// `--personalised`: a `first_name` for nine profiles in ten (the tenth gets the default),
+/// through one NDJSON import.
+async fn import_profiles(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let lines: String = (0..n)
+        .filter(|i| i % 10 != 9)
+        .map(|i| {
+            format!("{{\"external_id\":\"s{i}\",\"attributes\":{{\"first_name\":\"Name{i}\"}}}}\n")
+        })
+        .collect();
+    let response = client
+        .post(format!("{base}/v1/profile-imports"))
+        .bearer_auth(key)
+        .header("Content-Type", "application/x-ndjson")
+        .body(lines)
+        .send()
+        .await?;
+    let report: Value = answered(response, "POST /v1/profile-imports")
+        .await?
+        .json()
+        .await?;
+    anyhow::ensure!(report["failed"] == 0, "profile import: {report}");
+    println!(
+        "imported {} profiles in {:.1} s",
+        report["imported"],
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The broadcast's content: the same text, its title personalised with `--personalised`.
+fn broadcast_content(personalised: bool) -> Value {
+    let title = if personalised {
+        "{{ profile.first_name | default: \"friend\" }}, big sale"
+    } else {
+        "Big sale"
+    };
+    json!({"title": title, "body": "Everything must go", "url": "https://shop.example/sale"})
 }

@@ -84,6 +84,9 @@ struct Shared {
     /// Number of answers queued in `scripted`, so requests skip its lock when there are none.
     scripted_pending: AtomicUsize,
     messages: AtomicU64,
+    /// `POST /sink` bodies received (a webhook receiver for the load driver) and their bytes.
+    sink_posts: AtomicU64,
+    sink_bytes: AtomicU64,
 }
 
 /// A behaviour with its own request numbering, which restarts whenever it is replaced.
@@ -158,6 +161,8 @@ impl MockPushService {
             scripted: Mutex::new(HashMap::new()),
             scripted_pending: AtomicUsize::new(0),
             messages: AtomicU64::new(0),
+            sink_posts: AtomicU64::new(0),
+            sink_bytes: AtomicU64::new(0),
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new());
@@ -356,6 +361,20 @@ impl MockPushService {
         self.shared.stats()
     }
 
+    /// The URL of a sink: any `POST` to it is read whole and answered `204`, counted apart from
+    /// push requests (a webhook receiver on the same TLS identity, for load runs).
+    pub fn sink_url(&self) -> String {
+        format!("{}/sink", self.shared.origin)
+    }
+
+    /// `POST /sink` requests so far, and the bytes of their bodies.
+    pub fn sink_received(&self) -> (u64, u64) {
+        (
+            self.shared.sink_posts.load(Ordering::Relaxed),
+            self.shared.sink_bytes.load(Ordering::Relaxed),
+        )
+    }
+
     /// Push requests answered with `status` so far.
     pub fn count_for(&self, status: StatusCode) -> u64 {
         self.shared.recorder.count_for(status)
@@ -552,6 +571,19 @@ impl Shared {
         let path = request.uri().path();
         if path == "/stats" {
             return self.read_only(request.method(), "GET /stats", || self.stats());
+        }
+        if path == "/sink" && request.method() == Method::POST {
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map(|body| body.to_bytes());
+            self.sink_posts.fetch_add(1, Ordering::Relaxed);
+            self.sink_bytes
+                .fetch_add(body.map_or(0, |body| body.len() as u64), Ordering::Relaxed);
+            let mut response = Response::new(Full::default());
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            return response;
         }
         if let Some(id) = path.strip_prefix("/messages/") {
             let messages = self.recorder.messages(id);

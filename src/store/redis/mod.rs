@@ -22,6 +22,8 @@ mod subscriptions;
 mod triggers;
 mod webhooks;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
@@ -36,12 +38,34 @@ enum Connection {
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
+/// How long one request to Redis (a command, a pipeline, a script, taking a connection from the
+/// pool) may take before it fails as the store being unavailable. The store's longest script
+/// runs over one batch (milliseconds); this bounds what would otherwise wait forever: a request
+/// the cluster client lost (seen in a conformance run: four claimers on a 3-node Cluster, all
+/// idle for 20 minutes, nothing in flight on any socket), a Redis that stopped answering.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `request`, failed with a timed-out I/O error after [`RESPONSE_TIMEOUT`].
+fn bounded<'a, T: Send + 'a>(request: RedisFuture<'a, T>) -> RedisFuture<'a, T> {
+    Box::pin(async move {
+        tokio::time::timeout(RESPONSE_TIMEOUT, request)
+            .await
+            .unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("Redis did not answer within {RESPONSE_TIMEOUT:?}"),
+                )
+                .into())
+            })
+    })
+}
+
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
+        bounded(match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
-        }
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -50,10 +74,10 @@ impl ConnectionLike for Connection {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
+        bounded(match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
+        })
     }
 
     fn get_db(&self) -> i64 {
@@ -107,10 +131,19 @@ impl RedisStore {
     async fn conn(&self) -> StoreResult<Connection> {
         // The pooled object is returned at once: its connection is multiplexed, and a clone
         // shares it. A broken one is replaced by the pool on a later `get`.
-        match &self.pool {
-            Pool::Single(pool) => Ok(Connection::Single((*pool.get().await?).clone())),
-            Pool::Cluster(pool) => Ok(Connection::Cluster((*pool.get().await?).clone())),
-        }
+        let connection = async {
+            Ok(match &self.pool {
+                Pool::Single(pool) => Connection::Single((*pool.get().await?).clone()),
+                Pool::Cluster(pool) => Connection::Cluster((*pool.get().await?).clone()),
+            })
+        };
+        tokio::time::timeout(RESPONSE_TIMEOUT, connection)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "no connection to Redis within {RESPONSE_TIMEOUT:?}"
+                )))
+            })
     }
 
     /// Adds each delta to its field of the counters hash `key`, in one round trip.

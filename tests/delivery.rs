@@ -12,66 +12,29 @@ use http::StatusCode;
 use reqwest::Client;
 use serde_json::{Value, json};
 use support::http::Fetch;
-use support::push_service::{self, MockConfig, MockExt, MockPushService};
+use support::push_service::{self, MockConfig, MockExt};
+use support::rig::Rig;
 use support::server::Aviso;
 
 const SUBSCRIBERS: usize = 2000;
 
 struct Setup {
-    service: MockPushService,
-    aviso: Aviso,
-    client: Client,
+    rig: Rig,
+    /// Browser name at the mock → subscription id.
     ids: HashMap<String, String>,
-    _redis: Option<support::redis::RedisServer>,
-    _ca: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = Rig;
+    fn deref(&self) -> &Rig {
+        &self.rig
+    }
 }
 
 async fn setup(redis: bool) -> Setup {
-    let service = push_service::start(MockConfig::default()).await;
-    let ca = tempfile::tempdir().unwrap();
-    let ca_path = ca.path().join("ca.pem");
-    service.write_ca(&ca_path);
-    let redis = redis.then(support::redis::RedisServer::start);
-    let push_host = service.address().to_string();
-    let aviso = Aviso::start(
-        redis.as_ref().map(|r| r.url()).as_deref(),
-        &[
-            ("AVISO_EXTRA_CA_CERTS", ca_path.to_str().unwrap()),
-            ("AVISO_ALLOWED_PUSH_HOSTS", &push_host),
-        ],
-    );
-    let client = Client::new();
-    // Subscribe every browser through the public API, a few at a time.
-    let mut ids = HashMap::new();
-    let subscriptions: Vec<(String, Value)> = (0..SUBSCRIBERS)
-        .map(|n| (format!("b{n}"), service.subscribe(&format!("b{n}"))))
-        .collect();
-    for chunk in subscriptions.chunks(50) {
-        let requests = chunk.iter().map(|(name, subscription)| {
-            let request = client
-                .post(aviso.public("/subscriptions"))
-                .json(&json!({"subscription": subscription}))
-                .send();
-            async move {
-                let response = request.await.unwrap();
-                assert_eq!(response.status(), reqwest::StatusCode::CREATED);
-                let body: Value = response.json().await.unwrap();
-                (
-                    name.clone(),
-                    body["subscription_id"].as_str().unwrap().to_owned(),
-                )
-            }
-        });
-        ids.extend(futures::future::join_all(requests).await);
-    }
-    Setup {
-        service,
-        aviso,
-        client,
-        ids,
-        _redis: redis,
-        _ca: ca,
-    }
+    let rig = Rig::start(redis, &[]).await;
+    let ids = rig.subscribe_plain(SUBSCRIBERS, 50).await;
+    Setup { rig, ids }
 }
 
 async fn broadcast(setup: &Setup) -> String {

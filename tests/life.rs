@@ -12,74 +12,39 @@ use std::time::{Duration, Instant};
 
 use aviso_loadtest::{Throttle, Unavailable};
 use http::StatusCode;
-use reqwest::Client;
 use serde_json::{Value, json};
 use support::http::Fetch;
-use support::push_service::{self, MockConfig, MockExt, MockPushService};
-use support::server::Aviso;
+use support::rig::Rig;
 
 const SUBSCRIBERS: usize = 1000;
 
 struct Setup {
-    service: MockPushService,
-    aviso: Aviso,
-    client: Client,
+    rig: Rig,
     /// Browser name → (subscription id, its subscription JSON).
     browsers: HashMap<String, (String, Value)>,
-    _redis: Option<support::redis::RedisServer>,
-    _ca: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = Rig;
+    fn deref(&self) -> &Rig {
+        &self.rig
+    }
 }
 
 /// Every even browser is tagged `half: yes`.
 async fn setup(redis: bool) -> Setup {
-    let service = push_service::start(MockConfig::default()).await;
-    let ca = tempfile::tempdir().unwrap();
-    let ca_path = ca.path().join("ca.pem");
-    service.write_ca(&ca_path);
-    let redis = redis.then(support::redis::RedisServer::start);
-    let push_host = service.address().to_string();
-    let aviso = Aviso::start(
-        redis.as_ref().map(|r| r.url()).as_deref(),
-        &[
-            ("AVISO_EXTRA_CA_CERTS", ca_path.to_str().unwrap()),
-            ("AVISO_ALLOWED_PUSH_HOSTS", &push_host),
-        ],
-    );
-    let client = Client::new();
-    let mut browsers = HashMap::new();
-    let all: Vec<(String, Value)> = (0..SUBSCRIBERS)
-        .map(|n| (format!("b{n}"), service.subscribe(&format!("b{n}"))))
-        .collect();
-    for chunk in all.chunks(50) {
-        let requests = chunk.iter().map(|(name, subscription)| {
-            let n: usize = name[1..].parse().unwrap();
+    let rig = Rig::start(redis, &[]).await;
+    let browsers = rig
+        .subscribe(SUBSCRIBERS, 50, |n, subscription| {
             let tags = if n.is_multiple_of(2) {
                 json!({"half": "yes"})
             } else {
                 json!({})
             };
-            let request = client
-                .post(aviso.public("/subscriptions"))
-                .json(&json!({"subscription": subscription, "tags": tags}))
-                .send();
-            async move {
-                let response = request.await.unwrap();
-                assert_eq!(response.status(), reqwest::StatusCode::CREATED);
-                let body: Value = response.json().await.unwrap();
-                let id = body["subscription_id"].as_str().unwrap().to_owned();
-                (name.clone(), (id, subscription.clone()))
-            }
-        });
-        browsers.extend(futures::future::join_all(requests).await);
-    }
-    Setup {
-        service,
-        aviso,
-        client,
-        browsers,
-        _redis: redis,
-        _ca: ca,
-    }
+            json!({"subscription": subscription, "tags": tags})
+        })
+        .await;
+    Setup { rig, browsers }
 }
 
 impl Setup {

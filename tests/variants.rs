@@ -17,11 +17,9 @@ use std::time::{Duration, Instant};
 use aviso::notify::variants::{Split, Winner};
 use aviso::store::{Phase, SubscriptionId};
 use http::StatusCode;
-use reqwest::Client;
 use serde_json::{Value, json};
 use support::http::Fetch;
-use support::push_service::{self, MockConfig, MockExt, MockPushService};
-use support::server::Aviso;
+use support::rig::Rig;
 
 const SUBSCRIBERS: usize = 10_000;
 /// Seconds from the winner test's send to its decision: room for the test's 2,000 pushes, the
@@ -29,72 +27,30 @@ const SUBSCRIBERS: usize = 10_000;
 const AFTER_SECS: u64 = 40;
 
 struct Setup {
-    service: MockPushService,
-    aviso: Aviso,
-    client: Client,
+    rig: Rig,
     /// Browser name at the mock → subscription id.
     ids: HashMap<String, String>,
-    redis: Option<support::redis::RedisServer>,
-    env: Vec<(String, String)>,
-    _ca: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = Rig;
+    fn deref(&self) -> &Rig {
+        &self.rig
+    }
 }
 
 async fn setup(redis: bool) -> Setup {
-    let service = push_service::start(MockConfig::default()).await;
-    let ca = tempfile::tempdir().unwrap();
-    let ca_path = ca.path().join("ca.pem");
-    service.write_ca(&ca_path);
-    let redis = redis.then(support::redis::RedisServer::start);
-    let env = vec![
-        (
-            "AVISO_EXTRA_CA_CERTS".to_owned(),
-            ca_path.to_str().unwrap().to_owned(),
-        ),
-        (
-            "AVISO_ALLOWED_PUSH_HOSTS".to_owned(),
-            service.address().to_string(),
-        ),
-        // 10,000 subscriptions and the receipts from one address.
-        ("AVISO_PUBLIC_RATE_LIMIT".to_owned(), "1000000".to_owned()),
-        (
-            "AVISO_PUBLIC_APP_RATE_LIMIT".to_owned(),
-            "1000000".to_owned(),
-        ),
-    ];
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let aviso = Aviso::start(redis.as_ref().map(|r| r.url()).as_deref(), &pairs);
-    let client = Client::new();
-    let mut ids = HashMap::new();
-    let subscriptions: Vec<(String, Value)> = (0..SUBSCRIBERS)
-        .map(|n| (format!("b{n}"), service.subscribe(&format!("b{n}"))))
-        .collect();
-    for chunk in subscriptions.chunks(100) {
-        let requests = chunk.iter().map(|(name, subscription)| {
-            let request = client
-                .post(aviso.public("/subscriptions"))
-                .json(&json!({"subscription": subscription}))
-                .send();
-            async move {
-                let response = request.await.unwrap();
-                assert_eq!(response.status(), reqwest::StatusCode::CREATED);
-                let body: Value = response.json().await.unwrap();
-                (
-                    name.clone(),
-                    body["subscription_id"].as_str().unwrap().to_owned(),
-                )
-            }
-        });
-        ids.extend(futures::future::join_all(requests).await);
-    }
-    Setup {
-        service,
-        aviso,
-        client,
-        ids,
+    // 10,000 subscriptions and the receipts from one address.
+    let rig = Rig::start(
         redis,
-        env,
-        _ca: ca,
-    }
+        &[
+            ("AVISO_PUBLIC_RATE_LIMIT", "1000000"),
+            ("AVISO_PUBLIC_APP_RATE_LIMIT", "1000000"),
+        ],
+    )
+    .await;
+    let ids = rig.subscribe_plain(SUBSCRIBERS, 100).await;
+    Setup { rig, ids }
 }
 
 /// Each subscription's place in a notification's split, computed by Python's `hashlib` from
@@ -393,10 +349,7 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
     );
 
     // kill -9 and start again: the follow-up waits in the store.
-    let redis_url = setup.redis.as_ref().map(|r| r.url());
-    let env = setup.env.clone();
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    setup.aviso = setup.aviso.restart(redis_url.as_deref(), &pairs);
+    setup.rig = setup.rig.restarted();
 
     let done = delivered(&setup, &id, SUBSCRIBERS as i64).await;
     assert!(aviso::store::now_ms() >= decides_at);

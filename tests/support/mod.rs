@@ -5,6 +5,7 @@ pub mod faulty_store;
 pub mod http;
 pub mod push_service;
 pub mod redis;
+pub mod rig;
 pub mod seed;
 pub mod server;
 pub mod webhook_receiver;

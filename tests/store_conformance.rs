@@ -475,6 +475,23 @@ pub async fn notifications_counters_and_limits(store: Arc<dyn Store>) {
     );
 }
 
+/// Stores `notification` with its first tasks and counters (as the create service does).
+async fn create(
+    store: &dyn Store,
+    notification: &Notification,
+    tasks: &[Task],
+    counters: &[(&str, i64)],
+) {
+    store
+        .create_notification(NewNotification {
+            notification,
+            tasks,
+            counters,
+        })
+        .await
+        .unwrap();
+}
+
 fn task(notification: &str, suffix: &str, lane: Lane, target: TaskTarget) -> Task {
     Task {
         id: format!("{notification}:{suffix}"),
@@ -513,14 +530,13 @@ pub async fn variants_phases_and_one_winner(store: Arc<dyn Store>) {
         not_before_ms: rest_due,
         ..task("ab1", "rest.s0", Lane::Bulk, TaskTarget::Shard(0))
     };
-    store
-        .create_notification(NewNotification {
-            notification: &notification,
-            tasks: &[test.clone(), rest.clone()],
-            counters: &[],
-        })
-        .await
-        .unwrap();
+    create(
+        store.as_ref(),
+        &notification,
+        &[test.clone(), rest.clone()],
+        &[],
+    )
+    .await;
     assert_eq!(
         store.get_notification("ab1").await.unwrap(),
         Some(notification)
@@ -590,14 +606,13 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
         Lane::Priority,
         TaskTarget::Subscriptions(vec![SubscriptionId(7)]),
     );
-    store
-        .create_notification(NewNotification {
-            notification: &note("l", "c1", 1),
-            tasks: std::slice::from_ref(&direct),
-            counters: &[("targeted", 1)],
-        })
-        .await
-        .unwrap();
+    create(
+        store.as_ref(),
+        &note("l", "c1", 1),
+        std::slice::from_ref(&direct),
+        &[("targeted", 1)],
+    )
+    .await;
     let claim = store
         .claim_task(Lane::Priority, held_by("w1", Duration::from_secs(30)))
         .await
@@ -631,14 +646,13 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
     );
 
     // A broadcast: tasks but no counters yet (they grow as shards are read).
-    store
-        .create_notification(NewNotification {
-            notification: &note("l", "c2", 1),
-            tasks: &[task("c2", "0", Lane::Bulk, TaskTarget::Shard(0))],
-            counters: &[],
-        })
-        .await
-        .unwrap();
+    create(
+        store.as_ref(),
+        &note("l", "c2", 1),
+        &[task("c2", "0", Lane::Bulk, TaskTarget::Shard(0))],
+        &[],
+    )
+    .await;
     assert!(store.counters("c2").await.unwrap().is_empty());
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 1);
 }
@@ -1187,14 +1201,13 @@ pub async fn a_notifications_life_follows_its_tasks_and_its_series_sums_to_its_c
         Lane::Priority,
         TaskTarget::Subscriptions(vec![SubscriptionId(7)]),
     );
-    store
-        .create_notification(NewNotification {
-            notification: &note("l", "lf", 1),
-            tasks: &[bulk.clone(), direct.clone()],
-            counters: &[("targeted", 5)],
-        })
-        .await
-        .unwrap();
+    create(
+        store.as_ref(),
+        &note("l", "lf", 1),
+        &[bulk.clone(), direct.clone()],
+        &[("targeted", 5)],
+    )
+    .await;
     let queued = status_of(store.as_ref(), "lf").await;
     assert_eq!(
         (queued.status, queued.life),
@@ -1366,14 +1379,13 @@ pub async fn a_notifications_life_follows_its_tasks_and_its_series_sums_to_its_c
     );
 
     // Named recipients of which none exists: no task, completed at once.
-    store
-        .create_notification(NewNotification {
-            notification: &note("l", "none", 1),
-            tasks: &[],
-            counters: &[("targeted", 0)],
-        })
-        .await
-        .unwrap();
+    create(
+        store.as_ref(),
+        &note("l", "none", 1),
+        &[],
+        &[("targeted", 0)],
+    )
+    .await;
     let none = status_of(store.as_ref(), "none").await;
     assert_eq!(none.status, Status::Completed);
     assert!(none.life.completed_at_ms.is_some() && none.life.sending_at_ms.is_none());
@@ -1385,14 +1397,13 @@ pub async fn a_notifications_life_follows_its_tasks_and_its_series_sums_to_its_c
 /// task it still had completes, and a second cancel answers the first's time.
 pub async fn a_cancel_and_the_last_completion_are_one_before_the_other(store: Arc<dyn Store>) {
     let lease = Duration::from_secs(30);
-    store
-        .create_notification(NewNotification {
-            notification: &note("l", "lc", 1),
-            tasks: &[task("lc", "s0", Lane::Bulk, TaskTarget::Shard(0))],
-            counters: &[],
-        })
-        .await
-        .unwrap();
+    create(
+        store.as_ref(),
+        &note("l", "lc", 1),
+        &[task("lc", "s0", Lane::Bulk, TaskTarget::Shard(0))],
+        &[],
+    )
+    .await;
     let claim = store
         .claim_task(Lane::Bulk, held_by("w", lease))
         .await
@@ -1421,19 +1432,18 @@ pub async fn a_cancel_and_the_last_completion_are_one_before_the_other(store: Ar
 
     for round in 0..20 {
         let id = format!("race{round}");
-        store
-            .create_notification(NewNotification {
-                notification: &note("l", &id, 1),
-                tasks: &[task(
-                    &id,
-                    "p",
-                    Lane::Priority,
-                    TaskTarget::Subscriptions(vec![SubscriptionId(1)]),
-                )],
-                counters: &[],
-            })
-            .await
-            .unwrap();
+        create(
+            store.as_ref(),
+            &note("l", &id, 1),
+            &[task(
+                &id,
+                "p",
+                Lane::Priority,
+                TaskTarget::Subscriptions(vec![SubscriptionId(1)]),
+            )],
+            &[],
+        )
+        .await;
         let claim = store
             .claim_task(Lane::Priority, held_by("w", lease))
             .await

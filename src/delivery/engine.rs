@@ -28,9 +28,9 @@ use super::sender::{Batch, Delivery, Failure, Message, Sender};
 use super::waker::EngineWaker;
 use crate::notify::Notification;
 use crate::notify::model::{Audience, Status};
-use crate::notify::payload::PayloadTemplate;
+use crate::notify::payload::{PayloadTemplate, context_for};
 use crate::notify::segment::Filter;
-use crate::notify::template::{Context, EventProperties};
+use crate::notify::template::EventProperties;
 use crate::notify::variants::{self, Split};
 use crate::policy::gate::Pace;
 use crate::push::vapid::{DEFAULT_VALIDITY, VapidSubject};
@@ -1002,14 +1002,7 @@ impl Engine {
         let mut ready = Vec::with_capacity(subscriptions.len());
         let mut failed = Vec::new();
         for subscription in subscriptions {
-            let profile = subscription
-                .external_id
-                .as_ref()
-                .and_then(|id| profiles.get(id));
-            let context = Context {
-                profile: profile.map(|p| &p.attributes),
-                event: prepared.event.as_ref(),
-            };
+            let context = context_for(&subscription, &profiles, prepared.event.as_ref());
             match template_of(&subscription).render_for(subscription.id, &context) {
                 Ok(payload) => ready.push((subscription, payload)),
                 Err(error) => failed.push((

@@ -151,6 +151,24 @@ fn cut(text: &str) -> (Vec<Vec<u8>>, Vec<Hole>) {
     }
 }
 
+/// What `subscription`'s payload is rendered from: the profile its `external_id` names in
+/// `profiles` (none, when it has none or the batch read none: every variable its default), and
+/// the triggering event's properties.
+pub fn context_for<'a>(
+    subscription: &Subscription,
+    profiles: &'a HashMap<String, Profile>,
+    event: Option<&'a EventProperties>,
+) -> Context<'a> {
+    let profile = subscription
+        .external_id
+        .as_ref()
+        .and_then(|id| profiles.get(id));
+    Context {
+        profile: profile.map(|p| &p.attributes),
+        event,
+    }
+}
+
 impl PayloadTemplate {
     /// The notification's payload, its receipt tokens made with `key` (the app's); a content
     /// whose templates do not compile (a notification stored before it was validated) is sent
@@ -341,15 +359,7 @@ impl PayloadTemplate {
         subscriptions
             .iter()
             .map(|subscription| {
-                let profile = subscription
-                    .external_id
-                    .as_ref()
-                    .and_then(|id| profiles.get(id));
-                let context = Context {
-                    profile: profile.map(|p| &p.attributes),
-                    event,
-                };
-                self.render_for(subscription.id, &context)
+                self.render_for(subscription.id, &context_for(subscription, profiles, event))
             })
             .collect()
     }

@@ -129,6 +129,15 @@ struct Api {
     _dir: tempfile::TempDir,
 }
 
+/// The runtime the router tests drive the router on (a proptest runner is not async).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 async fn api() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let store = aviso::store::open(None, &dir.path().join("data"))
@@ -330,11 +339,7 @@ const ENDPOINTS: &[(&str, &str, &[&str])] = &[
 
 #[test]
 fn every_body_type_through_the_router_gets_a_2xx_or_a_4xx_problem() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let api = runtime.block_on(api());
     for (method, path, keys) in ENDPOINTS {
         let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(300));
@@ -362,11 +367,7 @@ fn every_body_type_through_the_router_gets_a_2xx_or_a_4xx_problem() {
 /// real router.
 #[test]
 fn variant_mistakes_name_their_field() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let api = runtime.block_on(api());
     let two = || json!([{"weight": 1, "content": {"title": "A"}}, {"weight": 1, "content": {"title": "B"}}]);
     let variant = |title: &str| json!({"weight": 1, "content": {"title": title}});
@@ -464,11 +465,7 @@ fn variant_mistakes_name_their_field() {
 /// `PUT /v1/profiles/{id}` took `[]`: schemathesis ST201, seed 811411812).
 #[test]
 fn a_body_that_is_not_an_object_is_refused_by_name() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let api = runtime.block_on(api());
     for (method, path, _) in ENDPOINTS {
         for body in ["[]", "[{}]", "\"x\"", "1", "null"] {

@@ -13,28 +13,18 @@ use reqwest::Client;
 use serde_json::{Value, json};
 use support::http::Fetch;
 use support::push_service::{self, MockConfig, MockExt};
-use support::rig::Rig;
+use support::rig::{Rig, Subscribed};
 use support::server::Aviso;
 
 const SUBSCRIBERS: usize = 2000;
 
-struct Setup {
-    rig: Rig,
-    /// Browser name at the mock → subscription id.
-    ids: HashMap<String, String>,
-}
-
-impl std::ops::Deref for Setup {
-    type Target = Rig;
-    fn deref(&self) -> &Rig {
-        &self.rig
-    }
-}
+/// The browsers: browser name at the mock → subscription id.
+type Setup = Subscribed<HashMap<String, String>>;
 
 async fn setup(redis: bool) -> Setup {
     let rig = Rig::start(redis, &[]).await;
     let ids = rig.subscribe_plain(SUBSCRIBERS, 50).await;
-    Setup { rig, ids }
+    Setup { rig, browsers: ids }
 }
 
 async fn broadcast(setup: &Setup) -> String {
@@ -89,7 +79,7 @@ fn check_every_message(setup: &Setup, notification_id: &str, skip: impl Fn(&str)
     ] {
         assert_eq!(setup.service.count_for(refused), 0, "{stats:?}");
     }
-    for (name, subscription_id) in &setup.ids {
+    for (name, subscription_id) in &setup.browsers {
         let deliveries = setup.service.deliveries(name);
         let expected = usize::from(!skip(name));
         assert_eq!(
@@ -169,7 +159,7 @@ async fn gone_subscribers_are_deleted_and_failures_retried(redis: bool) {
         })
         .unwrap();
     let gone = |name: &str| setup.service.is_gone(name);
-    let gone_count = setup.ids.keys().filter(|name| gone(name)).count();
+    let gone_count = setup.browsers.keys().filter(|name| gone(name)).count();
     assert!((150..=250).contains(&gone_count), "{gone_count} gone");
     let id = broadcast(&setup).await;
     let counters = counters_when_done(&setup, &id, SUBSCRIBERS as i64).await;
@@ -183,7 +173,7 @@ async fn gone_subscribers_are_deleted_and_failures_retried(redis: bool) {
     assert_eq!(setup.service.count_for(StatusCode::GONE), gone_count as u64);
     // The gone subscriptions were deleted: a second broadcast never tries them.
     let requests_to_gone = || -> Vec<u64> {
-        let gone_names = setup.ids.keys().filter(|name| gone(name));
+        let gone_names = setup.browsers.keys().filter(|name| gone(name));
         gone_names
             .map(|name| setup.service.requests_for(name))
             .collect()

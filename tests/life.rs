@@ -14,22 +14,12 @@ use aviso_loadtest::{Throttle, Unavailable};
 use http::StatusCode;
 use serde_json::{Value, json};
 use support::http::Fetch;
-use support::rig::Rig;
+use support::rig::{Rig, Subscribed};
 
 const SUBSCRIBERS: usize = 1000;
 
-struct Setup {
-    rig: Rig,
-    /// Browser name → (subscription id, its subscription JSON).
-    browsers: HashMap<String, (String, Value)>,
-}
-
-impl std::ops::Deref for Setup {
-    type Target = Rig;
-    fn deref(&self) -> &Rig {
-        &self.rig
-    }
-}
+/// The browsers: browser name → (subscription id, its subscription JSON).
+type Setup = Subscribed<HashMap<String, (String, Value)>>;
 
 /// Every even browser is tagged `half: yes`.
 async fn setup(redis: bool) -> Setup {

@@ -19,25 +19,15 @@ use aviso::store::{Phase, SubscriptionId};
 use http::StatusCode;
 use serde_json::{Value, json};
 use support::http::Fetch;
-use support::rig::Rig;
+use support::rig::{Rig, Subscribed};
 
 const SUBSCRIBERS: usize = 10_000;
 /// Seconds from the winner test's send to its decision: room for the test's 2,000 pushes, the
 /// clicks and a restart on a loaded machine.
 const AFTER_SECS: u64 = 40;
 
-struct Setup {
-    rig: Rig,
-    /// Browser name at the mock → subscription id.
-    ids: HashMap<String, String>,
-}
-
-impl std::ops::Deref for Setup {
-    type Target = Rig;
-    fn deref(&self) -> &Rig {
-        &self.rig
-    }
-}
+/// The browsers: browser name at the mock → subscription id.
+type Setup = Subscribed<HashMap<String, String>>;
 
 async fn setup(redis: bool) -> Setup {
     // 10,000 subscriptions and the receipts from one address.
@@ -50,7 +40,7 @@ async fn setup(redis: bool) -> Setup {
     )
     .await;
     let ids = rig.subscribe_plain(SUBSCRIBERS, 100).await;
-    Setup { rig, ids }
+    Setup { rig, browsers: ids }
 }
 
 /// Each subscription's place in a notification's split, computed by Python's `hashlib` from
@@ -163,7 +153,7 @@ async fn delivered(setup: &Setup, id: &str, expected: i64) -> Value {
 fn payloads_of(setup: &Setup, id: &str) -> HashMap<String, Vec<Value>> {
     assert_eq!(setup.service.stats().verification_failures, 0);
     setup
-        .ids
+        .browsers
         .keys()
         .map(|name| {
             let payloads = setup
@@ -217,13 +207,13 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
     assert_eq!(done["ab"]["variants"][1]["delivered"], b, "{done}");
     assert!(done["ab"].get("test").is_none(), "{done}");
 
-    let sids: Vec<&str> = setup.ids.values().map(String::as_str).collect();
+    let sids: Vec<&str> = setup.browsers.values().map(String::as_str).collect();
     let python = python_split(&id, &[1, 1], None, &sids);
     let library = Split::new(&id, &[1, 1], None);
     let again = Split::new(&id, &[1, 1], None);
     let payloads = payloads_of(&setup, &id);
     let mut seen = [0i64; 2];
-    for (name, sid) in &setup.ids {
+    for (name, sid) in &setup.browsers {
         let got = &payloads[name];
         assert_eq!(got.len(), 1, "{name} must get exactly one push");
         let payload = &got[0];
@@ -245,7 +235,7 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
     // Receipts: the payload's token covers its variant. Python's HMAC agrees; a receipt that
     // names the other variant, or none, is refused and not counted.
     let (name_b, sid_b) = setup
-        .ids
+        .browsers
         .iter()
         .find(|(name, _)| payloads[*name][0]["aviso"]["v"] == 1)
         .map(|(n, s)| (n.clone(), s.clone()))
@@ -298,7 +288,7 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
     let python = python_split(&id, &[1, 1], Some(test.fraction), &sids);
     let library = Split::new(&id, &[1, 1], Some(&test));
     let members: Vec<&String> = setup
-        .ids
+        .browsers
         .values()
         .filter(|sid| python[sid.as_str()].0)
         .collect();
@@ -307,7 +297,7 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
         "{} in the test",
         members.len()
     );
-    for sid in setup.ids.values() {
+    for sid in setup.browsers.values() {
         let parsed = SubscriptionId(u64::from_str_radix(sid, 16).unwrap());
         let (in_test, variant) = python[sid.as_str()];
         assert_eq!(library.in_test(parsed), in_test);
@@ -318,7 +308,7 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
     assert_eq!(tested["ab"]["test"]["state"], "testing", "{tested}");
     let payloads = payloads_of(&setup, &id);
     let mut clicks = 0;
-    for (name, sid) in &setup.ids {
+    for (name, sid) in &setup.browsers {
         let (in_test, variant) = python[sid.as_str()];
         let got = &payloads[name];
         assert_eq!(got.len(), usize::from(in_test), "{name}: test members only");
@@ -359,7 +349,7 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
     assert_eq!(done["counters"]["delivered"], SUBSCRIBERS as i64, "{done}");
     let payloads = payloads_of(&setup, &id);
     let mut rest = 0;
-    for (name, sid) in &setup.ids {
+    for (name, sid) in &setup.browsers {
         let (in_test, variant) = python[sid.as_str()];
         let got = &payloads[name];
         assert_eq!(

@@ -112,6 +112,19 @@ impl Rig {
     }
 }
 
+/// A rig and what a test keeps of the browsers it subscribed; it reads as the rig.
+pub struct Subscribed<B> {
+    pub rig: Rig,
+    pub browsers: B,
+}
+
+impl<B> std::ops::Deref for Subscribed<B> {
+    type Target = Rig;
+    fn deref(&self) -> &Rig {
+        &self.rig
+    }
+}
+
 fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }

@@ -92,9 +92,23 @@ test('a Declarative Web Push message is shown and reported', async () => {
 });
 
 test('a plain-text push is shown as the body under the site\'s name', async () => {
-  await push('Hello from a plain push');
-  const shown = await until(async () => (await notifications()).find((n) => n.body === 'Hello from a plain push'), 'the plain notification', {
-    observe: async () => ({ notifications: await notifications(), worker: workerLog }),
-  });
+  // DevTools' deliverPushMessage answers before the event is dispatched and says nothing when
+  // the dispatch is dropped: once in CI (a loaded machine) no push event reached the running
+  // worker in 20 s. So the harness hands the message over again, at most three times, and says
+  // so; the worker's handling is what is tested, and it must show the message each time.
+  const plain = async () => (await notifications()).find((n) => n.body === 'Hello from a plain push');
+  let shown;
+  for (let attempt = 1; !shown; attempt += 1) {
+    await push('Hello from a plain push');
+    try {
+      shown = await until(plain, 'the plain notification', {
+        timeoutMs: 10_000,
+        observe: async () => ({ notifications: await notifications(), worker: workerLog }),
+      });
+    } catch (error) {
+      if (attempt === 3) throw error;
+      console.error(`# attempt ${attempt}: ${error.message}; delivering the push again`);
+    }
+  }
   assert.equal(shown.title, '127.0.0.1');
 });

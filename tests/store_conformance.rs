@@ -2557,14 +2557,34 @@ async fn redis_connection_errors_name_the_problem() {
 
 #[tokio::test]
 async fn the_embedded_store_keeps_everything_across_a_restart() {
+    use aviso::policy::{Category, model::Window};
+    use aviso::store::{CapCheck, CapHolder, CapScope, PolicyStore};
     let dir = tempfile::tempdir().unwrap();
     let sub = subscription("r", 1);
+    let (marketing, ann) = (Category::default(), [CapHolder::Profile("ann".into())]);
+    let windows = [Window {
+        max: 1,
+        per_ms: 86_400_000,
+    }];
+    let one_a_day = |notification_id| CapCheck {
+        scope: CapScope::Policy,
+        app_id: "r",
+        category: &marketing,
+        notification_id,
+        windows: &windows,
+        now_ms: aviso::store::now_ms(),
+    };
     {
         let store = aviso::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
         store.put_app(&app("r")).await.unwrap();
         store.upsert_subscription(&sub).await.unwrap();
         store.link_subscription("r", "crm-9", sub.id).await.unwrap();
         store.put_notification(&note("r", "n1", 1)).await.unwrap();
+        // A cap count is not flushed on its own; the durable writes after it carry it.
+        assert_eq!(
+            store.take_caps(one_a_day("n1"), &ann).await.unwrap(),
+            [true]
+        );
         store.add_counters("n1", &[("sent", 3)]).await.unwrap();
         store
             .enqueue_tasks(&[task("n1", "0", Lane::Bulk, TaskTarget::Shard(0))])
@@ -2572,6 +2592,11 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
             .unwrap();
     }
     let store = aviso::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.take_caps(one_a_day("n2"), &ann).await.unwrap(),
+        [false],
+        "n1's count was kept: n2 is capped"
+    );
     assert_eq!(store.get_app("r").await.unwrap(), Some(app("r")));
     let mut linked = sub.clone();
     linked.external_id = Some("crm-9".into());

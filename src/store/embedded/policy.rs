@@ -77,47 +77,53 @@ impl PolicyStore for EmbeddedStore {
         let now = check.now_ms;
         let longest = windows.iter().map(|w| w.per_ms).max().unwrap_or(0);
         let keys: Vec<String> = holders.iter().map(|h| holder_key(check.scope, h)).collect();
-        self.write(move |txn| {
-            let mut table = txn.open_table(CAP_COUNTS)?;
-            let mut answers = Vec::with_capacity(keys.len());
-            for key in &keys {
-                let mut counted = match table.get((app_id.as_str(), key.as_str()))? {
-                    Some(v) => from_json::<Counted>(v.value(), "cap counts")?,
-                    None => Counted::default(),
-                };
-                counted
-                    .0
-                    .retain(|(at, _, _)| *at > now.saturating_sub(longest));
-                let already = counted
-                    .0
-                    .iter()
-                    .any(|(_, c, n)| *c == category && *n == notification);
-                let allowed = already
-                    || windows.iter().all(|window| {
-                        let from = now.saturating_sub(window.per_ms);
-                        let sent = counted
-                            .0
-                            .iter()
-                            .filter(|(at, c, _)| *at > from && *c == category)
-                            .count();
-                        sent < window.max as usize
-                    });
-                if allowed && !already {
+        // Not flushed to disk on its own: every send it admits is followed by a durable write
+        // of that send (the batch's record, the trigger's send), and a durable commit carries
+        // every commit before it. A crash before that write loses the counts of sends that
+        // are then made again (their batch, or trigger, is redone and counts again), so caps
+        // stay exact; it spares the sender one fsync per batch.
+        self.writer
+            .write(false, move |txn| {
+                let mut table = txn.open_table(CAP_COUNTS)?;
+                let mut answers = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    let mut counted = match table.get((app_id.as_str(), key.as_str()))? {
+                        Some(v) => from_json::<Counted>(v.value(), "cap counts")?,
+                        None => Counted::default(),
+                    };
                     counted
                         .0
-                        .push((now, category.clone(), notification.clone()));
+                        .retain(|(at, _, _)| *at > now.saturating_sub(longest));
+                    let already = counted
+                        .0
+                        .iter()
+                        .any(|(_, c, n)| *c == category && *n == notification);
+                    let allowed = already
+                        || windows.iter().all(|window| {
+                            let from = now.saturating_sub(window.per_ms);
+                            let sent = counted
+                                .0
+                                .iter()
+                                .filter(|(at, c, _)| *at > from && *c == category)
+                                .count();
+                            sent < window.max as usize
+                        });
+                    if allowed && !already {
+                        counted
+                            .0
+                            .push((now, category.clone(), notification.clone()));
+                    }
+                    if counted.0.is_empty() {
+                        table.remove((app_id.as_str(), key.as_str()))?;
+                    } else {
+                        let json = to_json(&counted)?;
+                        table.insert((app_id.as_str(), key.as_str()), json.as_slice())?;
+                    }
+                    answers.push(allowed);
                 }
-                if counted.0.is_empty() {
-                    table.remove((app_id.as_str(), key.as_str()))?;
-                } else {
-                    let json = to_json(&counted)?;
-                    table.insert((app_id.as_str(), key.as_str()), json.as_slice())?;
-                }
-                answers.push(allowed);
-            }
-            Ok(answers)
-        })
-        .await
+                Ok(answers)
+            })
+            .await
     }
 
     async fn take_tokens(

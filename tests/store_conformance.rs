@@ -11,10 +11,10 @@ use aviso::notify::life::CancelOutcome;
 use aviso::notify::model::{Audience, Content, Notification, Status};
 use aviso::store::Phase;
 use aviso::store::{
-    Activity, App, AppStore, AttributeValue, BatchOutcome, KeyClaim, Lane, Lease, LedgerStore,
-    NewNotification, NotificationStore, ProfileStore, ProfileUpdate, Progress, Refused, Replaced,
-    SHARDS, ScanCursor, Scheduled, Settle, Store, StoreError, Subscription, SubscriptionId,
-    SubscriptionStore, Task, TaskStep, TaskTarget, Upserted, hash_api_key,
+    Activity, App, AppStore, AttributeValue, BatchOutcome, CountOnce, KeyClaim, Lane, Lease,
+    LedgerStore, NewNotification, NotificationStore, ProfileStore, ProfileUpdate, Progress,
+    Refused, Replaced, SHARDS, ScanCursor, Scheduled, Settle, Store, StoreError, Subscription,
+    SubscriptionId, SubscriptionStore, Task, TaskStep, TaskTarget, Upserted, hash_api_key,
 };
 use aviso::triggers::model::{PendingSend, Repeat, Trigger, TriggerRequest};
 use aviso::webhooks::{DeadLetter, EventType, OutboxEntry, Webhook, WebhookState};
@@ -95,6 +95,15 @@ fn checkpoint(progress: &Progress, lease: Duration) -> BatchOutcome<'_> {
 
 fn held_by(worker: &str, ttl: Duration) -> Lease<'_> {
     Lease { worker, ttl }
+}
+
+fn once<'a>(id: &'a str, member: &'a str, counters: &'a [&'a str], until: u64) -> CountOnce<'a> {
+    CountOnce {
+        notification_id: id,
+        member,
+        counters,
+        keep_until_ms: until,
+    }
 }
 
 fn key_claim<'a>(app_id: &'a str, key: &'a str, holder: &'a str) -> KeyClaim<'a> {
@@ -365,7 +374,7 @@ pub async fn receipts_are_counted_once(store: Arc<dyn Store>) {
         let store = store.clone();
         async move {
             store
-                .count_once("r1", member, &["clicked", "clicked.buy"], until)
+                .count_once(once("r1", member, &["clicked", "clicked.buy"], until))
                 .await
                 .unwrap()
         }
@@ -374,13 +383,13 @@ pub async fn receipts_are_counted_once(store: Arc<dyn Store>) {
     assert_eq!(counted.iter().filter(|c| **c).count(), 1, "{counted:?}");
     assert!(
         store
-            .count_once("r1", "shown:00000000000000a1", &["shown"], until)
+            .count_once(once("r1", "shown:00000000000000a1", &["shown"], until))
             .await
             .unwrap()
     );
     assert!(
         store
-            .count_once("r2", member, &["clicked"], until)
+            .count_once(once("r2", member, &["clicked"], until))
             .await
             .unwrap()
     );
@@ -577,7 +586,7 @@ pub async fn variants_phases_and_one_winner(store: Arc<dyn Store>) {
         tokio::spawn(async move {
             let name = format!("winner.{}", i % 2);
             store
-                .count_once("ab1", "winner", &[name.as_str()], until)
+                .count_once(once("ab1", "winner", &[name.as_str()], until))
                 .await
                 .unwrap()
         })

@@ -572,7 +572,12 @@ pub async fn track(
     let member = format!("{counter}:{subscription_id}");
     let counted = state
         .store()
-        .count_once(&notification.id, &member, &counters, until)
+        .count_once(crate::store::CountOnce {
+            notification_id: &notification.id,
+            member: &member,
+            counters: &counters,
+            keep_until_ms: until,
+        })
         .await?;
     if !counted {
         // Reported before (a retry, a second tab): answered as done, counted once.

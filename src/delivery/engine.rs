@@ -939,7 +939,12 @@ impl Engine {
                 let name = variants::winner_counter(best);
                 let until = crate::notify::receipt::counted_until_ms(notification);
                 let first = store
-                    .count_once(&notification.id, variants::WINNER_MEMBER, &[&name], until)
+                    .count_once(crate::store::CountOnce {
+                        notification_id: &notification.id,
+                        member: variants::WINNER_MEMBER,
+                        counters: &[&name],
+                        keep_until_ms: until,
+                    })
                     .await?;
                 if first {
                     tracing::info!(notification = %notification.id, winner = best, "winner test decided");

@@ -50,7 +50,7 @@ pub use model::{
     Activity, ApiKey, App, AttributeValue, MAX_ENDPOINT_LEN, MAX_PROFILE_FIELDS, MAX_PROFILE_TEXT,
     Profile, ProfileUpdate, Refused, SHARDS, Scope, Subscription, SubscriptionId, hash_api_key,
 };
-pub use notifications::{KeyClaim, NewNotification, NotificationStore, Series, Settle};
+pub use notifications::{CountOnce, KeyClaim, NewNotification, NotificationStore, Series, Settle};
 pub use policy::{CapCheck, CapHolder, CapScope, PolicyStore, TokenGrant};
 pub use profiles::ProfileStore;
 pub use subscriptions::{Replaced, ScanBatch, ScanCursor, SubscriptionStore, Upserted};

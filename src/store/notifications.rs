@@ -23,6 +23,18 @@ pub struct NewNotification<'a> {
     pub counters: &'a [(&'a str, i64)],
 }
 
+/// Something counted once per notification: see [`NotificationStore::count_once`].
+#[derive(Debug, Clone, Copy)]
+pub struct CountOnce<'a> {
+    pub notification_id: &'a str,
+    /// Who counted what: a receipt's `TYPE:SUBSCRIPTION`, or the winner test's one member.
+    pub member: &'a str,
+    /// Each gets 1 when `member` is new.
+    pub counters: &'a [&'a str],
+    /// Until when `member` is remembered (Unix ms).
+    pub keep_until_ms: u64,
+}
+
 /// An idempotency key of an app, and the notification that holds (or wants) it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyClaim<'a> {
@@ -71,17 +83,10 @@ pub trait NotificationStore: Send + Sync {
     /// ([`super::BatchOutcome::series_bucket_ms`]): for every counter a batch adds, the series
     /// sums to the counter's total.
     async fn series(&self, notification_id: &str) -> StoreResult<Series>;
-    /// Counts something once per notification: when `member` (a receipt's
-    /// `TYPE:SUBSCRIPTION`) is not yet in the notification's set, adds it (kept until
-    /// `keep_until_ms`, then forgotten) and adds 1 to each of `counters`, in one atomic change.
-    /// Answers whether it was new (counted).
-    async fn count_once(
-        &self,
-        notification_id: &str,
-        member: &str,
-        counters: &[&str],
-        keep_until_ms: u64,
-    ) -> StoreResult<bool>;
+    /// Counts something once per notification: when `once.member` is not yet in the
+    /// notification's set, adds it (kept until `once.keep_until_ms`, then forgotten) and adds 1
+    /// to each of `once.counters`, in one atomic change. Answers whether it was new (counted).
+    async fn count_once(&self, once: CountOnce<'_>) -> StoreResult<bool>;
     /// Records the claim's key → holder for `ttl` unless the key is held by another; returns
     /// that other holder if it is.
     async fn claim_idempotency_key(

@@ -14,9 +14,9 @@ use aviso::policy::Policy;
 use aviso::store::ClaimedSend;
 use aviso::store::Series;
 use aviso::store::{
-    App, AppStore, BatchOutcome, ClaimedTask, KeyClaim, Lane, Lease, LedgerStore, NewNotification,
-    NotificationStore, Profile, ProfileStore, ProfileUpdate, Replaced, ScanBatch, ScanCursor,
-    Scheduled, Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId,
+    App, AppStore, BatchOutcome, ClaimedTask, CountOnce, KeyClaim, Lane, Lease, LedgerStore,
+    NewNotification, NotificationStore, Profile, ProfileStore, ProfileUpdate, Replaced, ScanBatch,
+    ScanCursor, Scheduled, Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId,
     SubscriptionStore, Task, TriggerStore, Upserted, WebhookStore,
 };
 use aviso::store::{CapCheck, CapHolder, PolicyStore, TokenGrant};
@@ -64,7 +64,7 @@ delegate!(NotificationStore {
     fn counters(&self, id: &str) -> StoreResult<BTreeMap<String, i64>>;
     fn cancel_notification(&self, id: &str) -> StoreResult<CancelOutcome>;
     fn series(&self, id: &str) -> StoreResult<Series>;
-    fn count_once(&self, id: &str, member: &str, counters: &[&str], until: u64) -> StoreResult<bool>;
+    fn count_once(&self, once: CountOnce<'_>) -> StoreResult<bool>;
     fn claim_idempotency_key(&self, claim: KeyClaim<'_>, ttl: Duration) -> StoreResult<Option<String>>;
     fn settle_idempotency_key(&self, claim: KeyClaim<'_>, settle: Settle) -> StoreResult<()>;
 };;

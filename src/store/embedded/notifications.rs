@@ -18,8 +18,8 @@ use super::tables::{
 use crate::notify::Notification;
 use crate::notify::life::{CancelOutcome, Life};
 use crate::store::{
-    KeyClaim, NewNotification, NotificationStore, Series, Settle, StoreResult, from_json, now_ms,
-    to_json,
+    CountOnce, KeyClaim, NewNotification, NotificationStore, Series, Settle, StoreResult,
+    from_json, now_ms, to_json,
 };
 
 /// A notification's life as the `LIFE` table keeps it: the times, and how many of its tasks are
@@ -298,16 +298,12 @@ impl NotificationStore for EmbeddedStore {
         .await
     }
 
-    async fn count_once(
-        &self,
-        notification_id: &str,
-        member: &str,
-        counters: &[&str],
-        keep_until_ms: u64,
-    ) -> StoreResult<bool> {
-        let id = notification_id.to_owned();
-        let member = member.to_owned();
-        let deltas: Vec<(String, i64)> = counters.iter().map(|c| ((*c).to_owned(), 1)).collect();
+    async fn count_once(&self, once: CountOnce<'_>) -> StoreResult<bool> {
+        let id = once.notification_id.to_owned();
+        let member = once.member.to_owned();
+        let keep_until_ms = once.keep_until_ms;
+        let deltas: Vec<(String, i64)> =
+            once.counters.iter().map(|c| ((*c).to_owned(), 1)).collect();
         self.write(move |txn| {
             let now = now_ms();
             {

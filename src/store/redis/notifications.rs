@@ -13,8 +13,8 @@ use super::{RedisStore, keys};
 use crate::notify::Notification;
 use crate::notify::life::{CancelOutcome, Life};
 use crate::store::{
-    KeyClaim, LedgerStore, NewNotification, NotificationStore, Series, Settle, StoreError,
-    StoreResult, from_json, now_ms, to_json,
+    CountOnce, KeyClaim, LedgerStore, NewNotification, NotificationStore, Series, Settle,
+    StoreError, StoreResult, from_json, now_ms, to_json,
 };
 
 /// A life as `{n:ID}:life` holds it.
@@ -143,21 +143,15 @@ impl NotificationStore for RedisStore {
         Ok(series)
     }
 
-    async fn count_once(
-        &self,
-        notification_id: &str,
-        member: &str,
-        counters: &[&str],
-        keep_until_ms: u64,
-    ) -> StoreResult<bool> {
+    async fn count_once(&self, once: CountOnce<'_>) -> StoreResult<bool> {
         let mut conn = self.conn().await?;
         let mut invocation = self.scripts.count_once.prepare_invoke();
         invocation
-            .key(keys::counted_once(notification_id))
-            .key(keys::counters(notification_id))
-            .arg(member)
-            .arg(keep_until_ms);
-        for counter in counters {
+            .key(keys::counted_once(once.notification_id))
+            .key(keys::counters(once.notification_id))
+            .arg(once.member)
+            .arg(once.keep_until_ms);
+        for counter in once.counters {
             invocation.arg(*counter);
         }
         let counted: u8 = invocation.invoke_async(&mut conn).await?;

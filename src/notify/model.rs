@@ -588,6 +588,8 @@ mod tests {
             "http://\u{10}",
             " https://shop.example/",
             "//shop.example/",
+            // Matches the pattern, which cannot check Punycode; the parser refuses it by name.
+            "http://xN--.a",
         ] {
             assert!(check(bad).is_err(), "{bad}");
         }
@@ -602,6 +604,13 @@ mod tests {
                 CONTENT_URL_PATTERN.trim_start_matches('^').trim_end_matches('$')
             ).expect("a pattern proptest can draw from")
         ) {
+            // An `xn--` label is Punycode, which no pattern checks (proptest found `xN--.a`):
+            // the parser's answer for those is a 400 naming the field (the case above).
+            let host = url.split("://").nth(1).unwrap_or("");
+            let host = host.split(['/', '?', '#', ':']).next().unwrap_or("");
+            proptest::prop_assume!(!host.split('.').any(|label| {
+                label.len() >= 4 && label.is_char_boundary(4) && label[..4].eq_ignore_ascii_case("xn--")
+            }));
             let parsed = url::Url::parse(&url);
             proptest::prop_assert!(parsed.is_ok(), "{url}: {parsed:?}");
             proptest::prop_assert!(matches!(parsed.unwrap().scheme(), "http" | "https"));

@@ -54,7 +54,9 @@ def _json_len(value) -> int:
 def _payload_bound(content: dict) -> int:
     size = _json_len(content) + ENVELOPE
     # An action without its own URL opens the notification's: written again in the action.
-    for action in content.get("actions") or []:
+    # Fuzzed bodies break the schema too (`actions` a number, a string): only a list is walked.
+    actions = content.get("actions")
+    for action in actions if isinstance(actions, list) else []:
         if isinstance(action, dict) and not action.get("url"):
             size += _json_len(content.get("url") or "/") + len('"navigate":,')
     return size

@@ -90,8 +90,14 @@ fn check_every_message(setup: &Setup, notification_id: &str, skip: impl Fn(&str)
         for delivery in deliveries {
             let plaintext = delivery.plaintext.as_deref().expect("decrypted");
             let payload: Value = serde_json::from_slice(plaintext).unwrap();
-            assert_eq!(payload["aviso"]["n"], notification_id);
-            assert_eq!(payload["aviso"]["s"], subscription_id.as_str());
+            assert_eq!(
+                payload["notification"]["data"]["aviso"]["n"],
+                notification_id
+            );
+            assert_eq!(
+                payload["notification"]["data"]["aviso"]["s"],
+                subscription_id.as_str()
+            );
             assert_eq!(payload["notification"]["title"], "Sale");
             assert_eq!(delivery.urgency.as_deref(), Some("high"));
             assert_eq!(delivery.topic.as_deref(), Some("sale"));

@@ -161,7 +161,7 @@ fn payloads_of(setup: &Setup, id: &str) -> HashMap<String, Vec<Value>> {
                 .deliveries(name)
                 .into_iter()
                 .map(|d| serde_json::from_slice::<Value>(&d.plaintext.expect("decrypted")).unwrap())
-                .filter(|p| p["aviso"]["n"] == id)
+                .filter(|p| p["notification"]["data"]["aviso"]["n"] == id)
                 .collect();
             (name.clone(), payloads)
         })
@@ -217,7 +217,9 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
         let got = &payloads[name];
         assert_eq!(got.len(), 1, "{name} must get exactly one push");
         let payload = &got[0];
-        let variant = payload["aviso"]["v"].as_u64().expect("aviso.v") as usize;
+        let variant = payload["notification"]["data"]["aviso"]["v"]
+            .as_u64()
+            .expect("aviso.v") as usize;
         let (_, expected) = python[sid.as_str()];
         let parsed = SubscriptionId(u64::from_str_radix(sid, 16).unwrap());
         assert_eq!(
@@ -237,10 +239,10 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
     let (name_b, sid_b) = setup
         .browsers
         .iter()
-        .find(|(name, _)| payloads[*name][0]["aviso"]["v"] == 1)
+        .find(|(name, _)| payloads[*name][0]["notification"]["data"]["aviso"]["v"] == 1)
         .map(|(n, s)| (n.clone(), s.clone()))
         .unwrap();
-    let token = payloads[&name_b][0]["aviso"]["t"]
+    let token = payloads[&name_b][0]["notification"]["data"]["aviso"]["t"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -313,14 +315,17 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
         let got = &payloads[name];
         assert_eq!(got.len(), usize::from(in_test), "{name}: test members only");
         let Some(payload) = got.first() else { continue };
-        assert_eq!(payload["aviso"]["v"], variant as u64);
+        assert_eq!(
+            payload["notification"]["data"]["aviso"]["v"],
+            variant as u64
+        );
         assert_eq!(
             payload["notification"]["title"],
             ["Test A", "Test B"][variant]
         );
         if variant == 1 {
             let event = json!({"notification_id": id, "subscription_id": sid, "type": "clicked",
-                "token": payload["aviso"]["t"], "variant": 1});
+                "token": payload["notification"]["data"]["aviso"]["t"], "variant": 1});
             assert_eq!(post_event(&setup, event).await, StatusCode::NO_CONTENT);
             clicks += 1;
         }
@@ -359,9 +364,15 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
         );
         let parsed = SubscriptionId(u64::from_str_radix(sid, 16).unwrap());
         if in_test {
-            assert_eq!(got[0]["aviso"]["v"], variant as u64, "{name}: nothing more");
+            assert_eq!(
+                got[0]["notification"]["data"]["aviso"]["v"], variant as u64,
+                "{name}: nothing more"
+            );
         } else {
-            assert_eq!(got[0]["aviso"]["v"], 1, "{name}: the winner");
+            assert_eq!(
+                got[0]["notification"]["data"]["aviso"]["v"], 1,
+                "{name}: the winner"
+            );
             assert_eq!(got[0]["notification"]["title"], "Test B");
             assert_eq!(library.pick(Phase::Rest, Some(1), parsed), Some(1));
             rest += 1;

@@ -501,11 +501,11 @@ pub struct EventRequest {
     #[serde(default)]
     #[schema(max_length = 128)]
     action: Option<String>,
-    /// The receipt token of the push (`aviso.t` in its payload): proves that this browser
+    /// The receipt token of the push (`notification.data.aviso.t` in its payload): proves that this browser
     /// received it.
     #[schema(min_length = 22, max_length = 22)]
     token: String,
-    /// The A/B variant of the push (`aviso.v` in its payload), which its token covers: required
+    /// The A/B variant of the push (`notification.data.aviso.v` in its payload), which its token covers: required
     /// for a notification with variants, absent otherwise.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 4)]
@@ -542,7 +542,7 @@ pub async fn track(
     {
         return Err(ApiError::Refused {
             field: "token".into(),
-            detail: "not the receipt token of this notification and subscription: send `aviso.t` of the push's payload".into(),
+            detail: "not the receipt token of this notification and subscription: send `notification.data.aviso.t` of the push's payload".into(),
         });
     }
     let until = receipt::counted_until_ms(&notification);

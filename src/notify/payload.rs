@@ -1,7 +1,9 @@
 //! The payload each subscriber receives: a Declarative Web Push message (Safari 18.4+ shows it
-//! without running the service worker; `sw/` handles it everywhere else) plus the ids the
-//! service worker reports back (`aviso.n`, `aviso.s`) with the receipt token that proves them
-//! (`aviso.t`, `notify/receipt.rs`). Contract: docs/PUBLIC-API.md.
+//! itself; `sw/` shows it everywhere else), marked `mutable` so that Safari hands it to the
+//! service worker first, and carrying in the notification's `data` the ids the service worker
+//! reports back (`data.aviso.n`, `data.aviso.s`) with the receipt token that proves them
+//! (`data.aviso.t`, `notify/receipt.rs`); the app's own `data` is `data.data`.
+//! Contract: docs/PUBLIC-API.md.
 //!
 //! The JSON is serialized once per notification into a [`PayloadTemplate`]; a subscriber's
 //! payload is the template with its id and token spliced in, so a broadcast does no JSON work per message.
@@ -38,7 +40,7 @@ pub struct PayloadTemplate {
     after: Vec<u8>,
     personal: Option<Personal>,
     notification_id: String,
-    /// The A/B variant whose content this is (`aviso.v`, covered by the token).
+    /// The A/B variant whose content this is (`data.aviso.v`, covered by the token).
     variant: Option<usize>,
     key: ReceiptKey,
 }
@@ -89,17 +91,25 @@ fn document(notification: &Notification, content: &Content, variant: Option<usiz
             .collect();
         shown.insert("actions".into(), Value::Array(actions));
     }
-    if let Some(data) = &content.data {
-        shown.insert("data".into(), data.clone());
-    }
     let mut aviso = json!({"n": notification.id, "s": PLACEHOLDER, "t": TOKEN_PLACEHOLDER});
     if let Some(variant) = variant {
         aviso["v"] = json!(variant);
     }
+    // The ids travel in the notification's own `data`: where a browser shows the message
+    // itself (Safari 18.4+), the service worker sees only the notification, not the message.
+    let mut data = Map::new();
+    data.insert("aviso".into(), aviso);
+    if let Some(app_data) = &content.data {
+        data.insert("data".into(), app_data.clone());
+    }
+    shown.insert("data".into(), Value::Object(data));
+    // `mutable`: the browser hands the notification to the service worker before showing it
+    // (Safari's `pushnotification` event, the Push API's `push` event with a `notification`),
+    // so that `shown` and `clicked` are reported from there too.
+    shown.insert("mutable".into(), json!(true));
     json!({
         "web_push": 8030,
         "notification": shown,
-        "aviso": aviso,
     })
     .to_string()
 }
@@ -451,9 +461,11 @@ mod tests {
             parsed["notification"]["actions"][0]["navigate"],
             "https://shop.example/cart"
         );
-        assert_eq!(parsed["notification"]["data"]["sku"], 1);
+        assert_eq!(parsed["notification"]["data"]["data"]["sku"], 1);
+        assert_eq!(parsed["notification"]["mutable"], true);
+        assert!(parsed.get("aviso").is_none());
         assert_eq!(
-            parsed["aviso"],
+            parsed["notification"]["data"]["aviso"],
             json!({"n": "n42", "s": "0000000000000abc", "t": key().token("n42", SubscriptionId(0xabc))})
         );
         assert!(check_fits(&notification).is_ok());
@@ -475,8 +487,10 @@ mod tests {
             assert_eq!(template.variant(), Some(i));
             let parsed: Value = serde_json::from_slice(&template.render(id)).unwrap();
             assert_eq!(parsed["notification"]["title"], title);
-            assert_eq!(parsed["aviso"]["v"], i);
-            let token = parsed["aviso"]["t"].as_str().unwrap();
+            assert_eq!(parsed["notification"]["data"]["aviso"]["v"], i);
+            let token = parsed["notification"]["data"]["aviso"]["t"]
+                .as_str()
+                .unwrap();
             assert!(key().verify_for("n42", id, Some(i), token));
             assert!(!key().verify("n42", id, token));
         }
@@ -486,8 +500,11 @@ mod tests {
             &PayloadTemplate::new(&notification_with(json!({"title": "A"})), key()).render(id),
         )
         .unwrap();
-        assert!(plain["aviso"].get("v").is_none());
-        assert_eq!(plain["aviso"]["t"], key().token("n42", id));
+        assert!(plain["notification"]["data"]["aviso"].get("v").is_none());
+        assert_eq!(
+            plain["notification"]["data"]["aviso"]["t"],
+            key().token("n42", id)
+        );
     }
 
     fn notification_with(content: serde_json::Value) -> Notification {
@@ -600,9 +617,9 @@ mod tests {
             "https://shop.example/cart/c%201"
         );
         assert_eq!(ana["actions"][0]["title"], "Open Ana \"A\"\nSilva\u{1}");
-        assert_eq!(ana["data"], json!({"k": 1}));
+        assert_eq!(ana["data"]["data"], json!({"k": 1}));
         assert_eq!(
-            parsed[0]["aviso"],
+            parsed[0]["notification"]["data"]["aviso"],
             json!({"n": "n42", "s": "0000000000000001", "t": key().token("n42", SubscriptionId(1))})
         );
         // Until the engine personalises, `render` gives every variable its default.
@@ -615,7 +632,10 @@ mod tests {
                 other["notification"]["navigate"],
                 "https://shop.example/cart/"
             );
-            assert_eq!(other["aviso"]["s"], format!("{:016x}", i + 1));
+            assert_eq!(
+                other["notification"]["data"]["aviso"]["s"],
+                format!("{:016x}", i + 1)
+            );
         }
     }
 

@@ -1,8 +1,8 @@
 //! Receipt tokens: the proof that a `shown`/`clicked`/`closed` report comes from a browser that
-//! received the push. Each payload carries `aviso.t`, the first [`TOKEN_BYTES`] bytes of
+//! received the push. Each payload carries `notification.data.aviso.t`, the first [`TOKEN_BYTES`] bytes of
 //! HMAC-SHA256(app's receipt secret, `NOTIFICATION_ID` NUL `SUBSCRIPTION_ID`), in base64url
 //! without padding; `POST /v1/apps/{app}/events` refuses a report whose token does not match.
-//! A push of an A/B variant carries the variant's index (`aviso.v`) and its token covers it:
+//! A push of an A/B variant carries the variant's index (`notification.data.aviso.v`) and its token covers it:
 //! HMAC over `NOTIFICATION_ID` NUL `SUBSCRIPTION_ID` NUL `INDEX` (decimal), so a report that
 //! names another variant than the one received is refused like a forged token.
 

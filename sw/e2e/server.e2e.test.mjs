@@ -401,7 +401,7 @@ test('after pushsubscriptionchange the profile lists the renewed subscription wi
   }, 'the renewed subscription to receive the push', { observe: () => ({ aviso: aviso.output.slice(-20), mock: mockPush.output.slice(-20) }) });
   const payload = JSON.parse(message.plaintext);
   assert.equal(payload.notification.title, 'Your order shipped');
-  assert.equal(payload.aviso.s, listed.id, 'addressed to the renewed subscription');
+  assert.equal(payload.notification.data.aviso.s, listed.id, 'addressed to the renewed subscription');
   const old = await mockMessages(SUBSCRIBER);
   assert.equal(old.filter((m) => m.plaintext.includes('Your order shipped')).length, 0, 'nothing went to the old endpoint');
 });

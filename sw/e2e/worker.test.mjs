@@ -70,8 +70,9 @@ test('a Declarative Web Push message is shown and reported', async () => {
         { action: 'later', title: 'Later' },
         { action: 'third', title: 'One too many' },
       ],
+      data: { aviso: { n: 'n-e2e', s: '00000000000000a1', t: 'receipt-token-e2e' } },
+      mutable: true,
     },
-    aviso: { n: 'n-e2e', s: '00000000000000a1', t: 'receipt-token-e2e' },
   }));
   const report = await until(() => server.calls.find((call) => call.path === '/events'), 'the "shown" report', {
     observe: () => server.calls,

@@ -1,5 +1,6 @@
-//! From a push message's text to `showNotification(title, options)`, and from a click back to the
-//! URL to open. The payload is a Declarative Web Push message with an `aviso` member for tracking
+//! From a push message's text (or the notification a browser made of it) to
+//! `showNotification(title, options)`, and from a click back to the URL to open. The payload is a
+//! Declarative Web Push message with Aviso's ids in `notification.data.aviso`
 //! (docs/PUBLIC-API.md); anything else a push may carry (plain text, other JSON, broken JSON) is
 //! still shown, as the body, because a push that shows nothing is a broken promise to the browser.
 
@@ -28,9 +29,10 @@ export function safeUrl(value, base) {
  * @param {object} context
  * @param {string} context.origin the worker's origin: relative URLs resolve against it
  * @param {string} context.defaultTitle the title when the payload has none
- * @returns {{title: string, options: NotificationOptions, appBadge?: number, tracking?: {n: string, s: string, t: string, v?: number}}}
+ * @returns {Shown}
+ * @typedef {{title: string, options: NotificationOptions, appBadge?: number, tracking?: {n: string, s: string, t: string, v?: number}}} Shown
  */
-export function notificationFromPayload(payloadText, { origin, defaultTitle }) {
+export function notificationFromPayload(payloadText, context) {
   const raw = payloadText == null ? '' : String(payloadText);
   let message;
   try {
@@ -42,9 +44,45 @@ export function notificationFromPayload(payloadText, { origin, defaultTitle }) {
   const shown = isObject(message) && (isObject(message.notification) ? message.notification : message);
   if (!shown || (typeof shown.title !== 'string' && typeof shown.body !== 'string')) {
     const body = typeof message === 'string' ? message : raw;
-    return { title: defaultTitle, options: { body, data: { url: safeUrl('/', origin) } } };
+    return { title: context.defaultTitle, options: { body, data: { url: safeUrl('/', context.origin) } } };
   }
+  // Workers before the ids moved into `notification.data` read them at the top level.
+  // The specification has `app_badge` beside `notification`; earlier senders put it inside.
+  return fromShown(shown, shown.app_badge ?? message.app_badge, message.aviso, context);
+}
 
+/**
+ * The same for a notification the browser made from a Declarative Web Push message and hands
+ * the worker before showing it (`mutable`): Safari's `pushnotification` event
+ * (`event.proposedNotification`, `event.proposedAppBadge`), or the Push API's `push` event
+ * with `event.notification` set and no `data`. `notification` is a `Notification`: its
+ * attributes in the DOM's names (`requireInteraction`), not the message's.
+ * @returns {Shown}
+ */
+export function notificationFromProposed(notification, appBadge, context) {
+  if (!isObject(notification)) return notificationFromPayload('', context);
+  const shown = {};
+  for (const key of ['title', 'body', 'navigate', 'icon', 'image', 'badge', 'tag', 'lang', 'dir',
+    'requireInteraction', 'silent', 'renotify', 'timestamp', 'vibrate', 'data']) {
+    if (notification[key] !== undefined && notification[key] !== null) shown[key] = notification[key];
+  }
+  // A frozen array of plain objects in the DOM; copied so that `fromShown` may read it as any.
+  if (notification.actions) shown.actions = Array.from(notification.actions, (action) => ({ ...action }));
+  if (typeof shown.title !== 'string') shown.title = context.defaultTitle;
+  return fromShown(shown, appBadge, undefined, context);
+}
+
+/** The ids to report back and the receipt token that proves the report, when they are whole. */
+function trackingFrom(aviso) {
+  if (!isObject(aviso) || !text(aviso.n) || !text(aviso.s) || !text(aviso.t)) return undefined;
+  const tracking = { n: aviso.n, s: aviso.s, t: aviso.t };
+  // An A/B variant's push names its variant (`v`), which the token covers.
+  if (Number.isInteger(aviso.v) && aviso.v >= 0) tracking.v = aviso.v;
+  return tracking;
+}
+
+/** `showNotification`'s arguments from a notification in the message's names (`shown`). */
+function fromShown(shown, appBadge, legacyAviso, { origin, defaultTitle }) {
   const url = safeUrl(shown.navigate ?? shown.url, origin) ?? safeUrl('/', origin);
   const actionUrls = {};
   const actions = [];
@@ -55,15 +93,13 @@ export function notificationFromPayload(payloadText, { origin, defaultTitle }) {
     actionUrls[action.action] = safeUrl(action.navigate ?? action.url, origin) ?? url;
   }
 
-  // The ids to report back, and the receipt token that proves the report (`aviso.t`); an A/B
-  // variant's push names its variant (`aviso.v`), which the token covers.
-  const tracking = isObject(message.aviso) && text(message.aviso.n) && text(message.aviso.s) && text(message.aviso.t)
-    ? { n: message.aviso.n, s: message.aviso.s, t: message.aviso.t }
-    : undefined;
-  if (tracking && Number.isInteger(message.aviso.v) && message.aviso.v >= 0) tracking.v = message.aviso.v;
+  // Aviso's ids are `data.aviso`, the app's own data `data.data`; another sender's `data` is
+  // the app's as it is.
+  const ours = isObject(shown.data) && isObject(shown.data.aviso);
+  const tracking = trackingFrom(ours ? shown.data.aviso : legacyAviso);
   const options = {
     body: typeof shown.body === 'string' ? shown.body : '',
-    data: { url, actionUrls, aviso: tracking, data: shown.data },
+    data: { url, actionUrls, aviso: tracking, data: ours ? shown.data.data : shown.data },
   };
   for (const key of ['icon', 'image', 'badge']) {
     const value = safeUrl(shown[key], origin);
@@ -76,12 +112,12 @@ export function notificationFromPayload(payloadText, { origin, defaultTitle }) {
   // Browsers reject `renotify` without a tag.
   if (shown.renotify === true && options.tag) options.renotify = true;
   if (Number.isFinite(shown.timestamp)) options.timestamp = shown.timestamp;
-  if (Array.isArray(shown.vibrate) && shown.vibrate.every(Number.isFinite)) options.vibrate = shown.vibrate;
+  if (Array.isArray(shown.vibrate) && shown.vibrate.length && shown.vibrate.every(Number.isFinite)) options.vibrate = [...shown.vibrate];
   if (actions.length) options.actions = actions;
 
   const result = { title: typeof shown.title === 'string' ? shown.title : defaultTitle, options, tracking };
-  const badge = Number(shown.app_badge);
-  if (shown.app_badge != null && Number.isInteger(badge) && badge >= 0) result.appBadge = badge;
+  const badge = Number(appBadge);
+  if (appBadge != null && Number.isInteger(badge) && badge >= 0) result.appBadge = badge;
   return result;
 }
 

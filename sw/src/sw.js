@@ -1,4 +1,5 @@
-//! Aviso's service worker: shows each push as a notification and reports `shown`, `clicked` and
+//! Aviso's service worker: shows each push as a notification (also the one Safari proposes for a
+//! mutable Declarative Web Push message, `pushnotification`) and reports `shown`, `clicked` and
 //! `closed` to the server; opens (or focuses) the notification's URL on a click; subscribes again
 //! when the browser replaces the subscription, sending the old one's endpoint and auth secret as
 //! `replaces` so that the server moves its tags and profile link to the new one. Chrome and Safari
@@ -12,7 +13,7 @@
 
 import { apiBase, parseWorkerConfig } from './config.js';
 import { call, fetchVapidKey, ownership, visitorContext } from './api.js';
-import { clickUrl, notificationFromPayload, pickWindow } from './payload.js';
+import { clickUrl, notificationFromPayload, notificationFromProposed, pickWindow } from './payload.js';
 import { recall, remember } from './subscription.js';
 
 /** Keeps the browser's current subscription's proof of ownership for a later renewal. Best effort. */
@@ -40,16 +41,30 @@ function report(type, data, action) {
   return call(api, '/events', event).catch((error) => console.warn(`Aviso: could not report "${type}":`, error));
 }
 
-self.addEventListener('push', (event) => {
-  const { title, options, appBadge } = notificationFromPayload(event.data ? event.data.text() : '', {
-    origin: self.location.origin,
-    defaultTitle: self.location.hostname,
-  });
+/** Shows a notification (the worker's own, so that its click reaches `notificationclick`), then reports it. */
+function show({ title, options, appBadge }) {
   const work = [self.registration.showNotification(title, options).then(() => report('shown', options.data)), rememberCurrent()];
   if (appBadge !== undefined && self.navigator.setAppBadge) {
     work.push(self.navigator.setAppBadge(appBadge).catch(() => {}));
   }
-  event.waitUntil(Promise.all(work));
+  return Promise.all(work);
+}
+
+const context = () => ({ origin: self.location.origin, defaultTitle: self.location.hostname });
+
+self.addEventListener('push', (event) => {
+  // The Push API's Declarative Web Push: a mutable message arrives as the notification the
+  // browser made of it, with no data.
+  const shown = !event.data && event.notification
+    ? notificationFromProposed(event.notification, event.appBadge, context())
+    : notificationFromPayload(event.data ? event.data.text() : '', context());
+  event.waitUntil(show(shown));
+});
+
+// Safari 18.4+ (WebKit's name for the same): the notification it would show for a mutable
+// Declarative Web Push message. Showing one here replaces it; if this fails, Safari shows its own.
+self.addEventListener('pushnotification', (event) => {
+  event.waitUntil(show(notificationFromProposed(event.proposedNotification, event.proposedAppBadge, context())));
 });
 
 async function focusOrOpen(url) {

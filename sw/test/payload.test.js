@@ -1,7 +1,7 @@
 // From a push message to showNotification's arguments, and from a click to the URL to open.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clickUrl, notificationFromPayload, pickWindow, safeUrl } from '../src/payload.js';
+import { clickUrl, notificationFromPayload, notificationFromProposed, pickWindow, safeUrl } from '../src/payload.js';
 
 const context = { origin: 'https://shop.example', defaultTitle: 'shop.example' };
 const parse = (value) => notificationFromPayload(typeof value === 'string' ? value : JSON.stringify(value), context);
@@ -18,10 +18,13 @@ const CART = {
     tag: 'cart',
     require_interaction: true,
     actions: [{ action: 'open', title: 'Open cart', navigate: 'https://shop.example/cart?from=push' }],
-    data: { any: 'json' },
+    data: { aviso: { n: 'n-1', s: '00000000000000a1', t: 'tok-a1' }, data: { any: 'json' } },
+    mutable: true,
   },
-  aviso: { n: 'n-1', s: '00000000000000a1', t: 'tok-a1' },
 };
+/** CART with other tracking ids (`aviso`) in its notification's data. */
+const withAviso = (aviso) => ({ ...CART, notification: { ...CART.notification, data: { ...CART.notification.data, aviso } } });
+const AVISO = CART.notification.data.aviso;
 
 test('a Declarative Web Push message becomes the notification it describes', () => {
   const { title, options, tracking } = parse(CART);
@@ -45,12 +48,48 @@ test('a Declarative Web Push message becomes the notification it describes', () 
 });
 
 test('the server\'s own payload template parses (shape of src/notify/payload.rs)', () => {
-  const fromServer = '{"aviso":{"n":"0193","s":"00000000000000ff","t":"Fj3kQ0Zx9aB7cD1eF2gH3i"},"notification":{"navigate":"/","title":"Hi"},"web_push":8030}';
+  const fromServer = '{"notification":{"data":{"aviso":{"n":"0193","s":"00000000000000ff","t":"Fj3kQ0Zx9aB7cD1eF2gH3i"}},"mutable":true,"navigate":"/","title":"Hi"},"web_push":8030}';
   const { title, options, tracking } = notificationFromPayload(fromServer, context);
   assert.equal(title, 'Hi');
   assert.equal(options.body, '');
   assert.equal(options.data.url, 'https://shop.example/');
+  assert.equal(options.data.data, undefined, 'no data of the app\'s own');
   assert.deepEqual(tracking, { n: '0193', s: '00000000000000ff', t: 'Fj3kQ0Zx9aB7cD1eF2gH3i' });
+});
+
+test('a payload of an earlier server, its ids at the top level, is still reported', () => {
+  const earlier = '{"aviso":{"n":"0193","s":"00000000000000ff","t":"Fj3kQ0Zx9aB7cD1eF2gH3i"},"notification":{"navigate":"/","title":"Hi","data":{"sku":1}},"web_push":8030}';
+  const { options, tracking } = notificationFromPayload(earlier, context);
+  assert.deepEqual(tracking, { n: '0193', s: '00000000000000ff', t: 'Fj3kQ0Zx9aB7cD1eF2gH3i' });
+  assert.deepEqual(options.data.data, { sku: 1 }, 'data without Aviso\'s ids is the app\'s as it is');
+});
+
+/** A `Notification` as Safari hands it over (`proposedNotification`): DOM attribute names and defaults, frozen arrays. */
+function proposed(message) {
+  const n = message.notification;
+  return {
+    title: n.title, body: n.body ?? '', navigate: n.navigate, icon: n.icon ?? '', image: n.image ?? '', badge: n.badge ?? '',
+    tag: n.tag ?? '', lang: '', dir: 'auto', requireInteraction: n.require_interaction === true, silent: null, renotify: false,
+    timestamp: 1764748800000, vibrate: Object.freeze([]), data: structuredClone(n.data),
+    actions: Object.freeze((n.actions ?? []).map((a) => Object.freeze({ action: a.action, title: a.title, icon: '', navigate: a.navigate }))),
+  };
+}
+
+test('the notification Safari proposes for a mutable message is shown as the message would be', () => {
+  const fromMessage = parse(CART);
+  const fromProposed = notificationFromProposed(proposed(CART), 3, context);
+  assert.equal(fromProposed.title, fromMessage.title);
+  assert.deepEqual(fromProposed.tracking, AVISO);
+  assert.deepEqual({ ...fromProposed.options, timestamp: undefined, dir: undefined }, { ...fromMessage.options, timestamp: undefined, dir: undefined });
+  assert.equal(fromProposed.appBadge, 3);
+  assert.equal(notificationFromProposed(proposed(CART), null, context).appBadge, undefined);
+});
+
+test('a proposed notification without a title, or none at all, still shows', () => {
+  const untitled = notificationFromProposed({ body: 'x', data: null, actions: [] }, undefined, context);
+  assert.deepEqual([untitled.title, untitled.options.body, untitled.tracking], ['shop.example', 'x', undefined]);
+  const none = notificationFromProposed(null, undefined, context);
+  assert.equal(none.title, 'shop.example');
 });
 
 test('plain text is shown as the body under the default title', () => {
@@ -148,15 +187,15 @@ test('a title that is not a string falls back to the default title', () => {
 });
 
 test('tracking ids are kept only when the ids and the receipt token are strings', () => {
-  assert.equal(parse({ ...CART, aviso: { n: 'n-1' } }).tracking, undefined);
-  assert.equal(parse({ ...CART, aviso: { n: 'n-1', s: '00000000000000a1' } }).tracking, undefined);
-  assert.equal(parse({ ...CART, aviso: { n: 1, s: 2 } }).options.data.aviso, undefined);
+  assert.equal(parse(withAviso({ n: 'n-1' })).tracking, undefined);
+  assert.equal(parse(withAviso({ n: 'n-1', s: '00000000000000a1' })).tracking, undefined);
+  assert.equal(parse(withAviso({ n: 1, s: 2 })).options.data.aviso, undefined);
 });
 
 test('an A/B variant\'s index is kept when it is a whole number', () => {
-  assert.equal(parse({ ...CART, aviso: { ...CART.aviso, v: 2 } }).tracking.v, 2);
-  assert.equal(parse({ ...CART, aviso: { ...CART.aviso, v: 0 } }).tracking.v, 0);
-  for (const v of ['1', 1.5, -1, null]) assert.equal('v' in parse({ ...CART, aviso: { ...CART.aviso, v } }).tracking, false);
+  assert.equal(parse(withAviso({ ...AVISO, v: 2 })).tracking.v, 2);
+  assert.equal(parse(withAviso({ ...AVISO, v: 0 })).tracking.v, 0);
+  for (const v of ['1', 1.5, -1, null]) assert.equal('v' in parse(withAviso({ ...AVISO, v })).tracking, false);
 });
 
 test('a click opens the action\'s URL, else the notification\'s, else the site', () => {

@@ -80,9 +80,18 @@ function subscription(endpoint, applicationServerKey) {
 const pushData = (value) => ({ data: { text: () => (typeof value === 'string' ? value : JSON.stringify(value)) } });
 const CART = {
   web_push: 8030,
-  notification: { title: 'Cart', body: 'Come back', navigate: 'https://shop.example/cart', actions: [{ action: 'pay', title: 'Pay', navigate: '/pay' }] },
-  aviso: { n: 'n-1', s: '00000000000000a1', t: 'tok-a1' },
+  notification: {
+    title: 'Cart', body: 'Come back', navigate: 'https://shop.example/cart', actions: [{ action: 'pay', title: 'Pay', navigate: '/pay' }],
+    data: { aviso: { n: 'n-1', s: '00000000000000a1', t: 'tok-a1' } }, mutable: true,
+  },
 };
+const AVISO = CART.notification.data.aviso;
+/** What Safari hands the worker for CART: a `Notification`, in the DOM's attribute names. */
+const proposedCart = () => ({
+  title: 'Cart', body: 'Come back', navigate: 'https://shop.example/cart', icon: '', tag: '', dir: 'auto', requireInteraction: false,
+  timestamp: 1764748800000, actions: Object.freeze([{ action: 'pay', title: 'Pay', icon: '', navigate: 'https://shop.example/pay' }]),
+  data: { aviso: { ...AVISO } },
+});
 
 test('push: shows the notification, then reports "shown" with both ids', async () => {
   const { calls, dispatch } = worker();
@@ -100,9 +109,40 @@ test('push: shows the notification, then reports "shown" with both ids', async (
 
 test('push of an A/B variant: the report names the variant its token covers', async () => {
   const { calls, dispatch } = worker();
-  await dispatch('push', pushData({ ...CART, aviso: { ...CART.aviso, v: 1 } }));
+  await dispatch('push', pushData({ ...CART, notification: { ...CART.notification, data: { aviso: { ...AVISO, v: 1 } } } }));
   assert.deepEqual(calls.fetch.map((call) => call.body), [
     { notification_id: 'n-1', subscription_id: '00000000000000a1', token: 'tok-a1', type: 'shown', variant: 1 },
+  ]);
+});
+
+test('pushnotification (Safari, a mutable Declarative Web Push): shows the proposed notification itself and reports "shown"', async () => {
+  const { calls, dispatch } = worker();
+  await dispatch('pushnotification', { proposedNotification: proposedCart(), proposedAppBadge: null });
+  assert.equal(calls.shown.length, 1, 'shown by the worker, so that a click reaches notificationclick');
+  assert.equal(calls.shown[0].title, 'Cart');
+  assert.deepEqual({ ...calls.shown[0].options.data.actionUrls }, { pay: 'https://shop.example/pay' });
+  assert.deepEqual(calls.fetch.map((call) => call.body), [
+    { notification_id: 'n-1', subscription_id: '00000000000000a1', token: 'tok-a1', type: 'shown' },
+  ]);
+});
+
+test('push with a notification and no data (the Push API\'s Declarative Web Push) is shown and reported the same', async () => {
+  const { calls, dispatch } = worker();
+  await dispatch('push', { data: null, notification: proposedCart(), appBadge: null });
+  assert.equal(calls.shown[0].title, 'Cart');
+  assert.equal(calls.fetch[0].body.type, 'shown');
+  assert.equal(calls.fetch[0].body.token, 'tok-a1');
+});
+
+test('a click on what Safari proposed reports "clicked" with its action', async () => {
+  const { calls, dispatch } = worker();
+  await dispatch('pushnotification', { proposedNotification: proposedCart() });
+  const options = calls.shown[0].options;
+  calls.fetch.length = 0;
+  await dispatch('notificationclick', { notification: { data: options.data, close() {} }, action: 'pay' });
+  assert.deepEqual(calls.opened, ['https://shop.example/pay']);
+  assert.deepEqual(calls.fetch.map((call) => call.body), [
+    { notification_id: 'n-1', subscription_id: '00000000000000a1', token: 'tok-a1', type: 'clicked', action: 'pay' },
   ]);
 });
 

@@ -131,18 +131,24 @@ impl Gate {
         let mut send = subscriptions;
         if local.is_some() || (!exempt && rules.quiet.is_some()) {
             let expires_ms = notification.send_at_ms + u64::from(notification.ttl) * 1000;
-            let mut zones: HashMap<String, TimeZone> = HashMap::new();
+            // Everything `decide` reads is the batch's but the zone: decided once per zone
+            // name (a batch holds a handful), not per subscriber.
+            let mut decided: HashMap<String, When> = HashMap::new();
             let mut waiting: BTreeMap<u64, Vec<Subscription>> = BTreeMap::new();
             let mut dropped = 0;
             let mut now_ones = Vec::with_capacity(send.len());
             for subscription in send {
-                let zone = zones
-                    .entry(subscription.timezone.clone())
-                    .or_insert_with(|| {
-                        time_zone(&subscription.timezone)
-                            .unwrap_or_else(|| rules.default_time_zone.clone())
-                    });
-                match quiet::decide(&rules, exempt, local, zone, now, expires_ms) {
+                let when = match decided.get(subscription.timezone.as_str()) {
+                    Some(when) => *when,
+                    None => {
+                        let zone: TimeZone = time_zone(&subscription.timezone)
+                            .unwrap_or_else(|| rules.default_time_zone.clone());
+                        let when = quiet::decide(&rules, exempt, local, &zone, now, expires_ms);
+                        decided.insert(subscription.timezone.clone(), when);
+                        when
+                    }
+                };
+                match when {
                     When::Now => now_ones.push(subscription),
                     When::At(due) => waiting.entry(due).or_default().push(subscription),
                     When::DroppedQuietHours => dropped += 1,

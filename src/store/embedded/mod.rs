@@ -7,6 +7,7 @@
 //! [`writer`]. One file per concern; the tables and their shared helpers are in [`tables`].
 
 mod apps;
+mod caps;
 mod ledger;
 mod notifications;
 mod policy;
@@ -31,6 +32,7 @@ use writer::Writer;
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: Writer,
+    caps: caps::Caps,
 }
 
 /// The store's format, recorded in its `meta` table: a file without it is not Aviso's.
@@ -82,9 +84,10 @@ impl EmbeddedStore {
             )),
             other => other,
         })?;
+        let caps = caps::Caps::load(&db)?;
         let db = Arc::new(db);
         let writer = Writer::start(&db)?;
-        Ok(Self { db, writer })
+        Ok(Self { db, writer, caps })
     }
 
     /// Runs `work` in the writer's next transaction; answers once it is committed and on disk.

@@ -1,29 +1,21 @@
-//! Delivery policies in the embedded store: `app` → policy JSON, `(app, holder)` → the
-//! holder's counted notifications in the longest cap window (a trigger's own cap under a key
-//! of its own), `(app, bucket)` → a token
-//! bucket. A batch's check-and-count is one write transaction (the writer runs them one after
-//! another, so concurrent batches never both take a holder's last send).
+//! Delivery policies in the embedded store: `app` → policy JSON, `(app, bucket)` → a token
+//! bucket, and the frequency-cap counts ([`caps`]: in memory, a log row per batch), each
+//! holder under a key of its scope (a trigger's own cap apart). A batch's check-and-count
+//! runs on the writer thread, one after another, so concurrent batches never both take a
+//! holder's last send.
 
-use async_trait::async_trait;
-use redb::{ReadableTable, TableDefinition, TableError};
-use serde::{Deserialize, Serialize};
-
-use super::EmbeddedStore;
+use super::{EmbeddedStore, caps};
 use crate::policy::model::Policy;
 use crate::store::{
     CapCheck, CapHolder, CapScope, PolicyStore, StoreResult, TokenGrant, from_json, now_ms, to_json,
 };
+use async_trait::async_trait;
+use redb::{ReadableTable, TableDefinition, TableError};
 
 /// app → policy (JSON).
 const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policies");
-/// (app, holder) → [`Counted`] (JSON).
-const CAP_COUNTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("cap_counts");
 /// (app, bucket) → (tokens in thousandths, last refill ms).
 const BUCKETS: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("token_buckets");
-
-/// One holder's counted notifications: (when, category, notification id).
-#[derive(Default, Serialize, Deserialize)]
-struct Counted(Vec<(u64, String, String)>);
 
 /// The record of a holder's counts in `scope`: the policy's as `p:EXT` / `s:ID`, a
 /// trigger's apart as `t:LEN:NAME:` before that (the name's length keeps names with `:`
@@ -70,59 +62,19 @@ impl PolicyStore for EmbeddedStore {
         check: CapCheck<'_>,
         holders: &[CapHolder],
     ) -> StoreResult<Vec<bool>> {
-        let app_id = check.app_id.to_owned();
-        let category = check.category.as_str().to_owned();
-        let notification = check.notification_id.to_owned();
-        let windows = check.windows.to_vec();
-        let now = check.now_ms;
-        let longest = windows.iter().map(|w| w.per_ms).max().unwrap_or(0);
-        let keys: Vec<String> = holders.iter().map(|h| holder_key(check.scope, h)).collect();
-        // Not flushed to disk on its own: every send it admits is followed by a durable write
-        // of that send (the batch's record, the trigger's send), and a durable commit carries
-        // every commit before it. A crash before that write loses the counts of sends that
-        // are then made again (their batch, or trigger, is redone and counts again), so caps
-        // stay exact; it spares the sender one fsync per batch.
+        let check = caps::Check {
+            app_id: check.app_id.to_owned(),
+            category: check.category.as_str().to_owned(),
+            notification: check.notification_id.to_owned(),
+            windows: check.windows.to_vec(),
+            now_ms: check.now_ms,
+            keys: holders.iter().map(|h| holder_key(check.scope, h)).collect(),
+        };
+        // Not flushed to disk on its own (see `caps`): the durable write of the sends it
+        // admits carries it.
+        let caps = self.caps.clone();
         self.writer
-            .write(false, move |txn| {
-                let mut table = txn.open_table(CAP_COUNTS)?;
-                let mut answers = Vec::with_capacity(keys.len());
-                for key in &keys {
-                    let mut counted = match table.get((app_id.as_str(), key.as_str()))? {
-                        Some(v) => from_json::<Counted>(v.value(), "cap counts")?,
-                        None => Counted::default(),
-                    };
-                    counted
-                        .0
-                        .retain(|(at, _, _)| *at > now.saturating_sub(longest));
-                    let already = counted
-                        .0
-                        .iter()
-                        .any(|(_, c, n)| *c == category && *n == notification);
-                    let allowed = already
-                        || windows.iter().all(|window| {
-                            let from = now.saturating_sub(window.per_ms);
-                            let sent = counted
-                                .0
-                                .iter()
-                                .filter(|(at, c, _)| *at > from && *c == category)
-                                .count();
-                            sent < window.max as usize
-                        });
-                    if allowed && !already {
-                        counted
-                            .0
-                            .push((now, category.clone(), notification.clone()));
-                    }
-                    if counted.0.is_empty() {
-                        table.remove((app_id.as_str(), key.as_str()))?;
-                    } else {
-                        let json = to_json(&counted)?;
-                        table.insert((app_id.as_str(), key.as_str()), json.as_slice())?;
-                    }
-                    answers.push(allowed);
-                }
-                Ok(answers)
-            })
+            .write(false, move |txn| caps.take(txn, check))
             .await
     }
 

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 
-use super::error::{ApiResult, Problem};
+use super::error::{ApiResult, problem};
 use super::extract::Json;
 use super::{ApiState, AuthedKey};
 use crate::policy::Policy;
@@ -17,7 +17,7 @@ pub fn routes() -> Router<ApiState> {
 }
 
 #[utoipa::path(get, path = "/v1/policy", tag = "policy", security(("api_key" = [])),
-    responses((status = 200, body = Policy, description = "the app's policy (the default when it set none)"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Policy, description = "the app's policy (the default when it set none)"), problem::Unauthorized, problem::Forbidden))]
 pub async fn get_policy(
     State(state): State<ApiState>,
     key: AuthedKey,
@@ -28,7 +28,7 @@ pub async fn get_policy(
 }
 
 #[utoipa::path(put, path = "/v1/policy", tag = "policy", request_body = Policy, security(("api_key" = [])),
-    responses((status = 200, body = Policy), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Policy), problem::BadRequest, problem::Unauthorized, problem::Forbidden, problem::UnsupportedMediaType))]
 pub async fn put_policy(
     State(state): State<ApiState>,
     key: AuthedKey,

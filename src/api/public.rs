@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Problem, problem};
 use super::extract::{Json, Path};
 use crate::apps::verify_identity_hash;
 use crate::notify::model::{Audience, Content, NotificationRequest};
@@ -51,7 +51,7 @@ pub struct VapidPublicKey {
 }
 
 #[utoipa::path(get, path = "/v1/apps/{app_id}/vapid-public-key", tag = "public", params(AppPath),
-    responses((status = 200, body = VapidPublicKey), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = VapidPublicKey), problem::NotFound, problem::TooManyRequests))]
 pub async fn vapid_public_key(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -213,7 +213,7 @@ fn check_hash_form(hash: &str) -> ApiResult<()> {
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions", tag = "public", params(AppPath), request_body = SubscribeRequest,
     responses((status = 201, body = Subscribed, description = "new subscription"), (status = 200, body = Subscribed, description = "existing subscription updated"),
-        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json", description = "identity_hash or replaces.auth does not match"), (status = 409, body = Problem, content_type = "application/problem+json", description = "the endpoint is subscribed with other keys: send replaces"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+        problem::BadRequest, (status = 403, body = Problem, content_type = "application/problem+json", description = "identity_hash or replaces.auth does not match"), (status = 409, body = Problem, content_type = "application/problem+json", description = "the endpoint is subscribed with other keys: send replaces"), problem::NotFound, problem::PayloadTooLarge, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn subscribe(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -382,7 +382,7 @@ async fn owned(
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/unsubscribe", tag = "public", params(AppPath), request_body = OwnedSubscription,
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::BadRequest, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn unsubscribe(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -418,7 +418,7 @@ pub struct IdentifyRequest {
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/identify", tag = "public", params(AppPath), request_body = IdentifyRequest,
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::BadRequest, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn identify(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -457,7 +457,7 @@ pub struct TagsRequest {
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/tags", tag = "public", params(AppPath), request_body = TagsRequest,
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::BadRequest, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn set_tags(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -513,7 +513,7 @@ pub struct EventRequest {
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/events", tag = "public", params(AppPath), request_body = EventRequest,
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::BadRequest, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn track(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,
@@ -618,7 +618,7 @@ pub struct TestPushQueued {
 }
 
 #[utoipa::path(post, path = "/v1/apps/{app_id}/demo/test-push", tag = "public", params(AppPath), request_body = OwnedSubscription,
-    responses((status = 202, body = TestPushQueued), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, body = TestPushQueued), problem::BadRequest, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn demo_test_push(
     State(state): State<ApiState>,
     Path(path): Path<AppPath>,

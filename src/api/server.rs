@@ -11,7 +11,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Problem, problem};
 use super::extract::{Json, Path, Query};
 use super::{ApiState, AuthedApp};
 use crate::notify::life::{Accounting, SeriesPoint};
@@ -151,7 +151,7 @@ async fn view(state: &ApiState, app: &App, profile: Profile) -> ApiResult<Profil
 
 #[utoipa::path(put, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), request_body = ProfileChanges,
     security(("api_key" = [])),
-    responses((status = 200, body = ProfileView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ProfileView), problem::BadRequest, problem::Unauthorized, problem::UnsupportedMediaType))]
 pub async fn update_profile(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -170,7 +170,7 @@ pub async fn update_profile(
 }
 
 #[utoipa::path(get, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), security(("api_key" = [])),
-    responses((status = 200, body = ProfileView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ProfileView), problem::BadRequest, problem::Unauthorized, problem::NotFound))]
 pub async fn get_profile(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -193,7 +193,7 @@ pub struct Erased {
 }
 
 #[utoipa::path(delete, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), security(("api_key" = [])),
-    responses((status = 200, body = Erased, description = "the profile and all its subscriptions are erased (GDPR)"), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Erased, description = "the profile and all its subscriptions are erased (GDPR)"), problem::BadRequest, problem::Unauthorized))]
 pub async fn erase_profile(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -217,7 +217,7 @@ pub struct LinkRequest {
 
 #[utoipa::path(post, path = "/v1/profiles/{external_id}/subscriptions", tag = "profiles", params(ProfilePath), request_body = LinkRequest,
     security(("api_key" = [])),
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::BadRequest, problem::Unauthorized, problem::NotFound, problem::UnsupportedMediaType))]
 pub async fn link_subscription(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -262,7 +262,7 @@ pub struct ImportError {
 
 #[utoipa::path(post, path = "/v1/profile-imports", tag = "profiles", security(("api_key" = [])),
     request_body(content = String, content_type = "application/x-ndjson", description = "one JSON object per line: {\"external_id\", \"attributes\"?, \"tags\"?}"),
-    responses((status = 200, body = ImportReport), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ImportReport), problem::Unauthorized))]
 pub async fn import_profiles(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -373,7 +373,7 @@ impl NotificationView {
 
 #[utoipa::path(post, path = "/v1/notifications", tag = "notifications", request_body = NotificationRequest, security(("api_key" = [])),
     responses((status = 201, body = NotificationView, description = "created and queued"), (status = 200, body = NotificationView, description = "the first notification of this idempotency key"),
-        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+        problem::BadRequest, problem::Unauthorized, problem::PayloadTooLarge, problem::UnsupportedMediaType))]
 pub async fn create_notification(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -403,7 +403,7 @@ pub struct NotificationPath {
 }
 
 #[utoipa::path(get, path = "/v1/notifications/{id}", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
-    responses((status = 200, body = NotificationView), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = NotificationView), problem::Unauthorized, problem::NotFound))]
 pub async fn get_notification(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -426,7 +426,7 @@ pub struct SeriesView {
 
 #[utoipa::path(get, path = "/v1/notifications/{id}/series", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
     responses((status = 200, body = SeriesView, description = "the delivery counters over time: summed over its points, each counter is the notification's (receipts, `shown`/`clicked`/`closed`, are not in the series)"),
-        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+        problem::Unauthorized, problem::NotFound))]
 pub async fn notification_series(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -457,7 +457,7 @@ pub struct NotificationList {
 }
 
 #[utoipa::path(get, path = "/v1/notifications", tag = "notifications", params(ListQuery), security(("api_key" = [])),
-    responses((status = 200, body = NotificationList), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = NotificationList), problem::BadRequest, problem::Unauthorized))]
 pub async fn list_notifications(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -472,7 +472,7 @@ pub async fn list_notifications(
 }
 
 #[utoipa::path(post, path = "/v1/notifications/{id}/cancel", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
-    responses((status = 200, body = NotificationView, description = "cancelled (again, for one cancelled before: the same `cancelled_at_ms`)"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = NotificationView, description = "cancelled (again, for one cancelled before: the same `cancelled_at_ms`)"), problem::Unauthorized, problem::NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "it completed: nothing is left to cancel (`field: id`)")))]
 pub async fn cancel_notification(
     State(state): State<ApiState>,

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, problem};
 use super::extract::{Json, Path, Query};
 use super::{ApiState, AuthedKey};
 use crate::store::{App, Scope, now_ms};
@@ -97,7 +97,7 @@ pub struct WebhookPath {
 }
 
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookRequest, security(("api_key" = [])),
-    responses((status = 201, body = WebhookView, description = "created; its secret is shown this once"), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = WebhookView, description = "created; its secret is shown this once"), problem::BadRequest, problem::Unauthorized, problem::Forbidden, problem::UnsupportedMediaType))]
 pub async fn create_webhook(
     State(state): State<ApiState>,
     key: AuthedKey,
@@ -146,7 +146,7 @@ pub async fn create_webhook(
 }
 
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("api_key" = [])),
-    responses((status = 200, body = WebhookList), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = WebhookList), problem::Unauthorized, problem::Forbidden))]
 pub async fn list_webhooks(
     State(state): State<ApiState>,
     key: AuthedKey,
@@ -167,7 +167,7 @@ fn no_such(id: &str) -> ApiError {
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{webhook_id}", tag = "webhooks", params(WebhookPath), security(("api_key" = [])),
-    responses((status = 204, description = "deleted, with its outbox position and dead letters"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "deleted, with its outbox position and dead letters"), problem::Unauthorized, problem::Forbidden, problem::NotFound))]
 pub async fn delete_webhook(
     State(state): State<ApiState>,
     key: AuthedKey,
@@ -192,7 +192,7 @@ pub struct TestFired {
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{webhook_id}/test", tag = "webhooks", params(WebhookPath), security(("api_key" = [])),
-    responses((status = 202, body = TestFired, description = "a `webhook.test` event is queued for this webhook alone, posted like any other (within a second, retried)"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, body = TestFired, description = "a `webhook.test` event is queued for this webhook alone, posted like any other (within a second, retried)"), problem::Unauthorized, problem::Forbidden, problem::NotFound))]
 pub async fn test_webhook(
     State(state): State<ApiState>,
     key: AuthedKey,
@@ -230,7 +230,7 @@ pub struct DeadLetters {
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{webhook_id}/dead-letters", tag = "webhooks", params(WebhookPath, DeadLetterQuery), security(("api_key" = [])),
-    responses((status = 200, body = DeadLetters, description = "entries retried for the whole retry period without a 2xx, oldest first"), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = DeadLetters, description = "entries retried for the whole retry period without a 2xx, oldest first"), problem::BadRequest, problem::Unauthorized, problem::Forbidden, problem::NotFound))]
 pub async fn dead_letters(
     State(state): State<ApiState>,
     key: AuthedKey,

@@ -9,16 +9,15 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, problem};
 use super::extract::{Json, Path};
-use super::{ApiState, AuthedKey};
+use super::{AdminKey, ApiState, AuthedKey};
 use crate::apps::{
     DEFAULT_OVERLAP, create_app, hex, issue_key, key_id, normalize_origin, revoke_key, rotate_key,
 };
@@ -43,23 +42,6 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/admin/apps/{app_id}/keys/{key_id}", delete(remove_key))
         .route("/v1/app", get(own_app))
         .route("/v1/demo/apps", get(demo_apps))
-}
-
-/// A request made with an `admin`-scoped key.
-pub struct AdminKey;
-
-impl FromRequestParts<ApiState> for AdminKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &ApiState,
-    ) -> Result<Self, Self::Rejection> {
-        AuthedKey::from_request_parts(parts, state)
-            .await?
-            .require(Scope::Admin)?;
-        Ok(Self)
-    }
 }
 
 #[derive(Serialize, ToSchema)]

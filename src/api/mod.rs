@@ -230,6 +230,22 @@ impl FromRequestParts<ApiState> for AuthedApp {
     }
 }
 
+/// A request made with an `admin`-scoped key, and the key's app (the app whose policy and
+/// webhooks the request reads or changes).
+pub struct AdminKey(pub Arc<App>);
+
+impl FromRequestParts<ApiState> for AdminKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let authed = AuthedKey::from_request_parts(parts, state).await?;
+        Ok(Self(authed.require(Scope::Admin)?.app))
+    }
+}
+
 /// Builds the whole router.
 pub fn router(state: ApiState) -> Router {
     let public = public::routes()

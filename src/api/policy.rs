@@ -8,9 +8,8 @@ use axum::routing::get;
 
 use super::error::{ApiResult, problem};
 use super::extract::Json;
-use super::{ApiState, AuthedKey};
+use super::{AdminKey, ApiState};
 use crate::policy::Policy;
-use crate::store::Scope;
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/v1/policy", get(get_policy).put(put_policy))
@@ -20,10 +19,9 @@ pub fn routes() -> Router<ApiState> {
     responses((status = 200, body = Policy, description = "the app's policy (the default when it set none)"), problem::Unauthorized, problem::Forbidden))]
 pub async fn get_policy(
     State(state): State<ApiState>,
-    key: AuthedKey,
+    AdminKey(app): AdminKey,
 ) -> ApiResult<axum::Json<Policy>> {
-    let key = key.require(Scope::Admin)?;
-    let policy = state.store().get_policy(&key.app.id).await?;
+    let policy = state.store().get_policy(&app.id).await?;
     Ok(axum::Json(policy.unwrap_or_default()))
 }
 
@@ -31,11 +29,10 @@ pub async fn get_policy(
     responses((status = 200, body = Policy), problem::BadRequest, problem::Unauthorized, problem::Forbidden, problem::UnsupportedMediaType))]
 pub async fn put_policy(
     State(state): State<ApiState>,
-    key: AuthedKey,
+    AdminKey(app): AdminKey,
     Json(policy): Json<Policy>,
 ) -> ApiResult<axum::Json<Policy>> {
-    let key = key.require(Scope::Admin)?;
     policy.compile()?;
-    state.store().put_policy(&key.app.id, &policy).await?;
+    state.store().put_policy(&app.id, &policy).await?;
     Ok(axum::Json(policy))
 }

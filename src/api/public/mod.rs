@@ -133,22 +133,24 @@ pub async fn subscribe(
     metrics::counter!("aviso_subscriptions_total", "result" => if upserted == Upserted::Created { "created" } else { "updated" }).increment(1);
     let now = now_ms();
     if upserted == Upserted::Created {
-        let event = events::subscription(
+        announce(
+            &state,
             WebhookEvent::SubscriptionCreated,
             &subscription,
             request.external_id.as_deref(),
             now,
-        );
-        events::record(state.store(), &app.id, event).await;
+        )
+        .await;
     }
     if let Some(external_id) = &request.external_id {
-        let event = events::subscription(
+        announce(
+            &state,
             WebhookEvent::SubscriptionIdentified,
             &subscription,
             Some(external_id),
             now,
-        );
-        events::record(state.store(), &app.id, event).await;
+        )
+        .await;
     }
     let status = if upserted == Upserted::Created {
         StatusCode::CREATED
@@ -187,6 +189,18 @@ async fn owned(
     Ok(subscription)
 }
 
+/// Tells the app's webhooks what became of one of its subscriptions.
+async fn announce(
+    state: &ApiState,
+    kind: WebhookEvent,
+    subscription: &Subscription,
+    external_id: Option<&str>,
+    now_ms: u64,
+) {
+    let event = events::subscription(kind, subscription, external_id, now_ms);
+    events::record(state.store(), &subscription.app_id, event).await;
+}
+
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/unsubscribe", tag = "public", params(AppPath), request_body = OwnedSubscription,
     responses((status = 204), problem::BadRequest, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn unsubscribe(
@@ -199,13 +213,14 @@ pub async fn unsubscribe(
         .store()
         .delete_subscription(&app.id, subscription.id)
         .await?;
-    let event = events::subscription(
+    announce(
+        &state,
         WebhookEvent::SubscriptionUnsubscribed,
         &subscription,
         None,
         now_ms(),
-    );
-    events::record(state.store(), &app.id, event).await;
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -226,13 +241,14 @@ pub async fn identify(
         .store()
         .link_subscription(&app.id, &request.external_id, subscription.id)
         .await?;
-    let event = events::subscription(
+    announce(
+        &state,
         WebhookEvent::SubscriptionIdentified,
         &subscription,
         Some(&request.external_id),
         now_ms(),
-    );
-    events::record(state.store(), &app.id, event).await;
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

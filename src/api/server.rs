@@ -110,6 +110,20 @@ fn check_changes(changes: &ProfileChanges) -> ApiResult<()> {
     Ok(())
 }
 
+impl ProfileChanges {
+    /// The store's update of profile `external_id`, the id and the changes checked (as a PUT
+    /// and each line of a bulk import give them).
+    fn into_update(self, external_id: String) -> ApiResult<ProfileUpdate> {
+        check_external_id(&external_id)?;
+        check_changes(&self)?;
+        Ok(ProfileUpdate {
+            external_id,
+            attributes: self.attributes,
+            tags: self.tags,
+        })
+    }
+}
+
 async fn view(state: &ApiState, app: &App, profile: Profile) -> ApiResult<ProfileView> {
     let subscriptions = state
         .store()
@@ -158,13 +172,7 @@ pub async fn update_profile(
     Path(path): Path<ProfilePath>,
     Json(changes): Json<ProfileChanges>,
 ) -> ApiResult<axum::Json<ProfileView>> {
-    check_external_id(&path.external_id)?;
-    check_changes(&changes)?;
-    let update = ProfileUpdate {
-        external_id: path.external_id,
-        attributes: changes.attributes,
-        tags: changes.tags,
-    };
+    let update = changes.into_update(path.external_id)?;
     let profile = state.store().update_profile(&app.id, &update).await?;
     Ok(axum::Json(view(&state, &app, profile).await?))
 }
@@ -324,17 +332,13 @@ pub async fn import_profiles(
 
 async fn import_line(state: &ApiState, app: &App, line: &[u8]) -> Result<(), String> {
     let parsed: ImportLine = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    check_external_id(&parsed.external_id).map_err(|e| e.to_string())?;
     let changes = ProfileChanges {
         attributes: parsed.attributes,
         tags: parsed.tags,
     };
-    check_changes(&changes).map_err(|e| e.to_string())?;
-    let update = ProfileUpdate {
-        external_id: parsed.external_id,
-        attributes: changes.attributes,
-        tags: changes.tags,
-    };
+    let update = changes
+        .into_update(parsed.external_id)
+        .map_err(|e| e.to_string())?;
     state
         .store()
         .update_profile(&app.id, &update)

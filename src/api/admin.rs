@@ -9,16 +9,15 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, problem};
 use super::extract::{Json, Path};
-use super::{ApiState, AuthedKey};
+use super::{AdminKey, ApiState, AuthedKey};
 use crate::apps::{
     DEFAULT_OVERLAP, create_app, hex, issue_key, key_id, normalize_origin, revoke_key, rotate_key,
 };
@@ -43,23 +42,6 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/admin/apps/{app_id}/keys/{key_id}", delete(remove_key))
         .route("/v1/app", get(own_app))
         .route("/v1/demo/apps", get(demo_apps))
-}
-
-/// A request made with an `admin`-scoped key.
-pub struct AdminKey;
-
-impl FromRequestParts<ApiState> for AdminKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &ApiState,
-    ) -> Result<Self, Self::Rejection> {
-        AuthedKey::from_request_parts(parts, state)
-            .await?
-            .require(Scope::Admin)?;
-        Ok(Self)
-    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -177,7 +159,7 @@ pub struct AppList {
 }
 
 #[utoipa::path(get, path = "/v1/admin/apps", tag = "admin", security(("api_key" = [])),
-    responses((status = 200, body = AppList), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AppList), problem::Unauthorized, problem::Forbidden))]
 pub async fn list_apps(
     State(state): State<ApiState>,
     _: AdminKey,
@@ -212,7 +194,7 @@ pub struct CreatedApp {
 }
 
 #[utoipa::path(post, path = "/v1/admin/apps", tag = "admin", request_body = NewAppRequest, security(("api_key" = [])),
-    responses((status = 201, body = CreatedApp), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = CreatedApp), problem::BadRequest, problem::Unauthorized, problem::Forbidden, problem::UnsupportedMediaType))]
 pub async fn create(
     State(state): State<ApiState>,
     _: AdminKey,
@@ -234,7 +216,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/admin/apps/{app_id}", tag = "admin", params(AppPath), security(("api_key" = [])),
-    responses((status = 200, body = AppView), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AppView), problem::Unauthorized, problem::Forbidden, problem::NotFound))]
 pub async fn get_app(
     State(state): State<ApiState>,
     _: AdminKey,
@@ -288,7 +270,7 @@ fn expiry_window(changes: &AppChanges) -> ApiResult<Option<u32>> {
 }
 
 #[utoipa::path(patch, path = "/v1/admin/apps/{app_id}", tag = "admin", params(AppPath), request_body = AppChanges, security(("api_key" = [])),
-    responses((status = 200, body = AppView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AppView), problem::BadRequest, problem::Unauthorized, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType))]
 pub async fn update_app(
     State(state): State<ApiState>,
     _: AdminKey,
@@ -316,7 +298,7 @@ pub async fn update_app(
 }
 
 #[utoipa::path(delete, path = "/v1/admin/apps/{app_id}", tag = "admin", params(AppPath), security(("api_key" = [])),
-    responses((status = 204, description = "the app, its keys and its subscriptions are deleted"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "the app, its keys and its subscriptions are deleted"), problem::Unauthorized, problem::Forbidden, problem::NotFound))]
 pub async fn delete_app(
     State(state): State<ApiState>,
     _: AdminKey,
@@ -368,7 +350,7 @@ pub struct IssuedKey {
 }
 
 #[utoipa::path(post, path = "/v1/admin/apps/{app_id}/keys", tag = "admin", params(AppPath), request_body = KeyRequest, security(("api_key" = [])),
-    responses((status = 201, body = IssuedKey), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = IssuedKey), problem::BadRequest, problem::Unauthorized, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType))]
 pub async fn add_key(
     State(state): State<ApiState>,
     _: AdminKey,
@@ -416,7 +398,7 @@ pub async fn add_key(
 }
 
 #[utoipa::path(delete, path = "/v1/admin/apps/{app_id}/keys/{key_id}", tag = "admin", params(KeyPath), security(("api_key" = [])),
-    responses((status = 204, description = "the key stops working at once"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "the key stops working at once"), problem::Unauthorized, problem::Forbidden, problem::NotFound))]
 pub async fn remove_key(
     State(state): State<ApiState>,
     _: AdminKey,
@@ -434,7 +416,7 @@ pub async fn remove_key(
 }
 
 #[utoipa::path(get, path = "/v1/app", tag = "apps", security(("api_key" = [])),
-    responses((status = 200, body = AppView, description = "the app of the key used, with the scope of that key in `scope`"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AppView, description = "the app of the key used, with the scope of that key in `scope`"), problem::Unauthorized))]
 pub async fn own_app(key: AuthedKey) -> ApiResult<axum::Json<OwnApp>> {
     Ok(axum::Json(OwnApp {
         app: view(&key.app)?,

@@ -84,43 +84,36 @@ mod tests {
         assert_eq!(client_ip(ip("10.0.0.2"), &headers, &[]), ip("10.0.0.2"));
     }
 
+    /// For each `(peer, lines, client)`: a request from `peer` with these `X-Forwarded-For`
+    /// header lines, our proxies trusted, comes from `client`.
+    fn assert_clients(cases: &[(&str, &[&str], &str)]) {
+        for (peer, lines, client) in cases {
+            assert_eq!(
+                client_ip(ip(peer), &forwarded(lines), &proxies()),
+                ip(client),
+                "peer {peer}, X-Forwarded-For {lines:?}"
+            );
+        }
+    }
+
     #[test]
     fn behind_a_trusted_proxy_the_rightmost_untrusted_entry_is_the_client() {
-        // The client forged the first entry; the balancer appended the real address.
-        let headers = forwarded(&["1.1.1.1, 198.51.100.4"]);
-        assert_eq!(
-            client_ip(ip("10.0.0.2"), &headers, &proxies()),
-            ip("198.51.100.4")
-        );
-        // Two proxies of ours, the outer one's address in the list; headers split over lines.
-        let headers = forwarded(&["198.51.100.4", "10.1.2.3"]);
-        assert_eq!(
-            client_ip(ip("10.0.0.2"), &headers, &proxies()),
-            ip("198.51.100.4")
-        );
-        let headers = forwarded(&["[2001:db8::7]:443, fd00::1"]);
-        assert_eq!(
-            client_ip(ip("fd00::2"), &headers, &proxies()),
-            ip("2001:db8::7")
-        );
+        assert_clients(&[
+            // The client forged the first entry; the balancer appended the real address.
+            ("10.0.0.2", &["1.1.1.1, 198.51.100.4"], "198.51.100.4"),
+            // Two proxies of ours, the outer one's address in the list; headers split over lines.
+            ("10.0.0.2", &["198.51.100.4", "10.1.2.3"], "198.51.100.4"),
+            ("fd00::2", &["[2001:db8::7]:443, fd00::1"], "2001:db8::7"),
+        ]);
     }
 
     #[test]
     fn without_a_usable_header_the_proxy_itself_is_the_client() {
-        assert_eq!(
-            client_ip(ip("10.0.0.2"), &HeaderMap::new(), &proxies()),
-            ip("10.0.0.2")
-        );
-        let headers = forwarded(&["198.51.100.4, not-an-address"]);
-        assert_eq!(
-            client_ip(ip("10.0.0.2"), &headers, &proxies()),
-            ip("10.0.0.2")
-        );
-        // Only proxies of ours: the leftmost of them.
-        let headers = forwarded(&["10.9.9.9, 10.1.1.1"]);
-        assert_eq!(
-            client_ip(ip("10.0.0.2"), &headers, &proxies()),
-            ip("10.9.9.9")
-        );
+        assert_clients(&[
+            ("10.0.0.2", &[], "10.0.0.2"),
+            ("10.0.0.2", &["198.51.100.4, not-an-address"], "10.0.0.2"),
+            // Only proxies of ours: the leftmost of them.
+            ("10.0.0.2", &["10.9.9.9, 10.1.1.1"], "10.9.9.9"),
+        ]);
     }
 }

@@ -25,6 +25,34 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
+/// The problem answers that operations list in the OpenAPI document
+/// (`responses(..., problem::NotFound)`), one type a status: each is a [`Problem`] as
+/// `application/problem+json`, said once here instead of in every operation's list.
+pub mod problem {
+    use utoipa::IntoResponses;
+
+    use super::Problem;
+
+    /// One response type a status, named as the status is.
+    macro_rules! problem_responses {
+        ($($name:ident = $status:literal),* $(,)?) => {$(
+            #[derive(IntoResponses)]
+            #[response(status = $status, content_type = "application/problem+json")]
+            pub struct $name(pub Problem);
+        )*};
+    }
+
+    problem_responses!(
+        BadRequest = 400,
+        Unauthorized = 401,
+        Forbidden = 403,
+        NotFound = 404,
+        PayloadTooLarge = 413,
+        UnsupportedMediaType = 415,
+        TooManyRequests = 429,
+    );
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{detail}")]

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, problem};
 use super::extract::{Json, Query};
 use super::{ApiState, AuthedApp, AuthedKey};
 use crate::notify::Notification;
@@ -179,7 +179,7 @@ pub struct SubscriberStats {
 }
 
 #[utoipa::path(get, path = "/v1/subscribers/stats", tag = "insights", security(("api_key" = [])),
-    responses((status = 200, body = SubscriberStats), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = SubscriberStats), problem::Unauthorized))]
 pub async fn subscriber_stats(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -274,7 +274,7 @@ async fn segment_reach(state: &ApiState, app: &App, filter: &Filter) -> ApiResul
 }
 
 #[utoipa::path(post, path = "/v1/audience/estimate", tag = "insights", request_body = EstimateRequest, security(("api_key" = [])),
-    responses((status = 200, body = Estimate), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Estimate), problem::BadRequest, problem::Unauthorized, problem::UnsupportedMediaType))]
 pub async fn estimate_audience(
     State(state): State<ApiState>,
     key: AuthedKey,
@@ -408,7 +408,7 @@ fn parse_cursor(cursor: &str) -> ApiResult<(u64, String)> {
 }
 
 #[utoipa::path(get, path = "/v1/notifications/history", tag = "notifications", params(HistoryQuery), security(("api_key" = [])),
-    responses((status = 200, body = History), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = History), problem::BadRequest, problem::Unauthorized))]
 pub async fn notification_history(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,

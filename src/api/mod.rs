@@ -230,6 +230,39 @@ impl FromRequestParts<ApiState> for AuthedApp {
     }
 }
 
+/// A request made with an `admin`-scoped key, and the key's app (the app whose policy and
+/// webhooks the request reads or changes).
+pub struct AdminKey(pub Arc<App>);
+
+impl FromRequestParts<ApiState> for AdminKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let authed = AuthedKey::from_request_parts(parts, state).await?;
+        Ok(Self(authed.require(Scope::Admin)?.app))
+    }
+}
+
+/// The app a public request names (`/v1/apps/{app_id}/…`), from the short-lived cache (the
+/// public guard in front has answered 404 already for one that does not exist).
+pub struct PublicApp(pub Arc<App>);
+
+impl FromRequestParts<ApiState> for PublicApp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let extract::Path(path) =
+            extract::Path::<public::AppPath>::from_request_parts(parts, state).await?;
+        Ok(Self(state.app(&path.app_id).await?))
+    }
+}
+
 /// Builds the whole router.
 pub fn router(state: ApiState) -> Router {
     let public = public::routes()

@@ -6,36 +6,33 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 
-use super::error::{ApiResult, Problem};
+use super::error::{ApiResult, problem};
 use super::extract::Json;
-use super::{ApiState, AuthedKey};
+use super::{AdminKey, ApiState};
 use crate::policy::Policy;
-use crate::store::Scope;
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/v1/policy", get(get_policy).put(put_policy))
 }
 
 #[utoipa::path(get, path = "/v1/policy", tag = "policy", security(("api_key" = [])),
-    responses((status = 200, body = Policy, description = "the app's policy (the default when it set none)"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Policy, description = "the app's policy (the default when it set none)"), problem::Unauthorized, problem::Forbidden))]
 pub async fn get_policy(
     State(state): State<ApiState>,
-    key: AuthedKey,
+    AdminKey(app): AdminKey,
 ) -> ApiResult<axum::Json<Policy>> {
-    let key = key.require(Scope::Admin)?;
-    let policy = state.store().get_policy(&key.app.id).await?;
+    let policy = state.store().get_policy(&app.id).await?;
     Ok(axum::Json(policy.unwrap_or_default()))
 }
 
 #[utoipa::path(put, path = "/v1/policy", tag = "policy", request_body = Policy, security(("api_key" = [])),
-    responses((status = 200, body = Policy), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Policy), problem::BadRequest, problem::Unauthorized, problem::Forbidden, problem::UnsupportedMediaType))]
 pub async fn put_policy(
     State(state): State<ApiState>,
-    key: AuthedKey,
+    AdminKey(app): AdminKey,
     Json(policy): Json<Policy>,
 ) -> ApiResult<axum::Json<Policy>> {
-    let key = key.require(Scope::Admin)?;
     policy.compile()?;
-    state.store().put_policy(&key.app.id, &policy).await?;
+    state.store().put_policy(&app.id, &policy).await?;
     Ok(axum::Json(policy))
 }

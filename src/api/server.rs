@@ -11,7 +11,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Problem, problem};
 use super::extract::{Json, Path, Query};
 use super::{ApiState, AuthedApp};
 use crate::notify::life::{Accounting, SeriesPoint};
@@ -110,6 +110,20 @@ fn check_changes(changes: &ProfileChanges) -> ApiResult<()> {
     Ok(())
 }
 
+impl ProfileChanges {
+    /// The store's update of profile `external_id`, the id and the changes checked (as a PUT
+    /// and each line of a bulk import give them).
+    fn into_update(self, external_id: String) -> ApiResult<ProfileUpdate> {
+        check_external_id(&external_id)?;
+        check_changes(&self)?;
+        Ok(ProfileUpdate {
+            external_id,
+            attributes: self.attributes,
+            tags: self.tags,
+        })
+    }
+}
+
 async fn view(state: &ApiState, app: &App, profile: Profile) -> ApiResult<ProfileView> {
     let subscriptions = state
         .store()
@@ -151,26 +165,20 @@ async fn view(state: &ApiState, app: &App, profile: Profile) -> ApiResult<Profil
 
 #[utoipa::path(put, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), request_body = ProfileChanges,
     security(("api_key" = [])),
-    responses((status = 200, body = ProfileView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ProfileView), problem::BadRequest, problem::Unauthorized, problem::UnsupportedMediaType))]
 pub async fn update_profile(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
     Path(path): Path<ProfilePath>,
     Json(changes): Json<ProfileChanges>,
 ) -> ApiResult<axum::Json<ProfileView>> {
-    check_external_id(&path.external_id)?;
-    check_changes(&changes)?;
-    let update = ProfileUpdate {
-        external_id: path.external_id,
-        attributes: changes.attributes,
-        tags: changes.tags,
-    };
+    let update = changes.into_update(path.external_id)?;
     let profile = state.store().update_profile(&app.id, &update).await?;
     Ok(axum::Json(view(&state, &app, profile).await?))
 }
 
 #[utoipa::path(get, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), security(("api_key" = [])),
-    responses((status = 200, body = ProfileView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ProfileView), problem::BadRequest, problem::Unauthorized, problem::NotFound))]
 pub async fn get_profile(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -193,7 +201,7 @@ pub struct Erased {
 }
 
 #[utoipa::path(delete, path = "/v1/profiles/{external_id}", tag = "profiles", params(ProfilePath), security(("api_key" = [])),
-    responses((status = 200, body = Erased, description = "the profile and all its subscriptions are erased (GDPR)"), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = Erased, description = "the profile and all its subscriptions are erased (GDPR)"), problem::BadRequest, problem::Unauthorized))]
 pub async fn erase_profile(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -217,7 +225,7 @@ pub struct LinkRequest {
 
 #[utoipa::path(post, path = "/v1/profiles/{external_id}/subscriptions", tag = "profiles", params(ProfilePath), request_body = LinkRequest,
     security(("api_key" = [])),
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::BadRequest, problem::Unauthorized, problem::NotFound, problem::UnsupportedMediaType))]
 pub async fn link_subscription(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -262,7 +270,7 @@ pub struct ImportError {
 
 #[utoipa::path(post, path = "/v1/profile-imports", tag = "profiles", security(("api_key" = [])),
     request_body(content = String, content_type = "application/x-ndjson", description = "one JSON object per line: {\"external_id\", \"attributes\"?, \"tags\"?}"),
-    responses((status = 200, body = ImportReport), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = ImportReport), problem::Unauthorized))]
 pub async fn import_profiles(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -324,17 +332,13 @@ pub async fn import_profiles(
 
 async fn import_line(state: &ApiState, app: &App, line: &[u8]) -> Result<(), String> {
     let parsed: ImportLine = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    check_external_id(&parsed.external_id).map_err(|e| e.to_string())?;
     let changes = ProfileChanges {
         attributes: parsed.attributes,
         tags: parsed.tags,
     };
-    check_changes(&changes).map_err(|e| e.to_string())?;
-    let update = ProfileUpdate {
-        external_id: parsed.external_id,
-        attributes: changes.attributes,
-        tags: changes.tags,
-    };
+    let update = changes
+        .into_update(parsed.external_id)
+        .map_err(|e| e.to_string())?;
     state
         .store()
         .update_profile(&app.id, &update)
@@ -373,7 +377,7 @@ impl NotificationView {
 
 #[utoipa::path(post, path = "/v1/notifications", tag = "notifications", request_body = NotificationRequest, security(("api_key" = [])),
     responses((status = 201, body = NotificationView, description = "created and queued"), (status = 200, body = NotificationView, description = "the first notification of this idempotency key"),
-        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+        problem::BadRequest, problem::Unauthorized, problem::PayloadTooLarge, problem::UnsupportedMediaType))]
 pub async fn create_notification(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -403,7 +407,7 @@ pub struct NotificationPath {
 }
 
 #[utoipa::path(get, path = "/v1/notifications/{id}", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
-    responses((status = 200, body = NotificationView), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = NotificationView), problem::Unauthorized, problem::NotFound))]
 pub async fn get_notification(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -426,7 +430,7 @@ pub struct SeriesView {
 
 #[utoipa::path(get, path = "/v1/notifications/{id}/series", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
     responses((status = 200, body = SeriesView, description = "the delivery counters over time: summed over its points, each counter is the notification's (receipts, `shown`/`clicked`/`closed`, are not in the series)"),
-        (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+        problem::Unauthorized, problem::NotFound))]
 pub async fn notification_series(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -457,7 +461,7 @@ pub struct NotificationList {
 }
 
 #[utoipa::path(get, path = "/v1/notifications", tag = "notifications", params(ListQuery), security(("api_key" = [])),
-    responses((status = 200, body = NotificationList), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = NotificationList), problem::BadRequest, problem::Unauthorized))]
 pub async fn list_notifications(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -472,7 +476,7 @@ pub async fn list_notifications(
 }
 
 #[utoipa::path(post, path = "/v1/notifications/{id}/cancel", tag = "notifications", params(NotificationPath), security(("api_key" = [])),
-    responses((status = 200, body = NotificationView, description = "cancelled (again, for one cancelled before: the same `cancelled_at_ms`)"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"),
+    responses((status = 200, body = NotificationView, description = "cancelled (again, for one cancelled before: the same `cancelled_at_ms`)"), problem::Unauthorized, problem::NotFound,
         (status = 409, body = Problem, content_type = "application/problem+json", description = "it completed: nothing is left to cancel (`field: id`)")))]
 pub async fn cancel_notification(
     State(state): State<ApiState>,

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, problem};
 use super::extract::{Json, Path};
 use super::{ApiState, AuthedApp};
 use crate::store::now_ms;
@@ -75,7 +75,7 @@ async fn view(state: &ApiState, trigger: Trigger) -> ApiResult<TriggerView> {
 
 #[utoipa::path(put, path = "/v1/triggers/{name}", tag = "triggers", params(TriggerPath), request_body = TriggerRequest,
     security(("api_key" = [])),
-    responses((status = 200, body = TriggerView, description = "created or replaced"), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TriggerView, description = "created or replaced"), problem::BadRequest, problem::Unauthorized, problem::UnsupportedMediaType))]
 pub async fn put_trigger(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -89,7 +89,7 @@ pub async fn put_trigger(
 }
 
 #[utoipa::path(get, path = "/v1/triggers/{name}", tag = "triggers", params(TriggerPath), security(("api_key" = [])),
-    responses((status = 200, body = TriggerView), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TriggerView), problem::Unauthorized, problem::NotFound))]
 pub async fn get_trigger(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -102,7 +102,7 @@ pub async fn get_trigger(
 }
 
 #[utoipa::path(delete, path = "/v1/triggers/{name}", tag = "triggers", params(TriggerPath), security(("api_key" = [])),
-    responses((status = 204, description = "deleted; its pending sends are dropped when due"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "deleted; its pending sends are dropped when due"), problem::Unauthorized, problem::NotFound))]
 pub async fn delete_trigger(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -115,7 +115,7 @@ pub async fn delete_trigger(
 }
 
 #[utoipa::path(get, path = "/v1/triggers", tag = "triggers", security(("api_key" = [])),
-    responses((status = 200, body = TriggerList), (status = 401, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = TriggerList), problem::Unauthorized))]
 pub async fn list_triggers(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,
@@ -198,7 +198,7 @@ fn parse_events(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<Event>> {
 
 #[utoipa::path(post, path = "/v1/events", tag = "triggers", security(("api_key" = [])),
     request_body(content = Event, description = "one event, a JSON array of up to 5000, or NDJSON (`application/x-ndjson`, one per line). Events for profiles that do not exist are accepted: their sends reach nobody unless the profile exists when they are due."),
-    responses((status = 202, body = Ingested, description = "taken: sends scheduled and cancelled"), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, body = Ingested, description = "taken: sends scheduled and cancelled"), problem::BadRequest, problem::Unauthorized, problem::PayloadTooLarge, problem::UnsupportedMediaType))]
 pub async fn post_events(
     State(state): State<ApiState>,
     AuthedApp(app): AuthedApp,

@@ -10,10 +10,10 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiError, ApiResult, Problem};
+use super::error::{ApiError, ApiResult, problem};
 use super::extract::{Json, Path, Query};
-use super::{ApiState, AuthedKey};
-use crate::store::{App, Scope, now_ms};
+use super::{AdminKey, ApiState};
+use crate::store::now_ms;
 use crate::webhooks::model::{MAX_WEBHOOKS_PER_APP, new_id, new_secret};
 use crate::webhooks::target::check_url;
 use crate::webhooks::{DeadLetter, EventType, OutboxEntry, Webhook, WebhookState};
@@ -27,11 +27,6 @@ pub fn routes() -> Router<ApiState> {
         )
         .route("/v1/webhooks/{webhook_id}/test", post(test_webhook))
         .route("/v1/webhooks/{webhook_id}/dead-letters", get(dead_letters))
-}
-
-/// The app of an `admin`-scoped key.
-async fn admin_app(key: AuthedKey) -> ApiResult<std::sync::Arc<App>> {
-    Ok(key.require(Scope::Admin)?.app)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -97,13 +92,12 @@ pub struct WebhookPath {
 }
 
 #[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookRequest, security(("api_key" = [])),
-    responses((status = 201, body = WebhookView, description = "created; its secret is shown this once"), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = WebhookView, description = "created; its secret is shown this once"), problem::BadRequest, problem::Unauthorized, problem::Forbidden, problem::UnsupportedMediaType))]
 pub async fn create_webhook(
     State(state): State<ApiState>,
-    key: AuthedKey,
+    AdminKey(app): AdminKey,
     Json(request): Json<WebhookRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<WebhookView>)> {
-    let app = admin_app(key).await?;
     check_url(&request.url, &state.config().allowed_webhook_hosts)
         .map_err(|why| ApiError::bad("url", why))?;
     let mut events = Vec::with_capacity(request.events.len());
@@ -146,12 +140,11 @@ pub async fn create_webhook(
 }
 
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("api_key" = [])),
-    responses((status = 200, body = WebhookList), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = WebhookList), problem::Unauthorized, problem::Forbidden))]
 pub async fn list_webhooks(
     State(state): State<ApiState>,
-    key: AuthedKey,
+    AdminKey(app): AdminKey,
 ) -> ApiResult<axum::Json<WebhookList>> {
-    let app = admin_app(key).await?;
     let mut webhooks = Vec::new();
     for webhook in state.store().list_webhooks(&app.id).await? {
         let delivery = state.store().webhook_state(&app.id, &webhook.id).await?;
@@ -167,13 +160,12 @@ fn no_such(id: &str) -> ApiError {
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{webhook_id}", tag = "webhooks", params(WebhookPath), security(("api_key" = [])),
-    responses((status = 204, description = "deleted, with its outbox position and dead letters"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "deleted, with its outbox position and dead letters"), problem::Unauthorized, problem::Forbidden, problem::NotFound))]
 pub async fn delete_webhook(
     State(state): State<ApiState>,
-    key: AuthedKey,
+    AdminKey(app): AdminKey,
     Path(path): Path<WebhookPath>,
 ) -> ApiResult<StatusCode> {
-    let app = admin_app(key).await?;
     if state
         .store()
         .delete_webhook(&app.id, &path.webhook_id)
@@ -192,13 +184,12 @@ pub struct TestFired {
 }
 
 #[utoipa::path(post, path = "/v1/webhooks/{webhook_id}/test", tag = "webhooks", params(WebhookPath), security(("api_key" = [])),
-    responses((status = 202, body = TestFired, description = "a `webhook.test` event is queued for this webhook alone, posted like any other (within a second, retried)"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, body = TestFired, description = "a `webhook.test` event is queued for this webhook alone, posted like any other (within a second, retried)"), problem::Unauthorized, problem::Forbidden, problem::NotFound))]
 pub async fn test_webhook(
     State(state): State<ApiState>,
-    key: AuthedKey,
+    AdminKey(app): AdminKey,
     Path(path): Path<WebhookPath>,
 ) -> ApiResult<(StatusCode, axum::Json<TestFired>)> {
-    let app = admin_app(key).await?;
     let webhooks = state.store().list_webhooks(&app.id).await?;
     let webhook = webhooks
         .iter()
@@ -230,14 +221,13 @@ pub struct DeadLetters {
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{webhook_id}/dead-letters", tag = "webhooks", params(WebhookPath, DeadLetterQuery), security(("api_key" = [])),
-    responses((status = 200, body = DeadLetters, description = "entries retried for the whole retry period without a 2xx, oldest first"), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 401, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = DeadLetters, description = "entries retried for the whole retry period without a 2xx, oldest first"), problem::BadRequest, problem::Unauthorized, problem::Forbidden, problem::NotFound))]
 pub async fn dead_letters(
     State(state): State<ApiState>,
-    key: AuthedKey,
+    AdminKey(app): AdminKey,
     Path(path): Path<WebhookPath>,
     Query(query): Query<DeadLetterQuery>,
 ) -> ApiResult<axum::Json<DeadLetters>> {
-    let app = admin_app(key).await?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad("limit", "from 1 to 1000"));

@@ -282,13 +282,7 @@ impl Config {
             )));
         }
         let public_url = public_url.trim_end_matches('/').to_owned();
-        let allowed_push_hosts = entries(&settings.allowed_push_hosts)
-            .map(|entry| {
-                entry.parse::<PushHost>().map_err(|e| {
-                    ConfigError::new(format!("allowed_push_hosts entry `{entry}`: {e}"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let allowed_push_hosts = hosts("allowed_push_hosts", &settings.allowed_push_hosts)?;
         let trusted_proxies = entries(&settings.trusted_proxies)
             .map(|entry| {
                 entry
@@ -344,13 +338,8 @@ impl Config {
                 "bulk_nice must be 0 to 19 (a nice value), not {bulk_nice}"
             )));
         }
-        let allowed_webhook_hosts = entries(&settings.allowed_webhook_hosts)
-            .map(|entry| {
-                entry.parse::<PushHost>().map_err(|e| {
-                    ConfigError::new(format!("allowed_webhook_hosts entry `{entry}`: {e}"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let allowed_webhook_hosts =
+            hosts("allowed_webhook_hosts", &settings.allowed_webhook_hosts)?;
         let default_retry = crate::webhooks::model::RetryRule::default();
         let webhook_retry = crate::webhooks::model::RetryRule {
             give_up_after: Duration::from_secs(at_least_one(
@@ -410,6 +399,17 @@ fn entries(list: &Option<Vec<String>>) -> impl Iterator<Item = &str> {
         .flatten()
         .map(|entry| entry.trim())
         .filter(|entry| !entry.is_empty())
+}
+
+/// The hosts of the list setting `name`, each entry checked as a [`PushHost`] (`HOST:PORT`).
+fn hosts(name: &str, list: &Option<Vec<String>>) -> Result<Vec<PushHost>, ConfigError> {
+    entries(list)
+        .map(|entry| {
+            entry
+                .parse::<PushHost>()
+                .map_err(|e| ConfigError::new(format!("{name} entry `{entry}`: {e}")))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,28 +2,29 @@
 //! Every body is small and every field is checked; a subscription proves ownership with its
 //! auth secret.
 
-use std::collections::BTreeMap;
+mod requests;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
-use super::ApiState;
-use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{Json, Path};
-use crate::apps::verify_identity_hash;
+use super::error::{ApiError, ApiResult, Problem, problem};
+use super::extract::Json;
+use super::{ApiState, PublicApp};
 use crate::notify::model::{Audience, Content, NotificationRequest};
 use crate::notify::receipt::{self, ReceiptKey};
 use crate::push::subscription::canonical_endpoint;
-use crate::push::{PushService, PushSubscription, VapidKey, base64url};
-use crate::store::{
-    App, MAX_ENDPOINT_LEN, Refused, Replaced, Subscription, SubscriptionId, Upserted, now_ms,
-};
+use crate::push::{PushSubscription, VapidKey, base64url};
+use crate::store::{Refused, Replaced, Subscription, SubscriptionId, Upserted, now_ms};
 use crate::webhooks::EventType as WebhookEvent;
 use crate::webhooks::events;
+pub use requests::AppPath;
+use requests::{
+    EventRequest, EventType, IdentifyRequest, OwnedSubscription, SubscribeRequest, Subscribed,
+    TagsRequest, TestPushQueued, VapidPublicKey, check_endpoint_allowed, check_endpoint_length,
+    check_hash_form, check_identity, check_tags, check_text, replaced_subscription,
+};
 
 /// The routes (CORS preflights are answered by the CORS layer in front of them).
 pub fn routes() -> Router<ApiState> {
@@ -37,26 +38,9 @@ pub fn routes() -> Router<ApiState> {
         .route("/demo/test-push", post(demo_test_push))
 }
 
-#[derive(Deserialize, IntoParams)]
-pub struct AppPath {
-    /// The app's id.
-    #[param(min_length = 1, max_length = 64)]
-    app_id: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct VapidPublicKey {
-    /// Base64url uncompressed P-256 point: the `applicationServerKey`.
-    vapid_public_key: String,
-}
-
 #[utoipa::path(get, path = "/v1/apps/{app_id}/vapid-public-key", tag = "public", params(AppPath),
-    responses((status = 200, body = VapidPublicKey), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
-pub async fn vapid_public_key(
-    State(state): State<ApiState>,
-    Path(path): Path<AppPath>,
-) -> ApiResult<axum::Json<VapidPublicKey>> {
-    let app = state.app(&path.app_id).await?;
+    responses((status = 200, body = VapidPublicKey), problem::NotFound, problem::TooManyRequests))]
+pub async fn vapid_public_key(PublicApp(app): PublicApp) -> ApiResult<axum::Json<VapidPublicKey>> {
     let key = VapidKey::from_private_scalar(&app.vapid_private_key)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(axum::Json(VapidPublicKey {
@@ -64,162 +48,14 @@ pub async fn vapid_public_key(
     }))
 }
 
-/// `PushSubscription.toJSON()`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BrowserSubscription {
-    /// An https URL of a push service.
-    #[schema(max_length = 2048, pattern = "^https://")]
-    endpoint: String,
-    #[serde(default, rename = "expirationTime")]
-    #[schema(value_type = Option<f64>)]
-    expiration_time: Option<serde_json::Value>,
-    keys: BrowserKeys,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BrowserKeys {
-    /// Base64url of a 65-byte uncompressed P-256 point.
-    #[schema(min_length = 87, max_length = 88)]
-    p256dh: String,
-    /// Base64url of 16 bytes.
-    #[schema(min_length = 22, max_length = 24)]
-    auth: String,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubscribeRequest {
-    subscription: BrowserSubscription,
-    #[serde(default)]
-    #[schema(max_length = 128)]
-    locale: Option<String>,
-    #[serde(default)]
-    #[schema(max_length = 128)]
-    timezone: Option<String>,
-    /// At most 32 tags; names 1 to 128 bytes, values at most 128.
-    #[serde(default)]
-    tags: BTreeMap<String, String>,
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 128)]
-    external_id: Option<String>,
-    /// Hex HMAC-SHA256 of `external_id` with the app's identity secret (computed by the site's backend).
-    #[serde(default)]
-    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
-    identity_hash: Option<String>,
-    /// The subscription this one replaces, with its current auth secret as proof: the browser
-    /// renewed it (`pushsubscriptionchange`), or the same endpoint has new keys. Its tags,
-    /// profile link and activity move to this one and it is deleted. Without it, new keys for
-    /// a subscribed endpoint are refused (409).
-    #[serde(default)]
-    replaces: Option<OwnedSubscription>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Subscribed {
-    subscription_id: String,
-    /// Whether `replaces` named a stored subscription, now moved into this one (false when it
-    /// was gone already: this one is then subscribed as new).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    replaced: Option<bool>,
-}
-
-const MAX_TAGS: usize = 32;
-const MAX_TEXT: usize = 128;
-
-fn check_text(field: &str, value: &str) -> ApiResult<()> {
-    Ok(crate::notify::model::check_length(
-        field, value, 0, MAX_TEXT,
-    )?)
-}
-
-fn check_tags(field: &str, tags: &BTreeMap<String, impl AsRef<str>>) -> ApiResult<()> {
-    if tags.len() > MAX_TAGS {
-        return Err(ApiError::bad(field, format!("at most {MAX_TAGS} tags")));
-    }
-    for (key, value) in tags {
-        if key.is_empty() {
-            return Err(ApiError::bad(field, "tag names must not be empty"));
-        }
-        check_text(field, key)?;
-        check_text(field, value.as_ref())?;
-    }
-    Ok(())
-}
-
-/// Only `https` endpoints on the push services' hosts on 443 (or a configured extra host and
-/// port): anything else would make this server send requests wherever a stranger asks.
-fn check_endpoint_allowed(state: &ApiState, subscription: &PushSubscription) -> ApiResult<()> {
-    let endpoint = subscription.endpoint();
-    let host = endpoint.host().unwrap_or_default().to_ascii_lowercase();
-    let port = endpoint.port_u16().unwrap_or(443);
-    let known = PushService::from_host(&host) != PushService::Other && port == 443;
-    let extra = state
-        .config()
-        .allowed_push_hosts
-        .iter()
-        .any(|allowed| allowed.matches(&host, port));
-    if known || extra {
-        Ok(())
-    } else {
-        Err(ApiError::bad(
-            "subscription.endpoint",
-            format!(
-                "`{host}` port {port} is not a known push service (FCM, Mozilla, Apple, Microsoft WNS on 443); a real browser subscription never points elsewhere"
-            ),
-        ))
-    }
-}
-
-fn check_endpoint_length(field: &str, endpoint: &str) -> ApiResult<()> {
-    if endpoint.len() > MAX_ENDPOINT_LEN {
-        return Err(ApiError::bad(
-            field,
-            format!("at most {MAX_ENDPOINT_LEN} bytes: longer than any real push endpoint"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_identity(app: &App, external_id: &str, hash: Option<&str>) -> ApiResult<()> {
-    check_text("external_id", external_id)?;
-    if external_id.is_empty() {
-        return Err(ApiError::bad("external_id", "must not be empty"));
-    }
-    let hash = hash.ok_or_else(|| {
-        ApiError::bad("identity_hash", "required with external_id: hex HMAC-SHA256 of the external_id with the app's identity secret")
-    })?;
-    check_hash_form(hash)?;
-    if !verify_identity_hash(&app.identity_secret, external_id, hash) {
-        return Err(ApiError::Forbidden(
-            "identity_hash does not match external_id: compute it on your backend with the app's identity secret".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// An identity hash is 64 hex digits (as the schema's pattern says), wherever it is given.
-fn check_hash_form(hash: &str) -> ApiResult<()> {
-    if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(ApiError::bad(
-            "identity_hash",
-            "64 hex digits: the hex HMAC-SHA256 of the external_id with the app's identity secret",
-        ))
-    }
-}
-
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions", tag = "public", params(AppPath), request_body = SubscribeRequest,
     responses((status = 201, body = Subscribed, description = "new subscription"), (status = 200, body = Subscribed, description = "existing subscription updated"),
-        (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json", description = "identity_hash or replaces.auth does not match"), (status = 409, body = Problem, content_type = "application/problem+json", description = "the endpoint is subscribed with other keys: send replaces"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+        problem::BadRequest, (status = 403, body = Problem, content_type = "application/problem+json", description = "identity_hash or replaces.auth does not match"), (status = 409, body = Problem, content_type = "application/problem+json", description = "the endpoint is subscribed with other keys: send replaces"), problem::NotFound, problem::PayloadTooLarge, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn subscribe(
     State(state): State<ApiState>,
-    Path(path): Path<AppPath>,
+    PublicApp(app): PublicApp,
     Json(request): Json<SubscribeRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<Subscribed>)> {
-    let app = state.app(&path.app_id).await?;
     let _ = request.subscription.expiration_time;
     let keys = &request.subscription.keys;
     check_endpoint_length("subscription.endpoint", &request.subscription.endpoint)?;
@@ -297,22 +133,24 @@ pub async fn subscribe(
     metrics::counter!("aviso_subscriptions_total", "result" => if upserted == Upserted::Created { "created" } else { "updated" }).increment(1);
     let now = now_ms();
     if upserted == Upserted::Created {
-        let event = events::subscription(
+        announce(
+            &state,
             WebhookEvent::SubscriptionCreated,
             &subscription,
             request.external_id.as_deref(),
             now,
-        );
-        events::record(state.store(), &app.id, event).await;
+        )
+        .await;
     }
     if let Some(external_id) = &request.external_id {
-        let event = events::subscription(
+        announce(
+            &state,
             WebhookEvent::SubscriptionIdentified,
             &subscription,
             Some(external_id),
             now,
-        );
-        events::record(state.store(), &app.id, event).await;
+        )
+        .await;
     }
     let status = if upserted == Upserted::Created {
         StatusCode::CREATED
@@ -326,36 +164,6 @@ pub async fn subscribe(
             replaced,
         }),
     ))
-}
-
-/// The id and auth secret `replaces` names.
-fn replaced_subscription(
-    app: &App,
-    proof: &OwnedSubscription,
-) -> ApiResult<(SubscriptionId, [u8; 16])> {
-    check_endpoint_length("replaces.endpoint", &proof.endpoint)?;
-    let endpoint = canonical_endpoint(&proof.endpoint)
-        .map_err(|e| ApiError::bad("replaces.endpoint", e.to_string()))?;
-    let auth: [u8; 16] = base64url::decode(&proof.auth)
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| {
-            ApiError::bad(
-                "replaces.auth",
-                "the base64url of the replaced subscription's 16-byte auth secret",
-            )
-        })?;
-    Ok((SubscriptionId::for_endpoint(&app.id, &endpoint), auth))
-}
-
-/// Proof of ownership: the endpoint and its auth secret, which only the browser knows.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OwnedSubscription {
-    #[schema(max_length = 2048, pattern = "^https://")]
-    endpoint: String,
-    #[schema(min_length = 22, max_length = 24)]
-    auth: String,
 }
 
 async fn owned(
@@ -381,50 +189,48 @@ async fn owned(
     Ok(subscription)
 }
 
+/// Tells the app's webhooks what became of one of its subscriptions.
+async fn announce(
+    state: &ApiState,
+    kind: WebhookEvent,
+    subscription: &Subscription,
+    external_id: Option<&str>,
+    now_ms: u64,
+) {
+    let event = events::subscription(kind, subscription, external_id, now_ms);
+    events::record(state.store(), &subscription.app_id, event).await;
+}
+
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/unsubscribe", tag = "public", params(AppPath), request_body = OwnedSubscription,
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::BadRequest, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn unsubscribe(
     State(state): State<ApiState>,
-    Path(path): Path<AppPath>,
+    PublicApp(app): PublicApp,
     Json(proof): Json<OwnedSubscription>,
 ) -> ApiResult<StatusCode> {
-    let app = state.app(&path.app_id).await?;
     let subscription = owned(&state, &app.id, &proof).await?;
     state
         .store()
         .delete_subscription(&app.id, subscription.id)
         .await?;
-    let event = events::subscription(
+    announce(
+        &state,
         WebhookEvent::SubscriptionUnsubscribed,
         &subscription,
         None,
         now_ms(),
-    );
-    events::record(state.store(), &app.id, event).await;
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IdentifyRequest {
-    #[schema(max_length = 2048, pattern = "^https://")]
-    endpoint: String,
-    #[schema(min_length = 22, max_length = 24)]
-    auth: String,
-    #[schema(min_length = 1, max_length = 128)]
-    external_id: String,
-    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
-    identity_hash: String,
-}
-
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/identify", tag = "public", params(AppPath), request_body = IdentifyRequest,
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::BadRequest, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn identify(
     State(state): State<ApiState>,
-    Path(path): Path<AppPath>,
+    PublicApp(app): PublicApp,
     Json(request): Json<IdentifyRequest>,
 ) -> ApiResult<StatusCode> {
-    let app = state.app(&path.app_id).await?;
     check_identity(&app, &request.external_id, Some(&request.identity_hash))?;
     let proof = OwnedSubscription {
         endpoint: request.endpoint,
@@ -435,35 +241,24 @@ pub async fn identify(
         .store()
         .link_subscription(&app.id, &request.external_id, subscription.id)
         .await?;
-    let event = events::subscription(
+    announce(
+        &state,
         WebhookEvent::SubscriptionIdentified,
         &subscription,
         Some(&request.external_id),
         now_ms(),
-    );
-    events::record(state.store(), &app.id, event).await;
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TagsRequest {
-    #[schema(max_length = 2048, pattern = "^https://")]
-    endpoint: String,
-    #[schema(min_length = 22, max_length = 24)]
-    auth: String,
-    /// `null` removes a tag.
-    tags: BTreeMap<String, Option<String>>,
-}
-
 #[utoipa::path(post, path = "/v1/apps/{app_id}/subscriptions/tags", tag = "public", params(AppPath), request_body = TagsRequest,
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::BadRequest, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn set_tags(
     State(state): State<ApiState>,
-    Path(path): Path<AppPath>,
+    PublicApp(app): PublicApp,
     Json(request): Json<TagsRequest>,
 ) -> ApiResult<StatusCode> {
-    let app = state.app(&path.app_id).await?;
     let proof = OwnedSubscription {
         endpoint: request.endpoint,
         auth: request.auth,
@@ -480,46 +275,13 @@ pub async fn set_tags(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema, Clone, Copy)]
-#[serde(rename_all = "snake_case")]
-pub enum EventType {
-    Shown,
-    Clicked,
-    Closed,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EventRequest {
-    #[schema(min_length = 1, max_length = 128)]
-    notification_id: String,
-    /// 16 hex digits, as `POST /subscriptions` answers.
-    #[schema(pattern = "^[0-9a-f]{16}$")]
-    subscription_id: String,
-    #[serde(rename = "type")]
-    kind: EventType,
-    #[serde(default)]
-    #[schema(max_length = 128)]
-    action: Option<String>,
-    /// The receipt token of the push (`notification.data.aviso.t` in its payload): proves that this browser
-    /// received it.
-    #[schema(min_length = 22, max_length = 22)]
-    token: String,
-    /// The A/B variant of the push (`notification.data.aviso.v` in its payload), which its token covers: required
-    /// for a notification with variants, absent otherwise.
-    #[serde(default)]
-    #[schema(minimum = 0, maximum = 4)]
-    variant: Option<u8>,
-}
-
 #[utoipa::path(post, path = "/v1/apps/{app_id}/events", tag = "public", params(AppPath), request_body = EventRequest,
-    responses((status = 204), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204), problem::BadRequest, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn track(
     State(state): State<ApiState>,
-    Path(path): Path<AppPath>,
+    PublicApp(app): PublicApp,
     Json(event): Json<EventRequest>,
 ) -> ApiResult<StatusCode> {
-    let app = state.app(&path.app_id).await?;
     let subscription_id = event
         .subscription_id
         .parse::<SubscriptionId>()
@@ -612,19 +374,13 @@ pub async fn track(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct TestPushQueued {
-    notification_id: String,
-}
-
 #[utoipa::path(post, path = "/v1/apps/{app_id}/demo/test-push", tag = "public", params(AppPath), request_body = OwnedSubscription,
-    responses((status = 202, body = TestPushQueued), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 403, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 415, body = Problem, content_type = "application/problem+json"), (status = 429, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 202, body = TestPushQueued), problem::BadRequest, problem::Forbidden, problem::NotFound, problem::UnsupportedMediaType, problem::TooManyRequests))]
 pub async fn demo_test_push(
     State(state): State<ApiState>,
-    Path(path): Path<AppPath>,
+    PublicApp(app): PublicApp,
     Json(proof): Json<OwnedSubscription>,
 ) -> ApiResult<(StatusCode, axum::Json<TestPushQueued>)> {
-    let app = state.app(&path.app_id).await?;
     if !app.demo {
         return Err(ApiError::Forbidden(
             "the demo test push is disabled for this app".into(),

@@ -173,50 +173,42 @@ impl ContentTemplate {
     }
 }
 
+/// The content's text fields that may be templates, with the names errors give them, borrowed
+/// shared (no `mut`) or writable (`mut`): one list, so that [`text_fields`] and
+/// [`text_fields_mut`] keep the same order (the compiled fields are zipped with both).
+macro_rules! text_fields {
+    ($content:expr $(, $mut:tt)?) => {{
+        let content = $content;
+        let mut fields = vec![("content.title".to_owned(), &$($mut)? content.title)];
+        let optional = [
+            ("content.body", &$($mut)? content.body),
+            ("content.url", &$($mut)? content.url),
+            ("content.icon", &$($mut)? content.icon),
+            ("content.image", &$($mut)? content.image),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                fields.push((name.to_owned(), value));
+            }
+        }
+        for (i, action) in (&$($mut)? content.actions).into_iter().enumerate() {
+            fields.push((format!("content.actions[{i}].title"), &$($mut)? action.title));
+            if let Some(url) = &$($mut)? action.url {
+                fields.push((format!("content.actions[{i}].url"), url));
+            }
+        }
+        fields
+    }};
+}
+
 /// The content's text fields that may be templates, with the names errors give them.
 fn text_fields(content: &Content) -> Vec<(String, &String)> {
-    let mut fields = vec![("content.title".to_owned(), &content.title)];
-    let optional = [
-        ("content.body", &content.body),
-        ("content.url", &content.url),
-        ("content.icon", &content.icon),
-        ("content.image", &content.image),
-    ];
-    for (name, value) in optional {
-        if let Some(value) = value {
-            fields.push((name.to_owned(), value));
-        }
-    }
-    for (i, action) in content.actions.iter().enumerate() {
-        fields.push((format!("content.actions[{i}].title"), &action.title));
-        if let Some(url) = &action.url {
-            fields.push((format!("content.actions[{i}].url"), url));
-        }
-    }
-    fields
+    text_fields!(content)
 }
 
 /// [`text_fields`], writable, in the same order.
 fn text_fields_mut(content: &mut Content) -> Vec<(String, &mut String)> {
-    let mut fields = vec![("content.title".to_owned(), &mut content.title)];
-    let optional = [
-        ("content.body", &mut content.body),
-        ("content.url", &mut content.url),
-        ("content.icon", &mut content.icon),
-        ("content.image", &mut content.image),
-    ];
-    for (name, value) in optional {
-        if let Some(value) = value {
-            fields.push((name.to_owned(), value));
-        }
-    }
-    for (i, action) in content.actions.iter_mut().enumerate() {
-        fields.push((format!("content.actions[{i}].title"), &mut action.title));
-        if let Some(url) = &mut action.url {
-            fields.push((format!("content.actions[{i}].url"), url));
-        }
-    }
-    fields
+    text_fields!(content, mut)
 }
 
 #[cfg(test)]

@@ -130,18 +130,19 @@ impl ActiveBehaviour {
     }
 }
 
+/// Opens the listening socket on `address`, naming it when the OS refuses.
+async fn bind(address: SocketAddr) -> Result<TcpListener, MockError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| MockError::Bind { address, source })
+}
+
 impl MockPushService {
     /// Starts listening on `config.listen` (HTTPS, ALPN `h2` and `http/1.1`) with a fresh
     /// certificate; see [`MockPushService::ca_cert_pem`] for what to trust.
     pub async fn start(config: MockConfig) -> Result<Self, MockError> {
         config.validate()?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| MockError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
+        let listener = bind(config.listen).await?;
         let bound = listener.local_addr().map_err(|source| MockError::Bind {
             address: config.listen,
             source,
@@ -221,13 +222,7 @@ impl MockPushService {
             }
             (None, false) => Ok(()),
             (None, true) => {
-                let listener =
-                    TcpListener::bind(self.address)
-                        .await
-                        .map_err(|source| MockError::Bind {
-                            address: self.address,
-                            source,
-                        })?;
+                let listener = bind(self.address).await?;
                 self.serve(listener);
                 Ok(())
             }

@@ -1,14 +1,9 @@
 -- wrk script: POST a new subscription per request (unique endpoint, real P-256 key).
 -- Usage: wrk -t2 -c64 -d10s -s loadtest/wrk/subscribe.lua http://127.0.0.1:8080/v1/apps/APP_ID/subscriptions
+-- `thread_id`, this thread's number (threads.lua, found beside this script).
+package.path = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "?.lua;" .. package.path
+require("threads")
 local counter = 0
--- Each thread's number is a global of its own Lua state, set by setup() (which runs in the
--- main state): a `local thread_id` here would shadow it, and every thread would count from 0.
-local next_thread = 0
-
-function setup(thread)
-  thread:set("thread_id", next_thread)
-  next_thread = next_thread + 1
-end
 
 function request()
   counter = counter + 1

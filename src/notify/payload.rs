@@ -7,7 +7,7 @@
 //!
 //! The JSON is serialized once per notification into a [`PayloadTemplate`]; a subscriber's
 //! payload is the template with its id and token spliced in, so a broadcast does no JSON work per message.
-//! When the content has variables (`src/notify/template.rs`), the JSON is still serialized once,
+//! When the content has variables (`src/notify/template/`), the JSON is still serialized once,
 //! with a hole for each templated field: a subscriber's payload is the skeleton with the fields
 //! rendered from its profile (each escaped as a JSON string) and its id spliced in.
 

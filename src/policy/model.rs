@@ -280,15 +280,12 @@ pub struct Rules {
     pub max_per_minute: Option<u32>,
 }
 
+/// The rules of the default policy (an app that set none).
 impl Default for Rules {
     fn default() -> Self {
-        Self {
-            caps: Vec::new(),
-            exempt: default_exempt(),
-            quiet: None,
-            default_time_zone: TimeZone::UTC,
-            max_per_minute: None,
-        }
+        Policy::default()
+            .compile()
+            .expect("the default policy compiles")
     }
 }
 
@@ -370,16 +367,30 @@ impl Policy {
     }
 }
 
+/// The policy of a JSON document, compiled: how the tests write one.
+#[cfg(test)]
+pub(crate) fn compile_json(json: serde_json::Value) -> Result<Rules, FieldError> {
+    serde_json::from_value::<Policy>(json)
+        .expect("a policy document")
+        .compile()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn field(json: serde_json::Value) -> String {
-        serde_json::from_value::<Policy>(json)
-            .unwrap()
-            .compile()
-            .unwrap_err()
-            .field
+        compile_json(json).unwrap_err().field
+    }
+
+    #[test]
+    fn default_rules_are_those_of_the_default_policy() {
+        let rules = Rules::default();
+        assert!(rules.caps.is_empty());
+        assert_eq!(rules.exempt, default_exempt());
+        assert!(rules.quiet.is_none());
+        assert_eq!(rules.default_time_zone.iana_name(), Some("UTC"));
+        assert_eq!(rules.max_per_minute, None);
     }
 
     #[test]

@@ -111,13 +111,10 @@ pub fn slice_name(due_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::model::Policy;
+    use crate::policy::model::compile_json;
 
     fn rules(json: serde_json::Value) -> Rules {
-        serde_json::from_value::<Policy>(json)
-            .unwrap()
-            .compile()
-            .unwrap()
+        compile_json(json).unwrap()
     }
 
     fn ms(text: &str) -> u64 {

@@ -58,6 +58,17 @@ async function checkAccessibility(what) {
 
 const state = {};
 
+/** A test that needs the sign-in of the first one: skipped when that failed. */
+function testSignedIn(name, body) {
+  test(name, (t) => (state.signedIn ? body() : t.skip('needs the sign-in')));
+}
+
+/** Goes to the Compose page by its link in the menu. */
+async function openCompose() {
+  await page.getByRole('link', { name: 'Compose' }).click();
+  await page.getByRole('heading', { name: 'Compose', level: 1 }).waitFor();
+}
+
 test('sign in: a wrong key gets the API\'s message next to the field, a right one the overview', async () => {
   const { aviso } = servers;
   await page.goto(`${aviso.console}`);
@@ -81,8 +92,7 @@ test('sign in: a wrong key gets the API\'s message next to the field, a right on
   state.signedIn = true;
 });
 
-test('the overview counts the subscribers made through the public API', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
+testSignedIn('the overview counts the subscribers made through the public API', async () => {
   await until(async () => (await page.getByTestId('total').textContent().catch(() => '')) === String(SUBSCRIBERS), 'the subscriber total', { observe: () => pageLog });
   const text = await page.locator('main').textContent();
   assert.match(text, /By push service/);
@@ -92,10 +102,8 @@ test('the overview counts the subscribers made through the public API', async (t
   await checkAccessibility('overview');
 });
 
-test('a too-long body gets the API\'s message next to the body field', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
-  await page.getByRole('link', { name: 'Compose' }).click();
-  await page.getByRole('heading', { name: 'Compose', level: 1 }).waitFor();
+testSignedIn('a too-long body gets the API\'s message next to the body field', async () => {
+  await openCompose();
   await page.getByLabel('Title').fill('Too long');
   await page.getByLabel('Body').fill('x'.repeat(4000));
   const [response] = await Promise.all([
@@ -115,8 +123,7 @@ test('a too-long body gets the API\'s message next to the body field', async (t)
   await checkAccessibility('compose with an error');
 });
 
-test('compose a broadcast with an image and a button: every subscriber gets it, the detail page counts it live', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
+testSignedIn('compose a broadcast with an image and a button: every subscriber gets it, the detail page counts it live', async () => {
   const { aviso } = servers;
   await page.reload();
   await page.getByRole('heading', { name: 'Compose', level: 1 }).waitFor();
@@ -161,10 +168,8 @@ test('compose a broadcast with an image and a button: every subscriber gets it, 
   await checkAccessibility('notification detail');
 });
 
-test('schedule one for later, then cancel it from its page', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
-  await page.getByRole('link', { name: 'Compose' }).click();
-  await page.getByRole('heading', { name: 'Compose', level: 1 }).waitFor();
+testSignedIn('schedule one for later, then cancel it from its page', async () => {
+  await openCompose();
   await page.getByLabel('Title').fill('Next year');
   await page.getByLabel('At a time').check();
   const year = new Date().getFullYear() + 1;
@@ -180,9 +185,8 @@ test('schedule one for later, then cancel it from its page', async (t) => {
   assert.equal((await servers.api('GET', `/v1/notifications/${id}`)).body.status, 'cancelled');
 });
 
-test('a segment built visually shows its estimated reach', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
-  await page.getByRole('link', { name: 'Compose' }).click();
+testSignedIn('a segment built visually shows its estimated reach', async () => {
+  await openCompose();
   await page.getByLabel('A segment').check();
   const condition = page.getByRole('group', { name: 'Condition 1' });
   await condition.getByLabel('Name').fill('plan');
@@ -193,8 +197,7 @@ test('a segment built visually shows its estimated reach', async (t) => {
   await checkAccessibility('compose with a segment');
 });
 
-test('the overview lists the notifications with their counters, filtered', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
+testSignedIn('the overview lists the notifications with their counters, filtered', async () => {
   await page.getByRole('link', { name: 'Overview' }).click();
   const rows = page.locator('tbody tr');
   await until(async () => (await rows.count()) === 2, 'two notifications listed');
@@ -214,8 +217,7 @@ test('the overview lists the notifications with their counters, filtered', async
   await until(async () => (await rows.count()) === 1 && /Next year/.test(await rows.first().textContent()), 'only the cancelled one');
 });
 
-test('profiles: look up by external id, see the subscription, erase', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
+testSignedIn('profiles: look up by external id, see the subscription, erase', async () => {
   await page.getByRole('link', { name: 'Profiles' }).click();
   await page.getByLabel('External id').fill('nobody');
   await page.getByRole('button', { name: 'Look up' }).click();
@@ -231,8 +233,7 @@ test('profiles: look up by external id, see the subscription, erase', async (t) 
   assert.equal((await servers.api('GET', '/v1/profiles/crm-1')).status, 404);
 });
 
-test('settings: the VAPID key, the snippet, origins saved at once, a bad origin refused next to the box', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
+testSignedIn('settings: the VAPID key, the snippet, origins saved at once, a bad origin refused next to the box', async () => {
   const { aviso } = servers;
   await page.getByRole('link', { name: 'Settings' }).click();
   await page.getByRole('heading', { name: 'Settings', level: 1 }).waitFor();
@@ -253,8 +254,7 @@ test('settings: the VAPID key, the snippet, origins saved at once, a bad origin 
   await checkAccessibility('settings');
 });
 
-test('keyboard only: sign in with Enter, move between pages with Tab and Enter', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
+testSignedIn('keyboard only: sign in with Enter, move between pages with Tab and Enter', async () => {
   const tab = await browser.context.newPage();
   try {
     await tab.goto(servers.aviso.console);
@@ -277,8 +277,7 @@ test('keyboard only: sign in with Enter, move between pages with Tab and Enter',
   }
 });
 
-test('a read key: the console shows, and sending shows the API\'s refusal where it happened', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
+testSignedIn('a read key: the console shows, and sending shows the API\'s refusal where it happened', async () => {
   const { aviso } = servers;
   const issued = await servers.api('POST', `/v1/admin/apps/${aviso.app_id}/keys`, { scope: 'read' }, aviso.admin_key);
   assert.equal(issued.status, 201, JSON.stringify(issued.body));
@@ -303,8 +302,7 @@ test('a read key: the console shows, and sending shows the API\'s refusal where 
   }
 });
 
-test('the demo page at / uses the default app without being told', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
+testSignedIn('the demo page at / uses the default app without being told', async () => {
   const tab = await browser.context.newPage();
   try {
     await tab.goto(`${servers.aviso.origin}/`);
@@ -316,8 +314,7 @@ test('the demo page at / uses the default app without being told', async (t) => 
   }
 });
 
-test('no Content Security Policy violation on any page', async (t) => {
-  if (!state.signedIn) return t.skip('needs the sign-in');
+testSignedIn('no Content Security Policy violation on any page', async () => {
   const response = await fetch(`${servers.aviso.console}`);
   assert.match(response.headers.get('content-security-policy'), /script-src 'self'/);
   assert.deepEqual(await page.evaluate(() => window.__cspViolations), []);

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use redb::ReadableTable;
 
 use super::EmbeddedStore;
-use super::tables::{API_KEYS, APPS, SUBSCRIPTION_COUNTS, SUBSCRIPTIONS};
+use super::tables::{API_KEYS, APPS, SUBSCRIPTION_COUNTS, SUBSCRIPTIONS, get_json, json_values};
 use crate::store::{App, AppStore, StoreResult, from_json, to_json};
 
 #[async_trait]
@@ -13,10 +13,9 @@ impl AppStore for EmbeddedStore {
         let app = app.clone();
         self.write(move |txn| {
             let mut apps = txn.open_table(APPS)?;
-            let previous = apps.get(app.id.as_str())?.map(|v| v.value().to_vec());
+            let previous: Option<App> = get_json(&apps, app.id.as_str(), "app")?;
             let mut keys = txn.open_table(API_KEYS)?;
             if let Some(previous) = previous {
-                let previous: App = from_json(&previous, "app")?;
                 for hash in previous.key_hashes() {
                     keys.remove(hash.as_slice())?;
                 }
@@ -32,23 +31,14 @@ impl AppStore for EmbeddedStore {
 
     async fn get_app(&self, app_id: &str) -> StoreResult<Option<App>> {
         let app_id = app_id.to_owned();
-        self.read(move |txn| {
-            let apps = txn.open_table(APPS)?;
-            let value = apps.get(app_id.as_str())?;
-            value.map(|v| from_json(v.value(), "app")).transpose()
-        })
-        .await
+        self.read(move |txn| get_json(&txn.open_table(APPS)?, app_id.as_str(), "app"))
+            .await
     }
 
     async fn list_apps(&self) -> StoreResult<Vec<App>> {
         self.read(|txn| {
             let apps = txn.open_table(APPS)?;
-            let mut out = Vec::new();
-            for entry in apps.iter()? {
-                let (_, value) = entry?;
-                out.push(from_json(value.value(), "app")?);
-            }
-            Ok(out)
+            json_values(apps.iter()?, "app")
         })
         .await
     }
@@ -60,9 +50,7 @@ impl AppStore for EmbeddedStore {
             let Some(app_id) = keys.get(key_hash.as_slice())? else {
                 return Ok(None);
             };
-            let apps = txn.open_table(APPS)?;
-            let value = apps.get(app_id.value())?;
-            value.map(|v| from_json(v.value(), "app")).transpose()
+            get_json(&txn.open_table(APPS)?, app_id.value(), "app")
         })
         .await
     }

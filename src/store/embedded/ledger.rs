@@ -12,10 +12,10 @@ use super::notifications::{
     add_counters_in, add_series_in, close_task_in, mark_sending_in, owned_deltas, register_tasks_in,
 };
 use super::subscriptions::{BatchActivity, record_activity};
-use super::tables::{COUNTED, LANE_INDEX, TASKS, remove_subscription};
+use super::tables::{COUNTED, LANE_INDEX, TASKS, get_json, remove_subscription};
 use crate::store::{
     BatchOutcome, ClaimedTask, Lane, Lease, LedgerStore, Progress, StoreError, StoreResult, Task,
-    TaskStep, from_json, now_ms, to_json,
+    TaskStep, now_ms, to_json,
 };
 
 /// A task as the ledger keeps it.
@@ -86,9 +86,7 @@ fn next_claimable(
 }
 
 fn load_task(txn: &redb::WriteTransaction, id: &str) -> StoreResult<Option<TaskRecord>> {
-    let table = txn.open_table(TASKS)?;
-    let value = table.get(id)?;
-    value.map(|v| from_json(v.value(), "task")).transpose()
+    get_json(&txn.open_table(TASKS)?, id, "task")
 }
 
 fn save_task(txn: &redb::WriteTransaction, record: &TaskRecord) -> StoreResult<()> {

@@ -22,7 +22,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use serde::de::DeserializeOwned;
 
 use crate::store::{Store, StoreError, StoreResult};
 use writer::Writer;
@@ -107,6 +108,25 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || work(&db.begin_read()?))
             .await
             .map_err(|e| StoreError::Embedded(format!("store task failed: {e}")))?
+    }
+
+    /// The JSON document at `(first, second)` of a table keyed by two strings (an app's
+    /// profile, trigger, webhook state), in a read transaction.
+    async fn read_json<T: DeserializeOwned + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, (&'static str, &'static str), &'static [u8]>,
+        (first, second): (&str, &str),
+        what: &'static str,
+    ) -> StoreResult<Option<T>> {
+        let (first, second) = (first.to_owned(), second.to_owned());
+        self.read(move |txn| {
+            tables::get_json(
+                &txn.open_table(table)?,
+                (first.as_str(), second.as_str()),
+                what,
+            )
+        })
+        .await
     }
 }
 

@@ -13,13 +13,13 @@ use super::EmbeddedStore;
 use super::ledger::save_new_tasks;
 use super::tables::{
     COUNTED_ONCE, COUNTERS, IDEMPOTENCY, LIFE, LIFE_TASKS, NOTIFICATIONS, NOTIFICATIONS_BY_APP,
-    SERIES,
+    SERIES, get_json, keys_under,
 };
 use crate::notify::Notification;
 use crate::notify::life::{CancelOutcome, Life};
 use crate::store::{
-    CountOnce, KeyClaim, NewNotification, NotificationStore, Series, Settle, StoreResult,
-    from_json, now_ms, to_json,
+    CountOnce, KeyClaim, NewNotification, NotificationStore, Series, Settle, StoreResult, now_ms,
+    to_json,
 };
 
 /// A notification's life as the `LIFE` table keeps it: the times, and how many of its tasks are
@@ -35,10 +35,7 @@ fn life_in(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     id: &str,
 ) -> StoreResult<LifeRecord> {
-    match table.get(id)? {
-        Some(value) => from_json(value.value(), "notification life"),
-        None => Ok(LifeRecord::default()),
-    }
+    Ok(get_json(table, id, "notification life")?.unwrap_or_default())
 }
 
 /// Changes a notification's life in `txn`: `change` answers whether to write it back.
@@ -137,10 +134,9 @@ pub(super) fn add_series_in(
 /// The document of `id` with its life, in a read transaction.
 fn read_notification(txn: &redb::ReadTransaction, id: &str) -> StoreResult<Option<Notification>> {
     let table = txn.open_table(NOTIFICATIONS)?;
-    let Some(value) = table.get(id)? else {
+    let Some(mut notification): Option<Notification> = get_json(&table, id, "notification")? else {
         return Ok(None);
     };
-    let mut notification: Notification = from_json(value.value(), "notification")?;
     let life = life_in(&txn.open_table(LIFE)?, id)?.life;
     notification.status = life.status(notification.status);
     notification.life = life;
@@ -247,7 +243,7 @@ impl NotificationStore for EmbeddedStore {
         self.read(move |txn| {
             let table = txn.open_table(COUNTERS)?;
             let mut out = BTreeMap::new();
-            for entry in table.range((id.as_str(), "")..=(id.as_str(), "\u{10FFFF}"))? {
+            for entry in table.range(keys_under(&id))? {
                 let (key, value) = entry?;
                 out.insert(key.value().1.to_owned(), value.value());
             }

@@ -4,10 +4,11 @@
 //! runs on the writer thread, one after another, so concurrent batches never both take a
 //! holder's last send.
 
+use super::tables::get_json;
 use super::{EmbeddedStore, caps};
 use crate::policy::model::Policy;
 use crate::store::{
-    CapCheck, CapHolder, CapScope, PolicyStore, StoreResult, TokenGrant, from_json, now_ms, to_json,
+    CapCheck, CapHolder, CapScope, PolicyStore, StoreResult, TokenGrant, now_ms, to_json,
 };
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, TableError};
@@ -41,8 +42,7 @@ impl PolicyStore for EmbeddedStore {
                 Err(TableError::TableDoesNotExist(_)) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
-            let value = table.get(app_id.as_str())?;
-            value.map(|v| from_json(v.value(), "policy")).transpose()
+            get_json(&table, app_id.as_str(), "policy")
         })
         .await
     }

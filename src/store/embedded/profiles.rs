@@ -8,12 +8,11 @@ use redb::ReadableTable;
 
 use super::EmbeddedStore;
 use super::tables::{
-    PROFILE_SENDS, PROFILES, list_in_profile, load_profile, load_subscription, put_subscription,
-    remove_subscription, save_profile, unlist,
+    PROFILE_SENDS, PROFILES, get_json, list_in_profile, load_profile, load_subscription,
+    put_subscription, remove_subscription, save_profile, unlist,
 };
 use crate::store::{
-    Profile, ProfileStore, ProfileUpdate, StoreError, StoreResult, SubscriptionId, from_json,
-    now_ms,
+    Profile, ProfileStore, ProfileUpdate, StoreError, StoreResult, SubscriptionId, now_ms,
 };
 
 #[async_trait]
@@ -32,13 +31,8 @@ impl ProfileStore for EmbeddedStore {
     }
 
     async fn get_profile(&self, app_id: &str, external_id: &str) -> StoreResult<Option<Profile>> {
-        let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
-        self.read(move |txn| {
-            let table = txn.open_table(PROFILES)?;
-            let value = table.get((app_id.as_str(), external_id.as_str()))?;
-            value.map(|v| from_json(v.value(), "profile")).transpose()
-        })
-        .await
+        self.read_json(PROFILES, (app_id, external_id), "profile")
+            .await
     }
 
     async fn get_profiles(
@@ -52,8 +46,10 @@ impl ProfileStore for EmbeddedStore {
             let table = txn.open_table(PROFILES)?;
             let mut out = Vec::with_capacity(external_ids.len());
             for external_id in &external_ids {
-                if let Some(value) = table.get((app_id.as_str(), external_id.as_str()))? {
-                    out.push(from_json(value.value(), "profile")?);
+                if let Some(profile) =
+                    get_json(&table, (app_id.as_str(), external_id.as_str()), "profile")?
+                {
+                    out.push(profile);
                 }
             }
             Ok(out)

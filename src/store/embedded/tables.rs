@@ -1,7 +1,15 @@
-//! The embedded store's tables, and the helpers that several concerns share inside one
-//! transaction (a subscription's record and count, a profile's document).
+//! The embedded store's tables, how their JSON rows are read, and the helpers that several
+//! concerns share inside one transaction (a subscription's record and count, a profile's
+//! document).
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use std::borrow::Borrow;
+use std::ops::RangeInclusive;
+
+use redb::{
+    AccessGuard, Database, Key, ReadableDatabase, ReadableTable, StorageError, TableDefinition,
+    TableError,
+};
+use serde::de::DeserializeOwned;
 
 use crate::store::{
     Profile, StoreError, StoreResult, Subscription, SubscriptionId, from_json, to_json,
@@ -70,6 +78,31 @@ pub(super) const WEBHOOK_STATE: TableDefinition<(&str, &str), &[u8]> =
 /// (app, webhook id, number) → dead letter (JSON).
 pub(super) const WEBHOOK_DEAD: TableDefinition<(&str, &str, u64), &[u8]> =
     TableDefinition::new("webhook_dead");
+
+/// The JSON document stored at `key`, decoded; `what` names it in a `Corrupt` error.
+pub(super) fn get_json<'k, K: Key + 'static, T: DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: impl Borrow<K::SelfType<'k>>,
+    what: &str,
+) -> StoreResult<Option<T>> {
+    let value = table.get(key)?;
+    value.map(|v| from_json(v.value(), what)).transpose()
+}
+
+/// The JSON documents of some rows (a range, or part of one), decoded in their order.
+pub(super) fn json_values<'a, K: Key + 'static, T: DeserializeOwned>(
+    rows: impl Iterator<
+        Item = Result<(AccessGuard<'a, K>, AccessGuard<'a, &'static [u8]>), StorageError>,
+    >,
+    what: &str,
+) -> StoreResult<Vec<T>> {
+    rows.map(|row| from_json(row?.1.value(), what)).collect()
+}
+
+/// Every key `(first, _)` of a table keyed by two strings (no string sorts after U+10FFFF).
+pub(super) fn keys_under(first: &str) -> RangeInclusive<(&str, &str)> {
+    (first, "")..=(first, "\u{10FFFF}")
+}
 
 /// Checks that an existing file is Aviso's (its `meta` table names the format; a store from
 /// before the table existed is known by its `apps` table), then creates every table, so that
@@ -206,9 +239,7 @@ pub(super) fn load_profile(
     app_id: &str,
     external_id: &str,
 ) -> StoreResult<Option<Profile>> {
-    let table = txn.open_table(PROFILES)?;
-    let value = table.get((app_id, external_id))?;
-    value.map(|v| from_json(v.value(), "profile")).transpose()
+    get_json(&txn.open_table(PROFILES)?, (app_id, external_id), "profile")
 }
 
 pub(super) fn save_profile(

@@ -8,10 +8,11 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::EmbeddedStore;
-use super::tables::{PENDING, PENDING_DUE, PENDING_OF, TRIGGER_COUNTERS, TRIGGERS};
+use super::tables::{
+    PENDING, PENDING_DUE, PENDING_OF, TRIGGER_COUNTERS, TRIGGERS, get_json, json_values, keys_under,
+};
 use crate::store::{
-    ClaimedSend, Lease, Scheduled, StoreError, StoreResult, TriggerStore, from_json, now_ms,
-    to_json,
+    ClaimedSend, Lease, Scheduled, StoreError, StoreResult, TriggerStore, now_ms, to_json,
 };
 use crate::triggers::model::{PendingSend, Repeat, Trigger, pending_id};
 
@@ -25,11 +26,7 @@ struct PendingRecord {
 }
 
 fn load(txn: &redb::WriteTransaction, id: &str) -> StoreResult<Option<PendingRecord>> {
-    let table = txn.open_table(PENDING)?;
-    let value = table.get(id)?;
-    value
-        .map(|v| from_json(v.value(), "pending send"))
-        .transpose()
+    get_json(&txn.open_table(PENDING)?, id, "pending send")
 }
 
 /// Writes a record and its indexes (the caller removed the old due entry).
@@ -74,24 +71,14 @@ impl TriggerStore for EmbeddedStore {
     }
 
     async fn get_trigger(&self, app_id: &str, name: &str) -> StoreResult<Option<Trigger>> {
-        let (app_id, name) = (app_id.to_owned(), name.to_owned());
-        self.read(move |txn| {
-            let table = txn.open_table(TRIGGERS)?;
-            let value = table.get((app_id.as_str(), name.as_str()))?;
-            value.map(|v| from_json(v.value(), "trigger")).transpose()
-        })
-        .await
+        self.read_json(TRIGGERS, (app_id, name), "trigger").await
     }
 
     async fn list_triggers(&self, app_id: &str) -> StoreResult<Vec<Trigger>> {
         let app_id = app_id.to_owned();
         self.read(move |txn| {
             let table = txn.open_table(TRIGGERS)?;
-            let mut out = Vec::new();
-            for entry in table.range((app_id.as_str(), "")..=(app_id.as_str(), "\u{10FFFF}"))? {
-                out.push(from_json(entry?.1.value(), "trigger")?);
-            }
-            Ok(out)
+            json_values(table.range(keys_under(&app_id))?, "trigger")
         })
         .await
     }
@@ -242,8 +229,10 @@ impl TriggerStore for EmbeddedStore {
             )?;
             for entry in range {
                 let (key, _) = entry?;
-                if let Some(value) = table.get(key.value().2)? {
-                    sends.push(from_json::<PendingRecord>(value.value(), "pending send")?.send);
+                if let Some(record) =
+                    get_json::<_, PendingRecord>(&table, key.value().2, "pending send")?
+                {
+                    sends.push(record.send);
                 }
             }
             sends.sort_by_key(|send| send.due_ms);

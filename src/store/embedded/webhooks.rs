@@ -6,7 +6,10 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::EmbeddedStore;
-use super::tables::{WEBHOOK_DEAD, WEBHOOK_OUTBOX, WEBHOOK_SEQ, WEBHOOK_STATE, WEBHOOKS};
+use super::tables::{
+    WEBHOOK_DEAD, WEBHOOK_OUTBOX, WEBHOOK_SEQ, WEBHOOK_STATE, WEBHOOKS, get_json, json_values,
+    keys_under,
+};
 use crate::store::{Lease, StoreError, StoreResult, WebhookStore, from_json, now_ms, to_json};
 use crate::webhooks::model::MAX_DEAD_LETTERS;
 use crate::webhooks::{DeadLetter, OutboxEntry, Webhook, WebhookState};
@@ -19,30 +22,20 @@ struct StateRecord {
     lease_until_ms: u64,
 }
 
-/// The range of one app's keys in a table keyed by (app, id).
-fn app_range(app_id: &str) -> std::ops::RangeInclusive<(&str, &str)> {
-    (app_id, "")..=(app_id, "\u{10FFFF}")
-}
-
 fn load_state(
     table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
     app_id: &str,
     webhook_id: &str,
 ) -> StoreResult<Option<StateRecord>> {
-    let value = table.get((app_id, webhook_id))?;
-    value
-        .map(|v| from_json(v.value(), "webhook state"))
-        .transpose()
+    get_json(table, (app_id, webhook_id), "webhook state")
 }
 
 /// Drops the outbox entries that every webhook of the app has passed.
 fn trim(txn: &redb::WriteTransaction, app_id: &str) -> StoreResult<()> {
     let states = txn.open_table(WEBHOOK_STATE)?;
-    let mut lowest: Option<u64> = None;
-    for entry in states.range(app_range(app_id))? {
-        let record: StateRecord = from_json(entry?.1.value(), "webhook state")?;
-        lowest = Some(lowest.map_or(record.state.cursor, |l| l.min(record.state.cursor)));
-    }
+    let records: Vec<StateRecord> =
+        json_values(states.range(keys_under(app_id))?, "webhook state")?;
+    let lowest = records.iter().map(|record| record.state.cursor).min();
     let mut outbox = txn.open_table(WEBHOOK_OUTBOX)?;
     // No webhook left: nothing will read the outbox again.
     let up_to = lowest.unwrap_or(u64::MAX);
@@ -82,11 +75,7 @@ impl WebhookStore for EmbeddedStore {
         let app_id = app_id.to_owned();
         self.read(move |txn| {
             let table = txn.open_table(WEBHOOKS)?;
-            let mut out = Vec::new();
-            for entry in table.range(app_range(&app_id))? {
-                out.push(from_json(entry?.1.value(), "webhook")?);
-            }
-            Ok(out)
+            json_values(table.range(keys_under(&app_id))?, "webhook")
         })
         .await
     }
@@ -123,7 +112,7 @@ impl WebhookStore for EmbeddedStore {
         let has_webhooks = self
             .read(move |txn| {
                 let table = txn.open_table(WEBHOOKS)?;
-                Ok(table.range(app_range(&app))?.next().is_some())
+                Ok(table.range(keys_under(&app))?.next().is_some())
             })
             .await?;
         if !has_webhooks {
@@ -138,7 +127,7 @@ impl WebhookStore for EmbeddedStore {
             // Checked again inside the transaction: the last webhook may just have gone.
             if txn
                 .open_table(WEBHOOKS)?
-                .range(app_range(&app_id))?
+                .range(keys_under(&app_id))?
                 .next()
                 .is_none()
             {
@@ -258,12 +247,10 @@ impl WebhookStore for EmbeddedStore {
         app_id: &str,
         webhook_id: &str,
     ) -> StoreResult<Option<WebhookState>> {
-        let (app_id, id) = (app_id.to_owned(), webhook_id.to_owned());
-        self.read(move |txn| {
-            let states = txn.open_table(WEBHOOK_STATE)?;
-            Ok(load_state(&states, &app_id, &id)?.map(|record| record.state))
-        })
-        .await
+        let record: Option<StateRecord> = self
+            .read_json(WEBHOOK_STATE, (app_id, webhook_id), "webhook state")
+            .await?;
+        Ok(record.map(|record| record.state))
     }
 
     async fn dead_letters(
@@ -277,10 +264,8 @@ impl WebhookStore for EmbeddedStore {
             let table = txn.open_table(WEBHOOK_DEAD)?;
             let range =
                 (app_id.as_str(), id.as_str(), 0)..=(app_id.as_str(), id.as_str(), u64::MAX);
-            let mut newest = Vec::new();
-            for entry in table.range(range)?.rev().take(limit) {
-                newest.push(from_json(entry?.1.value(), "dead letter")?);
-            }
+            let mut newest: Vec<DeadLetter> =
+                json_values(table.range(range)?.rev().take(limit), "dead letter")?;
             newest.reverse();
             Ok(newest)
         })

@@ -50,25 +50,24 @@ async fn from_origin(client: &Client, aviso: &Aviso, app_id: &str, origin: &str)
 }
 
 /// `aviso apps …` against the running server, with the admin key.
-fn run_cli(aviso: &Aviso, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
+fn cli_command(aviso: &Aviso, args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aviso"));
+    command
         .args(args)
         .args(["--server", &aviso.base, "--admin-key", &aviso.admin_key])
         .env_remove("AVISO_REDIS_URL")
-        .env_remove("AVISO_DATA_DIR")
-        .output()
-        .unwrap()
+        .env_remove("AVISO_DATA_DIR");
+    command
+}
+
+/// `aviso apps …`, whatever its outcome.
+fn run_cli(aviso: &Aviso, args: &[&str]) -> std::process::Output {
+    cli_command(aviso, args).output().unwrap()
 }
 
 /// `aviso apps …` that must succeed; its stdout.
 fn cli(aviso: &Aviso, args: &[&str]) -> String {
-    let output = run_cli(aviso, args);
-    assert!(
-        output.status.success(),
-        "aviso {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    support::command::stdout_of(&mut cli_command(aviso, args))
 }
 
 /// A new app made through the admin API: (app id, its send key).

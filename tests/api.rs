@@ -773,19 +773,13 @@ fn bad_configuration_stops_start_up_with_a_clear_message() {
 fn apps_commands_create_list_and_rotate() {
     let dir = tempfile::tempdir().unwrap();
     let aviso = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env_remove("AVISO_REDIS_URL")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        support::command::stdout_of(
+            std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
+                .args(args)
+                .arg("--data-dir")
+                .arg(dir.path())
+                .env_remove("AVISO_REDIS_URL"),
+        )
     };
     let created: Value = serde_json::from_str(&aviso(&[
         "apps",

@@ -7,7 +7,6 @@ mod support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aviso_loadtest::{Throttle, Unavailable};
 use http::StatusCode;
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -28,17 +27,9 @@ async fn setup(redis: bool) -> Setup {
 }
 
 async fn broadcast(setup: &Setup) -> String {
-    let response = setup
-        .client
-        .post(setup.aviso.url("/v1/notifications"))
-        .bearer_auth(&setup.aviso.api_key)
-        .json(&json!({"audience": "all", "content": {"title": "Sale", "body": "Today only", "url": "https://shop.example/sale"}, "ttl": 600, "urgency": "high", "topic": "sale"}))
-        .sent().await;
-    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    setup
+        .create_notification_id(&json!({"audience": "all", "content": {"title": "Sale", "body": "Today only", "url": "https://shop.example/sale"}, "ttl": 600, "urgency": "high", "topic": "sale"}))
+        .await
 }
 
 /// Waits (bounded) until the notification's outcomes add up to `expected`.
@@ -149,21 +140,13 @@ async fn broadcast_reaches_everyone_exactly_once(redis: bool) {
 
 async fn gone_subscribers_are_deleted_and_failures_retried(redis: bool) {
     let setup = setup(redis).await;
-    // The mock's own failure modes: 10% of the endpoints gone (a stable choice by hash), the
-    // last 10 of every 100 requests answered 503, and every 500th of the rest 429 with
-    // Retry-After: 1 (which pauses the whole origin). The 503s are transient per endpoint (at
-    // most 3 each): counted in requests, a burst would otherwise hold the broadcast's last
-    // message alone, retrying through the burst's ten 503s with its backoff doubling until it
-    // is given up (the takeover of its task by another worker, which resent the whole batch,
-    // used to hide that; the lease heartbeat now keeps the task with its worker).
-    setup
-        .service
-        .update_behaviour(|behaviour| {
-            behaviour.gone_fraction = 0.1;
-            behaviour.unavailable = Unavailable::bursts(100, 10).at_most_per_endpoint(3);
-            behaviour.throttle = Throttle::fraction(0.002).retry_after(1);
-        })
-        .unwrap();
+    // The mock's own failure modes, every 500th request 429. The 503s are transient per
+    // endpoint (at most 3 each): counted in requests, a burst would otherwise hold the
+    // broadcast's last message alone, retrying through the burst's ten 503s with its backoff
+    // doubling until it is given up (the takeover of its task by another worker, which resent
+    // the whole batch, used to hide that; the lease heartbeat now keeps the task with its
+    // worker).
+    setup.make_unreliable(0.002);
     let gone = |name: &str| setup.service.is_gone(name);
     let gone_count = setup.browsers.keys().filter(|name| gone(name)).count();
     assert!((150..=250).contains(&gone_count), "{gone_count} gone");

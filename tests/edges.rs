@@ -213,18 +213,13 @@ async fn a_rotated_key_stops_working_at_once_on_every_instance() {
     assert_eq!(list(&aviso.api_key).await.unwrap().status(), StatusCode::OK);
     // Another process (the CLI) rotates the key in the shared store, with no overlap: the old
     // key is to stop at once.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
-        .args(["apps", "rotate-key", "--json", "--app", &aviso.app_id])
-        .args(["--overlap-seconds", "0"])
-        .args(["--redis-url", &redis.url()])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = support::command::stdout_of(
+        std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
+            .args(["apps", "rotate-key", "--json", "--app", &aviso.app_id])
+            .args(["--overlap-seconds", "0"])
+            .args(["--redis-url", &redis.url()]),
     );
-    let rotated: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rotated: Value = serde_json::from_str(&output).unwrap();
     // Before: the old key stayed valid for up to 5 s (a per-instance cache).
     assert_eq!(
         list(&aviso.api_key).await.unwrap().status(),
@@ -243,32 +238,23 @@ async fn a_direct_audience_as_large_as_the_limit_fits_the_body_limit() {
             .post(aviso.url("/v1/notifications"))
             .bearer_auth(&aviso.api_key)
             .json(&json!({"audience": audience, "content": {"title": "Hi"}}))
-            .send()
     };
     let limit = aviso::notify::model::MAX_DIRECT_RECIPIENTS;
     // Before: the 64 KiB body limit stopped at ~3,400 subscription ids.
     let ids: Vec<String> = (0..limit).map(|n| format!("{n:016x}")).collect();
-    let response = create(json!({ "subscription_ids": ids })).await.unwrap();
+    let response = create(json!({ "subscription_ids": ids })).sent().await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let longest = aviso::notify::model::MAX_ID_LEN;
     let ids: Vec<String> = (0..limit).map(|n| format!("{n:0>longest$}")).collect();
-    let response = create(json!({ "external_ids": ids })).await.unwrap();
+    let response = create(json!({ "external_ids": ids })).sent().await;
     assert_eq!(response.status(), StatusCode::CREATED);
     // One more id, or one byte more in an id, is refused by name.
     let ids: Vec<String> = (0..=limit).map(|n| format!("{n:016x}")).collect();
-    let problem: Value = create(json!({ "subscription_ids": ids }))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let problem: Value = create(json!({ "subscription_ids": ids })).json_body().await;
     assert_eq!(problem["field"], "audience.subscription_ids");
     let problem: Value = create(json!({ "external_ids": ["x".repeat(longest + 1)] }))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json_body()
+        .await;
     assert_eq!(problem["field"], "audience.external_ids[0]");
 }
 

@@ -130,16 +130,7 @@ impl Rig {
     async fn settled(&self, aviso: &Aviso, id: &str, expected: i64) -> Value {
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
-            let view: Value = self
-                .client
-                .get(aviso.url(&format!("/v1/notifications/{id}")))
-                .bearer_auth(&aviso.api_key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let view = aviso.notification(&self.client, &aviso.api_key, id).await;
             let counters = view["counters"].clone();
             let settled: i64 = counters
                 .as_object()

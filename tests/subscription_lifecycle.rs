@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use support::http::Fetch;
 use support::push_service::{self, MockConfig, MockExt};
 use support::server::Aviso;
 
@@ -31,12 +32,8 @@ async fn get(client: &Client, aviso: &Aviso, path: &str) -> Value {
     client
         .get(aviso.url(path))
         .bearer_auth(&aviso.api_key)
-        .send()
+        .json_body()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -391,16 +388,10 @@ async fn aviso_migrate_endpoints_runs_on_the_store_serve_uses() {
         let store = aviso::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
         store_old_spellings(&store).await
     };
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
-        .args(["migrate-endpoints", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = support::command::stdout_of(
+        std::process::Command::new(env!("CARGO_BIN_EXE_aviso"))
+            .args(["migrate-endpoints", "--data-dir"])
+            .arg(dir.path()),
     );
     assert!(stdout.contains("2 moved"), "{stdout}");
     let store = aviso::store::embedded::EmbeddedStore::open(dir.path()).unwrap();

@@ -30,6 +30,25 @@ fn client(
     .unwrap()
 }
 
+/// A mock allowing `streams` concurrent streams per HTTP/2 connection and answering after
+/// `latency`, and a client allowing `max_connections` per origin (with the CA it trusts kept in
+/// the returned directory).
+async fn h2_service(
+    streams: u32,
+    latency: Duration,
+    max_connections: usize,
+) -> (MockPushService, tempfile::TempDir, PushClient) {
+    let service = push_service::start(
+        MockConfig::default()
+            .max_concurrent_streams(streams)
+            .latency(latency, Duration::ZERO),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = client(&service, &dir, max_connections);
+    (service, dir, client)
+}
+
 fn vapid() -> VapidHeaderCache {
     VapidHeaderCache::new(
         VapidKey::generate().unwrap(),
@@ -110,14 +129,7 @@ fn connections(service: &MockPushService) -> u64 {
 
 #[tokio::test]
 async fn full_connections_make_the_pool_open_more_instead_of_queueing() {
-    let service = push_service::start(
-        MockConfig::default()
-            .max_concurrent_streams(4)
-            .latency(Duration::from_millis(300), Duration::ZERO),
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let client = client(&service, &dir, 8);
+    let (service, _dir, client) = h2_service(4, Duration::from_millis(300), 8).await;
     // Settle the server's SETTINGS on a first connection, then burst 24 requests.
     send_many(&service, &client, 1).await;
     send_many_from(&service, &client, 1, 24).await;
@@ -129,14 +141,7 @@ async fn full_connections_make_the_pool_open_more_instead_of_queueing() {
 
 #[tokio::test]
 async fn a_bound_of_one_connection_queues_and_still_delivers_everything() {
-    let service = push_service::start(
-        MockConfig::default()
-            .max_concurrent_streams(2)
-            .latency(Duration::from_millis(20), Duration::ZERO),
-    )
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let client = client(&service, &dir, 1);
+    let (service, _dir, client) = h2_service(2, Duration::from_millis(20), 1).await;
     send_many(&service, &client, 20).await;
     all_decrypted(&service, 20, http::Version::HTTP_2);
     assert_eq!(connections(&service), 1);

@@ -94,39 +94,7 @@ fn python_variant_token(
     subscription: &str,
     v: usize,
 ) -> String {
-    let script = "import base64,hmac,hashlib,sys\n\
-        key=bytes.fromhex(sys.argv[1])\n\
-        msg=sys.argv[2].encode()+b'\\0'+sys.argv[3].encode()+b'\\0'+sys.argv[4].encode()\n\
-        print(base64.urlsafe_b64encode(hmac.new(key,msg,hashlib.sha256).digest()[:16]).decode().rstrip('='))";
-    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    let output = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            &hex,
-            notification_id,
-            subscription,
-            &v.to_string(),
-        ])
-        .output()
-        .expect("python3 computes the token");
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-async fn create(setup: &Setup, body: Value) -> String {
-    let response = setup
-        .client
-        .post(setup.aviso.url("/v1/notifications"))
-        .bearer_auth(&setup.aviso.api_key)
-        .json(&body)
-        .sent()
-        .await;
-    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
-    response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    support::server::python_token(secret, &[notification_id, subscription, &v.to_string()])
 }
 
 async fn view(setup: &Setup, id: &str) -> Value {
@@ -180,9 +148,8 @@ async fn post_event(setup: &Setup, event: Value) -> reqwest::StatusCode {
 
 async fn fifty_fifty_then_a_winner(mut setup: Setup) {
     // 1. 50/50: two contents, one push each, the split as documented.
-    let id = create(
-        &setup,
-        json!({"audience": "all", "ttl": 600, "variants": [
+    let id = setup
+        .create_notification_id(&json!({"audience": "all", "ttl": 600, "variants": [
             {"weight": 1, "content": {"title": "Variant A", "body": "a"}},
             {"weight": 1, "content": {"title": "Variant B", "body": "b", "url": "https://shop.example/b"}},
         ]}),
@@ -279,14 +246,12 @@ async fn fifty_fifty_then_a_winner(mut setup: Setup) {
         metric: aviso::notify::variants::Metric::Clicked,
         after_secs: AFTER_SECS,
     };
-    let id = create(
-        &setup,
-        json!({"audience": "all", "ttl": 600, "variants": [
+    let id = setup
+        .create_notification_id(&json!({"audience": "all", "ttl": 600, "variants": [
             {"weight": 1, "content": {"title": "Test A"}},
             {"weight": 1, "content": {"title": "Test B"}},
-        ], "winner": {"fraction": test.fraction, "metric": "clicked", "after_secs": AFTER_SECS}}),
-    )
-    .await;
+        ], "winner": {"fraction": test.fraction, "metric": "clicked", "after_secs": AFTER_SECS}}))
+        .await;
     let python = python_split(&id, &[1, 1], Some(test.fraction), &sids);
     let library = Split::new(&id, &[1, 1], Some(&test));
     let members: Vec<&String> = setup

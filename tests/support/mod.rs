@@ -1,6 +1,7 @@
 //! Test helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod command;
 pub mod faulty_store;
 pub mod http;
 pub mod push_service;

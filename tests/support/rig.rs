@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use reqwest::Client;
 use serde_json::Value;
 
+use aviso_loadtest::{Throttle, Unavailable};
+
+use super::http::Fetch;
 use super::push_service::{self, MockConfig, MockExt, MockPushService};
 use super::redis::RedisServer;
 use super::server::Aviso;
@@ -101,6 +104,42 @@ impl Rig {
         .into_iter()
         .map(|(name, (id, _))| (name, id))
         .collect()
+    }
+
+    /// Creates a notification through the server API with the app's send key; it must be
+    /// created. Answers the created notification.
+    pub async fn create_notification(&self, body: &Value) -> Value {
+        let response = self
+            .client
+            .post(self.aviso.url("/v1/notifications"))
+            .bearer_auth(&self.aviso.api_key)
+            .json(body)
+            .sent()
+            .await;
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+        response.json().await.expect("the created notification")
+    }
+
+    /// [`Rig::create_notification`]: the new notification's id.
+    pub async fn create_notification_id(&self, body: &Value) -> String {
+        self.create_notification(body).await["id"]
+            .as_str()
+            .expect("a notification id")
+            .to_owned()
+    }
+
+    /// The mock's own failure modes: 10% of the endpoints gone (410, a stable choice by hash),
+    /// the last 10 of every 100 requests answered 503 (at most 3 times per endpoint, so that a
+    /// burst never holds one message alone), and a `throttled` fraction answered 429 with
+    /// `Retry-After: 1` (which pauses the whole origin).
+    pub fn make_unreliable(&self, throttled: f64) {
+        self.service
+            .update_behaviour(|behaviour| {
+                behaviour.gone_fraction = 0.1;
+                behaviour.unavailable = Unavailable::bursts(100, 10).at_most_per_endpoint(3);
+                behaviour.throttle = Throttle::fraction(throttled).retry_after(1);
+            })
+            .expect("a valid behaviour");
     }
 
     /// `kill -9` of the server, then a new one on the same data (and Redis) with the same

@@ -191,19 +191,23 @@ impl Drop for Aviso {
 
 /// A receipt token as Python's standard library computes it (see [`Aviso::receipt_token`]).
 pub fn receipt_token(secret: &[u8], notification_id: &str, subscription_id: &str) -> String {
+    python_token(secret, &[notification_id, subscription_id])
+}
+
+/// A token as Python's standard library computes it, independent of Aviso's code:
+/// HMAC-SHA256(secret, the parts joined by NUL), its first 16 bytes, base64url unpadded.
+pub fn python_token(secret: &[u8], parts: &[&str]) -> String {
     let script = "import base64,hmac,hashlib,sys\n\
         key=bytes.fromhex(sys.argv[1])\n\
-        tag=hmac.new(key,sys.argv[2].encode()+b'\\0'+sys.argv[3].encode(),hashlib.sha256).digest()[:16]\n\
+        msg=b'\\0'.join(part.encode() for part in sys.argv[2:])\n\
+        tag=hmac.new(key,msg,hashlib.sha256).digest()[:16]\n\
         print(base64.urlsafe_b64encode(tag).decode().rstrip('='))";
     let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    let output = Command::new("python3")
-        .args(["-c", script, &hex, notification_id, subscription_id])
-        .output()
-        .expect("python3 computes the receipt token");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    super::command::stdout_of(
+        Command::new("python3")
+            .args(["-c", script, &hex])
+            .args(parts),
+    )
+    .trim()
+    .to_owned()
 }

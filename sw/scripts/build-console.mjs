@@ -1,8 +1,8 @@
 // Bundles and minifies the console (console/src → console/dist: console.js, console.css,
-// index.html, and icon.svg as it is), served by `aviso serve` at /console/. Committed like dist/, so reproducible.
+// index.html and icon.svg), served by `aviso serve` at /console/. Committed like dist/, so reproducible.
 // `--outdir DIR` writes elsewhere (the test that checks console/dist is up to date uses it).
 import { build } from 'esbuild';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -20,16 +20,11 @@ const common = {
   banner: { js: `/* Aviso console ${version} */`, css: `/* Aviso console ${version} */` },
 };
 
-// The page minified like the script and the styles: its comments (for the source's readers) are
-// dropped and every run of whitespace becomes one space, which HTML renders the same (the page
-// has no <pre> and no attribute value with more than one space in a row).
-const minifyHtml = (html) => `${html.replace(/<!--[\s\S]*?-->/g, '').replace(/\s+/g, ' ').trim()}\n`;
-
 await mkdir(values.outdir, { recursive: true });
 await Promise.all([
   build({ ...common, entryPoints: ['console/src/main.js'], format: 'iife', outfile: `${values.outdir}/console.js` }),
   build({ ...common, entryPoints: ['console/console.css'], outfile: `${values.outdir}/console.css` }),
-  readFile(`${root}console/index.html`, 'utf8').then((html) => writeFile(`${values.outdir}/index.html`, minifyHtml(html))),
+  copyFile(`${root}console/index.html`, `${values.outdir}/index.html`),
   copyFile(`${root}console/icon.svg`, `${values.outdir}/icon.svg`),
 ]);
 console.log(`built console.js, console.css, index.html into ${values.outdir}`);

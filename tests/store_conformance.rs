@@ -742,6 +742,7 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     let progress = Progress {
         cursor: ScanCursor(vec![1, 2, 3]),
         processed: 10,
+        ..Progress::default()
     };
     store
         .record_batch(&a, checkpoint(&progress, lease))
@@ -766,6 +767,7 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     let further = Progress {
         cursor: ScanCursor(vec![9]),
         processed: 20,
+        ..Progress::default()
     };
     let step = TaskStep::Checkpoint {
         progress: &further,
@@ -786,6 +788,7 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
     let next = Progress {
         cursor: ScanCursor(vec![10]),
         processed: 30,
+        ..Progress::default()
     };
     let step = TaskStep::Checkpoint {
         progress: &next,

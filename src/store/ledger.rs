@@ -31,8 +31,11 @@ impl Lane {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskTarget {
-    /// Every subscription of one shard (broadcasts and segments).
+    /// Every subscription of one shard (broadcasts and segments of large audiences).
     Shard(u16),
+    /// Every subscription of the shards `start..end`, read in that order (broadcasts and
+    /// segments of audiences too small to give each shard a task of its own).
+    Shards(std::ops::Range<u16>),
     /// These subscriptions (one-to-one and small audiences).
     Subscriptions(Vec<SubscriptionId>),
 }
@@ -83,10 +86,19 @@ pub fn task_ids_by_notification(tasks: &[Task]) -> std::collections::BTreeMap<&s
     of
 }
 
+fn is_zero(shard: &u16) -> bool {
+    *shard == 0
+}
+
 /// How far a task got: saved at each checkpoint, handed to whoever resumes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
+    /// Where the scan resumes in the shard [`Self::shard`].
     pub cursor: ScanCursor,
+    /// For a task over several shards ([`TaskTarget::Shards`]): the shard `cursor` is in (0,
+    /// the default, reads as the range's first shard).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shard: u16,
     /// Subscriptions handed out so far.
     pub processed: u64,
 }

@@ -14,6 +14,7 @@
 //! Its parts, each in a file of its own:
 //! - `task`: a worker's loop: claim a task, keep its lease alive, checkpoint, hand it back
 //!   at shutdown;
+//! - `scan`: a broadcast task's next batch of subscribers, across its shards;
 //! - `batch`: one batch before it is sent: segment, policy gate, variants, personalisation;
 //! - `send`: a batch's messages sealed in runs and sent concurrently, under the rate;
 //! - `record`: a batch's outcomes as counters, and their one store write;
@@ -24,6 +25,7 @@ mod batch;
 mod choice;
 mod prepared;
 mod record;
+mod scan;
 mod send;
 mod task;
 

@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::Engine;
 use super::prepared::Prepared;
 use super::record::Recorded;
+use super::scan::scan;
 use crate::delivery::sender::{Batch, Sender};
 use crate::notify::model::Status;
 use crate::push::VapidHeaderCache;
@@ -153,7 +154,7 @@ impl Engine {
             Lane::Bulk => &self.bulk,
         };
         let mut progress = claim.progress.clone();
-        match &claim.task.target {
+        let shards = match &claim.task.target {
             TaskTarget::Subscriptions(ids) => {
                 let subscriptions = store.get_subscriptions(&claim.task.app_id, ids).await?;
                 // Gone since they were planned (or deferred): a final outcome of their own.
@@ -169,73 +170,75 @@ impl Engine {
                     Err(end) => return Ok(end),
                 };
                 counts.count("missing", missing);
-                self.record_retrying(store, claim, counts, TaskStep::Complete)
-                    .await
+                return self
+                    .record_retrying(store, claim, counts, TaskStep::Complete)
+                    .await;
             }
-            TaskTarget::Shard(shard) => {
-                // A scan may hand out a subscription twice (Redis' HSCAN does when the hash is
-                // resized under it, e.g. as 410s delete subscriptions during the broadcast): a
-                // subscriber is sent to once per claim. 8 bytes per subscriber of one shard.
-                let mut seen: HashSet<SubscriptionId> = HashSet::new();
-                let mut turn = Some(turn);
-                loop {
-                    let turn_now = match turn.take() {
-                        Some(turn) => turn,
-                        None => match self.turn(turns).await {
-                            Some(turn) => turn,
-                            None => return Ok(self.hand_back(store, claim, &progress).await),
-                        },
-                    };
-                    let mut batch = store
-                        .scan_shard(
-                            &claim.task.app_id,
-                            *shard,
-                            &progress.cursor,
-                            self.config.batch_size,
-                        )
-                        .await?;
-                    let count = batch.subscriptions.len() as u64;
-                    batch
-                        .subscriptions
-                        .retain(|subscription| seen.insert(subscription.id));
-                    let sent = self.send_batch(
-                        (store, claim, &progress),
-                        (&prepared, &vapid, sender),
-                        batch.subscriptions,
-                        turn_now,
-                    );
-                    let counts = match sent.await? {
-                        Ok((counts, kept)) => {
-                            turn = kept;
-                            counts
-                        }
-                        Err(end) => return Ok(end),
-                    };
-                    let Some(next) = batch.next else {
-                        return self
-                            .record_retrying(store, claim, counts, TaskStep::Complete)
-                            .await;
-                    };
-                    progress = Progress {
-                        cursor: next,
-                        processed: progress.processed + count,
-                    };
-                    // On shutdown, hand the task back: claimable at once by another instance.
-                    let stopping = self.stop.is_cancelled();
-                    let lease = if stopping {
-                        Duration::ZERO
-                    } else {
-                        self.config.lease
-                    };
-                    let step = TaskStep::Checkpoint {
-                        progress: &progress,
-                        lease,
-                    };
-                    match self.record_retrying(store, claim, counts, step).await? {
-                        TaskEnd::Checkpointed if !stopping => {}
-                        _ => return Ok(TaskEnd::Stopped),
-                    }
+            TaskTarget::Shard(shard) => *shard..shard + 1,
+            TaskTarget::Shards(shards) => shards.clone(),
+        };
+        // A scan may hand out a subscription twice (Redis' HSCAN does when the hash is
+        // resized under it, e.g. as 410s delete subscriptions during the broadcast): a
+        // subscriber is sent to once per claim. 8 bytes per subscriber of the task's shards.
+        let mut seen: HashSet<SubscriptionId> = HashSet::new();
+        let mut turn = Some(turn);
+        loop {
+            let turn_now = match turn.take() {
+                Some(turn) => turn,
+                None => match self.turn(turns).await {
+                    Some(turn) => turn,
+                    None => return Ok(self.hand_back(store, claim, &progress).await),
+                },
+            };
+            let mut batch = scan(
+                store,
+                &claim.task.app_id,
+                shards.clone(),
+                &progress,
+                self.config.batch_size,
+            )
+            .await?;
+            let count = batch.subscriptions.len() as u64;
+            batch
+                .subscriptions
+                .retain(|subscription| seen.insert(subscription.id));
+            let sent = self.send_batch(
+                (store, claim, &progress),
+                (&prepared, &vapid, sender),
+                batch.subscriptions,
+                turn_now,
+            );
+            let counts = match sent.await? {
+                Ok((counts, kept)) => {
+                    turn = kept;
+                    counts
                 }
+                Err(end) => return Ok(end),
+            };
+            let Some((shard, cursor)) = batch.next else {
+                return self
+                    .record_retrying(store, claim, counts, TaskStep::Complete)
+                    .await;
+            };
+            progress = Progress {
+                cursor,
+                shard,
+                processed: progress.processed + count,
+            };
+            // On shutdown, hand the task back: claimable at once by another instance.
+            let stopping = self.stop.is_cancelled();
+            let lease = if stopping {
+                Duration::ZERO
+            } else {
+                self.config.lease
+            };
+            let step = TaskStep::Checkpoint {
+                progress: &progress,
+                lease,
+            };
+            match self.record_retrying(store, claim, counts, step).await? {
+                TaskEnd::Checkpointed if !stopping => {}
+                _ => return Ok(TaskEnd::Stopped),
             }
         }
     }

@@ -2668,3 +2668,55 @@ async fn the_embedded_store_refuses_a_data_file_that_is_not_its_own() {
     std::fs::write(&path, &full[..full.len() / 3]).unwrap();
     assert!(aviso::store::embedded::EmbeddedStore::open(dir.path()).is_err());
 }
+
+/// A broadcast's checkpoint inside a large shard holds the backend's scan cursor. Redis may be
+/// restarted between two batches (its append-only file keeps every subscription): the resumed
+/// scan must still hand out every subscriber of the shard (a restarted Redis hashes with a new
+/// seed, so an HSCAN cursor from before means nothing; handing some out twice is allowed).
+#[tokio::test]
+async fn a_shard_scan_resumed_across_a_redis_restart_misses_nobody() {
+    let mut server = support::redis::RedisServer::start_durable();
+    let store = aviso::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    let crowded: Vec<Subscription> = (0..1_000_000)
+        .map(|n| subscription("rs", n))
+        .filter(|s| s.id.shard() == 5)
+        .take(3_000)
+        .collect();
+    assert_eq!(crowded.len(), 3_000);
+    store.insert_subscriptions(&crowded).await.unwrap();
+
+    let mut handed_out: HashSet<SubscriptionId> = HashSet::new();
+    let mut cursor = ScanCursor::start();
+    for _ in 0..3 {
+        let batch = store.scan_shard("rs", 5, &cursor, 500).await.unwrap();
+        handed_out.extend(batch.subscriptions.iter().map(|s| s.id));
+        cursor = batch.next.expect("the shard holds more than three batches");
+    }
+    server.stop();
+    server.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut next = Some(cursor);
+    while let Some(cursor) = next.take() {
+        match store.scan_shard("rs", 5, &cursor, 500).await {
+            Ok(batch) => {
+                handed_out.extend(batch.subscriptions.iter().map(|s| s.id));
+                next = batch.next;
+            }
+            Err(error) => {
+                assert!(std::time::Instant::now() < deadline, "no recovery: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                next = Some(cursor);
+            }
+        }
+    }
+    let missed = crowded
+        .iter()
+        .filter(|s| !handed_out.contains(&s.id))
+        .count();
+    assert_eq!(
+        missed, 0,
+        "{missed} of 3,000 never handed out after the restart"
+    );
+}

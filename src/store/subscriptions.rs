@@ -84,8 +84,10 @@ pub trait SubscriptionStore: Send + Sync {
     async fn count_subscriptions(&self, app_id: &str) -> StoreResult<u64>;
     /// Up to about `limit` subscriptions of one shard from `cursor`. A scan hands out every
     /// subscription present throughout it at least once, and may hand one out twice (Redis'
-    /// HSCAN does when the hash is resized under it): callers that must not repeat themselves
-    /// (the delivery engine) drop the ids they have seen.
+    /// HSCAN does when the hash is resized under it, and the Redis store starts the shard again
+    /// when the cursor comes from before a Redis restart): callers that must not repeat
+    /// themselves (the delivery engine) drop the ids they have seen. The guarantee holds across
+    /// restarts of the store: a cursor saved in a checkpoint resumes without a gap.
     async fn scan_shard(
         &self,
         app_id: &str,

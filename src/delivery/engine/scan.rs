@@ -5,9 +5,10 @@
 //!
 //! A shard that the batch moved on to is read to its end (up to twice the batch), so that a
 //! range's checkpoints fall between shards: a checkpoint inside a shard holds the backend's scan
-//! cursor, and a Redis HSCAN cursor does not survive a Redis restart (the hash seed changes, so
-//! a resumed scan may skip members). Only a shard with more subscribers than a batch (a large
-//! broadcast, one shard a task) is checkpointed inside, as it always was.
+//! cursor, and a Redis HSCAN cursor does not survive a Redis restart (the Redis store then reads
+//! the shard again from its start: `store/redis/lua/scan_shard.lua`), which sends its first
+//! part twice. Only a shard with more subscribers than a batch (a large broadcast, one shard a
+//! task) is checkpointed inside.
 
 use std::ops::Range;
 

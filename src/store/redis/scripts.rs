@@ -35,6 +35,7 @@ pub(super) struct Scripts {
     pub count_once: Script,
     pub register_tasks: Script,
     pub cancel_notification: Script,
+    pub scan_shard: Script,
 }
 
 const NOW: &str = include_str!("lua/now.lua");
@@ -96,6 +97,7 @@ impl Scripts {
             count_once: Script::new(include_str!("lua/count_once.lua")),
             register_tasks: Script::new(include_str!("lua/register_tasks.lua")),
             cancel_notification: Script::new(include_str!("lua/cancel_notification.lua")),
+            scan_shard: Script::new(include_str!("lua/scan_shard.lua")),
         }
     }
 }

@@ -376,20 +376,26 @@ impl SubscriptionStore for RedisStore {
         if shard >= SHARDS {
             return Err(StoreError::Invalid(format!("shard {shard} ≥ {SHARDS}")));
         }
-        let position: u64 = match cursor.0.as_slice() {
-            [] => 0,
+        // The cursor is `RUN_ID:POSITION` (`lua/scan_shard.lua`); empty = from the start. One
+        // without a run id (written before it had one) starts the shard again, as one from
+        // another run does.
+        let (run_id, position) = match cursor.0.as_slice() {
+            [] => ("", "0"),
             bytes => std::str::from_utf8(bytes)
                 .ok()
-                .and_then(|s| s.parse().ok())
+                .map(|cursor| cursor.split_once(':').unwrap_or(("", cursor)))
+                .filter(|(_, position)| position.parse::<u64>().is_ok())
                 .ok_or_else(|| StoreError::Corrupt("scan cursor".into()))?,
         };
         let mut conn = self.conn().await?;
-        let (next, entries): (u64, Vec<(Vec<u8>, Vec<u8>)>) = redis::cmd("HSCAN")
-            .arg(keys::shard(app_id, shard))
+        let (run_id, next, entries): (String, String, Vec<(Vec<u8>, Vec<u8>)>) = self
+            .scripts
+            .scan_shard
+            .key(keys::shard(app_id, shard))
+            .arg(run_id)
             .arg(position)
-            .arg("COUNT")
             .arg(limit.max(1))
-            .query_async(&mut conn)
+            .invoke_async(&mut conn)
             .await?;
         let subscriptions = entries
             .iter()
@@ -399,7 +405,7 @@ impl SubscriptionStore for RedisStore {
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(ScanBatch {
             subscriptions,
-            next: (next != 0).then(|| ScanCursor(next.to_string().into_bytes())),
+            next: (next != "0").then(|| ScanCursor(format!("{run_id}:{next}").into_bytes())),
         })
     }
 }

@@ -35,10 +35,11 @@ pub(super) struct Scripts {
     pub count_once: Script,
     pub register_tasks: Script,
     pub cancel_notification: Script,
-    pub scan_shard: Script,
 }
 
 const NOW: &str = include_str!("lua/now.lua");
+/// Sent as `EVAL` beside a shard's HSCAN (not a loaded script: it is one line).
+pub(super) const RUN_ID: &str = include_str!("lua/run_id.lua");
 const UNCHANGED: &str = include_str!("lua/unchanged.lua");
 const TRIM: &str = include_str!("lua/webhook_trim.lua");
 
@@ -97,7 +98,6 @@ impl Scripts {
             count_once: Script::new(include_str!("lua/count_once.lua")),
             register_tasks: Script::new(include_str!("lua/register_tasks.lua")),
             cancel_notification: Script::new(include_str!("lua/cancel_notification.lua")),
-            scan_shard: Script::new(include_str!("lua/scan_shard.lua")),
         }
     }
 }

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use redis::AsyncCommands;
 
 use super::cas::Change;
-use super::{RedisStore, keys};
+use super::{RedisStore, keys, scripts};
 use crate::store::{
     BatchOutcome, Refused, Replaced, SHARDS, ScanBatch, ScanCursor, StoreError, StoreResult,
     Subscription, SubscriptionId, SubscriptionStore, Upserted,
@@ -376,27 +376,35 @@ impl SubscriptionStore for RedisStore {
         if shard >= SHARDS {
             return Err(StoreError::Invalid(format!("shard {shard} ≥ {SHARDS}")));
         }
-        // The cursor is `RUN_ID:POSITION` (`lua/scan_shard.lua`); empty = from the start. One
-        // without a run id (written before it had one) starts the shard again, as one from
-        // another run does.
-        let (run_id, position) = match cursor.0.as_slice() {
-            [] => ("", "0"),
+        // The cursor is `RUN_ID:POSITION` (`lua/run_id.lua`); empty = from the start. One from
+        // another run of the server, or without a run id (written before cursors had one),
+        // starts the shard again: some subscribers handed out twice, none missed.
+        let (cursor_run, position) = match cursor.0.as_slice() {
+            [] => ("", 0),
             bytes => std::str::from_utf8(bytes)
                 .ok()
                 .map(|cursor| cursor.split_once(':').unwrap_or(("", cursor)))
-                .filter(|(_, position)| position.parse::<u64>().is_ok())
+                .and_then(|(run, position)| Some((run, position.parse::<u64>().ok()?)))
                 .ok_or_else(|| StoreError::Corrupt("scan cursor".into()))?,
         };
+        let key = keys::shard(app_id, shard);
         let mut conn = self.conn().await?;
-        let (run_id, next, entries): (String, String, Vec<(Vec<u8>, Vec<u8>)>) = self
-            .scripts
-            .scan_shard
-            .key(keys::shard(app_id, shard))
-            .arg(run_id)
-            .arg(position)
-            .arg(limit.max(1))
-            .invoke_async(&mut conn)
-            .await?;
+        let page = |position: u64| {
+            let mut pipe = redis::pipe();
+            pipe.cmd("EVAL").arg(scripts::RUN_ID).arg(1).arg(&key);
+            pipe.cmd("HSCAN")
+                .arg(&key)
+                .arg(position)
+                .arg("COUNT")
+                .arg(limit.max(1));
+            pipe
+        };
+        type Page = (String, (u64, Vec<(Vec<u8>, Vec<u8>)>));
+        let (mut run_id, (mut next, mut entries)): Page =
+            page(position).query_async(&mut conn).await?;
+        if position != 0 && run_id != cursor_run {
+            (run_id, (next, entries)) = page(0).query_async(&mut conn).await?;
+        }
         let subscriptions = entries
             .iter()
             .map(|(id, record)| {
@@ -405,7 +413,7 @@ impl SubscriptionStore for RedisStore {
             .collect::<StoreResult<Vec<_>>>()?;
         Ok(ScanBatch {
             subscriptions,
-            next: (next != "0").then(|| ScanCursor(format!("{run_id}:{next}").into_bytes())),
+            next: (next != 0).then(|| ScanCursor(format!("{run_id}:{next}").into_bytes())),
         })
     }
 }

@@ -61,11 +61,7 @@ async fn subscribe(
     if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
         body.extend(extra.clone());
     }
-    let response = client
-        .post(aviso.public("/subscriptions"))
-        .json(&body)
-        .sent()
-        .await;
+    let response = aviso.post_public(client, "/subscriptions", &body).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     (
@@ -122,18 +118,14 @@ pub async fn public_endpoints(aviso: Aviso) {
 
     let owned = json!({"endpoint": alice.endpoint, "auth": alice.auth});
     let tags = json!({"endpoint": alice.endpoint, "auth": alice.auth, "tags": {"plan": null, "city": "Porto"}});
-    let response = client
-        .post(aviso.public("/subscriptions/tags"))
-        .json(&tags)
-        .sent()
+    let response = aviso
+        .post_public(&client, "/subscriptions/tags", &tags)
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
     let identify = json!({"endpoint": alice.endpoint, "auth": alice.auth, "external_id": "crm-1", "identity_hash": identity_hash(&aviso, "crm-1")});
-    let response = client
-        .post(aviso.public("/subscriptions/identify"))
-        .json(&identify)
-        .sent()
+    let response = aviso
+        .post_public(&client, "/subscriptions/identify", &identify)
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let profile: Value = client
@@ -167,11 +159,7 @@ pub async fn public_endpoints(aviso: Aviso) {
     ] {
         let event = json!({"notification_id": notification_id, "subscription_id": id, "type": "shown", "token": forged});
         let refused = problem(
-            client
-                .post(aviso.public("/events"))
-                .json(&event)
-                .sent()
-                .await,
+            aviso.post_public(&client, "/events", &event).await,
             StatusCode::FORBIDDEN,
         )
         .await;
@@ -185,21 +173,13 @@ pub async fn public_endpoints(aviso: Aviso) {
         ("clicked", Some("open")),
     ] {
         let event = json!({"notification_id": notification_id, "subscription_id": id, "type": kind, "action": action, "token": token});
-        let response = client
-            .post(aviso.public("/events"))
-            .json(&event)
-            .sent()
-            .await;
+        let response = aviso.post_public(&client, "/events", &event).await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
     let event =
         json!({"notification_id": "nope", "subscription_id": id, "type": "shown", "token": token});
     problem(
-        client
-            .post(aviso.public("/events"))
-            .json(&event)
-            .sent()
-            .await,
+        aviso.post_public(&client, "/events", &event).await,
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -214,35 +194,25 @@ pub async fn public_endpoints(aviso: Aviso) {
     assert_eq!(view["counters"]["targeted"], 1);
 
     // The demo page's test push is queued for the default app.
-    let response = client
-        .post(aviso.public("/demo/test-push"))
-        .json(&owned)
-        .sent()
-        .await;
+    let response = aviso.post_public(&client, "/demo/test-push", &owned).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
 
     // Unsubscribe needs the auth secret.
     let wrong = json!({"endpoint": alice.endpoint, "auth": browser(2).auth});
     problem(
-        client
-            .post(aviso.public("/subscriptions/unsubscribe"))
-            .json(&wrong)
-            .sent()
+        aviso
+            .post_public(&client, "/subscriptions/unsubscribe", &wrong)
             .await,
         StatusCode::FORBIDDEN,
     )
     .await;
-    let response = client
-        .post(aviso.public("/subscriptions/unsubscribe"))
-        .json(&owned)
-        .sent()
+    let response = aviso
+        .post_public(&client, "/subscriptions/unsubscribe", &owned)
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     problem(
-        client
-            .post(aviso.public("/subscriptions/unsubscribe"))
-            .json(&owned)
-            .sent()
+        aviso
+            .post_public(&client, "/subscriptions/unsubscribe", &owned)
             .await,
         StatusCode::NOT_FOUND,
     )

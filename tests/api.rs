@@ -423,40 +423,26 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         .await;
     problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
 
-    let mut bad_keys = alice.subscription.clone();
-    bad_keys["keys"]["auth"] = json!("AAAA");
-    let body = problem(
-        post("/subscriptions", json!({"subscription": bad_keys}))
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    // Alice's subscription with the member at `pointer` set to `value`: refused (400), and
+    // the problem document.
+    let refused = |pointer: &str, value: &str| {
+        let mut changed = alice.subscription.clone();
+        *changed.pointer_mut(pointer).unwrap() = json!(value);
+        let request = post("/subscriptions", json!({"subscription": changed}));
+        async move { problem(request.await.unwrap(), StatusCode::BAD_REQUEST).await }
+    };
+    let body = refused("/keys/auth", "AAAA").await;
     assert!(
         body["detail"].as_str().unwrap().contains("16 bytes"),
         "{body}"
     );
     assert_eq!(body["field"], "subscription");
-    let mut off_curve = alice.subscription.clone();
-    off_curve["keys"]["p256dh"] = json!(format!("BA{}", "A".repeat(85)));
-    let body = problem(
-        post("/subscriptions", json!({"subscription": off_curve}))
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let off_curve = format!("BA{}", "A".repeat(85));
+    let body = refused("/keys/p256dh", &off_curve).await;
     assert!(body["detail"].as_str().unwrap().contains("curve"), "{body}");
 
-    let mut elsewhere = alice.subscription.clone();
-    elsewhere["endpoint"] = json!("https://169.254.169.254/latest/meta-data");
-    let body = problem(
-        post("/subscriptions", json!({"subscription": elsewhere}))
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let elsewhere = "https://169.254.169.254/latest/meta-data";
+    let body = refused("/endpoint", elsewhere).await;
     assert!(
         body["detail"]
             .as_str()
@@ -464,24 +450,10 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
             .contains("not a known push service"),
         "{body}"
     );
-    let mut other_port = alice.subscription.clone();
-    other_port["endpoint"] = json!("https://fcm.googleapis.com:6379/fcm/send/x");
-    problem(
-        post("/subscriptions", json!({"subscription": other_port}))
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    let mut plain_http = alice.subscription.clone();
-    plain_http["endpoint"] = json!("http://fcm.googleapis.com/fcm/send/x");
-    problem(
-        post("/subscriptions", json!({"subscription": plain_http}))
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let other_port = "https://fcm.googleapis.com:6379/fcm/send/x";
+    refused("/endpoint", other_port).await;
+    let plain_http = "http://fcm.googleapis.com/fcm/send/x";
+    refused("/endpoint", plain_http).await;
 
     let body = problem(
         post("/subscriptions", json!({"subscription": alice.subscription, "external_id": "crm-1", "identity_hash": "00".repeat(32)})).await.unwrap(),

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod apps;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod delivery;

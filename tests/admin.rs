@@ -328,16 +328,21 @@ pub async fn rotated_keys_overlap_then_stop(aviso: Aviso) {
         async move { request.sent().await.status() }
     };
     assert_eq!(works(aviso.api_key.clone()).await, StatusCode::OK);
+    // A rotation of the send key, the old one working `overlap_seconds` more: its answer.
+    let rotate = |overlap_seconds: u64| {
+        let request = with_key(client.post(&keys), &aviso.admin_key)
+            .json(&json!({"scope": "send", "rotate": true, "overlap_seconds": overlap_seconds}));
+        async move {
+            let rotated = answer(request).await;
+            assert_eq!(rotated.0, StatusCode::CREATED, "{}", rotated.1);
+            rotated.1
+        }
+    };
 
-    let rotated = answer(
-        with_key(client.post(&keys), &aviso.admin_key)
-            .json(&json!({"scope": "send", "rotate": true, "overlap_seconds": 1})),
-    )
-    .await;
-    assert_eq!(rotated.0, StatusCode::CREATED, "{}", rotated.1);
-    let new_key = rotated.1["api_key"].as_str().unwrap().to_owned();
-    assert_eq!(rotated.1["key"]["scope"], "send");
-    let old = rotated.1["keys"]
+    let rotated = rotate(1).await;
+    let new_key = rotated["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(rotated["key"]["scope"], "send");
+    let old = rotated["keys"]
         .as_array()
         .unwrap()
         .iter()
@@ -361,15 +366,10 @@ pub async fn rotated_keys_overlap_then_stop(aviso: Aviso) {
     assert_eq!(works(aviso.admin_key.clone()).await, StatusCode::OK);
 
     // Overlap 0 stops the old key at once; a revoked key stops at once too.
-    let again = answer(
-        with_key(client.post(&keys), &aviso.admin_key)
-            .json(&json!({"scope": "send", "rotate": true, "overlap_seconds": 0})),
-    )
-    .await;
-    assert_eq!(again.0, StatusCode::CREATED, "{}", again.1);
+    let again = rotate(0).await;
     assert_eq!(works(new_key).await, StatusCode::UNAUTHORIZED);
-    let newest = again.1["api_key"].as_str().unwrap().to_owned();
-    let id = again.1["key"]["id"].as_str().unwrap().to_owned();
+    let newest = again["api_key"].as_str().unwrap().to_owned();
+    let id = again["key"]["id"].as_str().unwrap().to_owned();
     let revoked = with_key(client.delete(format!("{keys}/{id}")), &aviso.admin_key)
         .sent()
         .await;

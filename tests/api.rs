@@ -61,11 +61,7 @@ async fn subscribe(
     if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
         body.extend(extra.clone());
     }
-    let response = client
-        .post(aviso.public("/subscriptions"))
-        .json(&body)
-        .sent()
-        .await;
+    let response = aviso.post_public(client, "/subscriptions", &body).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     (
@@ -122,18 +118,14 @@ pub async fn public_endpoints(aviso: Aviso) {
 
     let owned = json!({"endpoint": alice.endpoint, "auth": alice.auth});
     let tags = json!({"endpoint": alice.endpoint, "auth": alice.auth, "tags": {"plan": null, "city": "Porto"}});
-    let response = client
-        .post(aviso.public("/subscriptions/tags"))
-        .json(&tags)
-        .sent()
+    let response = aviso
+        .post_public(&client, "/subscriptions/tags", &tags)
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
     let identify = json!({"endpoint": alice.endpoint, "auth": alice.auth, "external_id": "crm-1", "identity_hash": identity_hash(&aviso, "crm-1")});
-    let response = client
-        .post(aviso.public("/subscriptions/identify"))
-        .json(&identify)
-        .sent()
+    let response = aviso
+        .post_public(&client, "/subscriptions/identify", &identify)
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let profile: Value = client
@@ -167,11 +159,7 @@ pub async fn public_endpoints(aviso: Aviso) {
     ] {
         let event = json!({"notification_id": notification_id, "subscription_id": id, "type": "shown", "token": forged});
         let refused = problem(
-            client
-                .post(aviso.public("/events"))
-                .json(&event)
-                .sent()
-                .await,
+            aviso.post_public(&client, "/events", &event).await,
             StatusCode::FORBIDDEN,
         )
         .await;
@@ -185,21 +173,13 @@ pub async fn public_endpoints(aviso: Aviso) {
         ("clicked", Some("open")),
     ] {
         let event = json!({"notification_id": notification_id, "subscription_id": id, "type": kind, "action": action, "token": token});
-        let response = client
-            .post(aviso.public("/events"))
-            .json(&event)
-            .sent()
-            .await;
+        let response = aviso.post_public(&client, "/events", &event).await;
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
     let event =
         json!({"notification_id": "nope", "subscription_id": id, "type": "shown", "token": token});
     problem(
-        client
-            .post(aviso.public("/events"))
-            .json(&event)
-            .sent()
-            .await,
+        aviso.post_public(&client, "/events", &event).await,
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -214,35 +194,25 @@ pub async fn public_endpoints(aviso: Aviso) {
     assert_eq!(view["counters"]["targeted"], 1);
 
     // The demo page's test push is queued for the default app.
-    let response = client
-        .post(aviso.public("/demo/test-push"))
-        .json(&owned)
-        .sent()
-        .await;
+    let response = aviso.post_public(&client, "/demo/test-push", &owned).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
 
     // Unsubscribe needs the auth secret.
     let wrong = json!({"endpoint": alice.endpoint, "auth": browser(2).auth});
     problem(
-        client
-            .post(aviso.public("/subscriptions/unsubscribe"))
-            .json(&wrong)
-            .sent()
+        aviso
+            .post_public(&client, "/subscriptions/unsubscribe", &wrong)
             .await,
         StatusCode::FORBIDDEN,
     )
     .await;
-    let response = client
-        .post(aviso.public("/subscriptions/unsubscribe"))
-        .json(&owned)
-        .sent()
+    let response = aviso
+        .post_public(&client, "/subscriptions/unsubscribe", &owned)
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     problem(
-        client
-            .post(aviso.public("/subscriptions/unsubscribe"))
-            .json(&owned)
-            .sent()
+        aviso
+            .post_public(&client, "/subscriptions/unsubscribe", &owned)
             .await,
         StatusCode::NOT_FOUND,
     )
@@ -453,40 +423,26 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         .await;
     problem(not_json, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
 
-    let mut bad_keys = alice.subscription.clone();
-    bad_keys["keys"]["auth"] = json!("AAAA");
-    let body = problem(
-        post("/subscriptions", json!({"subscription": bad_keys}))
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    // Alice's subscription with the member at `pointer` set to `value`: refused (400), and
+    // the problem document.
+    let refused = |pointer: &str, value: &str| {
+        let mut changed = alice.subscription.clone();
+        *changed.pointer_mut(pointer).unwrap() = json!(value);
+        let request = post("/subscriptions", json!({"subscription": changed}));
+        async move { problem(request.await.unwrap(), StatusCode::BAD_REQUEST).await }
+    };
+    let body = refused("/keys/auth", "AAAA").await;
     assert!(
         body["detail"].as_str().unwrap().contains("16 bytes"),
         "{body}"
     );
     assert_eq!(body["field"], "subscription");
-    let mut off_curve = alice.subscription.clone();
-    off_curve["keys"]["p256dh"] = json!(format!("BA{}", "A".repeat(85)));
-    let body = problem(
-        post("/subscriptions", json!({"subscription": off_curve}))
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let off_curve = format!("BA{}", "A".repeat(85));
+    let body = refused("/keys/p256dh", &off_curve).await;
     assert!(body["detail"].as_str().unwrap().contains("curve"), "{body}");
 
-    let mut elsewhere = alice.subscription.clone();
-    elsewhere["endpoint"] = json!("https://169.254.169.254/latest/meta-data");
-    let body = problem(
-        post("/subscriptions", json!({"subscription": elsewhere}))
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let elsewhere = "https://169.254.169.254/latest/meta-data";
+    let body = refused("/endpoint", elsewhere).await;
     assert!(
         body["detail"]
             .as_str()
@@ -494,24 +450,10 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
             .contains("not a known push service"),
         "{body}"
     );
-    let mut other_port = alice.subscription.clone();
-    other_port["endpoint"] = json!("https://fcm.googleapis.com:6379/fcm/send/x");
-    problem(
-        post("/subscriptions", json!({"subscription": other_port}))
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
-    let mut plain_http = alice.subscription.clone();
-    plain_http["endpoint"] = json!("http://fcm.googleapis.com/fcm/send/x");
-    problem(
-        post("/subscriptions", json!({"subscription": plain_http}))
-            .await
-            .unwrap(),
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    let other_port = "https://fcm.googleapis.com:6379/fcm/send/x";
+    refused("/endpoint", other_port).await;
+    let plain_http = "http://fcm.googleapis.com/fcm/send/x";
+    refused("/endpoint", plain_http).await;
 
     let body = problem(
         post("/subscriptions", json!({"subscription": alice.subscription, "external_id": "crm-1", "identity_hash": "00".repeat(32)})).await.unwrap(),

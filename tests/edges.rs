@@ -23,10 +23,12 @@ fn subscription(endpoint: &str) -> (Value, String) {
 }
 
 async fn subscribe(client: &Client, aviso: &Aviso, subscription: &Value) -> (StatusCode, Value) {
-    let response = client
-        .post(aviso.public("/subscriptions"))
-        .json(&json!({ "subscription": subscription }))
-        .sent()
+    let response = aviso
+        .post_public(
+            client,
+            "/subscriptions",
+            &json!({ "subscription": subscription }),
+        )
         .await;
     (response.status(), response.json().await.unwrap())
 }
@@ -126,10 +128,12 @@ async fn one_endpoint_spelled_differently_is_one_subscription() {
         );
     }
     // The proof of ownership finds it under any spelling too.
-    let response = client
-        .post(aviso.public("/subscriptions/unsubscribe"))
-        .json(&json!({"endpoint": "https://Push.Test.:443/p/1", "auth": auth}))
-        .sent()
+    let response = aviso
+        .post_public(
+            &client,
+            "/subscriptions/unsubscribe",
+            &json!({"endpoint": "https://Push.Test.:443/p/1", "auth": auth}),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }

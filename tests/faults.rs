@@ -157,6 +157,48 @@ fn counted_once_after_a_death(counters: &Value, n: usize) {
     assert_eq!(counters["delivered"], n as i64, "{counters}");
 }
 
+/// One instance and no crash: nobody missed and nothing sent twice (`why` says what kept it
+/// so); the duplicates (none).
+fn nothing_sent_twice(service: &MockPushService, n: usize, what: &str, why: &str) -> usize {
+    let duplicates = nobody_missed(service, n, what);
+    assert_eq!(duplicates, 0, "one instance, no crash: {why}");
+    duplicates
+}
+
+/// The longest the push service heard nothing from `from` to `to` while messages were due:
+/// under 10 s, or the broadcast stalled.
+fn never_silent(service: &MockPushService, from: Instant, to: Instant) -> Duration {
+    let silence = service.request_timeline().longest_silence(from, to);
+    assert!(
+        silence < Duration::from_secs(10),
+        "the push service heard nothing for {silence:?} while messages were due"
+    );
+    silence
+}
+
+/// The end of a broadcast in which a process (or Redis) died (`what`, for the messages): all
+/// `n` delivered within the bound, nobody missed, each delivery counted once (read from
+/// `aviso`); then the `fault:` line, which opens with `headline`.
+async fn after_a_death(
+    client: &Client,
+    mock: &Mock,
+    aviso: &Aviso,
+    (id, created): &(String, Instant),
+    n: usize,
+    what: &str,
+    headline: &str,
+) {
+    let service = &mock.service;
+    let took = all_delivered(service, n, *created, what).await;
+    let duplicates = nobody_missed(service, n, what);
+    let counters = counters(client, aviso, &aviso.api_key, id, n).await;
+    counted_once_after_a_death(&counters, n);
+    eprintln!(
+        "fault: {headline}: {n} delivered in {:.1} s, {duplicates} duplicates, counters {counters}",
+        took.as_secs_f64()
+    );
+}
+
 /// Waits (bounded) until the mock has received `requests`.
 async fn received_at_least(service: &MockPushService, requests: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -192,19 +234,9 @@ async fn outage_then_throttling_never_stalls_the_broadcast() {
     let (id, created) = broadcast(&client, &aviso).await;
     let took = all_delivered(&mock.service, N, created, "503 then 429").await;
     let finished = Instant::now();
-    let duplicates = nobody_missed(&mock.service, N, "503 then 429");
-    assert_eq!(
-        duplicates, 0,
-        "one instance, no crash: nothing is sent twice"
-    );
-    let silence = mock
-        .service
-        .request_timeline()
-        .longest_silence(created, finished);
-    assert!(
-        silence < Duration::from_secs(10),
-        "the push service heard nothing for {silence:?} while messages were due"
-    );
+    let why = "nothing is sent twice";
+    let duplicates = nothing_sent_twice(&mock.service, N, "503 then 429", why);
+    let silence = never_silent(&mock.service, created, finished);
     let service = &mock.service;
     assert_eq!(service.count_for(StatusCode::SERVICE_UNAVAILABLE), 4_000);
     let throttled = service.count_for(StatusCode::TOO_MANY_REQUESTS);
@@ -237,20 +269,14 @@ async fn redis_restarted_mid_broadcast_loses_nothing() {
     support::seed::redis_subscribers(&redis.url(), &aviso.app_id, &mock.service, N).await;
     let client = Client::new();
 
-    let (id, created) = broadcast(&client, &aviso).await;
+    let sent = broadcast(&client, &aviso).await;
     received_at_least(&mock.service, (N / 3) as u64).await;
     redis.stop();
     let at_stop = mock.service.requests();
     tokio::time::sleep(Duration::from_secs(2)).await;
     redis.restart();
-    let took = all_delivered(&mock.service, N, created, "Redis restart").await;
-    let duplicates = nobody_missed(&mock.service, N, "Redis restart");
-    let counters = counters(&client, &aviso, &aviso.api_key, &id, N).await;
-    counted_once_after_a_death(&counters, N);
-    eprintln!(
-        "fault: Redis kill -9 + restart after {at_stop} requests: {N} delivered in {:.1} s, {duplicates} duplicates, counters {counters}",
-        took.as_secs_f64()
-    );
+    let headline = format!("Redis kill -9 + restart after {at_stop} requests");
+    after_a_death(&client, &mock, &aviso, &sent, N, "Redis restart", &headline).await;
 }
 
 /// The push service refuses connections for 8 s from the start of the broadcast (longer than
@@ -278,16 +304,9 @@ async fn unreachable_then_throttling_loses_nothing_and_sends_nothing_twice() {
     mock.service.set_reachable(true).await.unwrap();
     let back = Instant::now();
     let took = all_delivered(&mock.service, N, created, "unreachable, then 429").await;
-    let duplicates = nobody_missed(&mock.service, N, "unreachable, then 429");
-    assert_eq!(
-        duplicates, 0,
-        "one instance, no crash: a batch in long retries kept its lease"
-    );
-    let silence = mock
-        .service
-        .request_timeline()
-        .longest_silence(back, Instant::now());
-    assert!(silence < Duration::from_secs(10), "silent for {silence:?}");
+    let why = "a batch in long retries kept its lease";
+    let duplicates = nothing_sent_twice(&mock.service, N, "unreachable, then 429", why);
+    let silence = never_silent(&mock.service, back, Instant::now());
     let counters = counters(&client, &aviso, &aviso.api_key, &id, N).await;
     assert_eq!(counters["delivered"], N as i64, "{counters}");
     eprintln!(
@@ -311,7 +330,7 @@ async fn kill_9_of_one_of_two_instances_loses_nothing() {
     support::seed::redis_subscribers(&redis.url(), &a.app_id, &mock.service, N).await;
     let client = Client::new();
 
-    let (id, created) = broadcast(&client, &a).await;
+    let sent = broadcast(&client, &a).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let received = mock.service.requests() as usize;
@@ -325,14 +344,8 @@ async fn kill_9_of_one_of_two_instances_loses_nothing() {
     b.kill();
     let at_kill = mock.service.requests();
     assert!((at_kill as usize) < N, "killed too late to matter");
-    let took = all_delivered(&mock.service, N, created, "kill -9").await;
-    let duplicates = nobody_missed(&mock.service, N, "kill -9");
-    let counters = counters(&client, &a, &a.api_key, &id, N).await;
-    counted_once_after_a_death(&counters, N);
-    eprintln!(
-        "fault: kill -9 of one of two instances after {at_kill} requests: {N} delivered in {:.1} s, {duplicates} duplicates, counters {counters}",
-        took.as_secs_f64()
-    );
+    let headline = format!("kill -9 of one of two instances after {at_kill} requests");
+    after_a_death(&client, &mock, &a, &sent, N, "kill -9", &headline).await;
 }
 
 /// Issue 16, must show 2: SIGTERM while half the requests fail with 503 and retries are pending.

@@ -114,6 +114,15 @@ fn key_claim<'a>(app_id: &'a str, key: &'a str, holder: &'a str) -> KeyClaim<'a>
     }
 }
 
+/// A claim of an idempotency key: the holder that had it, if any.
+async fn claim(store: &dyn Store, key: KeyClaim<'_>, ttl: Duration) -> Option<String> {
+    store.claim_idempotency_key(key, ttl).await.unwrap()
+}
+
+async fn settle(store: &dyn Store, key: KeyClaim<'_>, settle: Settle) {
+    store.settle_idempotency_key(key, settle).await.unwrap();
+}
+
 async fn scan_all(store: &dyn Store, app_id: &str, limit: usize) -> Vec<SubscriptionId> {
     let mut ids = Vec::new();
     for shard in 0..SHARDS {
@@ -438,25 +447,13 @@ pub async fn notifications_counters_and_limits(store: Arc<dyn Store>) {
     assert!(store.counters("n2").await.unwrap().is_empty());
 
     let ttl = Duration::from_secs(60);
+    assert_eq!(claim(&*store, key_claim("n", "k1", "n1"), ttl).await, None);
     assert_eq!(
-        store
-            .claim_idempotency_key(key_claim("n", "k1", "n1"), ttl)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .claim_idempotency_key(key_claim("n", "k1", "n9"), ttl)
-            .await
-            .unwrap(),
+        claim(&*store, key_claim("n", "k1", "n9"), ttl).await,
         Some("n1".into())
     );
     assert_eq!(
-        store
-            .claim_idempotency_key(key_claim("other", "k1", "n9"), ttl)
-            .await
-            .unwrap(),
+        claim(&*store, key_claim("other", "k1", "n9"), ttl).await,
         None
     );
 
@@ -1490,57 +1487,31 @@ pub async fn a_cancel_and_the_last_completion_are_one_before_the_other(store: Ar
 pub async fn idempotency_keys_are_kept_or_released_by_their_holder(store: Arc<dyn Store>) {
     let short = Duration::from_secs(30);
     assert_eq!(
-        store
-            .claim_idempotency_key(key_claim("ik", "k", "n1"), short)
-            .await
-            .unwrap(),
+        claim(&*store, key_claim("ik", "k", "n1"), short).await,
         None
     );
     // Someone else cannot release it.
-    store
-        .settle_idempotency_key(key_claim("ik", "k", "n2"), Settle::Release)
-        .await
-        .unwrap();
+    settle(&*store, key_claim("ik", "k", "n2"), Settle::Release).await;
     assert_eq!(
-        store
-            .claim_idempotency_key(key_claim("ik", "k", "n2"), short)
-            .await
-            .unwrap(),
+        claim(&*store, key_claim("ik", "k", "n2"), short).await,
         Some("n1".into())
     );
-    store
-        .settle_idempotency_key(key_claim("ik", "k", "n1"), Settle::Release)
-        .await
-        .unwrap();
+    settle(&*store, key_claim("ik", "k", "n1"), Settle::Release).await;
     assert_eq!(
-        store
-            .claim_idempotency_key(key_claim("ik", "k", "n3"), short)
-            .await
-            .unwrap(),
+        claim(&*store, key_claim("ik", "k", "n3"), short).await,
         None
     );
     // Kept: it outlives its first, short claim.
     let brief = Duration::from_millis(200);
     assert_eq!(
-        store
-            .claim_idempotency_key(key_claim("ik", "k2", "n4"), brief)
-            .await
-            .unwrap(),
+        claim(&*store, key_claim("ik", "k2", "n4"), brief).await,
         None
     );
-    store
-        .settle_idempotency_key(
-            key_claim("ik", "k2", "n4"),
-            Settle::Keep(Duration::from_secs(60)),
-        )
-        .await
-        .unwrap();
+    let keep = Settle::Keep(Duration::from_secs(60));
+    settle(&*store, key_claim("ik", "k2", "n4"), keep).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
-        store
-            .claim_idempotency_key(key_claim("ik", "k2", "n5"), short)
-            .await
-            .unwrap(),
+        claim(&*store, key_claim("ik", "k2", "n5"), short).await,
         Some("n4".into())
     );
 }
@@ -1994,19 +1965,22 @@ fn entry(n: usize) -> OutboxEntry {
     .unwrap()
 }
 
-async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) {
-    // No webhook: nothing is kept.
-    store
-        .append_webhook_events("wa", &[entry(0)])
-        .await
-        .unwrap();
+/// With no webhook, an event appended to the app's outbox is not kept: a read of up to
+/// `limit` from the start finds nothing.
+async fn nothing_kept(store: &dyn Store, app_id: &str, entry: OutboxEntry, limit: usize) {
+    store.append_webhook_events(app_id, &[entry]).await.unwrap();
     assert!(
         store
-            .read_webhook_events("wa", 0, 10)
+            .read_webhook_events(app_id, 0, limit)
             .await
             .unwrap()
             .is_empty()
     );
+}
+
+async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) {
+    // No webhook: nothing is kept.
+    nothing_kept(&*store, "wa", entry(0), 10).await;
     assert_eq!(
         store
             .lease_webhook("wa", "wh_1", held_by("w1", Duration::from_secs(5)))
@@ -2151,17 +2125,7 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
             .is_empty()
     );
     assert!(store.list_webhooks("wa").await.unwrap().is_empty());
-    store
-        .append_webhook_events("wa", &[entry(8)])
-        .await
-        .unwrap();
-    assert!(
-        store
-            .read_webhook_events("wa", 0, 100)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    nothing_kept(&*store, "wa", entry(8), 100).await;
 }
 
 async fn concurrent_webhook_appends_are_numbered_without_gaps(store: Arc<dyn Store>) {

@@ -76,22 +76,15 @@ async fn new_keys_for_a_subscribed_endpoint_need_the_old_auth() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
     assert_eq!(problem["field"], "replaces.auth");
 
-    // The victim's keys still hold: its auth still proves ownership, the stranger's does not.
-    let tags = |auth: &Value| json!({"endpoint": endpoint, "auth": auth, "tags": {"seen": "yes"}});
-    let (status, _) = post(
-        &client,
-        aviso.public("/subscriptions/tags"),
-        &tags(&stranger["auth"]),
-    )
-    .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = post(
-        &client,
-        aviso.public("/subscriptions/tags"),
-        &tags(&victim["auth"]),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    // The victim's keys still hold: its auth still proves ownership, the stranger's does not
+    // (`tagged`: the status of a tag change with `auth` as the proof).
+    let tagged = |auth: &Value| {
+        let body = json!({"endpoint": endpoint, "auth": auth, "tags": {"seen": "yes"}});
+        let (client, url) = (&client, aviso.public("/subscriptions/tags"));
+        async move { post(client, url, &body).await.0 }
+    };
+    assert_eq!(tagged(&stranger["auth"]).await, StatusCode::FORBIDDEN);
+    assert_eq!(tagged(&victim["auth"]).await, StatusCode::NO_CONTENT);
 
     // The browser itself changes its keys with its current auth as proof.
     let renewed = keys();
@@ -103,20 +96,16 @@ async fn new_keys_for_a_subscribed_endpoint_need_the_old_auth() {
         (&body["subscription_id"], &body["replaced"]),
         (&id, &json!(true))
     );
-    let (status, _) = post(
-        &client,
-        aviso.public("/subscriptions/tags"),
-        &tags(&renewed["auth"]),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "the new auth holds now");
-    let (status, _) = post(
-        &client,
-        aviso.public("/subscriptions/tags"),
-        &tags(&victim["auth"]),
-    )
-    .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "and the old one no longer");
+    assert_eq!(
+        tagged(&renewed["auth"]).await,
+        StatusCode::NO_CONTENT,
+        "the new auth holds now"
+    );
+    assert_eq!(
+        tagged(&victim["auth"]).await,
+        StatusCode::FORBIDDEN,
+        "and the old one no longer"
+    );
 }
 
 #[tokio::test]

@@ -429,11 +429,12 @@ async fn a_personalised_push_reads_each_persons_profile() {
     shop.browser(aviso, "ana-phone", "ana").await;
     shop.browser(aviso, "bo-laptop", "bo").await;
     let stranger = shop.service.subscribe("stranger");
-    let response = shop
-        .client
-        .post(aviso.public("/subscriptions"))
-        .json(&json!({"subscription": stranger}))
-        .sent()
+    let response = aviso
+        .post_public(
+            &shop.client,
+            "/subscriptions",
+            &json!({"subscription": stranger}),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     for (person, name) in [("ana", "Ana"), ("bo", "Bo")] {

@@ -28,6 +28,16 @@ fn opaque_body() -> Vec<u8> {
     ece::encrypt(&keys.pub_as_raw().unwrap(), &auth, b"opaque").unwrap()
 }
 
+/// The statuses (as numbers) of `times` pushes to `endpoint`, one after another.
+async fn statuses(sender: &Sender, endpoint: &str, times: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(times);
+    for _ in 0..times {
+        let answer = sender.push(endpoint, opaque_body(), &[]).await;
+        statuses.push(answer.status.as_u16());
+    }
+    statuses
+}
+
 #[tokio::test]
 async fn accepts_an_encrypted_signed_message_over_http2_and_records_it() {
     let mock = start(MockConfig::default()).await;
@@ -356,19 +366,8 @@ async fn throttled_requests_get_429_with_retry_after() {
         ..Behaviour::default()
     })
     .unwrap();
-    let mut statuses = Vec::new();
-    for _ in 0..4 {
-        statuses.push(sender.push(&endpoint, opaque_body(), &[]).await.status);
-    }
-    assert_eq!(
-        statuses,
-        [
-            StatusCode::CREATED,
-            StatusCode::TOO_MANY_REQUESTS,
-            StatusCode::CREATED,
-            StatusCode::TOO_MANY_REQUESTS
-        ]
-    );
+    // 201 Created, 429 Too Many Requests.
+    assert_eq!(statuses(&sender, &endpoint, 4).await, [201, 429, 201, 429]);
 }
 
 #[tokio::test]
@@ -404,20 +403,13 @@ async fn an_endpoint_gets_at_most_its_share_of_the_bursts() {
     let outage = Unavailable::bursts(2, 1).at_most_per_endpoint(2);
     let mock = start(MockConfig::default().unavailable(outage)).await;
     let sender = Sender::new(mock.ca_cert_pem());
-    let statuses = |id: &'static str, times: usize| {
-        let (sender, mock) = (&sender, &mock);
-        async move {
-            let mut statuses = Vec::new();
-            for _ in 0..times {
-                let answer = sender.push(&mock.endpoint(id), opaque_body(), &[]).await;
-                statuses.push(answer.status.as_u16());
-            }
-            statuses
-        }
-    };
-    assert_eq!(statuses("lone", 6).await, [201, 503, 201, 503, 201, 201]);
+    let (lone, other) = (mock.endpoint("lone"), mock.endpoint("other"));
+    assert_eq!(
+        statuses(&sender, &lone, 6).await,
+        [201, 503, 201, 503, 201, 201]
+    );
     // Another endpoint has its own share: the next burst (request 7) is its.
-    assert_eq!(statuses("other", 2).await, [201, 503]);
+    assert_eq!(statuses(&sender, &other, 2).await, [201, 503]);
 }
 
 #[tokio::test]
@@ -426,18 +418,8 @@ async fn queued_answers_come_before_the_normal_outcome() {
     let sender = Sender::new(mock.ca_cert_pem());
     let endpoint = mock.endpoint("flaky");
     mock.answer_next("flaky", StatusCode::INTERNAL_SERVER_ERROR, 2);
-    let mut statuses = Vec::new();
-    for _ in 0..3 {
-        statuses.push(sender.push(&endpoint, opaque_body(), &[]).await.status);
-    }
-    assert_eq!(
-        statuses,
-        [
-            StatusCode::INTERNAL_SERVER_ERROR,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            StatusCode::CREATED
-        ]
-    );
+    // 500 Internal Server Error twice, then 201 Created.
+    assert_eq!(statuses(&sender, &endpoint, 3).await, [500, 500, 201]);
     // Every request is counted for its endpoint; only the accepted one is a delivery.
     assert_eq!(mock.requests_for("flaky"), 3);
     assert_eq!(mock.delivered_count("flaky"), 1);

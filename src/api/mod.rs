@@ -60,9 +60,8 @@ const _: () = assert!(
 );
 /// How long an app document read from the store is trusted before it is read again (public
 /// requests only: an API key is looked up in the store on every request).
+/// At most `cache::CAPACITY` apps are kept: the ones in use, unknown ids remembered as unknown.
 const APP_CACHE_TTL: Duration = Duration::from_secs(5);
-/// Apps kept in memory at most (the ones in use; unknown ids are remembered as unknown too).
-const APP_CACHE_CAPACITY: u64 = 10_000;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -90,7 +89,7 @@ impl ApiState {
                 config,
                 metrics,
                 apps: moka::future::Cache::builder()
-                    .max_capacity(APP_CACHE_CAPACITY)
+                    .max_capacity(crate::cache::CAPACITY)
                     .time_to_live(APP_CACHE_TTL)
                     .build(),
                 planned: None,

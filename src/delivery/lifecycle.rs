@@ -21,10 +21,7 @@ pub struct Windows {
 impl Default for Windows {
     fn default() -> Self {
         Self {
-            cache: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(REFRESH)
-                .build(),
+            cache: crate::cache::bounded(REFRESH),
         }
     }
 }

@@ -45,10 +45,7 @@ pub struct Gate {
 impl Default for Gate {
     fn default() -> Self {
         Self {
-            rules: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(RULES_TTL)
-                .build(),
+            rules: crate::cache::bounded(RULES_TTL),
         }
     }
 }

@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::http::Fetch;
+
 pub struct Aviso {
     child: Child,
     pub base: String,
@@ -114,6 +116,17 @@ impl Aviso {
 
     pub fn public(&self, path: &str) -> String {
         format!("{}/v1/apps/{}{path}", self.base, self.app_id)
+    }
+
+    /// POSTs `body` as JSON to the app's public `path` (as a browser does); the server must
+    /// answer (any status).
+    pub async fn post_public<B: serde::Serialize + ?Sized>(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: &B,
+    ) -> reqwest::Response {
+        client.post(self.public(path)).json(body).sent().await
     }
 
     /// The Prometheus text of `/metrics`.

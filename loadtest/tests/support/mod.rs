@@ -12,7 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, Version};
 use http_body_util::{BodyExt, Full};
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::builderstates::WantsProtocols1;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -74,27 +75,34 @@ pub struct Sender {
     vapid: VapidKey,
 }
 
+/// HTTPS only, trusting only `ca_pem`; the caller picks the HTTP versions offered.
+fn https_to(ca_pem: &str) -> HttpsConnectorBuilder<WantsProtocols1> {
+    HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config(ca_pem, &[]))
+        .https_only()
+}
+
 impl Sender {
     /// Offers both `h2` and `http/1.1`, as Aviso does.
     pub fn new(ca_pem: &str) -> Self {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(ca_pem, &[]))
-            .https_only()
-            .enable_all_versions()
-            .wrap_connector(tcp_connector());
-        Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            vapid: VapidKey::generate(),
-        }
+        Self::over(
+            https_to(ca_pem)
+                .enable_all_versions()
+                .wrap_connector(tcp_connector()),
+        )
     }
 
     /// Offers no ALPN at all, like an HTTP/1.1-only client.
     pub fn http1_only(ca_pem: &str) -> Self {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(ca_pem, &[]))
-            .https_only()
-            .enable_http1()
-            .wrap_connector(tcp_connector());
+        Self::over(
+            https_to(ca_pem)
+                .enable_http1()
+                .wrap_connector(tcp_connector()),
+        )
+    }
+
+    /// A sender over `connector`, with a VAPID key of its own.
+    fn over(connector: HttpsConnector<HttpConnector>) -> Self {
         Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             vapid: VapidKey::generate(),

@@ -52,6 +52,22 @@ impl RedisStore {
     }
 }
 
+/// A script's arguments per shard key: each subscription's id, then what `rest` gives for it.
+fn by_shard(
+    subscriptions: &[Subscription],
+    rest: impl Fn(&Subscription) -> Vec<Vec<u8>>,
+) -> BTreeMap<String, Vec<Vec<u8>>> {
+    let mut args: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    for sub in subscriptions {
+        let shard = args
+            .entry(keys::shard(&sub.app_id, sub.id.shard()))
+            .or_default();
+        shard.push(sub.id.to_bytes().to_vec());
+        shard.extend(rest(sub));
+    }
+    args
+}
+
 impl RedisStore {
     /// A delivered batch's activity (`BatchOutcome`): one script per shard for the deliveries
     /// (`lua/set_activity.lua`) and one for the stale ones (`lua/expire_stale.lua`), all in
@@ -65,23 +81,13 @@ impl RedisStore {
         if outcome.delivered.is_empty() && outcome.stale.is_empty() {
             return Ok(());
         }
-        let mut touched: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        for sub in outcome.delivered {
-            let args = touched
-                .entry(keys::shard(&sub.app_id, sub.id.shard()))
-                .or_default();
-            args.push(sub.id.to_bytes().to_vec());
-            args.push(sub.activity.record_bytes());
-            args.push(sub.activity.delivered(outcome.delivered_at).record_bytes());
-        }
-        let mut stale: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-        for sub in outcome.stale {
-            let args = stale
-                .entry(keys::shard(&sub.app_id, sub.id.shard()))
-                .or_default();
-            args.push(sub.id.to_bytes().to_vec());
-            args.push(sub.activity.record_bytes());
-        }
+        let touched = by_shard(outcome.delivered, |sub| {
+            vec![
+                sub.activity.record_bytes(),
+                sub.activity.delivered(outcome.delivered_at).record_bytes(),
+            ]
+        });
+        let stale = by_shard(outcome.stale, |sub| vec![sub.activity.record_bytes()]);
         let conn = self.conn().await?;
         let run = |script: &'static str, key: String, args: Vec<Vec<u8>>| {
             let mut conn = conn.clone();

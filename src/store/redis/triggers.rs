@@ -12,6 +12,19 @@ use crate::store::{
 };
 use crate::triggers::model::{PendingSend, Repeat, Trigger};
 
+/// A script on one pending send, its keys and id given (as `lua/schedule_send.lua` and
+/// `lua/finish_send.lua` take them): KEYS send fields, due index, the person's pending sends;
+/// ARGV[1] the send's id. The caller adds the rest of its arguments.
+fn on_send<'a>(script: &'a redis::Script, send: &PendingSend) -> redis::ScriptInvocation<'a> {
+    let mut invocation = script.prepare_invoke();
+    invocation
+        .key(keys::PENDING_SENDS)
+        .key(keys::PENDING_DUE)
+        .key(keys::pending_of(&send.app_id, &send.external_id))
+        .arg(send.id());
+    invocation
+}
+
 impl RedisStore {
     /// Removes a pending send: fenced by `claim`, or whatever its claim (a cancel).
     async fn remove_send(
@@ -24,13 +37,7 @@ impl RedisStore {
             None => ("", String::new()),
         };
         let mut conn = self.conn().await?;
-        let removed: u8 = self
-            .scripts
-            .finish_send
-            .key(keys::PENDING_SENDS)
-            .key(keys::PENDING_DUE)
-            .key(keys::pending_of(&send.app_id, &send.external_id))
-            .arg(send.id())
+        let removed: u8 = on_send(&self.scripts.finish_send, send)
             .arg(epoch)
             .arg(worker)
             .invoke_async(&mut conn)
@@ -73,13 +80,7 @@ impl TriggerStore for RedisStore {
 
     async fn schedule_send(&self, send: &PendingSend, repeat: Repeat) -> StoreResult<Scheduled> {
         let mut conn = self.conn().await?;
-        let outcome: u8 = self
-            .scripts
-            .schedule_send
-            .key(keys::PENDING_SENDS)
-            .key(keys::PENDING_DUE)
-            .key(keys::pending_of(&send.app_id, &send.external_id))
-            .arg(send.id())
+        let outcome: u8 = on_send(&self.scripts.schedule_send, send)
             .arg(to_json(send)?)
             .arg(send.due_ms)
             .arg(match repeat {

@@ -16,6 +16,20 @@ fn dead_key(app_id: &str, webhook_id: &str) -> String {
     keys::webhooks(app_id, &format!("dead:{webhook_id}"))
 }
 
+/// The keys a webhook's state is kept and trimmed under, in the order `lua/webhook_save.lua`
+/// names them (and `lua/webhook_delete.lua` after the webhooks): states, cursors, the
+/// webhook's dead letters, outbox, trimmed-to, sequence.
+fn state_keys(app_id: &str, webhook_id: &str) -> [String; 6] {
+    [
+        keys::webhooks(app_id, "state"),
+        keys::webhooks(app_id, "cursor"),
+        dead_key(app_id, webhook_id),
+        keys::webhooks(app_id, "outbox"),
+        keys::webhooks(app_id, "trimmed"),
+        keys::webhooks(app_id, "seq"),
+    ]
+}
+
 /// The state part of a `LEASE_UNTIL|OWNER|STATE` record.
 fn state_of(record: &[u8]) -> StoreResult<WebhookState> {
     let mut parts = record.splitn(3, |b| *b == b'|');
@@ -53,20 +67,14 @@ impl WebhookStore for RedisStore {
     }
 
     async fn delete_webhook(&self, app_id: &str, webhook_id: &str) -> StoreResult<bool> {
+        let mut invocation = self.scripts.webhook_delete.prepare_invoke();
+        invocation.key(keys::webhooks(app_id, "hooks"));
+        for key in state_keys(app_id, webhook_id) {
+            invocation.key(key);
+        }
+        invocation.arg(webhook_id);
         let mut conn = self.conn().await?;
-        let existed: u8 = self
-            .scripts
-            .webhook_delete
-            .key(keys::webhooks(app_id, "hooks"))
-            .key(keys::webhooks(app_id, "state"))
-            .key(keys::webhooks(app_id, "cursor"))
-            .key(dead_key(app_id, webhook_id))
-            .key(keys::webhooks(app_id, "outbox"))
-            .key(keys::webhooks(app_id, "trimmed"))
-            .key(keys::webhooks(app_id, "seq"))
-            .arg(webhook_id)
-            .invoke_async(&mut conn)
-            .await?;
+        let existed: u8 = invocation.invoke_async(&mut conn).await?;
         Ok(existed == 1)
     }
 
@@ -147,13 +155,10 @@ impl WebhookStore for RedisStore {
         dead: &[DeadLetter],
     ) -> StoreResult<()> {
         let mut invocation = self.scripts.webhook_save.prepare_invoke();
+        for key in state_keys(app_id, webhook_id) {
+            invocation.key(key);
+        }
         invocation
-            .key(keys::webhooks(app_id, "state"))
-            .key(keys::webhooks(app_id, "cursor"))
-            .key(dead_key(app_id, webhook_id))
-            .key(keys::webhooks(app_id, "outbox"))
-            .key(keys::webhooks(app_id, "trimmed"))
-            .key(keys::webhooks(app_id, "seq"))
             .arg(webhook_id)
             .arg(worker)
             .arg(state.cursor)

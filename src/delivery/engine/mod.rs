@@ -90,14 +90,13 @@ impl EngineConfig {
 /// The share of the shutdown grace that requests in flight get to answer.
 pub const HARD_STOP_SHARE: f64 = 0.8;
 
-/// Prepared notifications kept, and for how long: a cancelled notification's tasks are gone
-/// from the ledger, and a worker that loses a task's lease forgets the notification, so a stale
-/// entry can only serve a task claimed before its cancellation, until its next heartbeat.
-const PREPARED_CAPACITY: u64 = 10_000;
+/// How long a prepared notification is kept (at most [`crate::cache::CAPACITY`] of them): a
+/// cancelled notification's tasks are gone from the ledger, and a worker that loses a task's
+/// lease forgets the notification, so a stale entry can only serve a task claimed before its
+/// cancellation, until its next heartbeat.
 const PREPARED_TTL: Duration = Duration::from_secs(60);
-/// Apps' VAPID signers and receipt keys kept, and for how long (a changed key is picked up
-/// after this).
-const APPS_CAPACITY: u64 = 10_000;
+/// How long apps' VAPID signers and receipt keys are kept (a changed key is picked up after
+/// this).
 const APPS_TTL: Duration = Duration::from_secs(600);
 
 /// Work shared by the lanes' workers.
@@ -164,14 +163,8 @@ impl Engine {
             config,
             bulk,
             priority,
-            apps: moka::sync::Cache::builder()
-                .max_capacity(APPS_CAPACITY)
-                .time_to_live(APPS_TTL)
-                .build(),
-            notifications: moka::sync::Cache::builder()
-                .max_capacity(PREPARED_CAPACITY)
-                .time_to_live(PREPARED_TTL)
-                .build(),
+            apps: crate::cache::bounded(APPS_TTL),
+            notifications: crate::cache::bounded(PREPARED_TTL),
             expiry: lifecycle::Windows::default(),
             wake: Arc::new(EngineWaker::default()),
             policy: Default::default(),

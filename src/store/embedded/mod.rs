@@ -161,3 +161,41 @@ impl Store for EmbeddedStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Subscription, SubscriptionStore};
+
+    /// A store far larger than its cache works and reopens whole: the cap limits memory, not
+    /// what the file holds.
+    #[tokio::test]
+    async fn a_store_larger_than_its_one_mib_cache_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let subscriptions: Vec<Subscription> = (0..20_000)
+            .map(|i| {
+                let endpoint = format!("https://push.example/send/{i:0>150}");
+                Subscription::new("app", &endpoint, [4; 65], [7; 16], 1_760_000_000)
+            })
+            .collect();
+        {
+            let store = EmbeddedStore::open_with_cache(dir.path(), 1).unwrap();
+            for batch in subscriptions.chunks(5_000) {
+                store.insert_subscriptions(batch).await.unwrap();
+            }
+            assert_eq!(store.count_subscriptions("app").await.unwrap(), 20_000);
+        }
+        let store = EmbeddedStore::open_with_cache(dir.path(), 1).unwrap();
+        for sub in subscriptions.iter().step_by(997) {
+            let read = store.get_subscription("app", sub.id).await.unwrap();
+            assert_eq!(read.map(|s| s.endpoint), Some(sub.endpoint.clone()));
+        }
+        assert!(
+            std::fs::metadata(dir.path().join("aviso.redb"))
+                .unwrap()
+                .len()
+                > 2 * 1024 * 1024,
+            "the file outgrew the cache"
+        );
+    }
+}

@@ -129,12 +129,7 @@ impl Via {
     }
 
     async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
-        let data_dir = self
-            .store
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| "aviso-data".into());
-        Ok(store::open(self.store.redis_url.as_deref(), &data_dir).await?)
+        self.store.open().await
     }
 }
 

@@ -49,6 +49,11 @@ pub struct StoreArgs {
     #[arg(long, env = "AVISO_REDIS_URL")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_url: Option<String>,
+    /// Most memory, in MiB, the embedded store keeps as its page cache (read and written
+    /// pages; the OS caches the file besides). Unused with Redis. [default: 64]
+    #[arg(long, env = "AVISO_STORE_CACHE_MB")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_cache_mb: Option<u64>,
 }
 
 impl StoreArgs {
@@ -58,7 +63,31 @@ impl StoreArgs {
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
     }
+
+    /// The embedded store's page cache in MiB, checked: at least 1, at most 1,048,576 (1 TiB).
+    pub fn store_cache_mb(&self) -> Result<u64, ConfigError> {
+        match self.store_cache_mb {
+            None => Ok(crate::store::embedded::DEFAULT_CACHE_MB),
+            Some(mb @ 1..=MAX_STORE_CACHE_MB) => Ok(mb),
+            Some(mb) => Err(ConfigError::new(format!(
+                "store_cache_mb must be 1 to {MAX_STORE_CACHE_MB} (MiB), not {mb}"
+            ))),
+        }
+    }
+
+    /// Opens the store these settings name.
+    pub async fn open(&self) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+        Ok(crate::store::open_with_cache(
+            self.redis_url.as_deref().filter(|u| !u.is_empty()),
+            &self.data_dir(),
+            self.store_cache_mb()?,
+        )
+        .await?)
+    }
 }
+
+/// The largest `store_cache_mb`: 1 TiB, far above any machine this runs on.
+const MAX_STORE_CACHE_MB: u64 = 1 << 20;
 
 /// Every setting of `aviso serve`: its flag, its environment variable and its key in the TOML
 /// file (the field's name), all optional; [`Config::load`] fills in the defaults.
@@ -183,6 +212,8 @@ pub struct Config {
     pub public_url_is_default: bool,
     pub data_dir: PathBuf,
     pub redis_url: Option<String>,
+    /// The embedded store's page cache, in MiB (`store_cache_mb`).
+    pub store_cache_mb: u64,
     /// Push services allowed besides the well-known ones (see `api::public`).
     pub allowed_push_hosts: Vec<PushHost>,
     /// Peers whose `X-Forwarded-For` is believed (see `api::client_ip`).
@@ -367,6 +398,7 @@ impl Config {
             public_url_is_default,
             data_dir: settings.store.data_dir(),
             redis_url: settings.store.redis_url.clone().filter(|u| !u.is_empty()),
+            store_cache_mb: settings.store.store_cache_mb()?,
             allowed_push_hosts,
             trusted_proxies,
             extra_ca_certs: settings.extra_ca_certs.clone(),
@@ -472,6 +504,12 @@ mod tests {
             vec!["fd00::/8".parse::<ipnet::IpNet>().unwrap()]
         );
         assert_eq!(config.public_rate_limit, 7);
+        assert_eq!(
+            config.store_cache_mb,
+            crate::store::embedded::DEFAULT_CACHE_MB
+        );
+        let config = load(&[], "store_cache_mb = 16").unwrap();
+        assert_eq!(config.store_cache_mb, 16, "store_cache_mb from the file");
     }
 
     #[test]
@@ -486,5 +524,7 @@ mod tests {
         assert!(refused(&[], "trusted_proxies = [\"x\"]").contains("trusted_proxies"));
         assert!(refused(&[], "public_app_rate_limit = 0").contains("public_app_rate_limit"));
         assert!(refused(&[], "bulk_nice = 40").contains("bulk_nice"));
+        assert!(refused(&[], "store_cache_mb = 0").contains("store_cache_mb"));
+        assert!(refused(&["--store-cache-mb=2000000"], "").contains("store_cache_mb"));
     }
 }

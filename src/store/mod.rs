@@ -84,13 +84,25 @@ pub fn now_ms() -> u64 {
     clock::now_ms()
 }
 
-/// Opens the configured store: Redis when a URL is given, else the embedded file in `data_dir`.
+/// Opens the configured store: Redis when a URL is given, else the embedded file in `data_dir`
+/// (with the default page cache, [`embedded::DEFAULT_CACHE_MB`]).
 pub async fn open(
     redis_url: Option<&str>,
     data_dir: &std::path::Path,
 ) -> StoreResult<Arc<dyn Store>> {
+    open_with_cache(redis_url, data_dir, embedded::DEFAULT_CACHE_MB).await
+}
+
+/// [`open`], the embedded store's page cache capped at `cache_mb` MiB (unused with Redis).
+pub async fn open_with_cache(
+    redis_url: Option<&str>,
+    data_dir: &std::path::Path,
+    cache_mb: u64,
+) -> StoreResult<Arc<dyn Store>> {
     match redis_url {
         Some(url) => Ok(Arc::new(redis::RedisStore::connect(url).await?)),
-        None => Ok(Arc::new(embedded::EmbeddedStore::open(data_dir)?)),
+        None => Ok(Arc::new(embedded::EmbeddedStore::open_with_cache(
+            data_dir, cache_mb,
+        )?)),
     }
 }

@@ -39,11 +39,27 @@ pub struct EmbeddedStore {
 /// The store's format, recorded in its `meta` table: a file without it is not Aviso's.
 const FORMAT: &str = "aviso-store-1";
 
+/// The page cache `redb` keeps in memory when nothing else is configured, in MiB. redb's own
+/// default is 1 GiB, which a server's resident memory would grow into by ~300 bytes per
+/// subscriber as broadcasts read them; 64 MiB holds the pages a broadcast's scans and the
+/// ledger's writes touch again, and leaves the rest to the OS page cache.
+pub const DEFAULT_CACHE_MB: u64 = 64;
+
 impl EmbeddedStore {
     /// Opens `aviso.redb` in `data_dir`, or creates it when there is none. A file that is there
     /// but is not a store Aviso wrote (empty, truncated, another program's) is refused with
     /// what to do: starting afresh on it would forget every subscriber without a word.
     pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        Self::open_with_cache(data_dir, DEFAULT_CACHE_MB)
+    }
+
+    /// [`Self::open`] with a page cache of at most `cache_mb` MiB (the `store_cache_mb` setting).
+    pub fn open_with_cache(data_dir: &Path, cache_mb: u64) -> StoreResult<Self> {
+        let cache_bytes = usize::try_from(cache_mb.saturating_mul(1024 * 1024)).map_err(|_| {
+            StoreError::Embedded(format!("a cache of {cache_mb} MiB does not fit in memory"))
+        })?;
+        let mut builder = Database::builder();
+        builder.set_cache_size(cache_bytes);
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Embedded(format!(
                 "cannot create data directory {}: {e}",
@@ -67,7 +83,7 @@ impl EmbeddedStore {
             }
         };
         let db = if existing {
-            Database::open(&path).map_err(|e| {
+            builder.open(&path).map_err(|e| {
                 StoreError::Embedded(format!(
                     "cannot open {shown} ({e}): another aviso process may be using this data \
                      directory (stop it, or give this one its own --data-dir), or the file is \
@@ -75,7 +91,8 @@ impl EmbeddedStore {
                 ))
             })?
         } else {
-            Database::create(&path)
+            builder
+                .create(&path)
                 .map_err(|e| StoreError::Embedded(format!("cannot create {shown} ({e})")))?
         };
         tables::prepare(&db, existing, FORMAT).map_err(|e| match e {
@@ -142,5 +159,43 @@ impl Store for EmbeddedStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Subscription, SubscriptionStore};
+
+    /// A store far larger than its cache works and reopens whole: the cap limits memory, not
+    /// what the file holds.
+    #[tokio::test]
+    async fn a_store_larger_than_its_one_mib_cache_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let subscriptions: Vec<Subscription> = (0..20_000)
+            .map(|i| {
+                let endpoint = format!("https://push.example/send/{i:0>150}");
+                Subscription::new("app", &endpoint, [4; 65], [7; 16], 1_760_000_000)
+            })
+            .collect();
+        {
+            let store = EmbeddedStore::open_with_cache(dir.path(), 1).unwrap();
+            for batch in subscriptions.chunks(5_000) {
+                store.insert_subscriptions(batch).await.unwrap();
+            }
+            assert_eq!(store.count_subscriptions("app").await.unwrap(), 20_000);
+        }
+        let store = EmbeddedStore::open_with_cache(dir.path(), 1).unwrap();
+        for sub in subscriptions.iter().step_by(997) {
+            let read = store.get_subscription("app", sub.id).await.unwrap();
+            assert_eq!(read.map(|s| s.endpoint), Some(sub.endpoint.clone()));
+        }
+        assert!(
+            std::fs::metadata(dir.path().join("aviso.redb"))
+                .unwrap()
+                .len()
+                > 2 * 1024 * 1024,
+            "the file outgrew the cache"
+        );
     }
 }

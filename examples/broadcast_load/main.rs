@@ -242,6 +242,10 @@ async fn main() -> anyhow::Result<()> {
         .send()
         .await?;
     answered(broadcast, "POST /v1/notifications (the broadcast)").await?;
+    println!(
+        "the broadcast's POST answered in {:.1} ms (stored, planned, queued)",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     // One-to-one pushes while the broadcast runs.
     let mut probes = Vec::new();
     // How long the API took to answer each probe's creation (stored, planned, queued).

@@ -14,6 +14,9 @@ use std::ops::Range;
 
 use crate::store::{Progress, ScanCursor, Store, StoreResult, Subscription};
 
+/// Shards read at once once a batch has moved past its first.
+const SHARDS_AT_ONCE: u16 = 16;
+
 /// One batch of a task over `shards`.
 pub(super) struct Scanned {
     pub subscriptions: Vec<Subscription>,
@@ -35,24 +38,42 @@ pub(super) async fn scan(
     let first = progress.shard.max(shards.start);
     let (mut shard, mut cursor) = (first, progress.cursor.clone());
     let mut subscriptions = Vec::new();
-    while shard < shards.end {
+    'shards: while shard < shards.end {
         // In the batch's first shard, stop at the batch; in a later one, at the shard's end.
         let stop_at = if shard == first { limit } else { 2 * limit };
-        let batch = store
-            .scan_shard(app_id, shard, &cursor, stop_at - subscriptions.len())
-            .await?;
-        subscriptions.extend(batch.subscriptions);
-        match batch.next {
-            Some(next) if subscriptions.len() >= stop_at => {
-                cursor = next;
-                break;
+        // The shards after the first are read several at once (a small audience's hold a few
+        // subscribers each, and each read is a store round trip); those after one that is not
+        // done, or after the batch is full, are read for nothing.
+        let width = if shard == first {
+            1
+        } else {
+            SHARDS_AT_ONCE.min(shards.end - shard)
+        };
+        let reads = (0..width).map(|i| {
+            let (from, want) = match i {
+                0 => (cursor.clone(), stop_at - subscriptions.len()),
+                _ => (ScanCursor::start(), limit),
+            };
+            async move { store.scan_shard(app_id, shard + i, &from, want).await }
+        });
+        for page in futures::future::try_join_all(reads).await? {
+            subscriptions.extend(page.subscriptions);
+            match page.next {
+                Some(next) => {
+                    cursor = next;
+                    if subscriptions.len() >= stop_at {
+                        break 'shards;
+                    }
+                    // This shard goes on from its cursor; the pages after it wait their turn.
+                    continue 'shards;
+                }
+                None => {
+                    (shard, cursor) = (shard + 1, ScanCursor::start());
+                    if subscriptions.len() >= limit {
+                        break 'shards;
+                    }
+                }
             }
-            Some(next) => cursor = next,
-            None if subscriptions.len() >= limit => {
-                (shard, cursor) = (shard + 1, ScanCursor::start());
-                break;
-            }
-            None => (shard, cursor) = (shard + 1, ScanCursor::start()),
         }
     }
     Ok(Scanned {

@@ -191,9 +191,9 @@ async fn start_engine(
         lease: config.task_lease,
         // Tasks planned by another instance (an API-only one, say) are found at a poll: on a
         // shared store often enough that a broadcast's first message leaves within tens of
-        // milliseconds of its creation (8 workers × 50 claims a second, each one short Lua
-        // script; the priority lane polls more often still). Tasks planned here wake the
-        // workers at once whatever the interval.
+        // milliseconds of its creation (each tick wakes one idle worker: 50 looks a second,
+        // each one short Lua script; the priority lane polls more often still). Tasks planned
+        // here wake the workers at once whatever the interval.
         poll_interval: std::time::Duration::from_millis(if store.is_shared() { 20 } else { 100 }),
         // A shared store gets one-to-one pushes from other instances, which this one may take;
         // an unshared one's tasks are all planned here, and wake the workers themselves.

@@ -7,12 +7,7 @@ use super::CommandResult;
 use crate::config::Config;
 
 pub async fn endpoints(config: Config) -> CommandResult {
-    let store = crate::store::open_with_cache(
-        config.redis_url.as_deref(),
-        &config.data_dir,
-        config.store_cache_mb,
-    )
-    .await?;
+    let store = config.open_store().await?;
     let report = crate::migrate::canonicalise_endpoints(store.as_ref()).await?;
     println!(
         "scanned {} subscriptions: {} moved to their canonical endpoint ({} merged into an existing one), {} unparsable left as they are",

@@ -32,13 +32,7 @@ impl ServeCommand {
             Role::All | Role::Sender => Some(Senders::new(&config)?),
         };
         let metrics = super::metrics::install()?;
-        let store = store::open_with_cache(
-            config.redis_url.as_deref(),
-            &config.data_dir,
-            config.store_cache_mb,
-        )
-        .await
-        .context("cannot open the store")?;
+        let store = config.open_store().await.context("cannot open the store")?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| {

@@ -295,6 +295,18 @@ fn check_file_keys(path: &Path) -> Result<(), ConfigError> {
 }
 
 impl Config {
+    /// Opens the store these settings name (Redis, or the embedded file with its page cache).
+    pub async fn open_store(
+        &self,
+    ) -> crate::store::StoreResult<std::sync::Arc<dyn crate::store::Store>> {
+        crate::store::open_with_cache(
+            self.redis_url.as_deref(),
+            &self.data_dir,
+            self.store_cache_mb,
+        )
+        .await
+    }
+
     /// Merges flags, environment and file, applies the defaults and checks every value.
     pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
         let settings = args.merged()?;

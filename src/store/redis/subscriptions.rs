@@ -52,10 +52,11 @@ impl RedisStore {
     }
 }
 
-/// A script's arguments per shard key: each subscription's id, then what `rest` gives for it.
+/// A script's arguments per shard key: each subscription's id, then what `rest` pushes for it
+/// (into the shard's arguments: no list of its own per subscriber on this per-message path).
 fn by_shard(
     subscriptions: &[Subscription],
-    rest: impl Fn(&Subscription) -> Vec<Vec<u8>>,
+    rest: impl Fn(&Subscription, &mut Vec<Vec<u8>>),
 ) -> BTreeMap<String, Vec<Vec<u8>>> {
     let mut args: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     for sub in subscriptions {
@@ -63,7 +64,7 @@ fn by_shard(
             .entry(keys::shard(&sub.app_id, sub.id.shard()))
             .or_default();
         shard.push(sub.id.to_bytes().to_vec());
-        shard.extend(rest(sub));
+        rest(sub, shard);
     }
     args
 }
@@ -81,13 +82,13 @@ impl RedisStore {
         if outcome.delivered.is_empty() && outcome.stale.is_empty() {
             return Ok(());
         }
-        let touched = by_shard(outcome.delivered, |sub| {
-            vec![
-                sub.activity.record_bytes(),
-                sub.activity.delivered(outcome.delivered_at).record_bytes(),
-            ]
+        let touched = by_shard(outcome.delivered, |sub, args| {
+            args.push(sub.activity.record_bytes());
+            args.push(sub.activity.delivered(outcome.delivered_at).record_bytes());
         });
-        let stale = by_shard(outcome.stale, |sub| vec![sub.activity.record_bytes()]);
+        let stale = by_shard(outcome.stale, |sub, args| {
+            args.push(sub.activity.record_bytes());
+        });
         let conn = self.conn().await?;
         let run = |script: &'static str, key: String, args: Vec<Vec<u8>>| {
             let mut conn = conn.clone();

@@ -12,6 +12,7 @@ mod ledger;
 mod notifications;
 mod policy;
 mod profiles;
+mod readers;
 mod subscriptions;
 mod tables;
 mod triggers;
@@ -22,10 +23,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, TableDefinition};
 use serde::de::DeserializeOwned;
 
 use crate::store::{Store, StoreError, StoreResult};
+use readers::Readers;
 use writer::Writer;
 
 /// The embedded store.
@@ -34,6 +36,7 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: Writer,
     caps: caps::Caps,
+    readers: Readers,
 }
 
 /// The store's format, recorded in its `meta` table: a file without it is not Aviso's.
@@ -105,7 +108,13 @@ impl EmbeddedStore {
         let caps = caps::Caps::load(&db)?;
         let db = Arc::new(db);
         let writer = Writer::start(&db)?;
-        Ok(Self { db, writer, caps })
+        let readers = Readers::start(&db)?;
+        Ok(Self {
+            db,
+            writer,
+            caps,
+            readers,
+        })
     }
 
     /// Runs `work` in the writer's next transaction; answers once it is committed and on disk.
@@ -116,15 +125,12 @@ impl EmbeddedStore {
         self.writer.write(true, work).await
     }
 
-    /// Runs `work` in a read transaction, off the async runtime's threads.
+    /// Runs `work` in a read transaction on one of the [`readers`] threads.
     async fn read<T: Send + 'static>(
         &self,
         work: impl FnOnce(&redb::ReadTransaction) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || work(&db.begin_read()?))
-            .await
-            .map_err(|e| StoreError::Embedded(format!("store task failed: {e}")))?
+        self.readers.read(work).await
     }
 
     /// The JSON document at `(first, second)` of a table keyed by two strings (an app's
@@ -196,6 +202,32 @@ mod tests {
                 .len()
                 > 2 * 1024 * 1024,
             "the file outgrew the cache"
+        );
+    }
+
+    /// The threads of this process (Linux).
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task").unwrap().count()
+    }
+
+    /// Many reads at once wait for a reader instead of starting a thread each.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_at_once_start_no_thread_beyond_the_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let sub = Subscription::new("app", "https://push.example/1", [4; 65], [7; 16], 1);
+        store.insert_subscriptions(std::slice::from_ref(&sub)).await.unwrap();
+        let before = threads();
+        let reads = (0..400).map(|_| store.get_subscription("app", sub.id));
+        for read in futures::future::join_all(reads).await {
+            assert!(read.unwrap().is_some());
+        }
+        let started = threads().saturating_sub(before);
+        assert_eq!(
+            started,
+            0,
+            "400 reads at once started {started} threads beside the store's {} readers",
+            readers::count()
         );
     }
 }

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `--aviso PATH`: the sender binary to run (default `target/release/aviso`), so that two
-//! builds can be measured in turn against the same driver and floor.
+//! builds can be measured in turn against the same driver and floor. `--bare-host` for a build
+//! from before the allowed push hosts took `HOST:PORT` (before the store re-cut).
 //! The sender and this driver use the multi-buffer P-256 backend where it opens (see the
 //! `aviso-crypto-mb` crate); `AVISO_CRYPTO_MB=off` in the environment turns it off in both, for
 //! an A/B of one binary.
@@ -99,7 +100,13 @@ async fn main() -> anyhow::Result<()> {
     let setup = Setup {
         aviso: arg("--aviso").unwrap_or_else(|| "target/release/aviso".to_owned()),
         ca: dir.path().join("ca.pem"),
-        mock: service.address().to_string(),
+        // `--bare-host`: the host alone, for builds from before `HOST:PORT` entries (they took
+        // bare hosts, on any port; later builds allow a bare host on 443 only).
+        mock: if flag("--bare-host") {
+            service.address().ip().to_string()
+        } else {
+            service.address().to_string()
+        },
         redis: redis_url.clone(),
     };
     service.write_ca_cert(&setup.ca)?;
@@ -117,11 +124,14 @@ async fn main() -> anyhow::Result<()> {
     let batch_floor_before_us = batch_floor_us(&keys)?;
 
     let mut server = Serve::start(&setup, &data_dir, false)?;
-    let (app, key, admin_key) = (
-        server.field("app_id")?,
-        server.field("api_key")?,
-        server.field("admin_key")?,
-    );
+    let (app, key) = (server.field("app_id")?, server.field("api_key")?);
+    // Read only when a run needs it: builds from before the admin key print none, and can
+    // still be measured against this driver.
+    let admin_key = if policy || webhooks {
+        server.field("admin_key")?
+    } else {
+        String::new()
+    };
     let client = reqwest::Client::new();
     if policy {
         api::put_policy(&client, &server.base, &admin_key).await?;

@@ -16,7 +16,8 @@ pub struct Setup {
     pub aviso: String,
     /// The mock's CA certificate, trusted for push-service connections.
     pub ca: PathBuf,
-    /// The mock's `HOST:PORT`: the push service and the webhook target.
+    /// The mock's `HOST:PORT` (or its host alone, `--bare-host`): the push service and the
+    /// webhook target.
     pub mock: String,
     /// Redis or Cluster URL(s); `None`: the embedded store.
     pub redis: Option<String>,

@@ -18,8 +18,8 @@ use redb::{Database, ReadableDatabase};
 
 use crate::store::{StoreError, StoreResult};
 
-/// One read, run on a reader thread with the database (or `None` once it is closed).
-type ReadJob = Box<dyn FnOnce(Option<&Database>) + Send>;
+/// One read, run on a reader thread with the database (which it upgrades for the read only).
+type ReadJob = Box<dyn FnOnce(&Weak<Database>) + Send>;
 
 /// How many reader threads: twice the cores, at least 4.
 pub(super) fn count() -> usize {
@@ -53,11 +53,13 @@ impl Readers {
     ) -> StoreResult<T> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: ReadJob = Box::new(move |db| {
-            let out = match db {
+            let out = match db.upgrade() {
                 Some(db) => std::panic::catch_unwind(AssertUnwindSafe(|| work(&db.begin_read()?)))
                     .unwrap_or_else(|_| Err(StoreError::Embedded("a store read panicked".into()))),
                 None => Err(StoreError::Embedded("the store is closed".into())),
             };
+            // The database (upgraded above) is let go before the answer: a caller that drops
+            // the store on it and opens the same file again finds it closed.
             let _ = reply.send(out);
         });
         self.jobs
@@ -72,9 +74,8 @@ impl Readers {
 /// A reader thread: runs jobs until every handle is gone.
 fn run(db: &Weak<Database>, queue: &Receiver<ReadJob>) {
     while let Ok(job) = queue.recv() {
-        // Upgraded per job, so that a thread never keeps the file open after its store is
-        // dropped (reopening the same directory must work at once).
-        let db = db.upgrade();
-        job(db.as_deref());
+        // Upgraded inside each job, so that a thread never keeps the file open after its
+        // store is dropped (reopening the same directory must work at once).
+        job(db);
     }
 }

@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use crate::store::{Progress, ScanCursor, Store, StoreResult, Subscription};
 
-/// Shards read at once once a batch has moved past its first.
+/// Shards read at once.
 const SHARDS_AT_ONCE: u16 = 16;
 
 /// One batch of a task over `shards`.
@@ -38,25 +38,22 @@ pub(super) async fn scan(
     let first = progress.shard.max(shards.start);
     let (mut shard, mut cursor) = (first, progress.cursor.clone());
     let mut subscriptions = Vec::new();
+    // In the batch's first shard, stop at the batch; in a later one, at the shard's end.
+    let stop_at = |shard: u16| if shard == first { limit } else { 2 * limit };
     'shards: while shard < shards.end {
-        // In the batch's first shard, stop at the batch; in a later one, at the shard's end.
-        let stop_at = if shard == first { limit } else { 2 * limit };
-        // The shards after the first are read several at once (a small audience's hold a few
-        // subscribers each, and each read is a store round trip); those after one that is not
-        // done, or after the batch is full, are read for nothing.
-        let width = if shard == first {
-            1
-        } else {
-            SHARDS_AT_ONCE.min(shards.end - shard)
-        };
+        // The shards are read several at once, the batch's first among them (a small
+        // audience's hold a few subscribers each, and each read is a store round trip); those
+        // after one that is not done, or after the batch is full, are read for nothing.
+        let width = SHARDS_AT_ONCE.min(shards.end - shard);
         let reads = (0..width).map(|i| {
             let (from, want) = match i {
-                0 => (cursor.clone(), stop_at - subscriptions.len()),
+                0 => (cursor.clone(), stop_at(shard) - subscriptions.len()),
                 _ => (ScanCursor::start(), limit),
             };
             async move { store.scan_shard(app_id, shard + i, &from, want).await }
         });
         for page in futures::future::try_join_all(reads).await? {
+            let stop_at = stop_at(shard);
             subscriptions.extend(page.subscriptions);
             match page.next {
                 Some(next) => {

@@ -216,7 +216,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let sub = Subscription::new("app", "https://push.example/1", [4; 65], [7; 16], 1);
-        store.insert_subscriptions(std::slice::from_ref(&sub)).await.unwrap();
+        store
+            .insert_subscriptions(std::slice::from_ref(&sub))
+            .await
+            .unwrap();
         let before = threads();
         let reads = (0..400).map(|_| store.get_subscription("app", sub.id));
         for read in futures::future::join_all(reads).await {

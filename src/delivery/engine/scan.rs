@@ -1,13 +1,14 @@
 //! Reading a broadcast task's subscribers: one batch at a time, from its checkpoint, across as
 //! many of its shards as it takes to fill the batch. A task over one shard reads that shard; a
-//! task over a range (a small audience, planned as a few tasks: `notify::plan`) reads shard
-//! after shard, so that its batches are full however few subscribers each shard holds.
+//! task over a range (a small audience, planned as a few tasks: `notify::plan`) reads its
+//! shards in order, 16 at a time (one round trip for the 16), so that its batches are full
+//! however few subscribers each shard holds.
 //!
 //! A shard that the batch moved on to is read to its end (up to twice the batch), so that a
 //! range's checkpoints fall between shards: a checkpoint inside a shard holds the backend's scan
 //! cursor, and a Redis HSCAN cursor does not survive a Redis restart (the Redis store then reads
-//! the shard again from its start: `store/redis/lua/scan_shard.lua`), which sends its first
-//! part twice. Only a shard with more subscribers than a batch (a large broadcast, one shard a
+//! the shard again from its start: the run id in its cursor, `store/redis/lua/run_id.lua`),
+//! which sends its first part twice. Only a shard with more subscribers than a batch (a large broadcast, one shard a
 //! task) is checkpointed inside.
 
 use std::ops::Range;

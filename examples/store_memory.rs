@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use aviso::store::redis::RedisStore;
-use aviso::store::{SHARDS, ScanCursor, Subscription, SubscriptionStore};
+use aviso::store::{SHARDS, ScanCursor, ShardAt, Subscription, SubscriptionStore};
 
 const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
                 let mut cursor = ScanCursor::start();
                 loop {
                     let batch = store
-                        .scan_shard(&app_id, shard as u16, &cursor, 1000)
+                        .scan_shard(ShardAt::new(&app_id, shard as u16, &cursor), 1000)
                         .await?;
                     scanned.fetch_add(batch.subscriptions.len() as u64, Ordering::Relaxed);
                     match batch.next {

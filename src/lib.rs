@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod notify;
 pub mod policy;
 pub mod push;
+pub mod refs;
 pub mod store;
 pub mod transport;
 pub mod triggers;

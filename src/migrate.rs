@@ -10,7 +10,9 @@
 //! safe while servers run: a renewal is atomic or ordered like any other.
 
 use crate::push::subscription::canonical_endpoint;
-use crate::store::{Replaced, SHARDS, ScanCursor, Store, StoreResult, Subscription};
+use crate::store::{
+    Replaced, Replacing, SHARDS, ScanCursor, ShardAt, Store, StoreResult, Subscription,
+};
 
 /// What a migration did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +37,9 @@ pub async fn canonicalise_endpoints(store: &dyn Store) -> StoreResult<EndpointMi
         for shard in 0..SHARDS {
             let mut cursor = ScanCursor::start();
             loop {
-                let batch = store.scan_shard(&app.id, shard, &cursor, BATCH).await?;
+                let batch = store
+                    .scan_shard(ShardAt::new(&app.id, shard, &cursor), BATCH)
+                    .await?;
                 for sub in &batch.subscriptions {
                     report.scanned += 1;
                     move_to_canonical(store, sub, &mut report).await?;
@@ -76,7 +80,7 @@ async fn move_to_canonical(
         target = existing.clone();
     }
     if let Replaced::Moved { .. } = store
-        .replace_subscription(sub.id, &sub.auth, &target)
+        .replace_subscription(Replacing::new(sub.id, &sub.auth), &target)
         .await?
     {
         report.moved += 1;

@@ -63,7 +63,7 @@ impl Rig {
     /// Stores `n` subscriptions of `app_id` sharing one key pair (the mock counts, it need not
     /// decrypt), each linked to profile `p{i}` when `profiles`; their endpoint ids are `s{i}`.
     async fn seed(&self, app_id: &str, n: usize, profiles: bool) {
-        use aviso::store::{ProfileStore, SubscriptionStore};
+        use aviso::store::{ProfileRef, ProfileStore, SubscriptionStore};
         let template = self.service.subscribe("template");
         let keys =
             aviso::push::PushSubscription::from_json(template.to_string().as_bytes()).unwrap();
@@ -90,7 +90,7 @@ impl Rig {
                 let id = s.id;
                 async move {
                     self.store
-                        .link_subscription(app_id, &format!("p{i}"), id)
+                        .link_subscription(ProfileRef::new(app_id, &format!("p{i}")), id)
                         .await
                         .unwrap()
                 }

@@ -16,7 +16,8 @@ use aviso::store::{
     Refused, Replaced, SHARDS, ScanCursor, Scheduled, Settle, Store, StoreError, Subscription,
     SubscriptionId, SubscriptionStore, Task, TaskStep, TaskTarget, Upserted, hash_api_key,
 };
-use aviso::triggers::model::{PendingSend, Repeat, Trigger, TriggerRequest};
+use aviso::store::{Bucket, ProfileRef, Replacing, ShardAt, StateSave, WebhookRef};
+use aviso::triggers::model::{PendingSend, Repeat, SendRef, Trigger, TriggerRef, TriggerRequest};
 use aviso::webhooks::{DeadLetter, EventType, OutboxEntry, Webhook, WebhookState};
 
 fn app(id: &str) -> App {
@@ -129,7 +130,7 @@ async fn scan_all(store: &dyn Store, app_id: &str, limit: usize) -> Vec<Subscrip
         let mut cursor = ScanCursor::start();
         loop {
             let batch = store
-                .scan_shard(app_id, shard, &cursor, limit)
+                .scan_shard(ShardAt::new(app_id, shard, &cursor), limit)
                 .await
                 .unwrap();
             assert!(batch.subscriptions.iter().all(|s| s.id.shard() == shard));
@@ -236,7 +237,7 @@ pub async fn subscriptions(store: Arc<dyn Store>) {
     // With the current auth as proof, they change.
     assert_eq!(
         store
-            .replace_subscription(sub.id, &[9; 16], &again)
+            .replace_subscription(Replacing::new(sub.id, &[9; 16]), &again)
             .await
             .unwrap(),
         Replaced::Refused(Refused::WrongAuth)
@@ -246,7 +247,7 @@ pub async fn subscriptions(store: Arc<dyn Store>) {
     rekeyed.tags.clear();
     assert_eq!(
         store
-            .replace_subscription(sub.id, &sub.auth, &rekeyed)
+            .replace_subscription(Replacing::new(sub.id, &sub.auth), &rekeyed)
             .await
             .unwrap(),
         Replaced::Moved { created: false }
@@ -320,15 +321,15 @@ pub async fn profiles(store: Arc<dyn Store>) {
     store.update_profile("p", &removal).await.unwrap();
 
     store
-        .link_subscription("p", "crm-1", subs[0].id)
+        .link_subscription(ProfileRef::new("p", "crm-1"), subs[0].id)
         .await
         .unwrap();
     store
-        .link_subscription("p", "crm-1", subs[1].id)
+        .link_subscription(ProfileRef::new("p", "crm-1"), subs[1].id)
         .await
         .unwrap();
     store
-        .link_subscription("p", "crm-1", subs[1].id)
+        .link_subscription(ProfileRef::new("p", "crm-1"), subs[1].id)
         .await
         .unwrap();
     let profile = store.get_profile("p", "crm-1").await.unwrap().unwrap();
@@ -347,7 +348,7 @@ pub async fn profiles(store: Arc<dyn Store>) {
     );
     assert!(matches!(
         store
-            .link_subscription("p", "crm-1", SubscriptionId(7))
+            .link_subscription(ProfileRef::new("p", "crm-1"), SubscriptionId(7))
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -365,7 +366,7 @@ pub async fn profiles(store: Arc<dyn Store>) {
 
     // GDPR erasure: the profile and its subscriptions go; others stay.
     store
-        .link_subscription("p", "crm-1", subs[2].id)
+        .link_subscription(ProfileRef::new("p", "crm-1"), subs[2].id)
         .await
         .unwrap();
     assert_eq!(store.erase_profile("p", "crm-1").await.unwrap(), 2);
@@ -460,21 +461,21 @@ pub async fn notifications_counters_and_limits(store: Arc<dyn Store>) {
     let window = Duration::from_secs(3600);
     assert_eq!(
         store
-            .count_profile_send("n", "crm-1", window)
+            .count_profile_send(ProfileRef::new("n", "crm-1"), window)
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         store
-            .count_profile_send("n", "crm-1", window)
+            .count_profile_send(ProfileRef::new("n", "crm-1"), window)
             .await
             .unwrap(),
         2
     );
     assert_eq!(
         store
-            .count_profile_send("n", "crm-2", window)
+            .count_profile_send(ProfileRef::new("n", "crm-2"), window)
             .await
             .unwrap(),
         1
@@ -871,7 +872,7 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
     let mut progress = a.progress.clone();
     for round in 0..4 {
         let scanned = store
-            .scan_shard("t", shard, &progress.cursor, batch)
+            .scan_shard(ShardAt::new("t", shard, &progress.cursor), batch)
             .await
             .unwrap();
         for sub in &scanned.subscriptions {
@@ -909,7 +910,7 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
     let mut resumed = b.progress.clone();
     loop {
         let scanned = store
-            .scan_shard("t", shard, &resumed.cursor, batch)
+            .scan_shard(ShardAt::new("t", shard, &resumed.cursor), batch)
             .await
             .unwrap();
         for sub in &scanned.subscriptions {
@@ -955,7 +956,11 @@ pub async fn concurrent_links_to_one_profile_are_all_kept(store: Arc<dyn Store>)
     let links = subs.iter().map(|sub| {
         let store = store.clone();
         let id = sub.id;
-        tokio::spawn(async move { store.link_subscription("cl", "crm-ana", id).await })
+        tokio::spawn(async move {
+            store
+                .link_subscription(ProfileRef::new("cl", "crm-ana"), id)
+                .await
+        })
     });
     for link in futures::future::join_all(links).await {
         link.unwrap().unwrap();
@@ -1008,7 +1013,7 @@ pub async fn concurrent_upserts_of_one_endpoint_make_one_subscription(store: Arc
     let first = subscription("cs", 1);
     store.upsert_subscription(&first).await.unwrap();
     store
-        .link_subscription("cs", "crm-cy", first.id)
+        .link_subscription(ProfileRef::new("cs", "crm-cy"), first.id)
         .await
         .unwrap();
     let upserts = (0..30).map(|n| {
@@ -1022,7 +1027,11 @@ pub async fn concurrent_upserts_of_one_endpoint_make_one_subscription(store: Arc
     // Moved to another profile while the upserts run: only links change the link.
     let relink = {
         let store = store.clone();
-        tokio::spawn(async move { store.link_subscription("cs", "crm-cy2", first.id).await })
+        tokio::spawn(async move {
+            store
+                .link_subscription(ProfileRef::new("cs", "crm-cy2"), first.id)
+                .await
+        })
     };
     for upsert in futures::future::join_all(upserts).await {
         upsert.unwrap().unwrap();
@@ -1055,14 +1064,18 @@ pub async fn erase_while_linking_leaves_no_linked_subscription_behind(store: Arc
     store.insert_subscriptions(&during).await.unwrap();
     for sub in &before {
         store
-            .link_subscription("ce", "crm-di", sub.id)
+            .link_subscription(ProfileRef::new("ce", "crm-di"), sub.id)
             .await
             .unwrap();
     }
     let links = during.iter().map(|sub| {
         let store = store.clone();
         let id = sub.id;
-        tokio::spawn(async move { store.link_subscription("ce", "crm-di", id).await })
+        tokio::spawn(async move {
+            store
+                .link_subscription(ProfileRef::new("ce", "crm-di"), id)
+                .await
+        })
     });
     let erase = {
         let store = store.clone();
@@ -1110,11 +1123,11 @@ pub async fn a_batch_record_deletes_its_gone_subscriptions(store: Arc<dyn Store>
     let subs: Vec<_> = (0..4).map(|n| subscription("g", n)).collect();
     store.insert_subscriptions(&subs).await.unwrap();
     store
-        .link_subscription("g", "crm-go", subs[0].id)
+        .link_subscription(ProfileRef::new("g", "crm-go"), subs[0].id)
         .await
         .unwrap();
     store
-        .link_subscription("g", "crm-go", subs[1].id)
+        .link_subscription(ProfileRef::new("g", "crm-go"), subs[1].id)
         .await
         .unwrap();
     let linked = store
@@ -1616,8 +1629,9 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
             .unwrap()
             .is_some_and(|due| due <= now + 30_000)
     );
-    assert!(store.cancel_send("tr", "cart", "ana", "c2").await.unwrap());
-    assert!(!store.cancel_send("tr", "cart", "ana", "c2").await.unwrap());
+    let c2 = SendRef::new(TriggerRef::new("tr", "cart"), "ana", "c2");
+    assert!(store.cancel_send(c2).await.unwrap());
+    assert!(!store.cancel_send(c2).await.unwrap());
     assert_eq!(store.pending_sends_of("tr", "ana").await.unwrap(), [later]);
 
     // 200 due sends, four claimers at once: each claimed exactly once.
@@ -1695,15 +1709,21 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
     assert!(store.pending_sends_of("tr", "bo").await.unwrap().is_empty());
 
     store
-        .add_trigger_counters("tr", "cart", &[("matched", 2), ("sent", 1)])
+        .add_trigger_counters(
+            TriggerRef::new("tr", "cart"),
+            &[("matched", 2), ("sent", 1)],
+        )
         .await
         .unwrap();
     store
-        .add_trigger_counters("tr", "cart", &[("sent", 1)])
+        .add_trigger_counters(TriggerRef::new("tr", "cart"), &[("sent", 1)])
         .await
         .unwrap();
     assert_eq!(
-        store.trigger_counters("tr", "cart").await.unwrap(),
+        store
+            .trigger_counters(TriggerRef::new("tr", "cart"))
+            .await
+            .unwrap(),
         BTreeMap::from([("matched".to_owned(), 2), ("sent".to_owned(), 2)])
     );
     assert!(store.delete_trigger("tr", "cart").await.unwrap());
@@ -1915,12 +1935,21 @@ async fn concurrent_cap_checks_never_pass_the_cap(store: Arc<dyn Store>) {
 
 async fn token_buckets_grant_the_rate_and_say_when_to_come_back(store: Arc<dyn Store>) {
     // 60,000 a minute: a full bucket holds a twentieth of a second's worth.
-    let first = store.take_tokens("tb", "n1", 60_000, 1_500).await.unwrap();
+    let first = store
+        .take_tokens(Bucket::new("tb", "n1", 60_000), 1_500)
+        .await
+        .unwrap();
     assert_eq!(first.granted, 50, "{first:?}");
     // One a minute: one token, then a wait of up to a minute.
-    let one = store.take_tokens("tb", "n2", 1, 5).await.unwrap();
+    let one = store
+        .take_tokens(Bucket::new("tb", "n2", 1), 5)
+        .await
+        .unwrap();
     assert_eq!(one.granted, 1);
-    let none = store.take_tokens("tb", "n2", 1, 5).await.unwrap();
+    let none = store
+        .take_tokens(Bucket::new("tb", "n2", 1), 5)
+        .await
+        .unwrap();
     assert_eq!(none.granted, 0);
     assert!((59_000..=60_000).contains(&none.retry_after_ms), "{none:?}");
     // Concurrent takers share one bucket: 20 of 5 each from a bucket of 10 (12,000 a minute,
@@ -1930,7 +1959,7 @@ async fn token_buckets_grant_the_rate_and_say_when_to_come_back(store: Arc<dyn S
         let store = store.clone();
         tokio::spawn(async move {
             store
-                .take_tokens("tb", "n3", 12_000, 5)
+                .take_tokens(Bucket::new("tb", "n3", 12_000), 5)
                 .await
                 .unwrap()
                 .granted
@@ -1983,7 +2012,10 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
     nothing_kept(&*store, "wa", entry(0), 10).await;
     assert_eq!(
         store
-            .lease_webhook("wa", "wh_1", held_by("w1", Duration::from_secs(5)))
+            .lease_webhook(
+                WebhookRef::new("wa", "wh_1"),
+                held_by("w1", Duration::from_secs(5))
+            )
             .await
             .unwrap(),
         None
@@ -2019,21 +2051,21 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
     // One worker at a time; the lease fences saves; it can be taken over once it runs out.
     let lease = Duration::from_millis(300);
     let mut state = store
-        .lease_webhook("wa", "wh_1", held_by("w1", lease))
+        .lease_webhook(WebhookRef::new("wa", "wh_1"), held_by("w1", lease))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(state, WebhookState::default());
     assert_eq!(
         store
-            .lease_webhook("wa", "wh_1", held_by("w2", lease))
+            .lease_webhook(WebhookRef::new("wa", "wh_1"), held_by("w2", lease))
             .await
             .unwrap(),
         None
     );
     assert!(
         store
-            .lease_webhook("wa", "wh_1", held_by("w1", lease))
+            .lease_webhook(WebhookRef::new("wa", "wh_1"), held_by("w1", lease))
             .await
             .unwrap()
             .is_some(),
@@ -2041,12 +2073,18 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
     );
     state.passed(2);
     store
-        .save_webhook_state("wa", "wh_1", "w1", &state, &[])
+        .save_webhook_state(
+            WebhookRef::new("wa", "wh_1"),
+            StateSave::new("w1", &state, &[]),
+        )
         .await
         .unwrap();
     assert!(matches!(
         store
-            .save_webhook_state("wa", "wh_1", "w2", &state, &[])
+            .save_webhook_state(
+                WebhookRef::new("wa", "wh_1"),
+                StateSave::new("w2", &state, &[])
+            )
             .await,
         Err(StoreError::LeaseLost)
     ));
@@ -2057,14 +2095,17 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
     );
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
     let mut taken = store
-        .lease_webhook("wa", "wh_1", held_by("w2", lease))
+        .lease_webhook(WebhookRef::new("wa", "wh_1"), held_by("w2", lease))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(taken.cursor, 2, "resumes from the saved cursor");
     assert!(matches!(
         store
-            .save_webhook_state("wa", "wh_1", "w1", &state, &[])
+            .save_webhook_state(
+                WebhookRef::new("wa", "wh_1"),
+                StateSave::new("w1", &state, &[])
+            )
             .await,
         Err(StoreError::LeaseLost)
     ));
@@ -2073,7 +2114,7 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
     store.put_webhook(&webhook("wa", "wh_2")).await.unwrap();
     assert_eq!(
         store
-            .webhook_state("wa", "wh_2")
+            .webhook_state(WebhookRef::new("wa", "wh_2"))
             .await
             .unwrap()
             .unwrap()
@@ -2095,20 +2136,34 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
         last_error: "answered 500".into(),
     };
     store
-        .save_webhook_state("wa", "wh_1", "w2", &taken, std::slice::from_ref(&dead))
+        .save_webhook_state(
+            WebhookRef::new("wa", "wh_1"),
+            StateSave::new("w2", &taken, std::slice::from_ref(&dead)),
+        )
         .await
         .unwrap();
     assert_eq!(
-        store.webhook_state("wa", "wh_1").await.unwrap().unwrap(),
+        store
+            .webhook_state(WebhookRef::new("wa", "wh_1"))
+            .await
+            .unwrap()
+            .unwrap(),
         taken
     );
-    assert_eq!(store.dead_letters("wa", "wh_1", 10).await.unwrap(), [dead]);
+    assert_eq!(
+        store
+            .dead_letters(WebhookRef::new("wa", "wh_1"), 10)
+            .await
+            .unwrap(),
+        [dead]
+    );
     let left = store.read_webhook_events("wa", 0, 10).await.unwrap();
     assert_eq!(left.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [6, 7]);
 
     // Deleting the webhook that held the trim back lets it go.
-    assert!(store.delete_webhook("wa", "wh_2").await.unwrap());
-    assert!(!store.delete_webhook("wa", "wh_2").await.unwrap());
+    let (wh_1, wh_2) = (WebhookRef::new("wa", "wh_1"), WebhookRef::new("wa", "wh_2"));
+    assert!(store.delete_webhook(wh_2).await.unwrap());
+    assert!(!store.delete_webhook(wh_2).await.unwrap());
     assert!(
         store
             .read_webhook_events("wa", 0, 10)
@@ -2116,14 +2171,8 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
             .unwrap()
             .is_empty()
     );
-    assert!(store.delete_webhook("wa", "wh_1").await.unwrap());
-    assert!(
-        store
-            .dead_letters("wa", "wh_1", 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(store.delete_webhook(wh_1).await.unwrap());
+    assert!(store.dead_letters(wh_1, 10).await.unwrap().is_empty());
     assert!(store.list_webhooks("wa").await.unwrap().is_empty());
     nothing_kept(&*store, "wa", entry(8), 100).await;
 }
@@ -2164,8 +2213,7 @@ async fn concurrent_webhook_appends_are_numbered_without_gaps(store: Arc<dyn Sto
         tokio::spawn(async move {
             store
                 .lease_webhook(
-                    "wc",
-                    "wh_1",
+                    WebhookRef::new("wc", "wh_1"),
                     held_by(&format!("w{i}"), Duration::from_secs(30)),
                 )
                 .await
@@ -2186,7 +2234,10 @@ pub async fn a_renewal_moves_tags_link_and_activity_and_the_old_one_goes(store: 
     old.locale = "pt-BR".into();
     old.timezone = "Europe/Lisbon".into();
     store.upsert_subscription(&old).await.unwrap();
-    store.link_subscription("rn", "ana", old.id).await.unwrap();
+    store
+        .link_subscription(ProfileRef::new("rn", "ana"), old.id)
+        .await
+        .unwrap();
     store
         .record_receipt("rn", old.id, 1_700_000_500)
         .await
@@ -2194,7 +2245,7 @@ pub async fn a_renewal_moves_tags_link_and_activity_and_the_old_one_goes(store: 
     let other = subscription("rn", 3);
     store.upsert_subscription(&other).await.unwrap();
     store
-        .link_subscription("rn", "ana", other.id)
+        .link_subscription(ProfileRef::new("rn", "ana"), other.id)
         .await
         .unwrap();
 
@@ -2203,7 +2254,7 @@ pub async fn a_renewal_moves_tags_link_and_activity_and_the_old_one_goes(store: 
     new.tags.insert("source".into(), "renewal".into());
     assert_eq!(
         store
-            .replace_subscription(old.id, &[7; 16], &new)
+            .replace_subscription(Replacing::new(old.id, &[7; 16]), &new)
             .await
             .unwrap(),
         Replaced::Refused(Refused::WrongAuth),
@@ -2218,7 +2269,7 @@ pub async fn a_renewal_moves_tags_link_and_activity_and_the_old_one_goes(store: 
     );
     assert_eq!(
         store
-            .replace_subscription(old.id, &old.auth, &new)
+            .replace_subscription(Replacing::new(old.id, &old.auth), &new)
             .await
             .unwrap(),
         Replaced::Moved { created: true }
@@ -2248,7 +2299,7 @@ pub async fn a_renewal_moves_tags_link_and_activity_and_the_old_one_goes(store: 
     // Again (the worker retried): the old one is gone, nothing is written.
     assert_eq!(
         store
-            .replace_subscription(old.id, &old.auth, &new)
+            .replace_subscription(Replacing::new(old.id, &old.auth), &new)
             .await
             .unwrap(),
         Replaced::OldNotFound
@@ -2261,7 +2312,7 @@ pub async fn concurrent_renewals_and_erasures_leave_no_orphan(store: Arc<dyn Sto
         let old = subscription(&app_id, 1);
         store.upsert_subscription(&old).await.unwrap();
         store
-            .link_subscription(&app_id, "bo", old.id)
+            .link_subscription(ProfileRef::new(&app_id, "bo"), old.id)
             .await
             .unwrap();
         let new = subscription(&app_id, 2);
@@ -2272,7 +2323,7 @@ pub async fn concurrent_renewals_and_erasures_leave_no_orphan(store: Arc<dyn Sto
             let (store, new, auth) = (store.clone(), new.clone(), old.auth);
             tasks.push(tokio::spawn(async move {
                 store
-                    .replace_subscription(old.id, &auth, &new)
+                    .replace_subscription(Replacing::new(old.id, &auth), &new)
                     .await
                     .map(|_| 0)
             }));
@@ -2318,7 +2369,7 @@ pub async fn deliveries_and_receipts_keep_activity_and_stale_ones_expire(store: 
     let subs: Vec<_> = (1..=4).map(|n| subscription("ac", n)).collect();
     store.insert_subscriptions(&subs).await.unwrap();
     store
-        .link_subscription("ac", "cy", subs[0].id)
+        .link_subscription(ProfileRef::new("ac", "cy"), subs[0].id)
         .await
         .unwrap();
     store
@@ -2554,7 +2605,10 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
         let store = aviso::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
         store.put_app(&app("r")).await.unwrap();
         store.upsert_subscription(&sub).await.unwrap();
-        store.link_subscription("r", "crm-9", sub.id).await.unwrap();
+        store
+            .link_subscription(ProfileRef::new("r", "crm-9"), sub.id)
+            .await
+            .unwrap();
         store.put_notification(&note("r", "n1", 1)).await.unwrap();
         // A cap count is not flushed on its own; the durable writes after it carry it.
         assert_eq!(
@@ -2654,7 +2708,10 @@ async fn a_shard_scan_resumed_across_a_redis_restart_misses_nobody() {
     let mut handed_out: HashSet<SubscriptionId> = HashSet::new();
     let mut cursor = ScanCursor::start();
     for _ in 0..3 {
-        let batch = store.scan_shard("rs", 5, &cursor, 500).await.unwrap();
+        let batch = store
+            .scan_shard(ShardAt::new("rs", 5, &cursor), 500)
+            .await
+            .unwrap();
         handed_out.extend(batch.subscriptions.iter().map(|s| s.id));
         cursor = batch.next.expect("the shard holds more than three batches");
     }
@@ -2663,7 +2720,7 @@ async fn a_shard_scan_resumed_across_a_redis_restart_misses_nobody() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut next = Some(cursor);
     while let Some(cursor) = next.take() {
-        match store.scan_shard("rs", 5, &cursor, 500).await {
+        match store.scan_shard(ShardAt::new("rs", 5, &cursor), 500).await {
             Ok(batch) => {
                 handed_out.extend(batch.subscriptions.iter().map(|s| s.id));
                 next = batch.next;

@@ -285,7 +285,7 @@ async fn subscriptions_that_never_answer_expire_after_the_window() {
 /// spelled with an uppercase host and `:443` (tagged, linked), and one with a trailing dot whose
 /// browser has since subscribed again under the canonical spelling with new keys.
 async fn store_old_spellings(store: &dyn aviso::store::Store) -> [aviso::store::Subscription; 3] {
-    use aviso::store::Subscription;
+    use aviso::store::{ProfileRef, Subscription};
     let mut upper = Subscription::new("m", "https://PUSH.Test:443/p/1", [4; 65], [1; 16], 100);
     upper.tags.insert("plan".into(), "pro".into());
     let dotted = Subscription::new("m", "https://push.test./p/2", [4; 65], [2; 16], 100);
@@ -310,8 +310,14 @@ async fn store_old_spellings(store: &dyn aviso::store::Store) -> [aviso::store::
         .insert_subscriptions(&[upper.clone(), dotted.clone(), current.clone()])
         .await
         .unwrap();
-    store.link_subscription("m", "ana", upper.id).await.unwrap();
-    store.link_subscription("m", "bo", dotted.id).await.unwrap();
+    store
+        .link_subscription(ProfileRef::new("m", "ana"), upper.id)
+        .await
+        .unwrap();
+    store
+        .link_subscription(ProfileRef::new("m", "bo"), dotted.id)
+        .await
+        .unwrap();
     [upper, dotted, current]
 }
 

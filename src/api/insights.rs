@@ -23,7 +23,8 @@ use crate::notify::Notification;
 use crate::notify::model::{Audience, Status};
 use crate::notify::segment::Filter;
 use crate::store::{
-    App, Profile, SHARDS, ScanCursor, Scope, Store, StoreResult, Subscription, SubscriptionId,
+    App, Profile, SHARDS, ScanCursor, Scope, ShardAt, Store, StoreResult, Subscription,
+    SubscriptionId,
 };
 
 /// Subscriptions scanned at most for statistics and reach (then the answer is a sample).
@@ -98,7 +99,10 @@ impl<'a> Scan<'a> {
             }
             let batch = self
                 .store
-                .scan_shard(self.app_id, self.shard, &self.cursor, SCAN_BATCH)
+                .scan_shard(
+                    ShardAt::new(self.app_id, self.shard, &self.cursor),
+                    SCAN_BATCH,
+                )
                 .await?;
             match batch.next {
                 Some(next) => self.cursor = next,

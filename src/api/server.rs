@@ -18,7 +18,7 @@ use crate::notify::life::{Accounting, SeriesPoint};
 use crate::notify::model::{MAX_ID_LEN, check_length};
 use crate::notify::service::Created;
 use crate::notify::{Notification, NotificationRequest};
-use crate::store::{App, AttributeValue, Profile, ProfileUpdate, SubscriptionId};
+use crate::store::{App, AttributeValue, Profile, ProfileRef, ProfileUpdate, SubscriptionId};
 
 /// Longest line of a bulk import.
 const MAX_IMPORT_LINE: usize = 64 * 1024;
@@ -239,7 +239,7 @@ pub async fn link_subscription(
         .map_err(|e: crate::store::StoreError| ApiError::bad("subscription_id", e.to_string()))?;
     state
         .store()
-        .link_subscription(&app.id, &path.external_id, id)
+        .link_subscription(ProfileRef::new(&app.id, &path.external_id), id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiResult, problem};
 use super::extract::{Json, Path};
 use super::{ApiState, AuthedApp};
 use crate::store::now_ms;
-use crate::triggers::model::{Event, MAX_BATCH, Trigger, TriggerRequest};
+use crate::triggers::model::{Event, MAX_BATCH, Trigger, TriggerRef, TriggerRequest};
 use crate::triggers::service::{Ingested, TriggerError, TriggerService};
 
 /// Largest events body: a batch of [`MAX_BATCH`] events with their properties.
@@ -68,7 +68,7 @@ pub struct TriggerList {
 async fn view(state: &ApiState, trigger: Trigger) -> ApiResult<TriggerView> {
     let counters = state
         .store()
-        .trigger_counters(&trigger.app_id, &trigger.name)
+        .trigger_counters(TriggerRef::from(&trigger))
         .await?;
     Ok(TriggerView { trigger, counters })
 }

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ApiResult, problem};
 use super::extract::{Json, Path, Query};
 use super::{AdminKey, ApiState};
-use crate::store::now_ms;
+use crate::store::{WebhookRef, now_ms};
 use crate::webhooks::model::{MAX_WEBHOOKS_PER_APP, new_id, new_secret};
 use crate::webhooks::target::check_url;
 use crate::webhooks::{DeadLetter, EventType, OutboxEntry, Webhook, WebhookState};
@@ -147,7 +147,7 @@ pub async fn list_webhooks(
 ) -> ApiResult<axum::Json<WebhookList>> {
     let mut webhooks = Vec::new();
     for webhook in state.store().list_webhooks(&app.id).await? {
-        let delivery = state.store().webhook_state(&app.id, &webhook.id).await?;
+        let delivery = state.store().webhook_state((&webhook).into()).await?;
         webhooks.push(WebhookView::of(webhook, delivery));
     }
     Ok(axum::Json(WebhookList { webhooks }))
@@ -168,7 +168,7 @@ pub async fn delete_webhook(
 ) -> ApiResult<StatusCode> {
     if state
         .store()
-        .delete_webhook(&app.id, &path.webhook_id)
+        .delete_webhook(WebhookRef::new(&app.id, &path.webhook_id))
         .await?
     {
         Ok(StatusCode::NO_CONTENT)
@@ -234,7 +234,7 @@ pub async fn dead_letters(
     }
     if state
         .store()
-        .webhook_state(&app.id, &path.webhook_id)
+        .webhook_state(WebhookRef::new(&app.id, &path.webhook_id))
         .await?
         .is_none()
     {
@@ -242,7 +242,7 @@ pub async fn dead_letters(
     }
     let dead_letters = state
         .store()
-        .dead_letters(&app.id, &path.webhook_id, limit)
+        .dead_letters(WebhookRef::new(&app.id, &path.webhook_id), limit)
         .await?;
     Ok(axum::Json(DeadLetters { dead_letters }))
 }

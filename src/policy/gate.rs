@@ -21,7 +21,9 @@ use super::quiet::{self, When};
 use crate::notify::Notification;
 use crate::notify::model::Audience;
 use crate::push::Urgency;
-use crate::store::{CapCheck, CapScope, Store, StoreResult, Subscription, Task, TaskTarget};
+use crate::store::{
+    Bucket, CapCheck, CapScope, Store, StoreResult, Subscription, Task, TaskTarget,
+};
 
 /// How long a policy read from the store is used before it is read again: a change holds on
 /// every instance within this.
@@ -227,7 +229,7 @@ impl Gate {
                 }
                 loop {
                     let grant = match store
-                        .take_tokens(&bucket.0, &bucket.1, rate, left.min(chunk))
+                        .take_tokens(Bucket::new(&bucket.0, &bucket.1, rate), left.min(chunk))
                         .await
                     {
                         Ok(grant) => grant,

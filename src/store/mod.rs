@@ -39,6 +39,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use crate::refs::{ProfileRef, WebhookRef};
 pub use apps::AppStore;
 pub use error::{StoreError, StoreResult};
 pub(crate) use error::{from_json, to_json};
@@ -51,11 +52,13 @@ pub use model::{
     Profile, ProfileUpdate, Refused, SHARDS, Scope, Subscription, SubscriptionId, hash_api_key,
 };
 pub use notifications::{CountOnce, KeyClaim, NewNotification, NotificationStore, Series, Settle};
-pub use policy::{CapCheck, CapHolder, CapScope, PolicyStore, TokenGrant};
+pub use policy::{Bucket, CapCheck, CapHolder, CapScope, PolicyStore, TokenGrant};
 pub use profiles::ProfileStore;
-pub use subscriptions::{Replaced, ScanBatch, ScanCursor, SubscriptionStore, Upserted};
+pub use subscriptions::{
+    Replaced, Replacing, ScanBatch, ScanCursor, ShardAt, SubscriptionStore, Upserted,
+};
 pub use triggers::{ClaimedSend, Scheduled, TriggerStore};
-pub use webhooks::WebhookStore;
+pub use webhooks::{StateSave, WebhookStore};
 
 /// The whole store: every concern, and what concerns the backend itself.
 #[async_trait]

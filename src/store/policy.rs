@@ -44,6 +44,25 @@ pub struct CapCheck<'a> {
     pub now_ms: u64,
 }
 
+/// A token bucket shared by every instance on the store: `name` of `app_id` (a notification's
+/// own send rate is the bucket named by its id), filling at `per_minute` tokens a minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket<'a> {
+    pub app_id: &'a str,
+    pub name: &'a str,
+    pub per_minute: u32,
+}
+
+impl<'a> Bucket<'a> {
+    pub const fn new(app_id: &'a str, name: &'a str, per_minute: u32) -> Self {
+        Self {
+            app_id,
+            name,
+            per_minute,
+        }
+    }
+}
+
 /// What a token bucket granted: see [`PolicyStore::take_tokens`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenGrant {
@@ -65,15 +84,8 @@ pub trait PolicyStore: Send + Sync {
     /// notifications of this category (and then counts this one); `false` (capped) otherwise.
     async fn take_caps(&self, check: CapCheck<'_>, holders: &[CapHolder])
     -> StoreResult<Vec<bool>>;
-    /// Takes up to `wanted` tokens from the bucket `bucket` of `app_id`, which fills at
-    /// `per_minute` a minute and holds a twentieth of a second's worth at most (at least one
-    /// token; `policy::bucket`), shared by every instance on the store. Refills follow the
-    /// store's own clock where it has one.
-    async fn take_tokens(
-        &self,
-        app_id: &str,
-        bucket: &str,
-        per_minute: u32,
-        wanted: u32,
-    ) -> StoreResult<TokenGrant>;
+    /// Takes up to `wanted` tokens from `bucket`, which holds a twentieth of a second's worth
+    /// at most (at least one token; `policy::bucket`). Refills follow the store's own clock
+    /// where it has one.
+    async fn take_tokens(&self, bucket: Bucket<'_>, wanted: u32) -> StoreResult<TokenGrant>;
 }

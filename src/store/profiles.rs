@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Profile, ProfileUpdate, StoreResult, SubscriptionId};
+use crate::refs::ProfileRef;
 
 #[async_trait]
 pub trait ProfileStore: Send + Sync {
@@ -24,19 +25,9 @@ pub trait ProfileStore: Send + Sync {
     ) -> StoreResult<Vec<Profile>>;
     /// Links a subscription to a profile (creating the profile if needed); a profile it was
     /// linked to before stops listing it. `NotFound` when the subscription does not exist.
-    async fn link_subscription(
-        &self,
-        app_id: &str,
-        external_id: &str,
-        id: SubscriptionId,
-    ) -> StoreResult<()>;
+    async fn link_subscription(&self, to: ProfileRef<'_>, id: SubscriptionId) -> StoreResult<()>;
     /// Erases a profile and every subscription linked to it; returns how many were deleted.
     async fn erase_profile(&self, app_id: &str, external_id: &str) -> StoreResult<u64>;
     /// Counts one send to a profile in the current window of `window`; returns the count.
-    async fn count_profile_send(
-        &self,
-        app_id: &str,
-        external_id: &str,
-        window: Duration,
-    ) -> StoreResult<u64>;
+    async fn count_profile_send(&self, to: ProfileRef<'_>, window: Duration) -> StoreResult<u64>;
 }

@@ -35,6 +35,38 @@ pub struct ScanBatch {
     pub next: Option<ScanCursor>,
 }
 
+/// Where a shard scan reads from: one shard of one app, from a cursor.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardAt<'a> {
+    pub app_id: &'a str,
+    pub shard: u16,
+    pub cursor: &'a ScanCursor,
+}
+
+impl<'a> ShardAt<'a> {
+    pub const fn new(app_id: &'a str, shard: u16, cursor: &'a ScanCursor) -> Self {
+        Self {
+            app_id,
+            shard,
+            cursor,
+        }
+    }
+}
+
+/// The subscription a renewal replaces, and the proof that the caller holds it: its auth
+/// secret.
+#[derive(Debug, Clone, Copy)]
+pub struct Replacing<'a> {
+    pub id: SubscriptionId,
+    pub auth: &'a [u8; 16],
+}
+
+impl<'a> Replacing<'a> {
+    pub const fn new(id: SubscriptionId, auth: &'a [u8; 16]) -> Self {
+        Self { id, auth }
+    }
+}
+
 /// Where a shard scan resumes; opaque to callers, stored in checkpoints.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanCursor(pub Vec<u8>);
@@ -52,14 +84,13 @@ pub trait SubscriptionStore: Send + Sync {
     /// by [`Subscription::merged_over`]: atomic against concurrent upserts, links and deletes.
     async fn upsert_subscription(&self, subscription: &Subscription) -> StoreResult<Upserted>;
     /// The browser replaced subscription `old` by `new` (`pushsubscriptionchange`, or new keys
-    /// for the same endpoint): with `proof`, `old`'s auth secret, `new` takes over what `old`
-    /// had by [`Subscription::renewed_from`] and `old` is deleted, its profile then listing
-    /// `new` instead. Atomic on the embedded store; on Redis ordered so that no interleaving
-    /// leaves a subscription naming a profile that does not list it (`redis/subscriptions.rs`).
+    /// for the same endpoint): with `old.auth` as proof, `new` takes over what `old` had by
+    /// [`Subscription::renewed_from`] and `old` is deleted, its profile then listing `new`
+    /// instead. Atomic on the embedded store; on Redis ordered so that no interleaving leaves a
+    /// subscription naming a profile that does not list it (`redis/subscriptions.rs`).
     async fn replace_subscription(
         &self,
-        old: SubscriptionId,
-        proof: &[u8; 16],
+        old: Replacing<'_>,
         new: &Subscription,
     ) -> StoreResult<Replaced>;
     /// A receipt from the browser at `at` (Unix seconds): its activity says it is alive
@@ -88,11 +119,5 @@ pub trait SubscriptionStore: Send + Sync {
     /// when the cursor comes from before a Redis restart): callers that must not repeat
     /// themselves (the delivery engine) drop the ids they have seen. The guarantee holds across
     /// restarts of the store: a cursor saved in a checkpoint resumes without a gap.
-    async fn scan_shard(
-        &self,
-        app_id: &str,
-        shard: u16,
-        cursor: &ScanCursor,
-        limit: usize,
-    ) -> StoreResult<ScanBatch>;
+    async fn scan_shard(&self, at: ShardAt<'_>, limit: usize) -> StoreResult<ScanBatch>;
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::{Lease, StoreResult};
-use crate::triggers::model::{PendingSend, Repeat, Trigger};
+use crate::triggers::model::{PendingSend, Repeat, SendRef, Trigger, TriggerRef};
 
 /// What scheduling a send did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,14 +41,8 @@ pub trait TriggerStore: Send + Sync {
     /// Schedules a send, unless one of the same trigger, person and key is pending: then it is
     /// left (`Ignore`) or replaced and its claim fenced (`Rearm`). Atomic.
     async fn schedule_send(&self, send: &PendingSend, repeat: Repeat) -> StoreResult<Scheduled>;
-    /// Cancels the pending send of `trigger` for a person and key; `false` when none was.
-    async fn cancel_send(
-        &self,
-        app_id: &str,
-        trigger: &str,
-        external_id: &str,
-        key: &str,
-    ) -> StoreResult<bool>;
+    /// Cancels a pending send, whatever its claim; `false` when none was pending.
+    async fn cancel_send(&self, send: SendRef<'_>) -> StoreResult<bool>;
     /// Claims up to `limit` sends due now (or whose claim's lease ran out), for `lease`.
     async fn claim_due_sends(
         &self,
@@ -70,13 +64,9 @@ pub trait TriggerStore: Send + Sync {
     /// Adds to a trigger's counters (`matched`, `scheduled`, `cancelled`, `sent`, …).
     async fn add_trigger_counters(
         &self,
-        app_id: &str,
-        trigger: &str,
+        trigger: TriggerRef<'_>,
         deltas: &[(&str, i64)],
     ) -> StoreResult<()>;
-    async fn trigger_counters(
-        &self,
-        app_id: &str,
-        trigger: &str,
-    ) -> StoreResult<BTreeMap<String, i64>>;
+    async fn trigger_counters(&self, trigger: TriggerRef<'_>)
+    -> StoreResult<BTreeMap<String, i64>>;
 }

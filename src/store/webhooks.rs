@@ -10,7 +10,34 @@
 use async_trait::async_trait;
 
 use super::{Lease, StoreResult};
+use crate::refs::WebhookRef;
 use crate::webhooks::{DeadLetter, OutboxEntry, Webhook, WebhookState};
+
+impl<'a> From<&'a Webhook> for WebhookRef<'a> {
+    fn from(webhook: &'a Webhook) -> Self {
+        Self::new(&webhook.app_id, &webhook.id)
+    }
+}
+
+/// What [`WebhookStore::save_webhook_state`] writes, and the lease holder it writes for.
+#[derive(Debug, Clone, Copy)]
+pub struct StateSave<'a> {
+    /// The worker that must hold the webhook's lease.
+    pub worker: &'a str,
+    pub state: &'a WebhookState,
+    /// New dead letters, appended after the webhook's others.
+    pub dead: &'a [DeadLetter],
+}
+
+impl<'a> StateSave<'a> {
+    pub const fn new(worker: &'a str, state: &'a WebhookState, dead: &'a [DeadLetter]) -> Self {
+        Self {
+            worker,
+            state,
+            dead,
+        }
+    }
+}
 
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
@@ -19,7 +46,7 @@ pub trait WebhookStore: Send + Sync {
     /// By id.
     async fn list_webhooks(&self, app_id: &str) -> StoreResult<Vec<Webhook>>;
     /// Deletes a webhook, its state and its dead letters; `false` when there was none.
-    async fn delete_webhook(&self, app_id: &str, webhook_id: &str) -> StoreResult<bool>;
+    async fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool>;
 
     /// Appends entries to the app's outbox in one atomic write, unless the app has no webhook
     /// (then nothing is kept).
@@ -37,32 +64,23 @@ pub trait WebhookStore: Send + Sync {
     /// state; `None` when another worker holds an unexpired lease, or the webhook is gone.
     async fn lease_webhook(
         &self,
-        app_id: &str,
-        webhook_id: &str,
+        hook: WebhookRef<'_>,
         lease: Lease<'_>,
     ) -> StoreResult<Option<WebhookState>>;
     /// Saves a webhook's state and its new dead letters at once, then drops the entries every
-    /// webhook of the app has passed. `LeaseLost` (and nothing saved) unless `worker` holds the
-    /// lease.
+    /// webhook of the app has passed. `LeaseLost` (and nothing saved) unless `save.worker`
+    /// holds the lease.
     async fn save_webhook_state(
         &self,
-        app_id: &str,
-        webhook_id: &str,
-        worker: &str,
-        state: &WebhookState,
-        dead: &[DeadLetter],
+        hook: WebhookRef<'_>,
+        save: StateSave<'_>,
     ) -> StoreResult<()>;
     /// A webhook's state, whoever holds it (for the API).
-    async fn webhook_state(
-        &self,
-        app_id: &str,
-        webhook_id: &str,
-    ) -> StoreResult<Option<WebhookState>>;
+    async fn webhook_state(&self, hook: WebhookRef<'_>) -> StoreResult<Option<WebhookState>>;
     /// The newest `limit` dead letters of a webhook, oldest first.
     async fn dead_letters(
         &self,
-        app_id: &str,
-        webhook_id: &str,
+        hook: WebhookRef<'_>,
         limit: usize,
     ) -> StoreResult<Vec<DeadLetter>>;
 }

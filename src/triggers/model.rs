@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::notify::model::{Content, FieldError, check_length};
 use crate::notify::{Audience, NotificationRequest};
 use crate::push::request::MAX_TTL_SECONDS;
+pub use crate::refs::TriggerRef;
 
 /// Longest delay of a trigger: 30 days.
 pub const MAX_DELAY_SECS: u64 = 30 * 24 * 3600;
@@ -336,20 +337,55 @@ impl PendingSend {
     /// Unique per (app, trigger, person, key): the store's key, and the idempotency key of the
     /// notification it becomes.
     pub fn id(&self) -> String {
-        pending_id(&self.app_id, &self.trigger, &self.external_id, &self.key)
+        self.send_ref().id()
+    }
+
+    /// Which send this is, without its timing and properties.
+    pub fn send_ref(&self) -> SendRef<'_> {
+        SendRef::new(
+            TriggerRef::new(&self.app_id, &self.trigger),
+            &self.external_id,
+            &self.key,
+        )
     }
 }
 
-/// The id of the pending send of `trigger` for a person and key.
-pub fn pending_id(app_id: &str, trigger: &str, external_id: &str, key: &str) -> String {
-    // Lengths first, so that no choice of names makes two ids alike.
-    format!(
-        "{}:{}:{}:{}:{app_id}{trigger}{external_id}{key}",
-        app_id.len(),
-        trigger.len(),
-        external_id.len(),
-        key.len()
-    )
+impl<'a> From<&'a Trigger> for TriggerRef<'a> {
+    fn from(trigger: &'a Trigger) -> Self {
+        Self::new(&trigger.app_id, &trigger.name)
+    }
+}
+
+/// The pending send of a trigger for a person and key (at most one is pending at a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendRef<'a> {
+    pub trigger: TriggerRef<'a>,
+    pub external_id: &'a str,
+    pub key: &'a str,
+}
+
+impl<'a> SendRef<'a> {
+    pub const fn new(trigger: TriggerRef<'a>, external_id: &'a str, key: &'a str) -> Self {
+        Self {
+            trigger,
+            external_id,
+            key,
+        }
+    }
+
+    /// See [`PendingSend::id`].
+    pub fn id(&self) -> String {
+        let (app_id, trigger) = (self.trigger.app_id, self.trigger.name);
+        let (external_id, key) = (self.external_id, self.key);
+        // Lengths first, so that no choice of names makes two ids alike.
+        format!(
+            "{}:{}:{}:{}:{app_id}{trigger}{external_id}{key}",
+            app_id.len(),
+            trigger.len(),
+            external_id.len(),
+            key.len()
+        )
+    }
 }
 
 #[cfg(test)]
@@ -449,6 +485,11 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    fn pending_id(app_id: &str, trigger: &str, external_id: &str, key: &str) -> String {
+        let trigger = TriggerRef::new(app_id, trigger);
+        SendRef::new(trigger, external_id, key).id()
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::model::{PendingSend, Trigger};
+use super::model::{PendingSend, Trigger, TriggerRef};
 use crate::notify::service::{NotificationService, TasksPlanned};
 use crate::store::{CapCheck, CapHolder, CapScope, ClaimedSend, Lease, Store, StoreError, now_ms};
 
@@ -121,7 +121,7 @@ impl TriggerRunner {
         let key = idempotency_key(send);
         if !self.within_cap(&trigger, send, &key).await? {
             self.store
-                .add_trigger_counters(&send.app_id, &send.trigger, &[("capped", 1)])
+                .add_trigger_counters(send.send_ref().trigger, &[("capped", 1)])
                 .await?;
             return self.finish(claim, None).await;
         }
@@ -150,7 +150,7 @@ impl TriggerRunner {
                 // retrying cannot help.
                 tracing::error!(trigger = %trigger.name, error = %other, "a triggered push cannot be made; dropped");
                 self.store
-                    .add_trigger_counters(&send.app_id, &send.trigger, &[("failed", 1)])
+                    .add_trigger_counters(send.send_ref().trigger, &[("failed", 1)])
                     .await?;
                 self.finish(claim, None).await
             }
@@ -194,7 +194,7 @@ impl TriggerRunner {
             let late = now_ms().saturating_sub(claim.send.due_ms) as f64 / 1000.0;
             metrics::histogram!("aviso_trigger_lateness_seconds").record(late);
             self.store
-                .add_trigger_counters(&trigger.app_id, &trigger.name, &[("sent", 1)])
+                .add_trigger_counters(TriggerRef::from(trigger), &[("sent", 1)])
                 .await?;
         }
         Ok(())

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::model::{Event, PendingSend, Trigger, TriggerRequest};
+use super::model::{Event, PendingSend, SendRef, Trigger, TriggerRef, TriggerRequest};
 use crate::notify::model::FieldError;
 use crate::store::{App, Scheduled, Store, StoreError};
 use crate::webhooks::EventType;
@@ -124,7 +124,11 @@ impl<'a> TriggerService<'a> {
                 if trigger.cancel_on.contains(&event.name)
                     && self
                         .store
-                        .cancel_send(&app.id, &trigger.name, &event.external_id, event.key())
+                        .cancel_send(SendRef::new(
+                            TriggerRef::new(&app.id, &trigger.name),
+                            &event.external_id,
+                            event.key(),
+                        ))
                         .await?
                 {
                     total.cancelled += 1;
@@ -151,7 +155,7 @@ impl<'a> TriggerService<'a> {
                     .increment(*delta as u64);
             }
             self.store
-                .add_trigger_counters(&app.id, trigger, &deltas)
+                .add_trigger_counters(TriggerRef::new(&app.id, trigger), &deltas)
                 .await?;
         }
         // One write for the whole batch of events.

@@ -28,7 +28,7 @@ use super::model::{AfterFailure, RetryRule};
 use super::target::{check_url, is_allowed_host, literal_ip, public_addresses};
 use super::{DeadLetter, OutboxEntry, Webhook, WebhookState, sign};
 use crate::config::PushHost;
-use crate::store::{Lease, Store, StoreError, now_ms};
+use crate::store::{Lease, StateSave, Store, StoreError, WebhookRef, now_ms};
 use crate::transport::TransportError;
 
 /// How the sender runs.
@@ -183,10 +183,10 @@ impl WebhookSender {
         webhook: &Webhook,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(), StoreError> {
-        let (app, id, worker) = (&webhook.app_id, &webhook.id, &self.config.worker_id);
+        let (hook, worker) = (WebhookRef::from(webhook), &self.config.worker_id);
         let lease = self.config.lease;
         let held = Lease { worker, ttl: lease };
-        let Some(mut state) = self.store.lease_webhook(app, id, held).await? else {
+        let Some(mut state) = self.store.lease_webhook(hook, held).await? else {
             return Ok(());
         };
         let mut leased_at = Instant::now();
@@ -196,7 +196,7 @@ impl WebhookSender {
         loop {
             let entries = self
                 .store
-                .read_webhook_events(app, state.cursor, READ_BATCH)
+                .read_webhook_events(hook.app_id, state.cursor, READ_BATCH)
                 .await?;
             let Some(last) = entries.last().map(|(seq, _)| *seq) else {
                 return Ok(());
@@ -220,19 +220,19 @@ impl WebhookSender {
                         let first_failure = state.failing_since_ms.unwrap_or_else(now_ms);
                         match state.failed(self.config.retry, now_ms(), error.clone()) {
                             AfterFailure::RetryAt(_) => {
-                                tracing::debug!(webhook = %id, %error, attempts = state.attempts, "webhook post failed; retrying later");
+                                tracing::debug!(webhook = %webhook.id, %error, attempts = state.attempts, "webhook post failed; retrying later");
                                 return self.save(webhook, &state, &[]).await;
                             }
                             AfterFailure::GiveUp => {
                                 let dead = DeadLetter {
-                                    webhook_id: id.clone(),
+                                    webhook_id: webhook.id.clone(),
                                     entry,
                                     attempts: state.attempts,
                                     first_failure_ms: first_failure,
                                     dead_at_ms: now_ms(),
                                     last_error: error,
                                 };
-                                tracing::warn!(webhook = %id, message = %dead.entry.id, "webhook retried for too long: dead-lettered");
+                                tracing::warn!(webhook = %webhook.id, message = %dead.entry.id, "webhook retried for too long: dead-lettered");
                                 metrics::counter!("aviso_webhook_dead_letters_total").increment(1);
                                 state.passed(seq);
                                 self.save(webhook, &state, &[dead]).await?;
@@ -244,7 +244,7 @@ impl WebhookSender {
                     return self.save(webhook, &state, &[]).await;
                 }
                 if leased_at.elapsed() > lease / 3 {
-                    if self.store.lease_webhook(app, id, held).await?.is_none() {
+                    if self.store.lease_webhook(hook, held).await?.is_none() {
                         return Ok(());
                     }
                     leased_at = Instant::now();
@@ -267,11 +267,8 @@ impl WebhookSender {
         match self
             .store
             .save_webhook_state(
-                &webhook.app_id,
-                &webhook.id,
-                &self.config.worker_id,
-                state,
-                dead,
+                webhook.into(),
+                StateSave::new(&self.config.worker_id, state, dead),
             )
             .await
         {

@@ -16,11 +16,12 @@ use aviso::store::Series;
 use aviso::store::{
     App, AppStore, BatchOutcome, ClaimedTask, CountOnce, KeyClaim, Lane, Lease, LedgerStore,
     NewNotification, NotificationStore, Profile, ProfileStore, ProfileUpdate, Replaced, ScanBatch,
-    ScanCursor, Scheduled, Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId,
+    Scheduled, Settle, Store, StoreError, StoreResult, Subscription, SubscriptionId,
     SubscriptionStore, Task, TriggerStore, Upserted, WebhookStore,
 };
-use aviso::store::{CapCheck, CapHolder, PolicyStore, TokenGrant};
-use aviso::triggers::model::{PendingSend, Repeat, Trigger};
+use aviso::store::{Bucket, CapCheck, CapHolder, PolicyStore, TokenGrant};
+use aviso::store::{ProfileRef, Replacing, ShardAt, StateSave, WebhookRef};
+use aviso::triggers::model::{PendingSend, Repeat, SendRef, Trigger, TriggerRef};
 use aviso::webhooks::{DeadLetter, OutboxEntry, Webhook, WebhookState};
 
 pub struct FaultyStore {
@@ -90,23 +91,23 @@ delegate!(AppStore {
 
 delegate!(SubscriptionStore {
     fn upsert_subscription(&self, sub: &Subscription) -> StoreResult<Upserted>;
-    fn replace_subscription(&self, old: SubscriptionId, proof: &[u8; 16], new: &Subscription) -> StoreResult<Replaced>;
+    fn replace_subscription(&self, old: Replacing<'_>, new: &Subscription) -> StoreResult<Replaced>;
     fn record_receipt(&self, app: &str, id: SubscriptionId, at: u32) -> StoreResult<bool>;
     fn insert_subscriptions(&self, subs: &[Subscription]) -> StoreResult<()>;
     fn get_subscription(&self, app: &str, id: SubscriptionId) -> StoreResult<Option<Subscription>>;
     fn get_subscriptions(&self, app: &str, ids: &[SubscriptionId]) -> StoreResult<Vec<Subscription>>;
     fn delete_subscription(&self, app: &str, id: SubscriptionId) -> StoreResult<bool>;
     fn count_subscriptions(&self, app: &str) -> StoreResult<u64>;
-    fn scan_shard(&self, app: &str, shard: u16, cursor: &ScanCursor, limit: usize) -> StoreResult<ScanBatch>;
+    fn scan_shard(&self, at: ShardAt<'_>, limit: usize) -> StoreResult<ScanBatch>;
 });
 
 delegate!(ProfileStore {
     fn update_profile(&self, app: &str, update: &ProfileUpdate) -> StoreResult<Profile>;
     fn get_profile(&self, app: &str, id: &str) -> StoreResult<Option<Profile>>;
     fn get_profiles(&self, app: &str, ids: &[String]) -> StoreResult<Vec<Profile>>;
-    fn link_subscription(&self, app: &str, id: &str, sub: SubscriptionId) -> StoreResult<()>;
+    fn link_subscription(&self, to: ProfileRef<'_>, sub: SubscriptionId) -> StoreResult<()>;
     fn erase_profile(&self, app: &str, id: &str) -> StoreResult<u64>;
-    fn count_profile_send(&self, app: &str, id: &str, window: Duration) -> StoreResult<u64>;
+    fn count_profile_send(&self, to: ProfileRef<'_>, window: Duration) -> StoreResult<u64>;
 });
 
 delegate!(LedgerStore {
@@ -123,32 +124,32 @@ delegate!(TriggerStore {
     fn list_triggers(&self, app: &str) -> StoreResult<Vec<Trigger>>;
     fn delete_trigger(&self, app: &str, name: &str) -> StoreResult<bool>;
     fn schedule_send(&self, send: &PendingSend, repeat: Repeat) -> StoreResult<Scheduled>;
-    fn cancel_send(&self, app: &str, t: &str, id: &str, key: &str) -> StoreResult<bool>;
+    fn cancel_send(&self, send: SendRef<'_>) -> StoreResult<bool>;
     fn claim_due_sends(&self, lease: Lease<'_>, limit: usize) -> StoreResult<Vec<ClaimedSend>>;
     fn finish_send(&self, claim: &ClaimedSend) -> StoreResult<()>;
     fn next_due_ms(&self) -> StoreResult<Option<u64>>;
     fn pending_sends_of(&self, app: &str, id: &str) -> StoreResult<Vec<PendingSend>>;
-    fn add_trigger_counters(&self, app: &str, t: &str, d: &[(&str, i64)]) -> StoreResult<()>;
-    fn trigger_counters(&self, app: &str, t: &str) -> StoreResult<BTreeMap<String, i64>>;
+    fn add_trigger_counters(&self, t: TriggerRef<'_>, d: &[(&str, i64)]) -> StoreResult<()>;
+    fn trigger_counters(&self, t: TriggerRef<'_>) -> StoreResult<BTreeMap<String, i64>>;
 });
 
 delegate!(PolicyStore {
     fn get_policy(&self, app: &str) -> StoreResult<Option<Policy>>;
     fn put_policy(&self, app: &str, policy: &Policy) -> StoreResult<()>;
     fn take_caps(&self, check: CapCheck<'_>, holders: &[CapHolder]) -> StoreResult<Vec<bool>>;
-    fn take_tokens(&self, app: &str, bucket: &str, per_minute: u32, wanted: u32) -> StoreResult<TokenGrant>;
+    fn take_tokens(&self, bucket: Bucket<'_>, wanted: u32) -> StoreResult<TokenGrant>;
 });
 
 delegate!(WebhookStore {
     fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
     fn list_webhooks(&self, app: &str) -> StoreResult<Vec<Webhook>>;
-    fn delete_webhook(&self, app: &str, id: &str) -> StoreResult<bool>;
+    fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool>;
     fn append_webhook_events(&self, app: &str, entries: &[OutboxEntry]) -> StoreResult<()>;
     fn read_webhook_events(&self, app: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, OutboxEntry)>>;
-    fn lease_webhook(&self, app: &str, id: &str, lease: Lease<'_>) -> StoreResult<Option<WebhookState>>;
-    fn save_webhook_state(&self, app: &str, id: &str, worker: &str, state: &WebhookState, dead: &[DeadLetter]) -> StoreResult<()>;
-    fn webhook_state(&self, app: &str, id: &str) -> StoreResult<Option<WebhookState>>;
-    fn dead_letters(&self, app: &str, id: &str, limit: usize) -> StoreResult<Vec<DeadLetter>>;
+    fn lease_webhook(&self, hook: WebhookRef<'_>, lease: Lease<'_>) -> StoreResult<Option<WebhookState>>;
+    fn save_webhook_state(&self, hook: WebhookRef<'_>, save: StateSave<'_>) -> StoreResult<()>;
+    fn webhook_state(&self, hook: WebhookRef<'_>) -> StoreResult<Option<WebhookState>>;
+    fn dead_letters(&self, hook: WebhookRef<'_>, limit: usize) -> StoreResult<Vec<DeadLetter>>;
 });
 
 delegate!(Store {

@@ -16,7 +16,9 @@ use crate::notify::model::{Audience, Content, NotificationRequest};
 use crate::notify::receipt::{self, ReceiptKey};
 use crate::push::subscription::canonical_endpoint;
 use crate::push::{PushSubscription, VapidKey, base64url};
-use crate::store::{Refused, Replaced, Subscription, SubscriptionId, Upserted, now_ms};
+use crate::store::{
+    ProfileRef, Refused, Replaced, Replacing, Subscription, SubscriptionId, Upserted, now_ms,
+};
 use crate::webhooks::EventType as WebhookEvent;
 use crate::webhooks::events;
 pub use requests::AppPath;
@@ -97,7 +99,7 @@ pub async fn subscribe(
             let (old, auth) = replaced_subscription(&app, proof)?;
             match state
                 .store()
-                .replace_subscription(old, &auth, &subscription)
+                .replace_subscription(Replacing::new(old, &auth), &subscription)
                 .await?
             {
                 Replaced::Moved { created: true } => (Upserted::Created, Some(true)),
@@ -127,7 +129,7 @@ pub async fn subscribe(
     if let Some(external_id) = &request.external_id {
         state
             .store()
-            .link_subscription(&app.id, external_id, subscription.id)
+            .link_subscription(ProfileRef::new(&app.id, external_id), subscription.id)
             .await?;
     }
     metrics::counter!("aviso_subscriptions_total", "result" => if upserted == Upserted::Created { "created" } else { "updated" }).increment(1);
@@ -239,7 +241,10 @@ pub async fn identify(
     let subscription = owned(&state, &app.id, &proof).await?;
     state
         .store()
-        .link_subscription(&app.id, &request.external_id, subscription.id)
+        .link_subscription(
+            ProfileRef::new(&app.id, &request.external_id),
+            subscription.id,
+        )
         .await?;
     announce(
         &state,

@@ -13,7 +13,7 @@
 
 use std::ops::Range;
 
-use crate::store::{Progress, ScanCursor, Store, StoreResult, Subscription};
+use crate::store::{Progress, ScanCursor, ShardAt, Store, StoreResult, Subscription};
 
 /// Shards read at once.
 const SHARDS_AT_ONCE: u16 = 16;
@@ -51,7 +51,11 @@ pub(super) async fn scan(
                 0 => (cursor.clone(), stop_at(shard) - subscriptions.len()),
                 _ => (ScanCursor::start(), limit),
             };
-            async move { store.scan_shard(app_id, shard + i, &from, want).await }
+            async move {
+                store
+                    .scan_shard(ShardAt::new(app_id, shard + i, &from), want)
+                    .await
+            }
         });
         for page in futures::future::try_join_all(reads).await? {
             let stop_at = stop_at(shard);

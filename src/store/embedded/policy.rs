@@ -8,7 +8,7 @@ use super::tables::get_json;
 use super::{EmbeddedStore, caps};
 use crate::policy::model::Policy;
 use crate::store::{
-    CapCheck, CapHolder, CapScope, PolicyStore, StoreResult, TokenGrant, now_ms, to_json,
+    Bucket, CapCheck, CapHolder, CapScope, PolicyStore, StoreResult, TokenGrant, now_ms, to_json,
 };
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition, TableError};
@@ -78,14 +78,9 @@ impl PolicyStore for EmbeddedStore {
             .await
     }
 
-    async fn take_tokens(
-        &self,
-        app_id: &str,
-        bucket: &str,
-        per_minute: u32,
-        wanted: u32,
-    ) -> StoreResult<TokenGrant> {
-        let (app_id, bucket) = (app_id.to_owned(), bucket.to_owned());
+    async fn take_tokens(&self, bucket: Bucket<'_>, wanted: u32) -> StoreResult<TokenGrant> {
+        let per_minute = bucket.per_minute;
+        let (app_id, bucket) = (bucket.app_id.to_owned(), bucket.name.to_owned());
         self.write(move |txn| {
             let mut table = txn.open_table(BUCKETS)?;
             let state = table

@@ -12,7 +12,8 @@ use super::tables::{
     put_subscription, remove_subscription, save_profile, unlist,
 };
 use crate::store::{
-    Profile, ProfileStore, ProfileUpdate, StoreError, StoreResult, SubscriptionId, now_ms,
+    Profile, ProfileRef, ProfileStore, ProfileUpdate, StoreError, StoreResult, SubscriptionId,
+    now_ms,
 };
 
 #[async_trait]
@@ -57,13 +58,8 @@ impl ProfileStore for EmbeddedStore {
         .await
     }
 
-    async fn link_subscription(
-        &self,
-        app_id: &str,
-        external_id: &str,
-        id: SubscriptionId,
-    ) -> StoreResult<()> {
-        let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
+    async fn link_subscription(&self, to: ProfileRef<'_>, id: SubscriptionId) -> StoreResult<()> {
+        let (app_id, external_id) = (to.app_id.to_owned(), to.external_id.to_owned());
         self.write(move |txn| {
             let mut sub = load_subscription(txn, &app_id, id)?
                 .ok_or_else(|| StoreError::NotFound(format!("subscription {id}")))?;
@@ -102,13 +98,8 @@ impl ProfileStore for EmbeddedStore {
         .await
     }
 
-    async fn count_profile_send(
-        &self,
-        app_id: &str,
-        external_id: &str,
-        window: Duration,
-    ) -> StoreResult<u64> {
-        let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
+    async fn count_profile_send(&self, to: ProfileRef<'_>, window: Duration) -> StoreResult<u64> {
+        let (app_id, external_id) = (to.app_id.to_owned(), to.external_id.to_owned());
         let window_ms = window.as_millis().max(1) as u64;
         self.write(move |txn| {
             let mut table = txn.open_table(PROFILE_SENDS)?;

@@ -9,8 +9,8 @@ use super::tables::{
     read_subscription, remove_subscription, unlist,
 };
 use crate::store::{
-    Activity, BatchOutcome, Replaced, ScanBatch, ScanCursor, StoreResult, Subscription,
-    SubscriptionId, SubscriptionStore, Upserted,
+    Activity, BatchOutcome, Replaced, Replacing, ScanBatch, ScanCursor, ShardAt, StoreResult,
+    Subscription, SubscriptionId, SubscriptionStore, Upserted,
 };
 
 /// A delivered batch's activity (`BatchOutcome`), owned for the writer.
@@ -83,11 +83,10 @@ impl SubscriptionStore for EmbeddedStore {
 
     async fn replace_subscription(
         &self,
-        old: SubscriptionId,
-        proof: &[u8; 16],
+        old: Replacing<'_>,
         new: &Subscription,
     ) -> StoreResult<Replaced> {
-        let (new, proof) = (new.clone(), *proof);
+        let (old, proof, new) = (old.id, *old.auth, new.clone());
         self.write(move |txn| {
             let app_id = new.app_id.as_str();
             let Some(old_sub) = load_subscription(txn, app_id, old)? else {
@@ -186,14 +185,8 @@ impl SubscriptionStore for EmbeddedStore {
         .await
     }
 
-    async fn scan_shard(
-        &self,
-        app_id: &str,
-        shard: u16,
-        cursor: &ScanCursor,
-        limit: usize,
-    ) -> StoreResult<ScanBatch> {
-        let app_id = app_id.to_owned();
+    async fn scan_shard(&self, at: ShardAt<'_>, limit: usize) -> StoreResult<ScanBatch> {
+        let (app_id, shard, cursor) = (at.app_id.to_owned(), at.shard, at.cursor);
         // The cursor is the last id handed out, big-endian; empty = from the start.
         let after = match cursor.0.as_slice() {
             [] => None,

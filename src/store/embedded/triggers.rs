@@ -14,7 +14,7 @@ use super::tables::{
 use crate::store::{
     ClaimedSend, Lease, Scheduled, StoreError, StoreResult, TriggerStore, now_ms, to_json,
 };
-use crate::triggers::model::{PendingSend, Repeat, Trigger, pending_id};
+use crate::triggers::model::{PendingSend, Repeat, SendRef, Trigger, TriggerRef};
 
 /// A pending send as kept, with its claim.
 #[derive(Serialize, Deserialize)]
@@ -121,14 +121,8 @@ impl TriggerStore for EmbeddedStore {
         .await
     }
 
-    async fn cancel_send(
-        &self,
-        app_id: &str,
-        trigger: &str,
-        external_id: &str,
-        key: &str,
-    ) -> StoreResult<bool> {
-        let id = pending_id(app_id, trigger, external_id, key);
+    async fn cancel_send(&self, send: SendRef<'_>) -> StoreResult<bool> {
+        let id = send.id();
         self.write(move |txn| match load(txn, &id)? {
             Some(record) => {
                 remove(txn, &id, &record)?;
@@ -243,11 +237,10 @@ impl TriggerStore for EmbeddedStore {
 
     async fn add_trigger_counters(
         &self,
-        app_id: &str,
-        trigger: &str,
+        trigger: TriggerRef<'_>,
         deltas: &[(&str, i64)],
     ) -> StoreResult<()> {
-        let (app_id, trigger) = (app_id.to_owned(), trigger.to_owned());
+        let (app_id, trigger) = (trigger.app_id.to_owned(), trigger.name.to_owned());
         let deltas: Vec<(String, i64)> =
             deltas.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
         self.write(move |txn| {
@@ -264,10 +257,9 @@ impl TriggerStore for EmbeddedStore {
 
     async fn trigger_counters(
         &self,
-        app_id: &str,
-        trigger: &str,
+        trigger: TriggerRef<'_>,
     ) -> StoreResult<BTreeMap<String, i64>> {
-        let (app_id, trigger) = (app_id.to_owned(), trigger.to_owned());
+        let (app_id, trigger) = (trigger.app_id.to_owned(), trigger.name.to_owned());
         self.read(move |txn| {
             let table = txn.open_table(TRIGGER_COUNTERS)?;
             let mut out = BTreeMap::new();

@@ -10,7 +10,9 @@ use super::tables::{
     WEBHOOK_DEAD, WEBHOOK_OUTBOX, WEBHOOK_SEQ, WEBHOOK_STATE, WEBHOOKS, get_json, json_values,
     keys_under,
 };
-use crate::store::{Lease, StoreError, StoreResult, WebhookStore, from_json, now_ms, to_json};
+use crate::store::{
+    Lease, StateSave, StoreError, StoreResult, WebhookRef, WebhookStore, from_json, now_ms, to_json,
+};
 use crate::webhooks::model::MAX_DEAD_LETTERS;
 use crate::webhooks::{DeadLetter, OutboxEntry, Webhook, WebhookState};
 
@@ -80,8 +82,8 @@ impl WebhookStore for EmbeddedStore {
         .await
     }
 
-    async fn delete_webhook(&self, app_id: &str, webhook_id: &str) -> StoreResult<bool> {
-        let (app_id, id) = (app_id.to_owned(), webhook_id.to_owned());
+    async fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool> {
+        let (app_id, id) = (hook.app_id.to_owned(), hook.id.to_owned());
         self.write(move |txn| {
             let existed = txn
                 .open_table(WEBHOOKS)?
@@ -171,12 +173,15 @@ impl WebhookStore for EmbeddedStore {
 
     async fn lease_webhook(
         &self,
-        app_id: &str,
-        webhook_id: &str,
+        hook: WebhookRef<'_>,
         lease: Lease<'_>,
     ) -> StoreResult<Option<WebhookState>> {
         let Lease { worker, ttl: lease } = lease;
-        let (app_id, id, worker) = (app_id.to_owned(), webhook_id.to_owned(), worker.to_owned());
+        let (app_id, id, worker) = (
+            hook.app_id.to_owned(),
+            hook.id.to_owned(),
+            worker.to_owned(),
+        );
         self.writer
             .write(false, move |txn| {
                 let key = (app_id.as_str(), id.as_str());
@@ -198,15 +203,16 @@ impl WebhookStore for EmbeddedStore {
 
     async fn save_webhook_state(
         &self,
-        app_id: &str,
-        webhook_id: &str,
-        worker: &str,
-        state: &WebhookState,
-        dead: &[DeadLetter],
+        hook: WebhookRef<'_>,
+        save: StateSave<'_>,
     ) -> StoreResult<()> {
-        let (app_id, id, worker) = (app_id.to_owned(), webhook_id.to_owned(), worker.to_owned());
-        let state = state.clone();
-        let dead = dead.iter().map(to_json).collect::<StoreResult<Vec<_>>>()?;
+        let (app_id, id) = (hook.app_id.to_owned(), hook.id.to_owned());
+        let (worker, state) = (save.worker.to_owned(), save.state.clone());
+        let dead = save
+            .dead
+            .iter()
+            .map(to_json)
+            .collect::<StoreResult<Vec<_>>>()?;
         self.write(move |txn| {
             let key = (app_id.as_str(), id.as_str());
             {
@@ -242,24 +248,19 @@ impl WebhookStore for EmbeddedStore {
         .await
     }
 
-    async fn webhook_state(
-        &self,
-        app_id: &str,
-        webhook_id: &str,
-    ) -> StoreResult<Option<WebhookState>> {
+    async fn webhook_state(&self, hook: WebhookRef<'_>) -> StoreResult<Option<WebhookState>> {
         let record: Option<StateRecord> = self
-            .read_json(WEBHOOK_STATE, (app_id, webhook_id), "webhook state")
+            .read_json(WEBHOOK_STATE, (hook.app_id, hook.id), "webhook state")
             .await?;
         Ok(record.map(|record| record.state))
     }
 
     async fn dead_letters(
         &self,
-        app_id: &str,
-        webhook_id: &str,
+        hook: WebhookRef<'_>,
         limit: usize,
     ) -> StoreResult<Vec<DeadLetter>> {
-        let (app_id, id) = (app_id.to_owned(), webhook_id.to_owned());
+        let (app_id, id) = (hook.app_id.to_owned(), hook.id.to_owned());
         self.read(move |txn| {
             let table = txn.open_table(WEBHOOK_DEAD)?;
             let range =

@@ -14,7 +14,7 @@ use redis::AsyncCommands;
 use super::{Pool, RedisStore, keys};
 use crate::policy::model::Policy;
 use crate::store::{
-    CapCheck, CapHolder, CapScope, PolicyStore, StoreResult, TokenGrant, from_json, to_json,
+    Bucket, CapCheck, CapHolder, CapScope, PolicyStore, StoreResult, TokenGrant, from_json, to_json,
 };
 
 fn cap_key(app_id: &str, scope: CapScope<'_>, holder: &CapHolder) -> String {
@@ -109,18 +109,13 @@ impl PolicyStore for RedisStore {
         Ok(answers)
     }
 
-    async fn take_tokens(
-        &self,
-        app_id: &str,
-        bucket: &str,
-        per_minute: u32,
-        wanted: u32,
-    ) -> StoreResult<TokenGrant> {
+    async fn take_tokens(&self, bucket: Bucket<'_>, wanted: u32) -> StoreResult<TokenGrant> {
+        let per_minute = bucket.per_minute;
         let mut conn = self.conn().await?;
         let (granted, retry_after_ms): (u32, u64) = self
             .scripts
             .take_tokens
-            .key(keys::token_bucket(app_id, bucket))
+            .key(keys::token_bucket(bucket.app_id, bucket.name))
             .arg(per_minute)
             .arg(wanted)
             .arg(crate::policy::bucket::capacity(per_minute))

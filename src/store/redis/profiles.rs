@@ -19,8 +19,8 @@ use redis::AsyncCommands;
 use super::cas::Change;
 use super::{RedisStore, keys};
 use crate::store::{
-    Profile, ProfileStore, ProfileUpdate, StoreError, StoreResult, Subscription, SubscriptionId,
-    from_json, now_ms, to_json,
+    Profile, ProfileRef, ProfileStore, ProfileUpdate, StoreError, StoreResult, Subscription,
+    SubscriptionId, from_json, now_ms, to_json,
 };
 
 /// A profile's document as stored: everything but its links, which have a key of their own.
@@ -134,12 +134,8 @@ impl ProfileStore for RedisStore {
         Ok(found.into_iter().flatten().collect())
     }
 
-    async fn link_subscription(
-        &self,
-        app_id: &str,
-        external_id: &str,
-        id: SubscriptionId,
-    ) -> StoreResult<()> {
+    async fn link_subscription(&self, to: ProfileRef<'_>, id: SubscriptionId) -> StoreResult<()> {
+        let (app_id, external_id) = (to.app_id, to.external_id);
         let shard = keys::shard(app_id, id.shard());
         let what = format!("subscription {id}");
         let previous = self
@@ -190,12 +186,8 @@ impl ProfileStore for RedisStore {
         Ok(futures::future::try_join_all(deletions).await?.iter().sum())
     }
 
-    async fn count_profile_send(
-        &self,
-        app_id: &str,
-        external_id: &str,
-        window: Duration,
-    ) -> StoreResult<u64> {
+    async fn count_profile_send(&self, to: ProfileRef<'_>, window: Duration) -> StoreResult<u64> {
+        let (app_id, external_id) = (to.app_id, to.external_id);
         let window_ms = window.as_millis().max(1) as u64;
         let mut conn = self.conn().await?;
         let count: u64 = self

@@ -24,8 +24,8 @@ use redis::AsyncCommands;
 use super::cas::Change;
 use super::{RedisStore, keys, scripts};
 use crate::store::{
-    BatchOutcome, Refused, Replaced, SHARDS, ScanBatch, ScanCursor, StoreError, StoreResult,
-    Subscription, SubscriptionId, SubscriptionStore, Upserted,
+    BatchOutcome, Refused, Replaced, Replacing, SHARDS, ScanBatch, ScanCursor, ShardAt, StoreError,
+    StoreResult, Subscription, SubscriptionId, SubscriptionStore, Upserted,
 };
 
 /// How many times a renewal starts again when the old subscription changed under it.
@@ -171,10 +171,13 @@ impl SubscriptionStore for RedisStore {
 
     async fn replace_subscription(
         &self,
-        old: SubscriptionId,
-        proof: &[u8; 16],
+        old: Replacing<'_>,
         new: &Subscription,
     ) -> StoreResult<Replaced> {
+        let Replacing {
+            id: old,
+            auth: proof,
+        } = old;
         let app_id = new.app_id.as_str();
         let old_key = keys::shard(app_id, old.shard());
         let new_key = keys::shard(app_id, new.id.shard());
@@ -373,13 +376,8 @@ impl SubscriptionStore for RedisStore {
             .sum())
     }
 
-    async fn scan_shard(
-        &self,
-        app_id: &str,
-        shard: u16,
-        cursor: &ScanCursor,
-        limit: usize,
-    ) -> StoreResult<ScanBatch> {
+    async fn scan_shard(&self, at: ShardAt<'_>, limit: usize) -> StoreResult<ScanBatch> {
+        let (app_id, shard, cursor) = (at.app_id, at.shard, at.cursor);
         if shard >= SHARDS {
             return Err(StoreError::Invalid(format!("shard {shard} ≥ {SHARDS}")));
         }

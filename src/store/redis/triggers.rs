@@ -10,17 +10,17 @@ use super::{RedisStore, keys};
 use crate::store::{
     ClaimedSend, Lease, Scheduled, StoreError, StoreResult, TriggerStore, from_json, to_json,
 };
-use crate::triggers::model::{PendingSend, Repeat, Trigger};
+use crate::triggers::model::{PendingSend, Repeat, SendRef, Trigger, TriggerRef};
 
 /// A script on one pending send, its keys and id given (as `lua/schedule_send.lua` and
 /// `lua/finish_send.lua` take them): KEYS send fields, due index, the person's pending sends;
 /// ARGV[1] the send's id. The caller adds the rest of its arguments.
-fn on_send<'a>(script: &'a redis::Script, send: &PendingSend) -> redis::ScriptInvocation<'a> {
+fn on_send<'a>(script: &'a redis::Script, send: SendRef<'_>) -> redis::ScriptInvocation<'a> {
     let mut invocation = script.prepare_invoke();
     invocation
         .key(keys::PENDING_SENDS)
         .key(keys::PENDING_DUE)
-        .key(keys::pending_of(&send.app_id, &send.external_id))
+        .key(keys::pending_of(send.trigger.app_id, send.external_id))
         .arg(send.id());
     invocation
 }
@@ -29,7 +29,7 @@ impl RedisStore {
     /// Removes a pending send: fenced by `claim`, or whatever its claim (a cancel).
     async fn remove_send(
         &self,
-        send: &PendingSend,
+        send: SendRef<'_>,
         claim: Option<(&str, u64)>,
     ) -> StoreResult<bool> {
         let (worker, epoch) = match claim {
@@ -80,7 +80,7 @@ impl TriggerStore for RedisStore {
 
     async fn schedule_send(&self, send: &PendingSend, repeat: Repeat) -> StoreResult<Scheduled> {
         let mut conn = self.conn().await?;
-        let outcome: u8 = on_send(&self.scripts.schedule_send, send)
+        let outcome: u8 = on_send(&self.scripts.schedule_send, send.send_ref())
             .arg(to_json(send)?)
             .arg(send.due_ms)
             .arg(match repeat {
@@ -96,23 +96,8 @@ impl TriggerStore for RedisStore {
         })
     }
 
-    async fn cancel_send(
-        &self,
-        app_id: &str,
-        trigger: &str,
-        external_id: &str,
-        key: &str,
-    ) -> StoreResult<bool> {
-        let send = PendingSend {
-            app_id: app_id.to_owned(),
-            trigger: trigger.to_owned(),
-            external_id: external_id.to_owned(),
-            key: key.to_owned(),
-            event_at_ms: 0,
-            due_ms: 0,
-            properties: serde_json::Map::new(),
-        };
-        self.remove_send(&send, None).await
+    async fn cancel_send(&self, send: SendRef<'_>) -> StoreResult<bool> {
+        self.remove_send(send, None).await
     }
 
     async fn claim_due_sends(
@@ -146,7 +131,7 @@ impl TriggerStore for RedisStore {
 
     async fn finish_send(&self, claim: &ClaimedSend) -> StoreResult<()> {
         if self
-            .remove_send(&claim.send, Some((&claim.worker, claim.epoch)))
+            .remove_send(claim.send.send_ref(), Some((&claim.worker, claim.epoch)))
             .await?
         {
             Ok(())
@@ -181,22 +166,23 @@ impl TriggerStore for RedisStore {
 
     async fn add_trigger_counters(
         &self,
-        app_id: &str,
-        trigger: &str,
+        trigger: TriggerRef<'_>,
         deltas: &[(&str, i64)],
     ) -> StoreResult<()> {
-        self.add_to_hash(&keys::trigger_counters(app_id, trigger), deltas)
-            .await
+        self.add_to_hash(
+            &keys::trigger_counters(trigger.app_id, trigger.name),
+            deltas,
+        )
+        .await
     }
 
     async fn trigger_counters(
         &self,
-        app_id: &str,
-        trigger: &str,
+        trigger: TriggerRef<'_>,
     ) -> StoreResult<BTreeMap<String, i64>> {
         let mut conn = self.conn().await?;
         Ok(conn
-            .hgetall(keys::trigger_counters(app_id, trigger))
+            .hgetall(keys::trigger_counters(trigger.app_id, trigger.name))
             .await?)
     }
 }

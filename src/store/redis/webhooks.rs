@@ -8,22 +8,25 @@ use async_trait::async_trait;
 use redis::AsyncCommands;
 
 use super::{RedisStore, keys};
-use crate::store::{Lease, StoreError, StoreResult, WebhookStore, from_json, to_json};
+use crate::store::{
+    Lease, StateSave, StoreError, StoreResult, WebhookRef, WebhookStore, from_json, to_json,
+};
 use crate::webhooks::model::MAX_DEAD_LETTERS;
 use crate::webhooks::{DeadLetter, OutboxEntry, Webhook, WebhookState};
 
-fn dead_key(app_id: &str, webhook_id: &str) -> String {
-    keys::webhooks(app_id, &format!("dead:{webhook_id}"))
+fn dead_key(hook: WebhookRef<'_>) -> String {
+    keys::webhooks(hook.app_id, &format!("dead:{}", hook.id))
 }
 
 /// The keys a webhook's state is kept and trimmed under, in the order `lua/webhook_save.lua`
 /// names them (and `lua/webhook_delete.lua` after the webhooks): states, cursors, the
 /// webhook's dead letters, outbox, trimmed-to, sequence.
-fn state_keys(app_id: &str, webhook_id: &str) -> [String; 6] {
+fn state_keys(hook: WebhookRef<'_>) -> [String; 6] {
+    let app_id = hook.app_id;
     [
         keys::webhooks(app_id, "state"),
         keys::webhooks(app_id, "cursor"),
-        dead_key(app_id, webhook_id),
+        dead_key(hook),
         keys::webhooks(app_id, "outbox"),
         keys::webhooks(app_id, "trimmed"),
         keys::webhooks(app_id, "seq"),
@@ -66,13 +69,13 @@ impl WebhookStore for RedisStore {
         raw.values().map(|r| from_json(r, "webhook")).collect()
     }
 
-    async fn delete_webhook(&self, app_id: &str, webhook_id: &str) -> StoreResult<bool> {
+    async fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool> {
         let mut invocation = self.scripts.webhook_delete.prepare_invoke();
-        invocation.key(keys::webhooks(app_id, "hooks"));
-        for key in state_keys(app_id, webhook_id) {
+        invocation.key(keys::webhooks(hook.app_id, "hooks"));
+        for key in state_keys(hook) {
             invocation.key(key);
         }
-        invocation.arg(webhook_id);
+        invocation.arg(hook.id);
         let mut conn = self.conn().await?;
         let existed: u8 = invocation.invoke_async(&mut conn).await?;
         Ok(existed == 1)
@@ -122,8 +125,7 @@ impl WebhookStore for RedisStore {
 
     async fn lease_webhook(
         &self,
-        app_id: &str,
-        webhook_id: &str,
+        hook: WebhookRef<'_>,
         lease: Lease<'_>,
     ) -> StoreResult<Option<WebhookState>> {
         let Lease { worker, ttl: lease } = lease;
@@ -136,9 +138,9 @@ impl WebhookStore for RedisStore {
         let state: Option<Vec<u8>> = self
             .scripts
             .webhook_lease
-            .key(keys::webhooks(app_id, "hooks"))
-            .key(keys::webhooks(app_id, "state"))
-            .arg(webhook_id)
+            .key(keys::webhooks(hook.app_id, "hooks"))
+            .key(keys::webhooks(hook.app_id, "state"))
+            .arg(hook.id)
             .arg(worker)
             .arg(lease.as_millis() as u64)
             .invoke_async(&mut conn)
@@ -148,18 +150,20 @@ impl WebhookStore for RedisStore {
 
     async fn save_webhook_state(
         &self,
-        app_id: &str,
-        webhook_id: &str,
-        worker: &str,
-        state: &WebhookState,
-        dead: &[DeadLetter],
+        hook: WebhookRef<'_>,
+        save: StateSave<'_>,
     ) -> StoreResult<()> {
+        let StateSave {
+            worker,
+            state,
+            dead,
+        } = save;
         let mut invocation = self.scripts.webhook_save.prepare_invoke();
-        for key in state_keys(app_id, webhook_id) {
+        for key in state_keys(hook) {
             invocation.key(key);
         }
         invocation
-            .arg(webhook_id)
+            .arg(hook.id)
             .arg(worker)
             .arg(state.cursor)
             .arg(to_json(state)?)
@@ -176,31 +180,24 @@ impl WebhookStore for RedisStore {
         }
     }
 
-    async fn webhook_state(
-        &self,
-        app_id: &str,
-        webhook_id: &str,
-    ) -> StoreResult<Option<WebhookState>> {
+    async fn webhook_state(&self, hook: WebhookRef<'_>) -> StoreResult<Option<WebhookState>> {
         let mut conn = self.conn().await?;
         let record: Option<Vec<u8>> = conn
-            .hget(keys::webhooks(app_id, "state"), webhook_id)
+            .hget(keys::webhooks(hook.app_id, "state"), hook.id)
             .await?;
         record.map(|r| state_of(&r)).transpose()
     }
 
     async fn dead_letters(
         &self,
-        app_id: &str,
-        webhook_id: &str,
+        hook: WebhookRef<'_>,
         limit: usize,
     ) -> StoreResult<Vec<DeadLetter>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let mut conn = self.conn().await?;
-        let raw: Vec<Vec<u8>> = conn
-            .lrange(dead_key(app_id, webhook_id), -(limit as isize), -1)
-            .await?;
+        let raw: Vec<Vec<u8>> = conn.lrange(dead_key(hook), -(limit as isize), -1).await?;
         raw.iter().map(|r| from_json(r, "dead letter")).collect()
     }
 }

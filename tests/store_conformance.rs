@@ -299,6 +299,7 @@ pub async fn shard_scans_hand_out_everything_once(store: Arc<dyn Store>) {
 
 pub async fn profiles(store: Arc<dyn Store>) {
     let subs: Vec<_> = (0..3).map(|n| subscription("p", n)).collect();
+    let crm_1 = ProfileRef::new("p", "crm-1");
     store.insert_subscriptions(&subs).await.unwrap();
     let mut update = ProfileUpdate {
         external_id: "crm-1".into(),
@@ -320,19 +321,10 @@ pub async fn profiles(store: Arc<dyn Store>) {
     removal.attributes.insert("vip".into(), None);
     store.update_profile("p", &removal).await.unwrap();
 
-    store
-        .link_subscription(ProfileRef::new("p", "crm-1"), subs[0].id)
-        .await
-        .unwrap();
-    store
-        .link_subscription(ProfileRef::new("p", "crm-1"), subs[1].id)
-        .await
-        .unwrap();
-    store
-        .link_subscription(ProfileRef::new("p", "crm-1"), subs[1].id)
-        .await
-        .unwrap();
-    let profile = store.get_profile("p", "crm-1").await.unwrap().unwrap();
+    store.link_subscription(crm_1, subs[0].id).await.unwrap();
+    store.link_subscription(crm_1, subs[1].id).await.unwrap();
+    store.link_subscription(crm_1, subs[1].id).await.unwrap();
+    let profile = store.get_profile(crm_1).await.unwrap().unwrap();
     assert_eq!(profile.subscriptions, [subs[0].id, subs[1].id]);
     assert!(!profile.attributes.contains_key("vip"));
     assert_eq!(profile.tags["city"], "Porto");
@@ -347,16 +339,14 @@ pub async fn profiles(store: Arc<dyn Store>) {
         Some("crm-1")
     );
     assert!(matches!(
-        store
-            .link_subscription(ProfileRef::new("p", "crm-1"), SubscriptionId(7))
-            .await,
+        store.link_subscription(crm_1, SubscriptionId(7)).await,
         Err(StoreError::NotFound(_))
     ));
     // Deleting a subscription unlinks it.
     store.delete_subscription("p", subs[1].id).await.unwrap();
     assert_eq!(
         store
-            .get_profile("p", "crm-1")
+            .get_profile(crm_1)
             .await
             .unwrap()
             .unwrap()
@@ -365,14 +355,11 @@ pub async fn profiles(store: Arc<dyn Store>) {
     );
 
     // GDPR erasure: the profile and its subscriptions go; others stay.
-    store
-        .link_subscription(ProfileRef::new("p", "crm-1"), subs[2].id)
-        .await
-        .unwrap();
-    assert_eq!(store.erase_profile("p", "crm-1").await.unwrap(), 2);
-    assert_eq!(store.get_profile("p", "crm-1").await.unwrap(), None);
+    store.link_subscription(crm_1, subs[2].id).await.unwrap();
+    assert_eq!(store.erase_profile(crm_1).await.unwrap(), 2);
+    assert_eq!(store.get_profile(crm_1).await.unwrap(), None);
     assert_eq!(store.count_subscriptions("p").await.unwrap(), 0);
-    assert_eq!(store.erase_profile("p", "crm-1").await.unwrap(), 0);
+    assert_eq!(store.erase_profile(crm_1).await.unwrap(), 0);
 }
 
 /// A receipt counts once per (notification, member), atomically under concurrency; its
@@ -965,7 +952,11 @@ pub async fn concurrent_links_to_one_profile_are_all_kept(store: Arc<dyn Store>)
     for link in futures::future::join_all(links).await {
         link.unwrap().unwrap();
     }
-    let profile = store.get_profile("cl", "crm-ana").await.unwrap().unwrap();
+    let profile = store
+        .get_profile(ProfileRef::new("cl", "crm-ana"))
+        .await
+        .unwrap()
+        .unwrap();
     let listed: HashSet<_> = profile.subscriptions.iter().copied().collect();
     assert_eq!(
         listed.len(),
@@ -999,7 +990,11 @@ pub async fn concurrent_profile_updates_are_all_kept(store: Arc<dyn Store>) {
     for update in futures::future::join_all(updates).await {
         update.unwrap().unwrap();
     }
-    let profile = store.get_profile("cu", "crm-bo").await.unwrap().unwrap();
+    let profile = store
+        .get_profile(ProfileRef::new("cu", "crm-bo"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (profile.attributes.len(), profile.tags.len()),
         (40, 40),
@@ -1045,9 +1040,16 @@ pub async fn concurrent_upserts_of_one_endpoint_make_one_subscription(store: Arc
         .unwrap();
     assert_eq!(stored.created_at, first.created_at, "creation time kept");
     assert_eq!(stored.external_id.as_deref(), Some("crm-cy2"), "link kept");
-    let profile = store.get_profile("cs", "crm-cy2").await.unwrap().unwrap();
+    let profile = store
+        .get_profile(ProfileRef::new("cs", "crm-cy2"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(profile.subscriptions, [first.id]);
-    let old = store.get_profile("cs", "crm-cy").await.unwrap();
+    let old = store
+        .get_profile(ProfileRef::new("cs", "crm-cy"))
+        .await
+        .unwrap();
     assert!(
         old.as_ref().is_none_or(|p| p.subscriptions.is_empty()),
         "{old:?}"
@@ -1079,7 +1081,7 @@ pub async fn erase_while_linking_leaves_no_linked_subscription_behind(store: Arc
     });
     let erase = {
         let store = store.clone();
-        tokio::spawn(async move { store.erase_profile("ce", "crm-di").await })
+        tokio::spawn(async move { store.erase_profile(ProfileRef::new("ce", "crm-di")).await })
     };
     for link in futures::future::join_all(links).await {
         // A link may find its subscription already erased: that is an answer, not a fault.
@@ -1097,7 +1099,7 @@ pub async fn erase_while_linking_leaves_no_linked_subscription_behind(store: Arc
         );
     }
     let listed: HashSet<SubscriptionId> = store
-        .get_profile("ce", "crm-di")
+        .get_profile(ProfileRef::new("ce", "crm-di"))
         .await
         .unwrap()
         .map(|p| p.subscriptions.into_iter().collect())
@@ -1162,7 +1164,7 @@ pub async fn a_batch_record_deletes_its_gone_subscriptions(store: Arc<dyn Store>
     assert_eq!(store.count_subscriptions("g").await.unwrap(), 2);
     assert_eq!(
         store
-            .get_profile("g", "crm-go")
+            .get_profile(ProfileRef::new("g", "crm-go"))
             .await
             .unwrap()
             .unwrap()
@@ -1591,7 +1593,10 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
     .unwrap();
     store.put_trigger(&rule).await.unwrap();
     assert_eq!(
-        store.get_trigger("tr", "cart").await.unwrap(),
+        store
+            .get_trigger(TriggerRef::new("tr", "cart"))
+            .await
+            .unwrap(),
         Some(rule.clone())
     );
     assert_eq!(store.list_triggers("tr").await.unwrap(), [rule]);
@@ -1612,7 +1617,10 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
         .schedule_send(&other_cart, Repeat::Ignore)
         .await
         .unwrap();
-    let listed = store.pending_sends_of("tr", "ana").await.unwrap();
+    let listed = store
+        .pending_sends_of(ProfileRef::new("tr", "ana"))
+        .await
+        .unwrap();
     assert_eq!(listed, [other_cart.clone(), later.clone()], "soonest first");
     assert!(
         store
@@ -1632,7 +1640,13 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
     let c2 = SendRef::new(TriggerRef::new("tr", "cart"), "ana", "c2");
     assert!(store.cancel_send(c2).await.unwrap());
     assert!(!store.cancel_send(c2).await.unwrap());
-    assert_eq!(store.pending_sends_of("tr", "ana").await.unwrap(), [later]);
+    assert_eq!(
+        store
+            .pending_sends_of(ProfileRef::new("tr", "ana"))
+            .await
+            .unwrap(),
+        [later]
+    );
 
     // 200 due sends, four claimers at once: each claimed exactly once.
     for n in 0..200 {
@@ -1706,7 +1720,13 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
         Err(StoreError::LeaseLost)
     ));
     store.finish_send(&taken_over[0]).await.unwrap();
-    assert!(store.pending_sends_of("tr", "bo").await.unwrap().is_empty());
+    assert!(
+        store
+            .pending_sends_of(ProfileRef::new("tr", "bo"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     store
         .add_trigger_counters(
@@ -1726,8 +1746,18 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
             .unwrap(),
         BTreeMap::from([("matched".to_owned(), 2), ("sent".to_owned(), 2)])
     );
-    assert!(store.delete_trigger("tr", "cart").await.unwrap());
-    assert!(!store.delete_trigger("tr", "cart").await.unwrap());
+    assert!(
+        store
+            .delete_trigger(TriggerRef::new("tr", "cart"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_trigger(TriggerRef::new("tr", "cart"))
+            .await
+            .unwrap()
+    );
 }
 
 async fn policies_and_caps_count_each_notification_once_per_holder(store: Arc<dyn Store>) {
@@ -2285,7 +2315,11 @@ pub async fn a_renewal_moves_tags_link_and_activity_and_the_old_one_goes(store: 
     assert_eq!(renewed.timezone, "Europe/Lisbon");
     assert_eq!(renewed.created_at, old.created_at);
     assert_eq!(renewed.activity.receipt_at, 1_700_000_500);
-    let profile = store.get_profile("rn", "ana").await.unwrap().unwrap();
+    let profile = store
+        .get_profile(ProfileRef::new("rn", "ana"))
+        .await
+        .unwrap()
+        .unwrap();
     let mut listed = profile.subscriptions.clone();
     listed.sort();
     let mut expected = vec![other.id, new.id];
@@ -2331,7 +2365,7 @@ pub async fn concurrent_renewals_and_erasures_leave_no_orphan(store: Arc<dyn Sto
         if round % 2 == 0 {
             let (store, app_id) = (store.clone(), app_id.clone());
             tasks.push(tokio::spawn(async move {
-                store.erase_profile(&app_id, "bo").await
+                store.erase_profile(ProfileRef::new(&app_id, "bo")).await
             }));
         }
         for task in tasks {
@@ -2339,7 +2373,7 @@ pub async fn concurrent_renewals_and_erasures_leave_no_orphan(store: Arc<dyn Sto
         }
         assert_eq!(store.get_subscription(&app_id, old.id).await.unwrap(), None);
         let listed = store
-            .get_profile(&app_id, "bo")
+            .get_profile(ProfileRef::new(&app_id, "bo"))
             .await
             .unwrap()
             .map(|p| p.subscriptions)
@@ -2466,7 +2500,7 @@ pub async fn deliveries_and_receipts_keep_activity_and_stale_ones_expire(store: 
     assert_eq!(store.count_subscriptions("ac").await.unwrap(), 2);
     assert_eq!(store.counters("n-ac").await.unwrap()["expired_stale"], 2);
     let listed = store
-        .get_profile("ac", "cy")
+        .get_profile(ProfileRef::new("ac", "cy"))
         .await
         .unwrap()
         .map(|p| p.subscriptions)
@@ -2637,7 +2671,7 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
     assert_eq!(store.count_subscriptions("r").await.unwrap(), 1);
     assert_eq!(
         store
-            .get_profile("r", "crm-9")
+            .get_profile(ProfileRef::new("r", "crm-9"))
             .await
             .unwrap()
             .unwrap()

@@ -6,6 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use aviso::store::ProfileRef;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use support::http::Fetch;
@@ -285,7 +286,7 @@ async fn subscriptions_that_never_answer_expire_after_the_window() {
 /// spelled with an uppercase host and `:443` (tagged, linked), and one with a trailing dot whose
 /// browser has since subscribed again under the canonical spelling with new keys.
 async fn store_old_spellings(store: &dyn aviso::store::Store) -> [aviso::store::Subscription; 3] {
-    use aviso::store::{ProfileRef, Subscription};
+    use aviso::store::Subscription;
     let mut upper = Subscription::new("m", "https://PUSH.Test:443/p/1", [4; 65], [1; 16], 100);
     upper.tags.insert("plan".into(), "pro".into());
     let dotted = Subscription::new("m", "https://push.test./p/2", [4; 65], [2; 16], 100);
@@ -345,9 +346,17 @@ async fn check_migrated(store: &dyn aviso::store::Store, old: &[aviso::store::Su
     assert_eq!(merged.external_id.as_deref(), Some("bo"));
     assert_eq!(merged.created_at, 100, "the first subscription's age");
     assert_eq!(store.count_subscriptions("m").await.unwrap(), 2);
-    let ana = store.get_profile("m", "ana").await.unwrap().unwrap();
+    let ana = store
+        .get_profile(ProfileRef::new("m", "ana"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(ana.subscriptions, [canonical_1]);
-    let bo = store.get_profile("m", "bo").await.unwrap().unwrap();
+    let bo = store
+        .get_profile(ProfileRef::new("m", "bo"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(bo.subscriptions, [old[2].id]);
 }
 

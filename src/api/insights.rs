@@ -8,7 +8,7 @@
 //! was scanned), and the history filters the newest [`HISTORY_WINDOW`] notifications of
 //! `list_notifications`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::State;
@@ -23,8 +23,8 @@ use crate::notify::Notification;
 use crate::notify::model::{Audience, Status};
 use crate::notify::segment::Filter;
 use crate::store::{
-    App, Profile, SHARDS, ScanCursor, Scope, ShardAt, Store, StoreResult, Subscription,
-    SubscriptionId,
+    App, ProfileReads, ProfileRef, SHARDS, ScanCursor, Scope, ShardAt, Store, StoreResult,
+    Subscription, SubscriptionId,
 };
 
 /// Subscriptions scanned at most for statistics and reach (then the answer is a sample).
@@ -248,21 +248,16 @@ pub struct Estimate {
 /// Matches subscriptions against a segment, reading each profile once.
 async fn segment_reach(state: &ApiState, app: &App, filter: &Filter) -> ApiResult<Estimate> {
     let needs_profiles = filter.needs_profiles();
-    let mut profiles: HashMap<String, Option<Profile>> = HashMap::new();
     let mut matched = 0u64;
     let store = state.store();
+    let mut profiles = ProfileReads::new(store, &app.id);
     let mut scan = Scan::new(store, &app.id);
     while let Some(batch) = scan.next().await? {
         for s in &batch {
-            let profile = match (&s.external_id, needs_profiles) {
-                (Some(external_id), true) => {
-                    if !profiles.contains_key(external_id) {
-                        let profile = store.get_profile(&app.id, external_id).await?;
-                        profiles.insert(external_id.clone(), profile);
-                    }
-                    profiles.get(external_id).and_then(Option::as_ref)
-                }
-                _ => None,
+            let profile = if needs_profiles {
+                profiles.of(s).await?
+            } else {
+                None
             };
             if filter.matches(s, profile) {
                 matched += 1;
@@ -300,7 +295,11 @@ pub async fn estimate_audience(
         Audience::ExternalIds(ids) => {
             let mut found: Vec<SubscriptionId> = Vec::new();
             for id in ids {
-                if let Some(profile) = state.store().get_profile(&app.id, id).await? {
+                if let Some(profile) = state
+                    .store()
+                    .get_profile(ProfileRef::new(&app.id, id))
+                    .await?
+                {
                     found.extend(profile.subscriptions);
                 }
             }

@@ -131,7 +131,7 @@ async fn view(state: &ApiState, app: &App, profile: Profile) -> ApiResult<Profil
         .await?;
     let pending_sends = state
         .store()
-        .pending_sends_of(&app.id, &profile.external_id)
+        .pending_sends_of(ProfileRef::new(&app.id, &profile.external_id))
         .await?
         .into_iter()
         .map(|send| PendingSendView {
@@ -187,7 +187,7 @@ pub async fn get_profile(
     check_external_id(&path.external_id)?;
     let profile = state
         .store()
-        .get_profile(&app.id, &path.external_id)
+        .get_profile(ProfileRef::new(&app.id, &path.external_id))
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!("profile `{}` does not exist", path.external_id))
@@ -210,7 +210,7 @@ pub async fn erase_profile(
     check_external_id(&path.external_id)?;
     let deleted_subscriptions = state
         .store()
-        .erase_profile(&app.id, &path.external_id)
+        .erase_profile(ProfileRef::new(&app.id, &path.external_id))
         .await?;
     Ok(axum::Json(Erased {
         deleted_subscriptions,

@@ -53,7 +53,7 @@ pub use model::{
 };
 pub use notifications::{CountOnce, KeyClaim, NewNotification, NotificationStore, Series, Settle};
 pub use policy::{Bucket, CapCheck, CapHolder, CapScope, PolicyStore, TokenGrant};
-pub use profiles::ProfileStore;
+pub use profiles::{ProfileReads, ProfileStore};
 pub use subscriptions::{
     Replaced, Replacing, ScanBatch, ScanCursor, ShardAt, SubscriptionStore, Upserted,
 };

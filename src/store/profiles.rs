@@ -5,18 +5,51 @@
 //! suite runs them at once): no update or link is lost, and an erasure leaves no subscription
 //! linked to the erased person.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Profile, ProfileUpdate, StoreResult, SubscriptionId};
+use super::{Profile, ProfileUpdate, Store, StoreResult, Subscription, SubscriptionId};
 use crate::refs::ProfileRef;
+
+/// Profiles read through the store at most once a person, for matching many subscriptions
+/// against a segment (a person's several devices share one read): the engine's batches and the
+/// API's reach estimate.
+pub struct ProfileReads<'a> {
+    store: &'a dyn Store,
+    app_id: &'a str,
+    read: HashMap<String, Option<Profile>>,
+}
+
+impl<'a> ProfileReads<'a> {
+    pub fn new(store: &'a dyn Store, app_id: &'a str) -> Self {
+        Self {
+            store,
+            app_id,
+            read: HashMap::new(),
+        }
+    }
+
+    /// The profile `subscription` is linked to, if it is linked and the profile exists.
+    pub async fn of(&mut self, subscription: &Subscription) -> StoreResult<Option<&Profile>> {
+        let Some(external_id) = &subscription.external_id else {
+            return Ok(None);
+        };
+        if !self.read.contains_key(external_id) {
+            let profile = ProfileRef::new(self.app_id, external_id);
+            let found = self.store.get_profile(profile).await?;
+            self.read.insert(external_id.clone(), found);
+        }
+        Ok(self.read.get(external_id).and_then(Option::as_ref))
+    }
+}
 
 #[async_trait]
 pub trait ProfileStore: Send + Sync {
     /// Applies `update` by [`Profile::apply`] (creating the profile if needed).
     async fn update_profile(&self, app_id: &str, update: &ProfileUpdate) -> StoreResult<Profile>;
-    async fn get_profile(&self, app_id: &str, external_id: &str) -> StoreResult<Option<Profile>>;
+    async fn get_profile(&self, profile: ProfileRef<'_>) -> StoreResult<Option<Profile>>;
     /// The ones of `external_ids` that exist (templates and segments read them per batch).
     async fn get_profiles(
         &self,
@@ -27,7 +60,7 @@ pub trait ProfileStore: Send + Sync {
     /// linked to before stops listing it. `NotFound` when the subscription does not exist.
     async fn link_subscription(&self, to: ProfileRef<'_>, id: SubscriptionId) -> StoreResult<()>;
     /// Erases a profile and every subscription linked to it; returns how many were deleted.
-    async fn erase_profile(&self, app_id: &str, external_id: &str) -> StoreResult<u64>;
+    async fn erase_profile(&self, profile: ProfileRef<'_>) -> StoreResult<u64>;
     /// Counts one send to a profile in the current window of `window`; returns the count.
-    async fn count_profile_send(&self, to: ProfileRef<'_>, window: Duration) -> StoreResult<u64>;
+    async fn count_profile_send(&self, of: ProfileRef<'_>, window: Duration) -> StoreResult<u64>;
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::{Lease, StoreResult};
+use super::{Lease, ProfileRef, StoreResult};
 use crate::triggers::model::{PendingSend, Repeat, SendRef, Trigger, TriggerRef};
 
 /// What scheduling a send did.
@@ -32,11 +32,11 @@ pub struct ClaimedSend {
 #[async_trait]
 pub trait TriggerStore: Send + Sync {
     async fn put_trigger(&self, trigger: &Trigger) -> StoreResult<()>;
-    async fn get_trigger(&self, app_id: &str, name: &str) -> StoreResult<Option<Trigger>>;
+    async fn get_trigger(&self, trigger: TriggerRef<'_>) -> StoreResult<Option<Trigger>>;
     /// By name.
     async fn list_triggers(&self, app_id: &str) -> StoreResult<Vec<Trigger>>;
     /// `false` when there was none. Its pending sends are dropped when they come due.
-    async fn delete_trigger(&self, app_id: &str, name: &str) -> StoreResult<bool>;
+    async fn delete_trigger(&self, trigger: TriggerRef<'_>) -> StoreResult<bool>;
 
     /// Schedules a send, unless one of the same trigger, person and key is pending: then it is
     /// left (`Ignore`) or replaced and its claim fenced (`Rearm`). Atomic.
@@ -55,11 +55,7 @@ pub trait TriggerStore: Send + Sync {
     /// When the next pending send comes due (or a claim's lease runs out), if any.
     async fn next_due_ms(&self) -> StoreResult<Option<u64>>;
     /// A person's pending sends, soonest first.
-    async fn pending_sends_of(
-        &self,
-        app_id: &str,
-        external_id: &str,
-    ) -> StoreResult<Vec<PendingSend>>;
+    async fn pending_sends_of(&self, person: ProfileRef<'_>) -> StoreResult<Vec<PendingSend>>;
 
     /// Adds to a trigger's counters (`matched`, `scheduled`, `cancelled`, `sent`, …).
     async fn add_trigger_counters(

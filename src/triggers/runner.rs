@@ -112,7 +112,10 @@ impl TriggerRunner {
     /// Makes one claimed send's push, then removes the send.
     async fn fire(&self, claim: &ClaimedSend) -> Result<(), StoreError> {
         let send = &claim.send;
-        let trigger = self.store.get_trigger(&send.app_id, &send.trigger).await?;
+        let trigger = self
+            .store
+            .get_trigger(TriggerRef::new(&send.app_id, &send.trigger))
+            .await?;
         let app = self.store.get_app(&send.app_id).await?;
         let (Some(trigger), Some(app)) = (trigger, app) else {
             // The trigger (or its app) was deleted since: nothing to send.

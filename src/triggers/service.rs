@@ -62,13 +62,17 @@ impl<'a> TriggerService<'a> {
 
     pub async fn get(&self, app: &App, name: &str) -> Result<Trigger, TriggerError> {
         self.store
-            .get_trigger(&app.id, name)
+            .get_trigger(TriggerRef::new(&app.id, name))
             .await?
             .ok_or_else(|| TriggerError::NotFound(name.to_owned()))
     }
 
     pub async fn delete(&self, app: &App, name: &str) -> Result<(), TriggerError> {
-        if self.store.delete_trigger(&app.id, name).await? {
+        if self
+            .store
+            .delete_trigger(TriggerRef::new(&app.id, name))
+            .await?
+        {
             Ok(())
         } else {
             Err(TriggerError::NotFound(name.to_owned()))

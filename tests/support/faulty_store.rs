@@ -103,11 +103,11 @@ delegate!(SubscriptionStore {
 
 delegate!(ProfileStore {
     fn update_profile(&self, app: &str, update: &ProfileUpdate) -> StoreResult<Profile>;
-    fn get_profile(&self, app: &str, id: &str) -> StoreResult<Option<Profile>>;
+    fn get_profile(&self, profile: ProfileRef<'_>) -> StoreResult<Option<Profile>>;
     fn get_profiles(&self, app: &str, ids: &[String]) -> StoreResult<Vec<Profile>>;
     fn link_subscription(&self, to: ProfileRef<'_>, sub: SubscriptionId) -> StoreResult<()>;
-    fn erase_profile(&self, app: &str, id: &str) -> StoreResult<u64>;
-    fn count_profile_send(&self, to: ProfileRef<'_>, window: Duration) -> StoreResult<u64>;
+    fn erase_profile(&self, profile: ProfileRef<'_>) -> StoreResult<u64>;
+    fn count_profile_send(&self, of: ProfileRef<'_>, window: Duration) -> StoreResult<u64>;
 });
 
 delegate!(LedgerStore {
@@ -120,15 +120,15 @@ delegate!(LedgerStore {
 
 delegate!(TriggerStore {
     fn put_trigger(&self, trigger: &Trigger) -> StoreResult<()>;
-    fn get_trigger(&self, app: &str, name: &str) -> StoreResult<Option<Trigger>>;
+    fn get_trigger(&self, trigger: TriggerRef<'_>) -> StoreResult<Option<Trigger>>;
     fn list_triggers(&self, app: &str) -> StoreResult<Vec<Trigger>>;
-    fn delete_trigger(&self, app: &str, name: &str) -> StoreResult<bool>;
+    fn delete_trigger(&self, trigger: TriggerRef<'_>) -> StoreResult<bool>;
     fn schedule_send(&self, send: &PendingSend, repeat: Repeat) -> StoreResult<Scheduled>;
     fn cancel_send(&self, send: SendRef<'_>) -> StoreResult<bool>;
     fn claim_due_sends(&self, lease: Lease<'_>, limit: usize) -> StoreResult<Vec<ClaimedSend>>;
     fn finish_send(&self, claim: &ClaimedSend) -> StoreResult<()>;
     fn next_due_ms(&self) -> StoreResult<Option<u64>>;
-    fn pending_sends_of(&self, app: &str, id: &str) -> StoreResult<Vec<PendingSend>>;
+    fn pending_sends_of(&self, person: ProfileRef<'_>) -> StoreResult<Vec<PendingSend>>;
     fn add_trigger_counters(&self, t: TriggerRef<'_>, d: &[(&str, i64)]) -> StoreResult<()>;
     fn trigger_counters(&self, t: TriggerRef<'_>) -> StoreResult<BTreeMap<String, i64>>;
 });

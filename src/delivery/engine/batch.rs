@@ -17,7 +17,7 @@ use crate::notify::payload::{PayloadTemplate, context_for};
 use crate::notify::segment::Filter;
 use crate::notify::variants;
 use crate::push::VapidHeaderCache;
-use crate::store::{Phase, Store, StoreError, Subscription, now_ms};
+use crate::store::{Phase, ProfileReads, Store, StoreError, Subscription, now_ms};
 
 impl Engine {
     pub(super) async fn deliver_batch(
@@ -207,19 +207,14 @@ impl Engine {
         subscriptions: Vec<Subscription>,
     ) -> Result<Vec<Subscription>, StoreError> {
         let mut kept = Vec::with_capacity(subscriptions.len());
-        let mut profiles = HashMap::new();
+        let mut profiles = ProfileReads::new(store, &notification.app_id);
         for subscription in subscriptions {
-            let profile = match (&subscription.external_id, filter.needs_profiles()) {
-                (Some(external_id), true) => {
-                    if !profiles.contains_key(external_id) {
-                        let profile = store.get_profile(&notification.app_id, external_id).await?;
-                        profiles.insert(external_id.clone(), profile);
-                    }
-                    profiles.get(external_id).cloned().flatten()
-                }
-                _ => None,
+            let profile = if filter.needs_profiles() {
+                profiles.of(&subscription).await?
+            } else {
+                None
             };
-            if filter.matches(&subscription, profile.as_ref()) {
+            if filter.matches(&subscription, profile) {
                 kept.push(subscription);
             }
         }

@@ -31,8 +31,8 @@ impl ProfileStore for EmbeddedStore {
         .await
     }
 
-    async fn get_profile(&self, app_id: &str, external_id: &str) -> StoreResult<Option<Profile>> {
-        self.read_json(PROFILES, (app_id, external_id), "profile")
+    async fn get_profile(&self, profile: ProfileRef<'_>) -> StoreResult<Option<Profile>> {
+        self.read_json(PROFILES, (profile.app_id, profile.external_id), "profile")
             .await
     }
 
@@ -72,8 +72,8 @@ impl ProfileStore for EmbeddedStore {
         .await
     }
 
-    async fn erase_profile(&self, app_id: &str, external_id: &str) -> StoreResult<u64> {
-        let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
+    async fn erase_profile(&self, profile: ProfileRef<'_>) -> StoreResult<u64> {
+        let (app_id, external_id) = (profile.app_id.to_owned(), profile.external_id.to_owned());
         self.write(move |txn| {
             let Some(profile) = load_profile(txn, &app_id, &external_id)? else {
                 return Ok(0);
@@ -98,8 +98,8 @@ impl ProfileStore for EmbeddedStore {
         .await
     }
 
-    async fn count_profile_send(&self, to: ProfileRef<'_>, window: Duration) -> StoreResult<u64> {
-        let (app_id, external_id) = (to.app_id.to_owned(), to.external_id.to_owned());
+    async fn count_profile_send(&self, of: ProfileRef<'_>, window: Duration) -> StoreResult<u64> {
+        let (app_id, external_id) = (of.app_id.to_owned(), of.external_id.to_owned());
         let window_ms = window.as_millis().max(1) as u64;
         self.write(move |txn| {
             let mut table = txn.open_table(PROFILE_SENDS)?;

@@ -12,7 +12,8 @@ use super::tables::{
     PENDING, PENDING_DUE, PENDING_OF, TRIGGER_COUNTERS, TRIGGERS, get_json, json_values, keys_under,
 };
 use crate::store::{
-    ClaimedSend, Lease, Scheduled, StoreError, StoreResult, TriggerStore, now_ms, to_json,
+    ClaimedSend, Lease, ProfileRef, Scheduled, StoreError, StoreResult, TriggerStore, now_ms,
+    to_json,
 };
 use crate::triggers::model::{PendingSend, Repeat, SendRef, Trigger, TriggerRef};
 
@@ -70,8 +71,9 @@ impl TriggerStore for EmbeddedStore {
         .await
     }
 
-    async fn get_trigger(&self, app_id: &str, name: &str) -> StoreResult<Option<Trigger>> {
-        self.read_json(TRIGGERS, (app_id, name), "trigger").await
+    async fn get_trigger(&self, trigger: TriggerRef<'_>) -> StoreResult<Option<Trigger>> {
+        self.read_json(TRIGGERS, (trigger.app_id, trigger.name), "trigger")
+            .await
     }
 
     async fn list_triggers(&self, app_id: &str) -> StoreResult<Vec<Trigger>> {
@@ -83,8 +85,8 @@ impl TriggerStore for EmbeddedStore {
         .await
     }
 
-    async fn delete_trigger(&self, app_id: &str, name: &str) -> StoreResult<bool> {
-        let (app_id, name) = (app_id.to_owned(), name.to_owned());
+    async fn delete_trigger(&self, trigger: TriggerRef<'_>) -> StoreResult<bool> {
+        let (app_id, name) = (trigger.app_id.to_owned(), trigger.name.to_owned());
         self.write(move |txn| {
             let mut table = txn.open_table(TRIGGERS)?;
             Ok(table.remove((app_id.as_str(), name.as_str()))?.is_some())
@@ -207,12 +209,8 @@ impl TriggerStore for EmbeddedStore {
         .await
     }
 
-    async fn pending_sends_of(
-        &self,
-        app_id: &str,
-        external_id: &str,
-    ) -> StoreResult<Vec<PendingSend>> {
-        let (app_id, external_id) = (app_id.to_owned(), external_id.to_owned());
+    async fn pending_sends_of(&self, person: ProfileRef<'_>) -> StoreResult<Vec<PendingSend>> {
+        let (app_id, external_id) = (person.app_id.to_owned(), person.external_id.to_owned());
         self.read(move |txn| {
             let index = txn.open_table(PENDING_OF)?;
             let table = txn.open_table(PENDING)?;

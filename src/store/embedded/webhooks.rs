@@ -177,11 +177,8 @@ impl WebhookStore for EmbeddedStore {
         lease: Lease<'_>,
     ) -> StoreResult<Option<WebhookState>> {
         let Lease { worker, ttl: lease } = lease;
-        let (app_id, id, worker) = (
-            hook.app_id.to_owned(),
-            hook.id.to_owned(),
-            worker.to_owned(),
-        );
+        let (app_id, id) = (hook.app_id.to_owned(), hook.id.to_owned());
+        let worker = worker.to_owned();
         self.writer
             .write(false, move |txn| {
                 let key = (app_id.as_str(), id.as_str());

@@ -103,7 +103,8 @@ impl ProfileStore for RedisStore {
         Ok(profile)
     }
 
-    async fn get_profile(&self, app_id: &str, external_id: &str) -> StoreResult<Option<Profile>> {
+    async fn get_profile(&self, profile: ProfileRef<'_>) -> StoreResult<Option<Profile>> {
+        let (app_id, external_id) = (profile.app_id, profile.external_id);
         let mut conn = self.conn().await?;
         let (doc, ids): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
             .hget(keys::profile(app_id, external_id), keys::PROFILE_DOC)
@@ -129,7 +130,7 @@ impl ProfileStore for RedisStore {
     ) -> StoreResult<Vec<Profile>> {
         let reads = external_ids
             .iter()
-            .map(|external_id| self.get_profile(app_id, external_id));
+            .map(|external_id| self.get_profile(ProfileRef::new(app_id, external_id)));
         let found = futures::future::try_join_all(reads).await?;
         Ok(found.into_iter().flatten().collect())
     }
@@ -155,7 +156,8 @@ impl ProfileStore for RedisStore {
         self.list(app_id, external_id, id).await
     }
 
-    async fn erase_profile(&self, app_id: &str, external_id: &str) -> StoreResult<u64> {
+    async fn erase_profile(&self, profile: ProfileRef<'_>) -> StoreResult<u64> {
+        let (app_id, external_id) = (profile.app_id, profile.external_id);
         let mut conn = self.conn().await?;
         let (_existed, ids): (u8, Vec<Vec<u8>>) = self
             .scripts
@@ -186,8 +188,8 @@ impl ProfileStore for RedisStore {
         Ok(futures::future::try_join_all(deletions).await?.iter().sum())
     }
 
-    async fn count_profile_send(&self, to: ProfileRef<'_>, window: Duration) -> StoreResult<u64> {
-        let (app_id, external_id) = (to.app_id, to.external_id);
+    async fn count_profile_send(&self, of: ProfileRef<'_>, window: Duration) -> StoreResult<u64> {
+        let (app_id, external_id) = (of.app_id, of.external_id);
         let window_ms = window.as_millis().max(1) as u64;
         let mut conn = self.conn().await?;
         let count: u64 = self

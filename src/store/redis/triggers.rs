@@ -8,7 +8,8 @@ use redis::AsyncCommands;
 
 use super::{RedisStore, keys};
 use crate::store::{
-    ClaimedSend, Lease, Scheduled, StoreError, StoreResult, TriggerStore, from_json, to_json,
+    ClaimedSend, Lease, ProfileRef, Scheduled, StoreError, StoreResult, TriggerStore, from_json,
+    to_json,
 };
 use crate::triggers::model::{PendingSend, Repeat, SendRef, Trigger, TriggerRef};
 
@@ -60,9 +61,11 @@ impl TriggerStore for RedisStore {
         Ok(())
     }
 
-    async fn get_trigger(&self, app_id: &str, name: &str) -> StoreResult<Option<Trigger>> {
+    async fn get_trigger(&self, trigger: TriggerRef<'_>) -> StoreResult<Option<Trigger>> {
         let mut conn = self.conn().await?;
-        let raw: Option<Vec<u8>> = conn.hget(keys::triggers(app_id), name).await?;
+        let raw: Option<Vec<u8>> = conn
+            .hget(keys::triggers(trigger.app_id), trigger.name)
+            .await?;
         raw.map(|r| from_json(&r, "trigger")).transpose()
     }
 
@@ -72,9 +75,11 @@ impl TriggerStore for RedisStore {
         raw.values().map(|r| from_json(r, "trigger")).collect()
     }
 
-    async fn delete_trigger(&self, app_id: &str, name: &str) -> StoreResult<bool> {
+    async fn delete_trigger(&self, trigger: TriggerRef<'_>) -> StoreResult<bool> {
         let mut conn = self.conn().await?;
-        let removed: u64 = conn.hdel(keys::triggers(app_id), name).await?;
+        let removed: u64 = conn
+            .hdel(keys::triggers(trigger.app_id), trigger.name)
+            .await?;
         Ok(removed > 0)
     }
 
@@ -146,13 +151,11 @@ impl TriggerStore for RedisStore {
         Ok(first.first().map(|(_, due)| *due))
     }
 
-    async fn pending_sends_of(
-        &self,
-        app_id: &str,
-        external_id: &str,
-    ) -> StoreResult<Vec<PendingSend>> {
+    async fn pending_sends_of(&self, person: ProfileRef<'_>) -> StoreResult<Vec<PendingSend>> {
         let mut conn = self.conn().await?;
-        let ids: Vec<String> = conn.smembers(keys::pending_of(app_id, external_id)).await?;
+        let ids: Vec<String> = conn
+            .smembers(keys::pending_of(person.app_id, person.external_id))
+            .await?;
         let mut sends = Vec::with_capacity(ids.len());
         for id in ids {
             let raw: Option<Vec<u8>> = conn.hget(keys::PENDING_SENDS, format!("{id}:send")).await?;

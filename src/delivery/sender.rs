@@ -243,12 +243,13 @@ impl Sender {
             .collect();
         let sealed = encrypt_batch(self.ec, &batch);
         let each = started.elapsed().as_secs_f64() / messages.len().max(1) as f64;
+        let encrypt_seconds = histogram!("aviso_encrypt_seconds");
         messages
             .iter()
             .zip(sealed)
             .map(|((subscription, _), sealed)| match sealed {
                 Ok(body) => {
-                    histogram!("aviso_encrypt_seconds").record(each);
+                    encrypt_seconds.record(each);
                     Ok(Bytes::from(body))
                 }
                 Err(e) => Err(self.finish(
@@ -304,9 +305,16 @@ impl Sender {
                     return self.finish(service, Delivery::Failed(Failure::Vapid(e.to_string())));
                 }
             };
-            let request = build_request(subscription, body.clone(), authorization, message.options);
+            let request = || {
+                build_request(
+                    subscription,
+                    body.clone(),
+                    authorization.clone(),
+                    message.options,
+                )
+            };
             let sent_at = tokio::time::Instant::now();
-            let answer = self.client.send(request).await;
+            let answer = self.client.send_with(request).await;
             histogram!("aviso_push_request_seconds", "service" => service)
                 .record(sent_at.elapsed().as_secs_f64());
 

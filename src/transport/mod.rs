@@ -118,28 +118,42 @@ impl PushClient {
 
     /// Sends one push request and reads the answer, within the request timeout.
     pub async fn send(&self, request: Request<Bytes>) -> Result<PushResponse, TransportError> {
+        self.send_with(|| request.clone()).await
+    }
+
+    /// [`PushClient::send`] with the request made by `make` for each attempt. A stream the push
+    /// service refuses is sent again, and making the request anew spares the copy of every
+    /// request that [`PushClient::send`] keeps for that.
+    pub async fn send_with(
+        &self,
+        make: impl Fn() -> Request<Bytes>,
+    ) -> Result<PushResponse, TransportError> {
         let timeout = self.inner.request_timeout;
-        tokio::time::timeout(timeout, self.exchange(request))
+        tokio::time::timeout(timeout, self.exchange(make))
             .await
             .map_err(|_| TransportError::Timeout(timeout))?
     }
 
-    async fn exchange(&self, request: Request<Bytes>) -> Result<PushResponse, TransportError> {
+    async fn exchange(
+        &self,
+        make: impl Fn() -> Request<Bytes>,
+    ) -> Result<PushResponse, TransportError> {
         // A refused stream was never processed (RFC 9113 §8.7), so sending it again is safe.
         const ATTEMPTS_ON_REFUSAL: usize = 3;
         for _ in 1..ATTEMPTS_ON_REFUSAL {
-            match self.exchange_once(request.clone()).await {
+            match self.exchange_once(make()).await {
                 Err(TransportError::StreamRefused) => continue,
                 other => return other,
             }
         }
-        self.exchange_once(request).await
+        self.exchange_once(make()).await
     }
 
     async fn exchange_once(&self, request: Request<Bytes>) -> Result<PushResponse, TransportError> {
         match self.inner.pools.acquire(request.uri()).await? {
             Route::Http2(lease) => lease.send(request).await,
-            Route::Http1(_permit) => self.send_http1(request).await,
+            // Boxed for the same reason as the pool's handshake: rare, and large.
+            Route::Http1(_permit) => Box::pin(self.send_http1(request)).await,
         }
     }
 

@@ -72,10 +72,10 @@ pub(super) enum Route {
     Http1(Option<OwnedSemaphorePermit>),
 }
 
+/// What a request does next; waiting is `None` (see [`Pools::next`]).
 enum Next {
     Route(Route),
     Connect,
-    Wait,
 }
 
 /// The pools of all origins, shared by every sender of the process.
@@ -142,41 +142,29 @@ impl Pools {
     ) -> Result<Route, TransportError> {
         let mut permit = Some(permit);
         loop {
-            let mut changed = pin!(origin.changed.notified());
-            changed.as_mut().enable();
-            let next = {
-                let mut state = origin.state.lock().unwrap_or_else(|p| p.into_inner());
-                state
-                    .connections
-                    .retain(|c| c.alive.load(Ordering::Acquire));
-                if state.http1_only {
-                    Next::Route(Route::Http1(permit.take()))
-                } else if let Some(connection) = state
-                    .connections
-                    .iter()
-                    .filter(|c| c.has_free_stream())
-                    .min_by_key(|c| c.in_flight.load(Ordering::Acquire))
-                {
-                    connection.in_flight.fetch_add(1, Ordering::AcqRel);
-                    Next::Route(Route::Http2(Lease {
-                        connection: connection.clone(),
-                        origin: origin.clone(),
-                        _permit: permit.take(),
-                    }))
-                } else if state.connections.len() + state.connecting
-                    < self.config.max_connections_per_origin
-                {
-                    state.connecting += 1;
-                    Next::Connect
-                } else {
-                    Next::Wait
+            // Most requests find a stream at once: they look before registering for a change,
+            // and only one that has to wait registers and looks again (so that a stream freed
+            // in between is not missed).
+            let next = match self.next(origin, &mut permit) {
+                Some(next) => next,
+                None => {
+                    let mut changed = pin!(origin.changed.notified());
+                    changed.as_mut().enable();
+                    match self.next(origin, &mut permit) {
+                        Some(next) => next,
+                        None => {
+                            changed.await;
+                            continue;
+                        }
+                    }
                 }
             };
             match next {
                 Next::Route(route) => return Ok(route),
-                Next::Wait => changed.await,
                 Next::Connect => {
-                    let connected = self.connect(origin).await;
+                    // Boxed: a connection's handshake state (rustls, h2's codec) is kilobytes,
+                    // and every request's future would otherwise carry room for it.
+                    let connected = Box::pin(self.connect(origin)).await;
                     let mut state = origin.state.lock().unwrap_or_else(|p| p.into_inner());
                     state.connecting -= 1;
                     let result = match connected {
@@ -195,6 +183,51 @@ impl Pools {
                     result?;
                 }
             }
+        }
+    }
+
+    /// What a request to `origin` does now: takes a stream on the least-busy connection that
+    /// has one, or opens a connection when all are full and the bound allows; `None`: it waits.
+    fn next(
+        &self,
+        origin: &Arc<Origin>,
+        permit: &mut Option<OwnedSemaphorePermit>,
+    ) -> Option<Next> {
+        let mut state = origin.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .connections
+            .retain(|c| c.alive.load(Ordering::Acquire));
+        if state.http1_only {
+            return Some(Next::Route(Route::Http1(permit.take())));
+        }
+        // The least busy first: asking a connection for its stream limit takes h2's lock, so
+        // only when that one is full are the others asked.
+        let least_busy = state
+            .connections
+            .iter()
+            .min_by_key(|c| c.in_flight.load(Ordering::Acquire))
+            .filter(|c| c.has_free_stream());
+        let free = least_busy.or_else(|| {
+            state
+                .connections
+                .iter()
+                .filter(|c| c.has_free_stream())
+                .min_by_key(|c| c.in_flight.load(Ordering::Acquire))
+        });
+        if let Some(connection) = free {
+            connection.in_flight.fetch_add(1, Ordering::AcqRel);
+            Some(Next::Route(Route::Http2(Lease {
+                connection: connection.clone(),
+                origin: origin.clone(),
+                _permit: permit.take(),
+            })))
+        } else if state.connections.len() + state.connecting
+            < self.config.max_connections_per_origin
+        {
+            state.connecting += 1;
+            Some(Next::Connect)
+        } else {
+            None
         }
     }
 

@@ -107,11 +107,17 @@ impl Engine {
         recorded.series_bucket_ms =
             crate::notify::life::series_bucket(notification.send_at_ms, now_ms());
 
-        recorded.webhook_events = crate::webhooks::events::for_deliveries(notification, &outcomes);
-        *recorded.counts.entry("sent".to_owned()).or_default() += outcomes.len() as i64;
+        // Only for an app with a webhook: the store keeps none otherwise, and at a broadcast's
+        // rate each message's event JSON is a cost of its own (docs/BENCHMARKS.md).
+        if !store.list_webhooks(&notification.app_id).await?.is_empty() {
+            recorded.webhook_events =
+                crate::webhooks::events::for_deliveries(notification, &outcomes);
+        }
+        recorded.count("sent", outcomes.len());
         let mut per_variant = [0i64; variants::MAX_VARIANTS];
+        let (mut delivered, mut expired) = (0, 0);
         for (subscription, delivery) in outcomes {
-            let key = match delivery {
+            match delivery {
                 Delivery::Delivered => {
                     if prepared.split.is_some()
                         && let Some(slot) = choice
@@ -121,19 +127,22 @@ impl Engine {
                         *slot += 1;
                     }
                     recorded.activity.delivered(subscription);
-                    "delivered".to_owned()
+                    delivered += 1;
                 }
                 Delivery::Expired => {
                     // The push service says this subscription is gone for good: deleted with
                     // the batch's record.
                     recorded.gone.push(subscription);
-                    "expired".to_owned()
+                    expired += 1;
                 }
                 // One counter per reason, named after the sender's own label.
-                Delivery::Failed(failure) => format!("failed.{}", failure.label()),
-            };
-            *recorded.counts.entry(key).or_default() += 1;
+                Delivery::Failed(failure) => {
+                    recorded.count(&format!("failed.{}", failure.label()), 1);
+                }
+            }
         }
+        recorded.count("delivered", delivered);
+        recorded.count("expired", expired);
         for (i, delivered) in per_variant.into_iter().enumerate() {
             if delivered > 0 {
                 recorded

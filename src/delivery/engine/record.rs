@@ -12,7 +12,7 @@ use crate::store::{BatchOutcome, ClaimedTask, Store, StoreError, Subscription, T
 
 /// What one batch leaves to record: counts by counter name (`sent`, `delivered`, `expired`,
 /// `failed.REASON`) and the subscriptions the push service said are gone.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub(super) struct Recorded {
     pub(super) counts: Counts,
     pub(super) gone: Vec<Subscription>,
@@ -37,7 +37,7 @@ impl Recorded {
 async fn record(
     store: &dyn Store,
     claim: &ClaimedTask,
-    recorded: Recorded,
+    recorded: &Recorded,
     step: TaskStep<'_>,
 ) -> Result<TaskEnd, StoreError> {
     // Before the batch's record: a crash in between repeats events, never loses them.
@@ -82,7 +82,7 @@ impl Engine {
         let give_up = Instant::now() + self.config.lease;
         let mut wait = Duration::from_millis(100);
         loop {
-            match record(store, claim, counts.clone(), step).await {
+            match record(store, claim, &counts, step).await {
                 Err(StoreError::Unavailable(reason)) if Instant::now() + wait < give_up => {
                     tracing::warn!(task = %claim.task.id, %reason, "cannot record a batch; trying again");
                     tokio::select! {

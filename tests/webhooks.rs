@@ -204,7 +204,7 @@ impl Crm {
     async fn broadcast(&self, aviso: &Aviso, body: &str) -> String {
         let created = self
             .api(
-                &aviso,
+                aviso,
                 reqwest::Method::POST,
                 "/v1/notifications",
                 json!({"audience": "all", "content": {"title": "Sale", "body": body}, "ttl": 600}),

@@ -47,6 +47,22 @@ async fn problem(response: Response, status: StatusCode) -> Value {
     body
 }
 
+/// Asserts the problem document's detail mentions `words`.
+fn assert_detail_mentions(body: &Value, words: &str) {
+    assert!(body["detail"].as_str().unwrap().contains(words), "{body}");
+}
+
+/// POSTs `body` to the app's public `path` (as a browser does): a problem of `status`.
+async fn public_problem(
+    aviso: &Aviso,
+    client: &Client,
+    path: &str,
+    body: &Value,
+    status: StatusCode,
+) -> Value {
+    problem(aviso.post_public(client, path, body).await, status).await
+}
+
 fn identity_hash(aviso: &Aviso, external_id: &str) -> String {
     aviso::apps::identity_hash(&aviso.identity_secret, external_id)
 }
@@ -158,11 +174,8 @@ pub async fn public_endpoints(aviso: Aviso) {
         token[..21].to_owned(),
     ] {
         let event = json!({"notification_id": notification_id, "subscription_id": id, "type": "shown", "token": forged});
-        let refused = problem(
-            aviso.post_public(&client, "/events", &event).await,
-            StatusCode::FORBIDDEN,
-        )
-        .await;
+        let refused =
+            public_problem(&aviso, &client, "/events", &event, StatusCode::FORBIDDEN).await;
         assert_eq!(refused["field"], "token", "{refused}");
     }
     // Each (notification, subscription, type) counts once; a click counts for its action too.
@@ -178,11 +191,7 @@ pub async fn public_endpoints(aviso: Aviso) {
     }
     let event =
         json!({"notification_id": "nope", "subscription_id": id, "type": "shown", "token": token});
-    problem(
-        aviso.post_public(&client, "/events", &event).await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    public_problem(&aviso, &client, "/events", &event, StatusCode::NOT_FOUND).await;
     let view: Value = client
         .get(aviso.url(&format!("/v1/notifications/{notification_id}")))
         .bearer_auth(&aviso.api_key)
@@ -199,10 +208,11 @@ pub async fn public_endpoints(aviso: Aviso) {
 
     // Unsubscribe needs the auth secret.
     let wrong = json!({"endpoint": alice.endpoint, "auth": browser(2).auth});
-    problem(
-        aviso
-            .post_public(&client, "/subscriptions/unsubscribe", &wrong)
-            .await,
+    public_problem(
+        &aviso,
+        &client,
+        "/subscriptions/unsubscribe",
+        &wrong,
         StatusCode::FORBIDDEN,
     )
     .await;
@@ -210,10 +220,11 @@ pub async fn public_endpoints(aviso: Aviso) {
         .post_public(&client, "/subscriptions/unsubscribe", &owned)
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    problem(
-        aviso
-            .post_public(&client, "/subscriptions/unsubscribe", &owned)
-            .await,
+    public_problem(
+        &aviso,
+        &client,
+        "/subscriptions/unsubscribe",
+        &owned,
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -222,6 +233,11 @@ pub async fn public_endpoints(aviso: Aviso) {
 pub async fn server_endpoints(aviso: Aviso) {
     let client = Client::new();
     let auth = |request: reqwest::RequestBuilder| request.bearer_auth(&aviso.api_key);
+    // GETs `path` with the API key: a problem of `status`.
+    let get_problem = |path: &str, status: StatusCode| {
+        let request = auth(client.get(aviso.url(path)));
+        async move { problem(request.sent().await, status).await }
+    };
     let mut ids = Vec::new();
     for n in 0..3 {
         ids.push(
@@ -238,27 +254,18 @@ pub async fn server_endpoints(aviso: Aviso) {
         profile["attributes"],
         json!({"age": 41.0, "vip": true, "name": "Ana"})
     );
-    let response = auth(client.post(aviso.url("/v1/profiles/crm-7/subscriptions")))
-        .json(&json!({"subscription_id": ids[0]}))
-        .sent()
-        .await;
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let response = auth(client.post(aviso.url("/v1/profiles/crm-7/subscriptions")))
-        .json(&json!({"subscription_id": ids[1]}))
-        .sent()
-        .await;
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    for id in &ids[..2] {
+        let response = auth(client.post(aviso.url("/v1/profiles/crm-7/subscriptions")))
+            .json(&json!({"subscription_id": id}))
+            .sent()
+            .await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    }
     let profile: Value = auth(client.get(aviso.url("/v1/profiles/crm-7")))
         .json_body()
         .await;
     assert_eq!(profile["subscriptions"].as_array().unwrap().len(), 2);
-    problem(
-        auth(client.get(aviso.url("/v1/profiles/nobody")))
-            .sent()
-            .await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    get_problem("/v1/profiles/nobody", StatusCode::NOT_FOUND).await;
 
     // Streaming JSONL import: good lines count, a bad one is reported by number.
     let jsonl = "{\"external_id\": \"a\", \"attributes\": {\"score\": 3}}\n\nnot json\n{\"external_id\": \"b\", \"tags\": {\"x\": \"y\"}}\n";
@@ -327,13 +334,7 @@ pub async fn server_endpoints(aviso: Aviso) {
         .await;
     assert_eq!(list["notifications"].as_array().unwrap().len(), 2);
     assert_eq!(list["notifications"][0]["id"], first["id"], "newest first");
-    problem(
-        auth(client.get(aviso.url("/v1/notifications?limit=0")))
-            .sent()
-            .await,
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
+    get_problem("/v1/notifications?limit=0", StatusCode::BAD_REQUEST).await;
 
     let cancelled: Value = auth(client.post(aviso.url(&format!(
         "/v1/notifications/{}/cancel",
@@ -342,26 +343,14 @@ pub async fn server_endpoints(aviso: Aviso) {
     .json_body()
     .await;
     assert_eq!(cancelled["status"], "cancelled");
-    problem(
-        auth(client.get(aviso.url("/v1/notifications/missing")))
-            .sent()
-            .await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    get_problem("/v1/notifications/missing", StatusCode::NOT_FOUND).await;
 
     // GDPR erasure takes the profile's subscriptions with it.
     let erased: Value = auth(client.delete(aviso.url("/v1/profiles/crm-7")))
         .json_body()
         .await;
     assert_eq!(erased["deleted_subscriptions"], 2);
-    problem(
-        auth(client.get(aviso.url("/v1/profiles/crm-7")))
-            .sent()
-            .await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    get_problem("/v1/profiles/crm-7", StatusCode::NOT_FOUND).await;
 
     // Operations.
     assert_eq!(
@@ -398,11 +387,9 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         .body("{\"subscription\": ")
         .sent()
         .await;
-    assert!(
-        problem(bad_json, StatusCode::BAD_REQUEST).await["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not valid JSON")
+    assert_detail_mentions(
+        &problem(bad_json, StatusCode::BAD_REQUEST).await,
+        "not valid JSON",
     );
     let unknown = post(
         "/subscriptions",
@@ -410,12 +397,7 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
     )
     .await
     .unwrap();
-    assert!(
-        problem(unknown, StatusCode::BAD_REQUEST).await["detail"]
-            .as_str()
-            .unwrap()
-            .contains("colour")
-    );
+    assert_detail_mentions(&problem(unknown, StatusCode::BAD_REQUEST).await, "colour");
     let not_json = client
         .post(aviso.public("/subscriptions"))
         .body("x")
@@ -432,24 +414,15 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         async move { problem(request.await.unwrap(), StatusCode::BAD_REQUEST).await }
     };
     let body = refused("/keys/auth", "AAAA").await;
-    assert!(
-        body["detail"].as_str().unwrap().contains("16 bytes"),
-        "{body}"
-    );
+    assert_detail_mentions(&body, "16 bytes");
     assert_eq!(body["field"], "subscription");
     let off_curve = format!("BA{}", "A".repeat(85));
     let body = refused("/keys/p256dh", &off_curve).await;
-    assert!(body["detail"].as_str().unwrap().contains("curve"), "{body}");
+    assert_detail_mentions(&body, "curve");
 
     let elsewhere = "https://169.254.169.254/latest/meta-data";
     let body = refused("/endpoint", elsewhere).await;
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not a known push service"),
-        "{body}"
-    );
+    assert_detail_mentions(&body, "not a known push service");
     let other_port = "https://fcm.googleapis.com:6379/fcm/send/x";
     refused("/endpoint", other_port).await;
     let plain_http = "http://fcm.googleapis.com/fcm/send/x";
@@ -460,7 +433,7 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         StatusCode::FORBIDDEN,
     )
     .await;
-    assert!(body["detail"].as_str().unwrap().contains("identity_hash"));
+    assert_detail_mentions(&body, "identity_hash");
     let body = problem(
         post(
             "/subscriptions",
@@ -492,12 +465,7 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         .json(&json!({"subscription": alice.subscription}))
         .sent()
         .await;
-    assert!(
-        problem(evil, StatusCode::FORBIDDEN).await["detail"]
-            .as_str()
-            .unwrap()
-            .contains("origin")
-    );
+    assert_detail_mentions(&problem(evil, StatusCode::FORBIDDEN).await, "origin");
     let huge = client
         .post(aviso.public("/subscriptions"))
         .header("content-type", "application/json")
@@ -566,7 +534,7 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         StatusCode::BAD_REQUEST,
     )
     .await;
-    assert!(body["detail"].as_str().unwrap().contains("3993"), "{body}");
+    assert_detail_mentions(&body, "3993");
     assert_eq!(body["field"], "content");
     let body = problem(
         create(
@@ -578,7 +546,7 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
         StatusCode::BAD_REQUEST,
     )
     .await;
-    assert!(body["detail"].as_str().unwrap().contains("ttl"), "{body}");
+    assert_detail_mentions(&body, "ttl");
     problem(
         client.get(aviso.url("/nowhere")).sent().await,
         StatusCode::NOT_FOUND,

@@ -14,6 +14,7 @@ use support::http::Fetch;
 use support::push_service::{self, MockConfig, MockExt};
 use support::rig::{Rig, Subscribed};
 use support::server::Aviso;
+use support::wait::poll_until;
 
 const SUBSCRIBERS: usize = 2000;
 
@@ -290,17 +291,14 @@ async fn two_instances_share_a_broadcast_and_survive_a_kill() {
     let at_kill = service.requests() as usize;
     assert!(at_kill < N, "killed too late to matter");
 
-    loop {
-        if service.distinct_delivered() >= N {
-            break;
+    poll_until(deadline, Duration::from_millis(200), || {
+        let reached = service.distinct_delivered();
+        if reached >= N {
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {N} reached after the kill",
-            service.distinct_delivered()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        Err(format!("only {reached} of {N} reached after the kill"))
+    })
+    .await;
     let duplicates = service.stats().duplicate_deliveries as usize;
     assert_eq!(service.distinct_delivered(), N, "nobody missed");
     assert!(

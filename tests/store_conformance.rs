@@ -11,12 +11,12 @@ use aviso::notify::life::CancelOutcome;
 use aviso::notify::model::{Audience, Content, Notification, Status};
 use aviso::store::Phase;
 use aviso::store::{
-    Activity, App, AppStore, AttributeValue, BatchOutcome, CountOnce, KeyClaim, Lane, Lease,
-    LedgerStore, NewNotification, NotificationStore, ProfileStore, ProfileUpdate, Progress,
-    Refused, Replaced, SHARDS, ScanCursor, Scheduled, Settle, Store, StoreError, Subscription,
+    Activity, App, AppStore, AttributeValue, BatchOutcome, ClaimedTask, CountOnce, KeyClaim, Lane,
+    Lease, LedgerStore, NewNotification, NotificationStore, ProfileUpdate, Progress, Refused,
+    Replaced, SHARDS, ScanCursor, Scheduled, Settle, Store, StoreError, Subscription,
     SubscriptionId, SubscriptionStore, Task, TaskStep, TaskTarget, Upserted, hash_api_key,
 };
-use aviso::store::{Bucket, ProfileRef, Replacing, ShardAt, StateSave, WebhookRef};
+use aviso::store::{Bucket, Profile, ProfileRef, Replacing, ShardAt, StateSave, WebhookRef};
 use aviso::triggers::model::{PendingSend, Repeat, SendRef, Trigger, TriggerRef, TriggerRequest};
 use aviso::webhooks::{DeadLetter, EventType, OutboxEntry, Webhook, WebhookState};
 
@@ -91,11 +91,91 @@ fn counted<'a>(counters: &'a [(&'a str, i64)], step: TaskStep<'a>) -> BatchOutco
 
 /// Nothing sent: the task's progress saved and its lease extended.
 fn checkpoint(progress: &Progress, lease: Duration) -> BatchOutcome<'_> {
-    BatchOutcome::step(TaskStep::Checkpoint { progress, lease })
+    BatchOutcome::step(checkpointed(progress, lease))
 }
 
 fn held_by(worker: &str, ttl: Duration) -> Lease<'_> {
     Lease { worker, ttl }
+}
+
+/// Saves `progress` and extends the lease by `lease`.
+fn checkpointed(progress: &Progress, lease: Duration) -> TaskStep<'_> {
+    TaskStep::Checkpoint { progress, lease }
+}
+
+/// The next due task of `lane`, claimed by `worker` for `ttl`.
+async fn claim_next(
+    store: &dyn Store,
+    lane: Lane,
+    worker: &str,
+    ttl: Duration,
+) -> Option<ClaimedTask> {
+    store.claim_task(lane, held_by(worker, ttl)).await.unwrap()
+}
+
+/// Records a batch of `claim` that the store must accept.
+async fn record(store: &dyn Store, claim: &ClaimedTask, outcome: BatchOutcome<'_>) {
+    store.record_batch(claim, outcome).await.unwrap();
+}
+
+/// Asserts that a write was fenced: its holder had lost the lease.
+fn assert_lease_lost<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(matches!(result, Err(StoreError::LeaseLost)), "{result:?}");
+}
+
+/// Sleeps until a lease of `lease` taken now has run out (with 100 ms to spare).
+async fn outlive(lease: Duration) {
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+}
+
+/// Links subscription `id` to the profile `to`.
+async fn link(store: &dyn Store, to: ProfileRef<'_>, id: SubscriptionId) {
+    store.link_subscription(to, id).await.unwrap();
+}
+
+/// The subscription `id` of `app_id` as stored, if it is.
+async fn find_subscription(
+    store: &dyn Store,
+    app_id: &str,
+    id: SubscriptionId,
+) -> Option<Subscription> {
+    store.get_subscription(app_id, id).await.unwrap()
+}
+
+/// The id of the app whose API key hashes to `hash`, if any.
+async fn app_id_by_key(store: &dyn Store, hash: &[u8; 32]) -> Option<String> {
+    store.app_by_api_key(hash).await.unwrap().map(|a| a.id)
+}
+
+/// The delivery state of webhook `hook`, leased by `worker` for `ttl` (`None`: held by another).
+async fn lease_hook(
+    store: &dyn Store,
+    hook: WebhookRef<'_>,
+    worker: &str,
+    ttl: Duration,
+) -> Option<WebhookState> {
+    store
+        .lease_webhook(hook, held_by(worker, ttl))
+        .await
+        .unwrap()
+}
+
+/// Replaces the subscription `id` (proved by `auth`) with `with`: the store's answer.
+async fn replace(
+    store: &dyn Store,
+    id: SubscriptionId,
+    auth: &[u8; 16],
+    with: &Subscription,
+) -> Replaced {
+    store
+        .replace_subscription(Replacing::new(id, auth), with)
+        .await
+        .unwrap()
+}
+
+/// The stored profile, which must exist.
+async fn profile_of(store: &dyn Store, profile: ProfileRef<'_>) -> Profile {
+    store.get_profile(profile).await.unwrap().unwrap()
 }
 
 fn once<'a>(id: &'a str, member: &'a str, counters: &'a [&'a str], until: u64) -> CountOnce<'a> {
@@ -160,11 +240,7 @@ pub async fn apps(store: Arc<dyn Store>) {
     ids.sort();
     assert_eq!(ids, ["a1", "a2"]);
     assert_eq!(
-        store
-            .app_by_api_key(&hash_api_key("key-a2"))
-            .await
-            .unwrap()
-            .map(|a| a.id),
+        app_id_by_key(store.as_ref(), &hash_api_key("key-a2")).await,
         Some("a2".into())
     );
     // Rotating the key: the old one stops working.
@@ -172,15 +248,11 @@ pub async fn apps(store: Arc<dyn Store>) {
     rotated.api_keys[0].hash = hash_api_key("new-key");
     store.put_app(&rotated).await.unwrap();
     assert_eq!(
-        store.app_by_api_key(&hash_api_key("key-a2")).await.unwrap(),
+        app_id_by_key(store.as_ref(), &hash_api_key("key-a2")).await,
         None
     );
     assert_eq!(
-        store
-            .app_by_api_key(&hash_api_key("new-key"))
-            .await
-            .unwrap()
-            .map(|a| a.id),
+        app_id_by_key(store.as_ref(), &hash_api_key("new-key")).await,
         Some("a2".into())
     );
     // Deleting an app: its record, keys, subscriptions and count go; other apps stay.
@@ -194,15 +266,12 @@ pub async fn apps(store: Arc<dyn Store>) {
     assert!(!store.delete_app("a2").await.unwrap());
     assert_eq!(store.get_app("a2").await.unwrap(), None);
     assert_eq!(
-        store
-            .app_by_api_key(&hash_api_key("new-key"))
-            .await
-            .unwrap(),
+        app_id_by_key(store.as_ref(), &hash_api_key("new-key")).await,
         None
     );
     assert_eq!(store.count_subscriptions("a2").await.unwrap(), 0);
     assert_eq!(
-        store.get_subscription("a2", subs[0].id).await.unwrap(),
+        find_subscription(store.as_ref(), "a2", subs[0].id).await,
         None
     );
     assert_eq!(store.count_subscriptions("a1").await.unwrap(), 1);
@@ -236,23 +305,19 @@ pub async fn subscriptions(store: Arc<dyn Store>) {
     );
     // With the current auth as proof, they change.
     assert_eq!(
-        store
-            .replace_subscription(Replacing::new(sub.id, &[9; 16]), &again)
-            .await
-            .unwrap(),
+        replace(store.as_ref(), sub.id, &[9; 16], &again).await,
         Replaced::Refused(Refused::WrongAuth)
     );
     let mut rekeyed = again.clone();
     rekeyed.auth = [9; 16];
     rekeyed.tags.clear();
     assert_eq!(
-        store
-            .replace_subscription(Replacing::new(sub.id, &sub.auth), &rekeyed)
-            .await
-            .unwrap(),
+        replace(store.as_ref(), sub.id, &sub.auth, &rekeyed).await,
         Replaced::Moved { created: false }
     );
-    let stored = store.get_subscription("s", sub.id).await.unwrap().unwrap();
+    let stored = find_subscription(store.as_ref(), "s", sub.id)
+        .await
+        .unwrap();
     assert_eq!(stored.auth, [9; 16]);
     assert_eq!(stored.created_at, 1_700_000_000);
     assert_eq!(stored.last_seen, 1_800_000_000);
@@ -274,7 +339,7 @@ pub async fn subscriptions(store: Arc<dyn Store>) {
 
     assert!(store.delete_subscription("s", sub.id).await.unwrap());
     assert!(!store.delete_subscription("s", sub.id).await.unwrap());
-    assert_eq!(store.get_subscription("s", sub.id).await.unwrap(), None);
+    assert_eq!(find_subscription(store.as_ref(), "s", sub.id).await, None);
     assert_eq!(store.count_subscriptions("s").await.unwrap(), 49);
     let endpoint_id = SubscriptionId::for_endpoint("s", &more[5].endpoint);
     assert!(
@@ -321,18 +386,16 @@ pub async fn profiles(store: Arc<dyn Store>) {
     removal.attributes.insert("vip".into(), None);
     store.update_profile("p", &removal).await.unwrap();
 
-    store.link_subscription(crm_1, subs[0].id).await.unwrap();
-    store.link_subscription(crm_1, subs[1].id).await.unwrap();
-    store.link_subscription(crm_1, subs[1].id).await.unwrap();
-    let profile = store.get_profile(crm_1).await.unwrap().unwrap();
+    link(store.as_ref(), crm_1, subs[0].id).await;
+    link(store.as_ref(), crm_1, subs[1].id).await;
+    link(store.as_ref(), crm_1, subs[1].id).await;
+    let profile = profile_of(store.as_ref(), crm_1).await;
     assert_eq!(profile.subscriptions, [subs[0].id, subs[1].id]);
     assert!(!profile.attributes.contains_key("vip"));
     assert_eq!(profile.tags["city"], "Porto");
     assert_eq!(
-        store
-            .get_subscription("p", subs[0].id)
+        find_subscription(store.as_ref(), "p", subs[0].id)
             .await
-            .unwrap()
             .unwrap()
             .external_id
             .as_deref(),
@@ -345,17 +408,12 @@ pub async fn profiles(store: Arc<dyn Store>) {
     // Deleting a subscription unlinks it.
     store.delete_subscription("p", subs[1].id).await.unwrap();
     assert_eq!(
-        store
-            .get_profile(crm_1)
-            .await
-            .unwrap()
-            .unwrap()
-            .subscriptions,
+        profile_of(store.as_ref(), crm_1).await.subscriptions,
         [subs[0].id]
     );
 
     // GDPR erasure: the profile and its subscriptions go; others stay.
-    store.link_subscription(crm_1, subs[2].id).await.unwrap();
+    link(store.as_ref(), crm_1, subs[2].id).await;
     assert_eq!(store.erase_profile(crm_1).await.unwrap(), 2);
     assert_eq!(store.get_profile(crm_1).await.unwrap(), None);
     assert_eq!(store.count_subscriptions("p").await.unwrap(), 0);
@@ -486,6 +544,12 @@ async fn create(
         .unwrap();
 }
 
+/// Stores a broadcast `id` with one task (for shard 0) and no counters yet.
+async fn create_broadcast(store: &dyn Store, id: &str) {
+    let tasks = [task(id, "s0", Lane::Bulk, TaskTarget::Shard(0))];
+    create(store, &note("l", id, 1), &tasks, &[]).await;
+}
+
 fn task(notification: &str, suffix: &str, lane: Lane, target: TaskTarget) -> Task {
     Task {
         id: format!("{notification}:{suffix}"),
@@ -496,6 +560,12 @@ fn task(notification: &str, suffix: &str, lane: Lane, target: TaskTarget) -> Tas
         not_before_ms: 0,
         phase: Phase::Whole,
     }
+}
+
+/// A task of `notification` for the one subscription `id`.
+fn task_for(notification: &str, suffix: &str, lane: Lane, id: u64) -> Task {
+    let target = TaskTarget::Subscriptions(vec![SubscriptionId(id)]);
+    task(notification, suffix, lane, target)
 }
 
 /// A/B variants: the document keeps its variants and winner test, the ledger each task's phase
@@ -535,17 +605,13 @@ pub async fn variants_phases_and_one_winner(store: Arc<dyn Store>) {
         store.get_notification("ab1").await.unwrap(),
         Some(notification)
     );
-    let first = store
-        .claim_task(Lane::Bulk, held_by("w1", Duration::from_secs(30)))
+    let first = claim_next(store.as_ref(), Lane::Bulk, "w1", Duration::from_secs(30))
         .await
-        .unwrap()
         .expect("the test task is due");
     assert_eq!(first.task, test);
     assert!(
-        store
-            .claim_task(Lane::Bulk, held_by("w1", Duration::from_secs(30)))
+        claim_next(store.as_ref(), Lane::Bulk, "w1", Duration::from_secs(30))
             .await
-            .unwrap()
             .is_none(),
         "the follow-up waits for the test's end"
     );
@@ -553,17 +619,17 @@ pub async fn variants_phases_and_one_winner(store: Arc<dyn Store>) {
         rest_due.saturating_sub(aviso::store::now_ms()) + 50,
     ))
     .await;
-    let second = store
-        .claim_task(Lane::Bulk, held_by("w2", Duration::from_secs(30)))
+    let second = claim_next(store.as_ref(), Lane::Bulk, "w2", Duration::from_secs(30))
         .await
-        .unwrap()
         .expect("the follow-up is due");
     assert_eq!(second.task, rest);
     for claim in [&first, &second] {
-        store
-            .record_batch(claim, BatchOutcome::step(TaskStep::Complete))
-            .await
-            .unwrap();
+        record(
+            store.as_ref(),
+            claim,
+            BatchOutcome::step(TaskStep::Complete),
+        )
+        .await;
     }
     let until = aviso::store::now_ms() + 60_000;
     let deciders = (0..8).map(|i| {
@@ -594,12 +660,7 @@ pub async fn variants_phases_and_one_winner(store: Arc<dyn Store>) {
 pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
     store: Arc<dyn Store>,
 ) {
-    let direct = task(
-        "c1",
-        "direct",
-        Lane::Priority,
-        TaskTarget::Subscriptions(vec![SubscriptionId(7)]),
-    );
+    let direct = task_for("c1", "direct", Lane::Priority, 7);
     create(
         store.as_ref(),
         &note("l", "c1", 1),
@@ -607,11 +668,14 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
         &[("targeted", 1)],
     )
     .await;
-    let claim = store
-        .claim_task(Lane::Priority, held_by("w1", Duration::from_secs(30)))
-        .await
-        .unwrap()
-        .expect("the created task is claimable");
+    let claim = claim_next(
+        store.as_ref(),
+        Lane::Priority,
+        "w1",
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the created task is claimable");
     assert_eq!(claim.task, direct);
     // Its document as stored, its life begun with the claim.
     let read = store.get_notification("c1").await.unwrap().unwrap();
@@ -631,22 +695,19 @@ pub async fn a_created_notification_is_claimable_with_its_document_and_counters(
         BTreeMap::from([("targeted".to_owned(), 1)])
     );
     assert!(
-        store
-            .claim_task(Lane::Priority, held_by("w2", Duration::from_secs(30)))
-            .await
-            .unwrap()
-            .is_none(),
+        claim_next(
+            store.as_ref(),
+            Lane::Priority,
+            "w2",
+            Duration::from_secs(30)
+        )
+        .await
+        .is_none(),
         "claimed once"
     );
 
     // A broadcast: tasks but no counters yet (they grow as shards are read).
-    create(
-        store.as_ref(),
-        &note("l", "c2", 1),
-        &[task("c2", "0", Lane::Bulk, TaskTarget::Shard(0))],
-        &[],
-    )
-    .await;
+    create_broadcast(store.as_ref(), "c2").await;
     assert!(store.counters("c2").await.unwrap().is_empty());
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 1);
 }
@@ -659,68 +720,53 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
         .enqueue_tasks(&[
             task("n1", "0", Lane::Bulk, TaskTarget::Shard(0)),
             later,
-            task(
-                "n2",
-                "p",
-                Lane::Priority,
-                TaskTarget::Subscriptions(vec![SubscriptionId(7)]),
-            ),
+            task_for("n2", "p", Lane::Priority, 7),
         ])
         .await
         .unwrap();
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 2);
     assert_eq!(store.pending_tasks(Lane::Priority).await.unwrap(), 1);
 
-    let p = store
-        .claim_task(Lane::Priority, held_by("w1", lease))
+    let p = claim_next(store.as_ref(), Lane::Priority, "w1", lease)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(
         p.task.target,
         TaskTarget::Subscriptions(vec![SubscriptionId(7)])
     );
     assert!(
-        store
-            .claim_task(Lane::Priority, held_by("w2", lease))
+        claim_next(store.as_ref(), Lane::Priority, "w2", lease)
             .await
-            .unwrap()
             .is_none()
     );
     // A batch's counters go with the task's completion.
-    store
-        .record_batch(
-            &p,
-            counted(&[("sent", 1), ("delivered", 1)], TaskStep::Complete),
-        )
-        .await
-        .unwrap();
+    record(
+        store.as_ref(),
+        &p,
+        counted(&[("sent", 1), ("delivered", 1)], TaskStep::Complete),
+    )
+    .await;
     assert_eq!(store.pending_tasks(Lane::Priority).await.unwrap(), 0);
     assert_eq!(store.counters("n2").await.unwrap()["delivered"], 1);
     // Recorded again (a crash cut the first record short of its answer): counted once.
-    assert!(matches!(
+    assert_lease_lost(
         store
             .record_batch(
                 &p,
                 counted(&[("sent", 1), ("delivered", 1)], TaskStep::Complete),
             )
             .await,
-        Err(StoreError::LeaseLost)
-    ));
+    );
     assert_eq!(store.counters("n2").await.unwrap()["delivered"], 1);
 
-    let a = store
-        .claim_task(Lane::Bulk, held_by("w1", lease))
+    let a = claim_next(store.as_ref(), Lane::Bulk, "w1", lease)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(a.task.id, "n1:0");
     assert_eq!(a.previous_claims, 0);
     assert!(
-        store
-            .claim_task(Lane::Bulk, held_by("w2", lease))
+        claim_next(store.as_ref(), Lane::Bulk, "w2", lease)
             .await
-            .unwrap()
             .is_none(),
         "leased, and the other is not due"
     );
@@ -729,45 +775,28 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
         processed: 10,
         ..Progress::default()
     };
-    store
-        .record_batch(&a, checkpoint(&progress, lease))
-        .await
-        .unwrap();
+    record(store.as_ref(), &a, checkpoint(&progress, lease)).await;
 
     // The lease runs out: another worker takes over from the checkpoint; the old claim is fenced.
-    tokio::time::sleep(lease + Duration::from_millis(100)).await;
-    let b = store
-        .claim_task(Lane::Bulk, held_by("w2", lease))
+    outlive(lease).await;
+    let b = claim_next(store.as_ref(), Lane::Bulk, "w2", lease)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(b.task.id, "n1:0");
     assert_eq!(b.progress, progress);
     assert_eq!(b.previous_claims, 1);
-    assert!(matches!(
-        store.record_batch(&a, checkpoint(&progress, lease)).await,
-        Err(StoreError::LeaseLost)
-    ));
+    assert_lease_lost(store.record_batch(&a, checkpoint(&progress, lease)).await);
     // The fenced worker's last batch went out: its counters count, its checkpoint does not.
     let further = Progress {
         cursor: ScanCursor(vec![9]),
         processed: 20,
         ..Progress::default()
     };
-    let step = TaskStep::Checkpoint {
-        progress: &further,
-        lease,
-    };
-    assert!(matches!(
-        store.record_batch(&a, counted(&[("sent", 3)], step)).await,
-        Err(StoreError::LeaseLost)
-    ));
+    let step = checkpointed(&further, lease);
+    assert_lease_lost(store.record_batch(&a, counted(&[("sent", 3)], step)).await);
     assert_eq!(store.counters("n1").await.unwrap()["sent"], 3);
     // The new claim repeats that batch (it resumes from the checkpoint): counted once.
-    store
-        .record_batch(&b, counted(&[("sent", 3)], step))
-        .await
-        .unwrap();
+    record(store.as_ref(), &b, counted(&[("sent", 3)], step)).await;
     assert_eq!(store.counters("n1").await.unwrap()["sent"], 3);
     // Its next batch reaches further: counted.
     let next = Progress {
@@ -775,45 +804,31 @@ pub async fn ledger_leases_fence_and_lanes_are_separate(store: Arc<dyn Store>) {
         processed: 30,
         ..Progress::default()
     };
-    let step = TaskStep::Checkpoint {
-        progress: &next,
-        lease,
-    };
-    store
-        .record_batch(&b, counted(&[("sent", 2)], step))
-        .await
-        .unwrap();
+    let step = checkpointed(&next, lease);
+    record(store.as_ref(), &b, counted(&[("sent", 2)], step)).await;
     assert_eq!(store.counters("n1").await.unwrap()["sent"], 5);
     // A late record of an earlier batch by the fenced claim counts nothing more.
-    let earlier = TaskStep::Checkpoint {
-        progress: &further,
-        lease,
-    };
-    assert!(matches!(
+    let earlier = checkpointed(&further, lease);
+    assert_lease_lost(
         store
             .record_batch(&a, counted(&[("sent", 3)], earlier))
             .await,
-        Err(StoreError::LeaseLost)
-    ));
+    );
     assert_eq!(store.counters("n1").await.unwrap()["sent"], 5);
     // The fenced claim's completion is fenced too, and its last batch counts (its messages went
     // out), through the task's end: once, however often it is recorded.
     for _ in 0..2 {
-        assert!(matches!(
+        assert_lease_lost(
             store
                 .record_batch(&a, counted(&[("sent", 1)], TaskStep::Complete))
                 .await,
-            Err(StoreError::LeaseLost)
-        ));
+        );
         assert_eq!(store.counters("n1").await.unwrap()["sent"], 6);
     }
 
     // Cancelling removes every task of the notification; the holder loses its lease.
     assert_eq!(store.cancel_tasks("n1").await.unwrap(), 2);
-    assert!(matches!(
-        store.record_batch(&b, checkpoint(&progress, lease)).await,
-        Err(StoreError::LeaseLost)
-    ));
+    assert_lease_lost(store.record_batch(&b, checkpoint(&progress, lease)).await);
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 0);
     assert_eq!(store.cancel_tasks("n1").await.unwrap(), 0);
 }
@@ -851,10 +866,8 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
     let mut handed_out: HashMap<SubscriptionId, usize> = HashMap::new();
     let mut unsaved_batch = 0;
     // Worker A: three checkpointed batches, then a fourth it hands out but dies before saving.
-    let a = store
-        .claim_task(Lane::Bulk, held_by("worker-a", lease))
+    let a = claim_next(store.as_ref(), Lane::Bulk, "worker-a", lease)
         .await
-        .unwrap()
         .unwrap();
     let mut progress = a.progress.clone();
     for round in 0..4 {
@@ -873,25 +886,18 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
         }
         progress.cursor = scanned.next.clone().unwrap();
         progress.processed += scanned.subscriptions.len() as u64;
-        store
-            .record_batch(&a, checkpoint(&progress, lease))
-            .await
-            .unwrap();
+        record(store.as_ref(), &a, checkpoint(&progress, lease)).await;
     }
 
     // Worker B: after the lease runs out, resumes and finishes.
     assert!(
-        store
-            .claim_task(Lane::Bulk, held_by("worker-b", lease))
+        claim_next(store.as_ref(), Lane::Bulk, "worker-b", lease)
             .await
-            .unwrap()
             .is_none()
     );
-    tokio::time::sleep(lease + Duration::from_millis(100)).await;
-    let b = store
-        .claim_task(Lane::Bulk, held_by("worker-b", lease))
+    outlive(lease).await;
+    let b = claim_next(store.as_ref(), Lane::Bulk, "worker-b", lease)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(b.progress, progress);
     let mut resumed = b.progress.clone();
@@ -907,18 +913,12 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
         match scanned.next {
             Some(next) => {
                 resumed.cursor = next;
-                store
-                    .record_batch(&b, checkpoint(&resumed, lease))
-                    .await
-                    .unwrap();
+                record(store.as_ref(), &b, checkpoint(&resumed, lease)).await;
             }
             None => break,
         }
     }
-    store
-        .record_batch(&b, BatchOutcome::step(TaskStep::Complete))
-        .await
-        .unwrap();
+    record(store.as_ref(), &b, BatchOutcome::step(TaskStep::Complete)).await;
 
     assert_eq!(
         handed_out.keys().copied().collect::<HashSet<_>>(),
@@ -935,28 +935,29 @@ pub async fn a_dead_workers_task_is_resumed_from_its_checkpoint(store: Arc<dyn S
     assert_eq!(store.pending_tasks(Lane::Bulk).await.unwrap(), 0);
 }
 
+/// Links each of `subs` to `to` from a task of its own, spawned as the iterator is drawn.
+fn links_at_once<'a>(
+    store: &'a Arc<dyn Store>,
+    to: ProfileRef<'static>,
+    subs: &'a [Subscription],
+) -> impl Iterator<Item = tokio::task::JoinHandle<Result<(), StoreError>>> + 'a {
+    subs.iter().map(move |sub| {
+        let store = store.clone();
+        let id = sub.id;
+        tokio::spawn(async move { store.link_subscription(to, id).await })
+    })
+}
+
 /// Forty subscriptions of one person linked at once (a CRM integration's first sync): every
 /// link is kept, on the profile and on each subscription.
 pub async fn concurrent_links_to_one_profile_are_all_kept(store: Arc<dyn Store>) {
     let subs: Vec<_> = (0..40).map(|n| subscription("cl", n)).collect();
     store.insert_subscriptions(&subs).await.unwrap();
-    let links = subs.iter().map(|sub| {
-        let store = store.clone();
-        let id = sub.id;
-        tokio::spawn(async move {
-            store
-                .link_subscription(ProfileRef::new("cl", "crm-ana"), id)
-                .await
-        })
-    });
+    let links = links_at_once(&store, ProfileRef::new("cl", "crm-ana"), &subs);
     for link in futures::future::join_all(links).await {
         link.unwrap().unwrap();
     }
-    let profile = store
-        .get_profile(ProfileRef::new("cl", "crm-ana"))
-        .await
-        .unwrap()
-        .unwrap();
+    let profile = profile_of(store.as_ref(), ProfileRef::new("cl", "crm-ana")).await;
     let listed: HashSet<_> = profile.subscriptions.iter().copied().collect();
     assert_eq!(
         listed.len(),
@@ -966,7 +967,9 @@ pub async fn concurrent_links_to_one_profile_are_all_kept(store: Arc<dyn Store>)
     );
     assert_eq!(profile.subscriptions.len(), 40, "listed once each");
     for sub in &subs {
-        let stored = store.get_subscription("cl", sub.id).await.unwrap().unwrap();
+        let stored = find_subscription(store.as_ref(), "cl", sub.id)
+            .await
+            .unwrap();
         assert_eq!(stored.external_id.as_deref(), Some("crm-ana"));
     }
 }
@@ -990,11 +993,7 @@ pub async fn concurrent_profile_updates_are_all_kept(store: Arc<dyn Store>) {
     for update in futures::future::join_all(updates).await {
         update.unwrap().unwrap();
     }
-    let profile = store
-        .get_profile(ProfileRef::new("cu", "crm-bo"))
-        .await
-        .unwrap()
-        .unwrap();
+    let profile = profile_of(store.as_ref(), ProfileRef::new("cu", "crm-bo")).await;
     assert_eq!(
         (profile.attributes.len(), profile.tags.len()),
         (40, 40),
@@ -1007,10 +1006,7 @@ pub async fn concurrent_profile_updates_are_all_kept(store: Arc<dyn Store>) {
 pub async fn concurrent_upserts_of_one_endpoint_make_one_subscription(store: Arc<dyn Store>) {
     let first = subscription("cs", 1);
     store.upsert_subscription(&first).await.unwrap();
-    store
-        .link_subscription(ProfileRef::new("cs", "crm-cy"), first.id)
-        .await
-        .unwrap();
+    link(store.as_ref(), ProfileRef::new("cs", "crm-cy"), first.id).await;
     let upserts = (0..30).map(|n| {
         let store = store.clone();
         let mut again = first.clone();
@@ -1033,18 +1029,12 @@ pub async fn concurrent_upserts_of_one_endpoint_make_one_subscription(store: Arc
     }
     relink.await.unwrap().unwrap();
     assert_eq!(store.count_subscriptions("cs").await.unwrap(), 1);
-    let stored = store
-        .get_subscription("cs", first.id)
+    let stored = find_subscription(store.as_ref(), "cs", first.id)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(stored.created_at, first.created_at, "creation time kept");
     assert_eq!(stored.external_id.as_deref(), Some("crm-cy2"), "link kept");
-    let profile = store
-        .get_profile(ProfileRef::new("cs", "crm-cy2"))
-        .await
-        .unwrap()
-        .unwrap();
+    let profile = profile_of(store.as_ref(), ProfileRef::new("cs", "crm-cy2")).await;
     assert_eq!(profile.subscriptions, [first.id]);
     let old = store
         .get_profile(ProfileRef::new("cs", "crm-cy"))
@@ -1065,20 +1055,9 @@ pub async fn erase_while_linking_leaves_no_linked_subscription_behind(store: Arc
     store.insert_subscriptions(&before).await.unwrap();
     store.insert_subscriptions(&during).await.unwrap();
     for sub in &before {
-        store
-            .link_subscription(ProfileRef::new("ce", "crm-di"), sub.id)
-            .await
-            .unwrap();
+        link(store.as_ref(), ProfileRef::new("ce", "crm-di"), sub.id).await;
     }
-    let links = during.iter().map(|sub| {
-        let store = store.clone();
-        let id = sub.id;
-        tokio::spawn(async move {
-            store
-                .link_subscription(ProfileRef::new("ce", "crm-di"), id)
-                .await
-        })
-    });
+    let links = links_at_once(&store, ProfileRef::new("ce", "crm-di"), &during);
     let erase = {
         let store = store.clone();
         tokio::spawn(async move { store.erase_profile(ProfileRef::new("ce", "crm-di")).await })
@@ -1093,7 +1072,7 @@ pub async fn erase_while_linking_leaves_no_linked_subscription_behind(store: Arc
     erase.await.unwrap().unwrap();
     for sub in &before {
         assert_eq!(
-            store.get_subscription("ce", sub.id).await.unwrap(),
+            find_subscription(store.as_ref(), "ce", sub.id).await,
             None,
             "a subscription linked before the erasure survived it"
         );
@@ -1106,7 +1085,7 @@ pub async fn erase_while_linking_leaves_no_linked_subscription_behind(store: Arc
         .unwrap_or_default();
     let mut orphans = 0;
     for sub in &during {
-        if let Some(stored) = store.get_subscription("ce", sub.id).await.unwrap()
+        if let Some(stored) = find_subscription(store.as_ref(), "ce", sub.id).await
             && stored.external_id.as_deref() == Some("crm-di")
             && !listed.contains(&sub.id)
         {
@@ -1124,61 +1103,49 @@ pub async fn erase_while_linking_leaves_no_linked_subscription_behind(store: Arc
 pub async fn a_batch_record_deletes_its_gone_subscriptions(store: Arc<dyn Store>) {
     let subs: Vec<_> = (0..4).map(|n| subscription("g", n)).collect();
     store.insert_subscriptions(&subs).await.unwrap();
-    store
-        .link_subscription(ProfileRef::new("g", "crm-go"), subs[0].id)
+    link(store.as_ref(), ProfileRef::new("g", "crm-go"), subs[0].id).await;
+    link(store.as_ref(), ProfileRef::new("g", "crm-go"), subs[1].id).await;
+    let linked = find_subscription(store.as_ref(), "g", subs[0].id)
         .await
-        .unwrap();
-    store
-        .link_subscription(ProfileRef::new("g", "crm-go"), subs[1].id)
-        .await
-        .unwrap();
-    let linked = store
-        .get_subscription("g", subs[0].id)
-        .await
-        .unwrap()
         .unwrap();
     let lease = Duration::from_millis(200);
     store
         .enqueue_tasks(&[task("gn", "0", Lane::Bulk, TaskTarget::Shard(0))])
         .await
         .unwrap();
-    let claim = store
-        .claim_task(Lane::Bulk, held_by("w", lease))
+    let claim = claim_next(store.as_ref(), Lane::Bulk, "w", lease)
         .await
-        .unwrap()
         .unwrap();
     let gone = [linked, subs[2].clone()];
     let progress = Progress::default();
-    let step = TaskStep::Checkpoint {
-        progress: &progress,
-        lease,
-    };
+    let step = checkpointed(&progress, lease);
     let outcome = BatchOutcome {
         counters: &[("sent", 2), ("expired", 2)],
         gone: &gone,
         ..BatchOutcome::step(step)
     };
-    store.record_batch(&claim, outcome).await.unwrap();
-    assert_eq!(store.get_subscription("g", subs[0].id).await.unwrap(), None);
-    assert_eq!(store.get_subscription("g", subs[2].id).await.unwrap(), None);
+    record(store.as_ref(), &claim, outcome).await;
+    assert_eq!(
+        find_subscription(store.as_ref(), "g", subs[0].id).await,
+        None
+    );
+    assert_eq!(
+        find_subscription(store.as_ref(), "g", subs[2].id).await,
+        None
+    );
     assert_eq!(store.count_subscriptions("g").await.unwrap(), 2);
     assert_eq!(
-        store
-            .get_profile(ProfileRef::new("g", "crm-go"))
+        profile_of(store.as_ref(), ProfileRef::new("g", "crm-go"))
             .await
-            .unwrap()
-            .unwrap()
             .subscriptions,
         [subs[1].id]
     );
     assert_eq!(store.counters("gn").await.unwrap()["expired"], 2);
 
     // A fenced claim's gone subscriptions are deleted too.
-    tokio::time::sleep(lease + Duration::from_millis(100)).await;
-    let _taken_over = store
-        .claim_task(Lane::Bulk, held_by("w2", lease))
+    outlive(lease).await;
+    let _taken_over = claim_next(store.as_ref(), Lane::Bulk, "w2", lease)
         .await
-        .unwrap()
         .unwrap();
     let late = [subs[3].clone()];
     let outcome = BatchOutcome {
@@ -1186,11 +1153,11 @@ pub async fn a_batch_record_deletes_its_gone_subscriptions(store: Arc<dyn Store>
         gone: &late,
         ..BatchOutcome::step(TaskStep::Complete)
     };
-    assert!(matches!(
-        store.record_batch(&claim, outcome).await,
-        Err(StoreError::LeaseLost)
-    ));
-    assert_eq!(store.get_subscription("g", subs[3].id).await.unwrap(), None);
+    assert_lease_lost(store.record_batch(&claim, outcome).await);
+    assert_eq!(
+        find_subscription(store.as_ref(), "g", subs[3].id).await,
+        None
+    );
     assert_eq!(store.count_subscriptions("g").await.unwrap(), 1);
 }
 
@@ -1219,12 +1186,7 @@ pub async fn a_notifications_life_follows_its_tasks_and_its_series_sums_to_its_c
 ) {
     let lease = Duration::from_secs(30);
     let bulk = task("lf", "s0", Lane::Bulk, TaskTarget::Shard(0));
-    let direct = task(
-        "lf",
-        "p0",
-        Lane::Priority,
-        TaskTarget::Subscriptions(vec![SubscriptionId(7)]),
-    );
+    let direct = task_for("lf", "p0", Lane::Priority, 7);
     create(
         store.as_ref(),
         &note("l", "lf", 1),
@@ -1242,10 +1204,8 @@ pub async fn a_notifications_life_follows_its_tasks_and_its_series_sums_to_its_c
         Status::Queued
     );
 
-    let first = store
-        .claim_task(Lane::Bulk, held_by("w", lease))
+    let first = claim_next(store.as_ref(), Lane::Bulk, "w", lease)
         .await
-        .unwrap()
         .unwrap();
     let sending = status_of(store.as_ref(), "lf").await;
     assert_eq!(sending.status, Status::Sending);
@@ -1262,23 +1222,12 @@ pub async fn a_notifications_life_follows_its_tasks_and_its_series_sums_to_its_c
         processed: 2,
         ..Progress::default()
     };
-    let step = TaskStep::Checkpoint {
-        progress: &progress,
-        lease,
-    };
+    let step = checkpointed(&progress, lease);
     let counts = [("sent", 2), ("delivered", 1), ("expired", 1)];
-    store
-        .record_batch(&first, in_bucket(&counts, 60_000, step))
-        .await
-        .unwrap();
+    record(store.as_ref(), &first, in_bucket(&counts, 60_000, step)).await;
     // A slice deferred on the way, enqueued twice (the batch that deferred it was redone):
     // registered once.
-    let slice = task(
-        "lf",
-        "l99.s0.x",
-        Lane::Bulk,
-        TaskTarget::Subscriptions(vec![SubscriptionId(9)]),
-    );
+    let slice = task_for("lf", "l99.s0.x", Lane::Bulk, 9);
     store
         .enqueue_tasks(std::slice::from_ref(&slice))
         .await
@@ -1288,33 +1237,34 @@ pub async fn a_notifications_life_follows_its_tasks_and_its_series_sums_to_its_c
         .await
         .unwrap();
     let counts = [("sent", 1), ("delivered", 1)];
-    store
-        .record_batch(&first, in_bucket(&counts, 120_000, TaskStep::Complete))
-        .await
-        .unwrap();
+    record(
+        store.as_ref(),
+        &first,
+        in_bucket(&counts, 120_000, TaskStep::Complete),
+    )
+    .await;
     // The same completion again (a stale claim's late record): counted and closed once.
-    assert!(matches!(
+    assert_lease_lost(
         store
             .record_batch(&first, in_bucket(&counts, 120_000, TaskStep::Complete))
             .await,
-        Err(StoreError::LeaseLost)
-    ));
+    );
     assert_eq!(
         status_of(store.as_ref(), "lf").await.status,
         Status::Sending
     );
 
-    let claim = store
-        .claim_task(Lane::Priority, held_by("w", lease))
+    let claim = claim_next(store.as_ref(), Lane::Priority, "w", lease)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(claim.task, direct);
     let counts = [("missing", 1)];
-    store
-        .record_batch(&claim, in_bucket(&counts, 120_000, TaskStep::Complete))
-        .await
-        .unwrap();
+    record(
+        store.as_ref(),
+        &claim,
+        in_bucket(&counts, 120_000, TaskStep::Complete),
+    )
+    .await;
     assert_eq!(
         status_of(store.as_ref(), "lf").await.status,
         Status::Sending,
@@ -1323,34 +1273,31 @@ pub async fn a_notifications_life_follows_its_tasks_and_its_series_sums_to_its_c
     // The slice's claim is taken over: the stale claim's completion counts and closes it, the
     // new one's neither (else the notification would close twice).
     let short = Duration::from_millis(300);
-    let stale = store
-        .claim_task(Lane::Bulk, held_by("w1", short))
+    let stale = claim_next(store.as_ref(), Lane::Bulk, "w1", short)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(stale.task, slice);
-    tokio::time::sleep(short + Duration::from_millis(100)).await;
-    let current = store
-        .claim_task(Lane::Bulk, held_by("w2", lease))
+    outlive(short).await;
+    let current = claim_next(store.as_ref(), Lane::Bulk, "w2", lease)
         .await
-        .unwrap()
         .unwrap();
     let counts = [("capped", 1)];
-    assert!(matches!(
+    assert_lease_lost(
         store
             .record_batch(&stale, in_bucket(&counts, 180_000, TaskStep::Complete))
             .await,
-        Err(StoreError::LeaseLost)
-    ));
+    );
     let completed = status_of(store.as_ref(), "lf").await;
     assert_eq!(completed.status, Status::Completed);
     let completed_at = completed.life.completed_at_ms.unwrap();
     assert!(completed_at >= sending_at);
     assert_eq!(completed.life.sending_at_ms, Some(sending_at));
-    store
-        .record_batch(&current, in_bucket(&counts, 180_000, TaskStep::Complete))
-        .await
-        .unwrap();
+    record(
+        store.as_ref(),
+        &current,
+        in_bucket(&counts, 180_000, TaskStep::Complete),
+    )
+    .await;
     assert_eq!(status_of(store.as_ref(), "lf").await.life, completed.life);
 
     let counters = store.counters("lf").await.unwrap();
@@ -1421,17 +1368,9 @@ pub async fn a_notifications_life_follows_its_tasks_and_its_series_sums_to_its_c
 /// task it still had completes, and a second cancel answers the first's time.
 pub async fn a_cancel_and_the_last_completion_are_one_before_the_other(store: Arc<dyn Store>) {
     let lease = Duration::from_secs(30);
-    create(
-        store.as_ref(),
-        &note("l", "lc", 1),
-        &[task("lc", "s0", Lane::Bulk, TaskTarget::Shard(0))],
-        &[],
-    )
-    .await;
-    let claim = store
-        .claim_task(Lane::Bulk, held_by("w", lease))
+    create_broadcast(store.as_ref(), "lc").await;
+    let claim = claim_next(store.as_ref(), Lane::Bulk, "w", lease)
         .await
-        .unwrap()
         .unwrap();
     let CancelOutcome::Cancelled(at) = store.cancel_notification("lc").await.unwrap() else {
         panic!("a sending notification is cancelled");
@@ -1440,10 +1379,12 @@ pub async fn a_cancel_and_the_last_completion_are_one_before_the_other(store: Ar
         store.cancel_notification("lc").await.unwrap(),
         CancelOutcome::AlreadyCancelled(at)
     );
-    store
-        .record_batch(&claim, in_bucket(&[("sent", 1)], 0, TaskStep::Complete))
-        .await
-        .unwrap();
+    record(
+        store.as_ref(),
+        &claim,
+        in_bucket(&[("sent", 1)], 0, TaskStep::Complete),
+    )
+    .await;
     let cancelled = status_of(store.as_ref(), "lc").await;
     assert_eq!(cancelled.status, Status::Cancelled);
     assert_eq!(
@@ -1459,19 +1400,12 @@ pub async fn a_cancel_and_the_last_completion_are_one_before_the_other(store: Ar
         create(
             store.as_ref(),
             &note("l", &id, 1),
-            &[task(
-                &id,
-                "p",
-                Lane::Priority,
-                TaskTarget::Subscriptions(vec![SubscriptionId(1)]),
-            )],
+            &[task_for(&id, "p", Lane::Priority, 1)],
             &[],
         )
         .await;
-        let claim = store
-            .claim_task(Lane::Priority, held_by("w", lease))
+        let claim = claim_next(store.as_ref(), Lane::Priority, "w", lease)
             .await
-            .unwrap()
             .unwrap();
         let (cancel, complete) = tokio::join!(
             store.cancel_notification(&id),
@@ -1699,26 +1633,20 @@ pub async fn pending_sends_are_claimed_once_and_cancelled_by_key(store: Arc<dyn 
         store.schedule_send(&again, Repeat::Rearm).await.unwrap(),
         Scheduled::Rearmed
     );
-    assert!(matches!(
-        store.finish_send(&first[0]).await,
-        Err(StoreError::LeaseLost)
-    ));
+    assert_lease_lost(store.finish_send(&first[0]).await);
     let rearmed = store
         .claim_due_sends(held_by("w2", lease), 10)
         .await
         .unwrap();
     assert_eq!(rearmed.len(), 1);
     assert_eq!(rearmed[0].send, again);
-    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    outlive(lease).await;
     let taken_over = store
         .claim_due_sends(held_by("w3", lease), 10)
         .await
         .unwrap();
     assert_eq!(taken_over.len(), 1, "claimable again after its lease");
-    assert!(matches!(
-        store.finish_send(&rearmed[0]).await,
-        Err(StoreError::LeaseLost)
-    ));
+    assert_lease_lost(store.finish_send(&rearmed[0]).await);
     store.finish_send(&taken_over[0]).await.unwrap();
     assert!(
         store
@@ -2038,16 +1966,11 @@ async fn nothing_kept(store: &dyn Store, app_id: &str, entry: OutboxEntry, limit
 }
 
 async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) {
+    let (wh_1, wh_2) = (WebhookRef::new("wa", "wh_1"), WebhookRef::new("wa", "wh_2"));
     // No webhook: nothing is kept.
     nothing_kept(&*store, "wa", entry(0), 10).await;
     assert_eq!(
-        store
-            .lease_webhook(
-                WebhookRef::new("wa", "wh_1"),
-                held_by("w1", Duration::from_secs(5))
-            )
-            .await
-            .unwrap(),
+        lease_hook(store.as_ref(), wh_1, "w1", Duration::from_secs(5)).await,
         None
     );
 
@@ -2080,77 +2003,42 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
 
     // One worker at a time; the lease fences saves; it can be taken over once it runs out.
     let lease = Duration::from_millis(300);
-    let mut state = store
-        .lease_webhook(WebhookRef::new("wa", "wh_1"), held_by("w1", lease))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut state = lease_hook(store.as_ref(), wh_1, "w1", lease).await.unwrap();
     assert_eq!(state, WebhookState::default());
-    assert_eq!(
-        store
-            .lease_webhook(WebhookRef::new("wa", "wh_1"), held_by("w2", lease))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(lease_hook(store.as_ref(), wh_1, "w2", lease).await, None);
     assert!(
-        store
-            .lease_webhook(WebhookRef::new("wa", "wh_1"), held_by("w1", lease))
+        lease_hook(store.as_ref(), wh_1, "w1", lease)
             .await
-            .unwrap()
             .is_some(),
         "renewed"
     );
     state.passed(2);
     store
-        .save_webhook_state(
-            WebhookRef::new("wa", "wh_1"),
-            StateSave::new("w1", &state, &[]),
-        )
+        .save_webhook_state(wh_1, StateSave::new("w1", &state, &[]))
         .await
         .unwrap();
-    assert!(matches!(
+    assert_lease_lost(
         store
-            .save_webhook_state(
-                WebhookRef::new("wa", "wh_1"),
-                StateSave::new("w2", &state, &[])
-            )
+            .save_webhook_state(wh_1, StateSave::new("w2", &state, &[]))
             .await,
-        Err(StoreError::LeaseLost)
-    ));
+    );
     // Passed by the only webhook: gone from the outbox.
     assert_eq!(
         store.read_webhook_events("wa", 0, 10).await.unwrap()[0].0,
         3
     );
-    tokio::time::sleep(lease + Duration::from_millis(100)).await;
-    let mut taken = store
-        .lease_webhook(WebhookRef::new("wa", "wh_1"), held_by("w2", lease))
-        .await
-        .unwrap()
-        .unwrap();
+    outlive(lease).await;
+    let mut taken = lease_hook(store.as_ref(), wh_1, "w2", lease).await.unwrap();
     assert_eq!(taken.cursor, 2, "resumes from the saved cursor");
-    assert!(matches!(
+    assert_lease_lost(
         store
-            .save_webhook_state(
-                WebhookRef::new("wa", "wh_1"),
-                StateSave::new("w1", &state, &[])
-            )
+            .save_webhook_state(wh_1, StateSave::new("w1", &state, &[]))
             .await,
-        Err(StoreError::LeaseLost)
-    ));
+    );
 
     // A second webhook starts at the end, and holds back the trim of what it has not passed.
     store.put_webhook(&webhook("wa", "wh_2")).await.unwrap();
-    assert_eq!(
-        store
-            .webhook_state(WebhookRef::new("wa", "wh_2"))
-            .await
-            .unwrap()
-            .unwrap()
-            .cursor,
-        5
-    );
+    assert_eq!(store.webhook_state(wh_2).await.unwrap().unwrap().cursor, 5);
     store
         .append_webhook_events("wa", &[entry(6), entry(7)])
         .await
@@ -2167,31 +2055,17 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
     };
     store
         .save_webhook_state(
-            WebhookRef::new("wa", "wh_1"),
+            wh_1,
             StateSave::new("w2", &taken, std::slice::from_ref(&dead)),
         )
         .await
         .unwrap();
-    assert_eq!(
-        store
-            .webhook_state(WebhookRef::new("wa", "wh_1"))
-            .await
-            .unwrap()
-            .unwrap(),
-        taken
-    );
-    assert_eq!(
-        store
-            .dead_letters(WebhookRef::new("wa", "wh_1"), 10)
-            .await
-            .unwrap(),
-        [dead]
-    );
+    assert_eq!(store.webhook_state(wh_1).await.unwrap().unwrap(), taken);
+    assert_eq!(store.dead_letters(wh_1, 10).await.unwrap(), [dead]);
     let left = store.read_webhook_events("wa", 0, 10).await.unwrap();
     assert_eq!(left.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [6, 7]);
 
     // Deleting the webhook that held the trim back lets it go.
-    let (wh_1, wh_2) = (WebhookRef::new("wa", "wh_1"), WebhookRef::new("wa", "wh_2"));
     assert!(store.delete_webhook(wh_2).await.unwrap());
     assert!(!store.delete_webhook(wh_2).await.unwrap());
     assert!(
@@ -2241,14 +2115,14 @@ async fn concurrent_webhook_appends_are_numbered_without_gaps(store: Arc<dyn Sto
     let races = (0..8).map(|i| {
         let store = store.clone();
         tokio::spawn(async move {
-            store
-                .lease_webhook(
-                    WebhookRef::new("wc", "wh_1"),
-                    held_by(&format!("w{i}"), Duration::from_secs(30)),
-                )
-                .await
-                .unwrap()
-                .is_some()
+            lease_hook(
+                store.as_ref(),
+                WebhookRef::new("wc", "wh_1"),
+                &format!("w{i}"),
+                Duration::from_secs(30),
+            )
+            .await
+            .is_some()
         })
     });
     let mut winners = 0;
@@ -2264,48 +2138,36 @@ pub async fn a_renewal_moves_tags_link_and_activity_and_the_old_one_goes(store: 
     old.locale = "pt-BR".into();
     old.timezone = "Europe/Lisbon".into();
     store.upsert_subscription(&old).await.unwrap();
-    store
-        .link_subscription(ProfileRef::new("rn", "ana"), old.id)
-        .await
-        .unwrap();
+    link(store.as_ref(), ProfileRef::new("rn", "ana"), old.id).await;
     store
         .record_receipt("rn", old.id, 1_700_000_500)
         .await
         .unwrap();
     let other = subscription("rn", 3);
     store.upsert_subscription(&other).await.unwrap();
-    store
-        .link_subscription(ProfileRef::new("rn", "ana"), other.id)
-        .await
-        .unwrap();
+    link(store.as_ref(), ProfileRef::new("rn", "ana"), other.id).await;
 
     // The browser's new subscription: another endpoint, new keys, nothing else.
     let mut new = subscription("rn", 2);
     new.tags.insert("source".into(), "renewal".into());
     assert_eq!(
-        store
-            .replace_subscription(Replacing::new(old.id, &[7; 16]), &new)
-            .await
-            .unwrap(),
+        replace(store.as_ref(), old.id, &[7; 16], &new).await,
         Replaced::Refused(Refused::WrongAuth),
         "a stranger cannot move it"
     );
     assert!(
-        store
-            .get_subscription("rn", new.id)
+        find_subscription(store.as_ref(), "rn", new.id)
             .await
-            .unwrap()
             .is_none()
     );
     assert_eq!(
-        store
-            .replace_subscription(Replacing::new(old.id, &old.auth), &new)
-            .await
-            .unwrap(),
+        replace(store.as_ref(), old.id, &old.auth, &new).await,
         Replaced::Moved { created: true }
     );
-    assert_eq!(store.get_subscription("rn", old.id).await.unwrap(), None);
-    let renewed = store.get_subscription("rn", new.id).await.unwrap().unwrap();
+    assert_eq!(find_subscription(store.as_ref(), "rn", old.id).await, None);
+    let renewed = find_subscription(store.as_ref(), "rn", new.id)
+        .await
+        .unwrap();
     assert_eq!(renewed.auth, new.auth);
     assert_eq!(renewed.p256dh, new.p256dh);
     assert_eq!(renewed.external_id.as_deref(), Some("ana"));
@@ -2315,11 +2177,7 @@ pub async fn a_renewal_moves_tags_link_and_activity_and_the_old_one_goes(store: 
     assert_eq!(renewed.timezone, "Europe/Lisbon");
     assert_eq!(renewed.created_at, old.created_at);
     assert_eq!(renewed.activity.receipt_at, 1_700_000_500);
-    let profile = store
-        .get_profile(ProfileRef::new("rn", "ana"))
-        .await
-        .unwrap()
-        .unwrap();
+    let profile = profile_of(store.as_ref(), ProfileRef::new("rn", "ana")).await;
     let mut listed = profile.subscriptions.clone();
     listed.sort();
     let mut expected = vec![other.id, new.id];
@@ -2332,10 +2190,7 @@ pub async fn a_renewal_moves_tags_link_and_activity_and_the_old_one_goes(store: 
 
     // Again (the worker retried): the old one is gone, nothing is written.
     assert_eq!(
-        store
-            .replace_subscription(Replacing::new(old.id, &old.auth), &new)
-            .await
-            .unwrap(),
+        replace(store.as_ref(), old.id, &old.auth, &new).await,
         Replaced::OldNotFound
     );
 }
@@ -2345,10 +2200,7 @@ pub async fn concurrent_renewals_and_erasures_leave_no_orphan(store: Arc<dyn Sto
         let app_id = format!("rc{round}");
         let old = subscription(&app_id, 1);
         store.upsert_subscription(&old).await.unwrap();
-        store
-            .link_subscription(ProfileRef::new(&app_id, "bo"), old.id)
-            .await
-            .unwrap();
+        link(store.as_ref(), ProfileRef::new(&app_id, "bo"), old.id).await;
         let new = subscription(&app_id, 2);
         // Several renewals of the same subscription at once (the worker and a retry), and an
         // erasure of the person racing them.
@@ -2371,14 +2223,17 @@ pub async fn concurrent_renewals_and_erasures_leave_no_orphan(store: Arc<dyn Sto
         for task in tasks {
             task.await.unwrap().unwrap();
         }
-        assert_eq!(store.get_subscription(&app_id, old.id).await.unwrap(), None);
+        assert_eq!(
+            find_subscription(store.as_ref(), &app_id, old.id).await,
+            None
+        );
         let listed = store
             .get_profile(ProfileRef::new(&app_id, "bo"))
             .await
             .unwrap()
             .map(|p| p.subscriptions)
             .unwrap_or_default();
-        if let Some(renewed) = store.get_subscription(&app_id, new.id).await.unwrap() {
+        if let Some(renewed) = find_subscription(store.as_ref(), &app_id, new.id).await {
             if renewed.external_id.as_deref() == Some("bo") {
                 assert_eq!(
                     listed,
@@ -2402,10 +2257,7 @@ pub async fn concurrent_renewals_and_erasures_leave_no_orphan(store: Arc<dyn Sto
 pub async fn deliveries_and_receipts_keep_activity_and_stale_ones_expire(store: Arc<dyn Store>) {
     let subs: Vec<_> = (1..=4).map(|n| subscription("ac", n)).collect();
     store.insert_subscriptions(&subs).await.unwrap();
-    store
-        .link_subscription(ProfileRef::new("ac", "cy"), subs[0].id)
-        .await
-        .unwrap();
+    link(store.as_ref(), ProfileRef::new("ac", "cy"), subs[0].id).await;
     store
         .put_notification(&note("ac", "n-ac", 1))
         .await
@@ -2414,10 +2266,8 @@ pub async fn deliveries_and_receipts_keep_activity_and_stale_ones_expire(store: 
         .enqueue_tasks(&[task("n-ac", "0", Lane::Bulk, TaskTarget::Shard(0))])
         .await
         .unwrap();
-    let claim = store
-        .claim_task(Lane::Bulk, held_by("w", Duration::from_secs(30)))
+    let claim = claim_next(store.as_ref(), Lane::Bulk, "w", Duration::from_secs(30))
         .await
-        .unwrap()
         .unwrap();
     // A first delivery to all four at t=1000 starts their unanswered stretch.
     let progress = Progress::default();
@@ -2427,7 +2277,7 @@ pub async fn deliveries_and_receipts_keep_activity_and_stale_ones_expire(store: 
         delivered_at: 1_000,
         ..checkpoint(&progress, lease)
     };
-    store.record_batch(&claim, outcome).await.unwrap();
+    record(store.as_ref(), &claim, outcome).await;
     let read = store
         .get_subscriptions("ac", &subs.iter().map(|s| s.id).collect::<Vec<_>>())
         .await
@@ -2454,10 +2304,8 @@ pub async fn deliveries_and_receipts_keep_activity_and_stale_ones_expire(store: 
             .await
             .unwrap()
     );
-    let receipted = store
-        .get_subscription("ac", subs[1].id)
+    let receipted = find_subscription(store.as_ref(), "ac", subs[1].id)
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(
         (
@@ -2474,27 +2322,23 @@ pub async fn deliveries_and_receipts_keep_activity_and_stale_ones_expire(store: 
         delivered_at: 2_000,
         ..BatchOutcome::step(TaskStep::Complete)
     };
-    store.record_batch(&claim, outcome).await.unwrap();
+    record(store.as_ref(), &claim, outcome).await;
     assert_eq!(
-        store.get_subscription("ac", subs[0].id).await.unwrap(),
+        find_subscription(store.as_ref(), "ac", subs[0].id).await,
         None
     );
     assert!(
-        store
-            .get_subscription("ac", subs[1].id)
+        find_subscription(store.as_ref(), "ac", subs[1].id)
             .await
-            .unwrap()
             .is_some()
     );
     assert!(
-        store
-            .get_subscription("ac", subs[2].id)
+        find_subscription(store.as_ref(), "ac", subs[2].id)
             .await
-            .unwrap()
             .is_some()
     );
     assert_eq!(
-        store.get_subscription("ac", subs[3].id).await.unwrap(),
+        find_subscription(store.as_ref(), "ac", subs[3].id).await,
         None
     );
     assert_eq!(store.count_subscriptions("ac").await.unwrap(), 2);
@@ -2564,6 +2408,7 @@ async fn embedded() -> (Arc<dyn Store>, tempfile::TempDir) {
 
 conformance!(embedded_store, embedded());
 
+/// A Redis store connected to `url`.
 async fn redis_at(url: &str) -> Arc<dyn Store> {
     Arc::new(aviso::store::redis::RedisStore::connect(url).await.unwrap())
 }
@@ -2585,9 +2430,7 @@ conformance!(redis_cluster_store, redis_cluster());
 #[tokio::test]
 async fn a_redis_outage_is_a_clear_error_and_the_pool_recovers() {
     let mut server = support::redis::RedisServer::start();
-    let store = aviso::store::redis::RedisStore::connect(&server.url())
-        .await
-        .unwrap();
+    let store = redis_at(&server.url()).await;
     store.put_app(&app("o")).await.unwrap();
     server.stop();
     let error = store.get_app("o").await.unwrap_err();
@@ -2639,10 +2482,7 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
         let store = aviso::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
         store.put_app(&app("r")).await.unwrap();
         store.upsert_subscription(&sub).await.unwrap();
-        store
-            .link_subscription(ProfileRef::new("r", "crm-9"), sub.id)
-            .await
-            .unwrap();
+        link(&store, ProfileRef::new("r", "crm-9"), sub.id).await;
         store.put_notification(&note("r", "n1", 1)).await.unwrap();
         // A cap count is not flushed on its own; the durable writes after it carry it.
         assert_eq!(
@@ -2664,17 +2504,11 @@ async fn the_embedded_store_keeps_everything_across_a_restart() {
     assert_eq!(store.get_app("r").await.unwrap(), Some(app("r")));
     let mut linked = sub.clone();
     linked.external_id = Some("crm-9".into());
-    assert_eq!(
-        store.get_subscription("r", sub.id).await.unwrap(),
-        Some(linked)
-    );
+    assert_eq!(find_subscription(&store, "r", sub.id).await, Some(linked));
     assert_eq!(store.count_subscriptions("r").await.unwrap(), 1);
     assert_eq!(
-        store
-            .get_profile(ProfileRef::new("r", "crm-9"))
+        profile_of(&store, ProfileRef::new("r", "crm-9"))
             .await
-            .unwrap()
-            .unwrap()
             .subscriptions,
         [sub.id]
     );
@@ -2728,9 +2562,7 @@ async fn the_embedded_store_refuses_a_data_file_that_is_not_its_own() {
 #[tokio::test]
 async fn a_shard_scan_resumed_across_a_redis_restart_misses_nobody() {
     let mut server = support::redis::RedisServer::start_durable();
-    let store = aviso::store::redis::RedisStore::connect(&server.url())
-        .await
-        .unwrap();
+    let store = redis_at(&server.url()).await;
     let crowded: Vec<Subscription> = (0..1_000_000)
         .map(|n| subscription("rs", n))
         .filter(|s| s.id.shard() == 5)

@@ -48,6 +48,18 @@ impl Shop {
         }
     }
 
+    /// A shop (as `open`) with a browser of each (name, person), one after the other.
+    async fn with_browsers(
+        redis: Option<support::redis::RedisServer>,
+        browsers: &[(&str, &str)],
+    ) -> Self {
+        let shop = Self::open(redis).await;
+        for (name, person) in browsers {
+            shop.browser(&shop.aviso, name, person).await;
+        }
+        shop
+    }
+
     /// A browser of `person`: subscribed through the public API, linked through the server API.
     async fn browser(&self, aviso: &Aviso, name: &str, person: &str) {
         let public = format!("{}/v1/apps/{}/subscriptions", aviso.base, self.aviso.app_id);
@@ -163,10 +175,8 @@ fn cart_reminder(delay_secs: u64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_cart_is_reminded_once_unless_bought() {
-    let shop = Shop::open(None).await;
+    let shop = Shop::with_browsers(None, &[("ana-phone", "ana"), ("ana-laptop", "ana")]).await;
     let aviso = &shop.aviso;
-    shop.browser(aviso, "ana-phone", "ana").await;
-    shop.browser(aviso, "ana-laptop", "ana").await;
     // The reminder as issue 12 tells it: her name from her profile, the cart from the event.
     let mut rule = cart_reminder(2);
     rule["content"]["body"] = json!(
@@ -248,8 +258,7 @@ async fn an_abandoned_cart_is_reminded_once_unless_bought() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_send_survives_kill_9_and_is_sent_once() {
-    let shop = Shop::open(None).await;
-    shop.browser(&shop.aviso, "bo", "bo").await;
+    let shop = Shop::with_browsers(None, &[("bo", "bo")]).await;
     shop.put_cart_reminder(3).await;
     let sent_at = Instant::now();
     shop.event(
@@ -424,10 +433,8 @@ async fn bad_triggers_and_events_are_told_what_to_fix() {
 /// template's default for browsers of nobody known.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_personalised_push_reads_each_persons_profile() {
-    let shop = Shop::open(None).await;
+    let shop = Shop::with_browsers(None, &[("ana-phone", "ana"), ("bo-laptop", "bo")]).await;
     let aviso = &shop.aviso;
-    shop.browser(aviso, "ana-phone", "ana").await;
-    shop.browser(aviso, "bo-laptop", "bo").await;
     let stranger = shop.service.subscribe("stranger");
     let response = aviso
         .post_public(
@@ -487,10 +494,9 @@ async fn a_personalised_push_reads_each_persons_profile() {
 /// not sent, while another person still gets theirs and another trigger (uncapped) still
 /// reaches the first person. A bad value is a 400 naming the field.
 async fn a_trigger_capped_once_a_day_sends_one_per_profile(redis: bool) {
-    let shop = Shop::open(redis.then(support::redis::RedisServer::start)).await;
+    let redis = redis.then(support::redis::RedisServer::start);
+    let shop = Shop::with_browsers(redis, &[("ana-phone", "ana"), ("bob-phone", "bob")]).await;
     let aviso = &shop.aviso;
-    shop.browser(aviso, "ana-phone", "ana").await;
-    shop.browser(aviso, "bob-phone", "bob").await;
     let mut rule = cart_reminder(1);
     rule["once_per_hours"] = json!(0);
     let (status, answer) = shop.put_trigger(aviso, "cart-reminder", rule.clone()).await;

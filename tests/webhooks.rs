@@ -12,6 +12,7 @@ use reqwest::Client;
 use serde_json::{Value, json};
 use support::push_service::{self, MockConfig, MockExt, MockPushService};
 use support::server::Aviso;
+use support::wait::{poll_until, wait_until};
 use support::webhook_receiver::Receiver;
 
 struct Crm {
@@ -68,10 +69,59 @@ impl Crm {
             .collect()
     }
 
-    /// A body-less admin call (list, test fire, dead letters, delete).
-    async fn admin(&self, aviso: &Aviso, method: reqwest::Method, path: &str) -> (u16, Value) {
-        self.call(&aviso.admin_key, method, aviso.url(path), Value::Null)
+    /// A body-less admin call (list, test fire, dead letters, delete) that must answer
+    /// `status`: its body.
+    async fn admin(
+        &self,
+        aviso: &Aviso,
+        method: reqwest::Method,
+        path: &str,
+        status: u16,
+    ) -> Value {
+        let url = aviso.url(path);
+        self.call_answering(&aviso.admin_key, method, url, Value::Null, status)
             .await
+    }
+
+    /// An admin call on webhook `hook`'s path and `tail` that must answer `status`: its body.
+    async fn on_hook(
+        &self,
+        aviso: &Aviso,
+        method: reqwest::Method,
+        hook: &str,
+        tail: &str,
+        status: u16,
+    ) -> Value {
+        let path = format!("/v1/webhooks/{hook}{tail}");
+        self.admin(aviso, method, &path, status).await
+    }
+
+    /// A call with the send key that must answer `status`: its body.
+    async fn api(
+        &self,
+        aviso: &Aviso,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+        status: u16,
+    ) -> Value {
+        let url = aviso.url(path);
+        self.call_answering(&aviso.api_key, method, url, body, status)
+            .await
+    }
+
+    /// A call with `key` that must answer `status`: its body.
+    async fn call_answering(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        url: String,
+        body: Value,
+        status: u16,
+    ) -> Value {
+        let (got, answer) = self.call(key, method, url, body).await;
+        assert_eq!(got, status, "{answer}");
+        answer
     }
 
     async fn call(
@@ -152,15 +202,15 @@ impl Crm {
     }
 
     async fn broadcast(&self, aviso: &Aviso, body: &str) -> String {
-        let (status, created) = self
-            .call(
-                &aviso.api_key,
+        let created = self
+            .api(
+                aviso,
                 reqwest::Method::POST,
-                aviso.url("/v1/notifications"),
+                "/v1/notifications",
                 json!({"audience": "all", "content": {"title": "Sale", "body": body}, "ttl": 600}),
+                201,
             )
             .await;
-        assert_eq!(status, 201, "{created}");
         created["id"].as_str().unwrap().to_owned()
     }
 
@@ -179,15 +229,6 @@ impl Crm {
             }
         }
         (ids, events)
-    }
-}
-
-/// Waits (bounded) for `done`.
-async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "not in time: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -232,14 +273,9 @@ async fn every_event_type_reaches_the_crm_signed() {
     assert_eq!(status, 403, "a send key cannot register webhooks");
 
     let hook = crm.register(&aviso).await;
-    let (status, fired) = crm
-        .admin(
-            &aviso,
-            reqwest::Method::POST,
-            &format!("/v1/webhooks/{hook}/test"),
-        )
+    let fired = crm
+        .on_hook(&aviso, reqwest::Method::POST, &hook, "/test", 202)
         .await;
-    assert_eq!(status, 202);
     let test_id = fired["message_id"].as_str().unwrap().to_owned();
 
     let names: Vec<String> = (0..60).map(|n| format!("b{n}")).collect();
@@ -263,29 +299,15 @@ async fn every_event_type_reaches_the_crm_signed() {
 
     // A trigger: one send made, one cancelled.
     let rule = json!({"event": "cart_abandoned", "delay_secs": 1, "cancel_on": ["purchase"], "content": {"title": "Your cart"}});
-    let (status, answer) = crm
-        .call(
-            &aviso.api_key,
-            reqwest::Method::PUT,
-            aviso.url("/v1/triggers/cart"),
-            rule,
-        )
+    crm.api(&aviso, reqwest::Method::PUT, "/v1/triggers/cart", rule, 200)
         .await;
-    assert_eq!(status, 200, "{answer}");
     let events = json!([
         {"external_id": "crm-alice", "name": "cart_abandoned", "key": "c1"},
         {"external_id": "crm-alice", "name": "cart_abandoned", "key": "c2"},
         {"external_id": "crm-alice", "name": "purchase", "key": "c2"},
     ]);
-    let (status, answer) = crm
-        .call(
-            &aviso.api_key,
-            reqwest::Method::POST,
-            aviso.url("/v1/events"),
-            events,
-        )
+    crm.api(&aviso, reqwest::Method::POST, "/v1/events", events, 202)
         .await;
-    assert_eq!(status, 202, "{answer}");
 
     // The delivered and expired events of the broadcast account for every subscriber.
     let done = || {
@@ -368,43 +390,24 @@ async fn every_event_type_reaches_the_crm_signed() {
     assert!(of("trigger.sent")[0]["notification_id"].is_string());
 
     // The list shows the webhook's delivery state; a deleted one is gone.
-    let (status, list) = crm
-        .admin(&aviso, reqwest::Method::GET, "/v1/webhooks")
+    let list = crm
+        .admin(&aviso, reqwest::Method::GET, "/v1/webhooks", 200)
         .await;
-    assert_eq!(status, 200);
     assert_eq!(list["webhooks"][0]["id"], hook.as_str());
     assert!(
         list["webhooks"][0].get("secret").is_none(),
         "the secret is shown once"
     );
     assert!(list["webhooks"][0]["delivery"]["cursor"].as_u64().unwrap() > 0);
-    let (status, dead) = crm
-        .admin(
-            &aviso,
-            reqwest::Method::GET,
-            &format!("/v1/webhooks/{hook}/dead-letters"),
-        )
+    let dead = crm
+        .on_hook(&aviso, reqwest::Method::GET, &hook, "/dead-letters", 200)
         .await;
-    assert_eq!(
-        (status, dead["dead_letters"].as_array().unwrap().len()),
-        (200, 0)
-    );
-    let (status, _) = crm
-        .admin(
-            &aviso,
-            reqwest::Method::DELETE,
-            &format!("/v1/webhooks/{hook}"),
-        )
-        .await;
-    assert_eq!(status, 204);
-    let (status, problem) = crm
-        .admin(
-            &aviso,
-            reqwest::Method::DELETE,
-            &format!("/v1/webhooks/{hook}"),
-        )
-        .await;
-    assert_eq!(status, 404, "{problem}");
+    assert_eq!(dead["dead_letters"].as_array().unwrap().len(), 0, "{dead}");
+    // Deleted once; a second delete finds nothing.
+    for status in [204, 404] {
+        crm.on_hook(&aviso, reqwest::Method::DELETE, &hook, "", status)
+            .await;
+    }
     crm.receiver.stop();
 }
 
@@ -464,18 +467,17 @@ async fn a_receiver_outage_and_a_kill_9_lose_no_delivered_event() {
 
     // 20,000 events in a few hundred POSTs through the Python receiver, which verifies each.
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+    poll_until(deadline, Duration::from_millis(500), || {
         let reached = crm.delivered_to(&notification).0.len();
         if reached >= all.len() {
-            break;
+            return Ok(());
         }
-        assert!(
-            Instant::now() < deadline,
-            "not in time: {reached} of {} delivered events reached the CRM",
+        Err(format!(
+            "{reached} of {} delivered events reached the CRM",
             all.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        ))
+    })
+    .await;
     let (delivered, events) = crm.delivered_to(&notification);
     assert_eq!(
         delivered, all,
@@ -500,10 +502,9 @@ async fn a_receiver_outage_and_a_kill_9_lose_no_delivered_event() {
         distinct.len(),
         requests.len()
     );
-    let (status, list) = crm
-        .admin(&aviso, reqwest::Method::GET, "/v1/webhooks")
+    let list = crm
+        .admin(&aviso, reqwest::Method::GET, "/v1/webhooks", 200)
         .await;
-    assert_eq!(status, 200, "{list}");
     assert_eq!(list["webhooks"][0]["id"], hook.as_str());
 }
 
@@ -516,16 +517,13 @@ async fn a_variant_receipt_tells_the_crm_its_variant() {
     crm.register(&aviso).await;
     let names: Vec<String> = (0..4).map(|n| format!("v{n}")).collect();
     let subscribed = crm.subscribe(&aviso, &names, None).await;
-    let (status, created) = crm
-        .call(
-            &aviso.api_key,
-            reqwest::Method::POST,
-            aviso.url("/v1/notifications"),
+    let created = crm
+        .api(&aviso, reqwest::Method::POST, "/v1/notifications",
             json!({"audience": "all", "variants": [
                 {"weight": 1, "content": {"title": "A"}}, {"weight": 1, "content": {"title": "B"}}]}),
+            201,
         )
         .await;
-    assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     let payload = || -> Option<Value> {
         let delivery = crm.service.deliveries(&names[0]).into_iter().next()?;

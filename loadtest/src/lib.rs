@@ -42,3 +42,4 @@ pub use error::{KeyError, MockError, WaitTimedOut};
 pub use records::{Delivery, RequestTimeline, Stats, TIMELINE_SLOT, VerificationFailure};
 pub use server::{MockPushService, is_gone};
 pub use subscriber::{SubscriberKeys, TestSubscriber};
+pub use tls::issue_server_cert;

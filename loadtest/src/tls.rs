@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -22,16 +22,6 @@ impl TlsIdentity {
     /// A fresh identity valid for `localhost`, 127.0.0.1 and `listen_ip`, offering HTTP/2
     /// in ALPN unless `http1_only`.
     pub(crate) fn generate(listen_ip: IpAddr, http1_only: bool) -> Result<Self, MockError> {
-        let mut ca_params = CertificateParams::default();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "Aviso mock push service CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_key = KeyPair::generate()?;
-        let ca_cert = ca_params.self_signed(&ca_key)?;
-        let ca = Issuer::new(ca_params, ca_key);
-
         let mut names = vec![
             SanType::DnsName("localhost".try_into()?),
             SanType::IpAddress(IpAddr::from([127, 0, 0, 1])),
@@ -39,16 +29,8 @@ impl TlsIdentity {
         if !listen_ip.is_unspecified() && listen_ip != IpAddr::from([127, 0, 0, 1]) {
             names.push(SanType::IpAddress(listen_ip));
         }
-        let mut server_params = CertificateParams::default();
-        server_params.subject_alt_names = names;
-        server_params
-            .distinguished_name
-            .push(DnType::CommonName, "Aviso mock push service");
-        server_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        server_params.use_authority_key_identifier_extension = true;
-        let server_key = KeyPair::generate()?;
-        let server_cert = server_params.signed_by(&server_key, &ca)?;
+        let (ca_cert, server_cert, server_key) =
+            issue_server_cert("Aviso mock push service", names)?;
 
         let chain: Vec<CertificateDer<'static>> =
             vec![server_cert.der().clone(), ca_cert.der().clone()];
@@ -69,4 +51,33 @@ impl TlsIdentity {
             server_config: Arc::new(server_config),
         })
     }
+}
+
+/// A throwaway CA (`{name} CA`) and a certificate it signs for a TLS server `name` reached at
+/// `names`: the CA's certificate, the server's and its key.
+pub fn issue_server_cert(
+    name: &str,
+    names: Vec<SanType>,
+) -> Result<(Certificate, Certificate, KeyPair), rcgen::Error> {
+    let mut ca_params = CertificateParams::default();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{name} CA"));
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let ca = Issuer::new(ca_params, ca_key);
+
+    let mut server_params = CertificateParams::default();
+    server_params.subject_alt_names = names;
+    server_params
+        .distinguished_name
+        .push(DnType::CommonName, name);
+    server_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    server_params.use_authority_key_identifier_extension = true;
+    let server_key = KeyPair::generate()?;
+    let server_cert = server_params.signed_by(&server_key, &ca)?;
+    Ok((ca_cert, server_cert, server_key))
 }

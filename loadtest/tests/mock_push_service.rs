@@ -17,6 +17,13 @@ async fn start(config: MockConfig) -> MockPushService {
     MockPushService::start(config).await.unwrap()
 }
 
+/// A mock started with `config`, and a sender (h2 and HTTP/1.1) that trusts its CA.
+async fn start_with_sender(config: MockConfig) -> (MockPushService, Sender) {
+    let mock = start(config).await;
+    let sender = Sender::new(mock.ca_cert_pem());
+    (mock, sender)
+}
+
 /// A message for `subscriber`, encrypted by `ece` (aes128gcm).
 fn encrypted_for(subscriber: &TestSubscriber, plaintext: &[u8]) -> Vec<u8> {
     ece::encrypt(subscriber.public_key(), subscriber.auth_secret(), plaintext).unwrap()
@@ -40,8 +47,7 @@ async fn statuses(sender: &Sender, endpoint: &str, times: usize) -> Vec<u16> {
 
 #[tokio::test]
 async fn accepts_an_encrypted_signed_message_over_http2_and_records_it() {
-    let mock = start(MockConfig::default()).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default()).await;
     let alice = TestSubscriber::generate(&mock, "alice").unwrap();
 
     let subscription = alice.subscription_json();
@@ -110,8 +116,7 @@ async fn accepts_an_encrypted_signed_message_over_http2_and_records_it() {
 
 #[tokio::test]
 async fn a_reused_jwt_is_counted_once() {
-    let mock = start(MockConfig::default()).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default()).await;
     let authorization = sender.authorization(mock.base_url());
     for id in ["a", "b", "c"] {
         let answer = sender
@@ -144,8 +149,7 @@ async fn a_reused_jwt_is_counted_once() {
 
 #[tokio::test]
 async fn bad_or_missing_vapid_is_401_or_403_with_a_reason() {
-    let mock = start(MockConfig::default()).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default()).await;
     let endpoint = mock.endpoint("victim");
     let origin = mock.base_url().to_owned();
     let key = VapidKey::generate();
@@ -221,8 +225,7 @@ async fn bad_or_missing_vapid_is_401_or_403_with_a_reason() {
 
 #[tokio::test]
 async fn malformed_push_headers_are_refused() {
-    let mock = start(MockConfig::default()).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default()).await;
     let endpoint = mock.endpoint("x");
     /// Headers replacing the valid defaults, the status expected, and the reason expected.
     type Case = (
@@ -289,8 +292,7 @@ async fn malformed_push_headers_are_refused() {
 
 #[tokio::test]
 async fn oversized_bodies_are_413() {
-    let mock = start(MockConfig::default()).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default()).await;
     let endpoint = mock.endpoint("big");
     let answer = sender.push(&endpoint, vec![0u8; 4097], &[]).await;
     assert_eq!(
@@ -316,8 +318,7 @@ async fn oversized_bodies_are_413() {
 
 #[tokio::test]
 async fn the_gone_fraction_answers_410_for_exactly_the_predicted_ids() {
-    let mock = start(MockConfig::default().gone_fraction(0.3)).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default().gone_fraction(0.3)).await;
     let ids: Vec<String> = (0..40).map(|i| format!("subscriber-{i}")).collect();
     let predicted_gone = ids.iter().filter(|id| mock.is_gone(id)).count();
     assert!(
@@ -349,8 +350,8 @@ async fn the_gone_fraction_answers_410_for_exactly_the_predicted_ids() {
 
 #[tokio::test]
 async fn throttled_requests_get_429_with_retry_after() {
-    let mock = start(MockConfig::default().throttle(Throttle::first(2).retry_after(7))).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) =
+        start_with_sender(MockConfig::default().throttle(Throttle::first(2).retry_after(7))).await;
     let endpoint = mock.endpoint("t");
     for _ in 0..2 {
         let answer = sender.push(&endpoint, opaque_body(), &[]).await;
@@ -379,8 +380,7 @@ async fn outage_windows_answer_503() {
         per_endpoint: None,
         retry_after_secs: Some(3),
     };
-    let mock = start(MockConfig::default().unavailable(outage)).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default().unavailable(outage)).await;
     let mut unavailable = Vec::new();
     for i in 0..8 {
         let answer = sender
@@ -401,8 +401,7 @@ async fn outage_windows_answer_503() {
 async fn an_endpoint_gets_at_most_its_share_of_the_bursts() {
     // Every other request falls in a burst; one endpoint alone gets two 503s, then through.
     let outage = Unavailable::bursts(2, 1).at_most_per_endpoint(2);
-    let mock = start(MockConfig::default().unavailable(outage)).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default().unavailable(outage)).await;
     let (lone, other) = (mock.endpoint("lone"), mock.endpoint("other"));
     assert_eq!(
         statuses(&sender, &lone, 6).await,
@@ -414,8 +413,7 @@ async fn an_endpoint_gets_at_most_its_share_of_the_bursts() {
 
 #[tokio::test]
 async fn queued_answers_come_before_the_normal_outcome() {
-    let mock = start(MockConfig::default()).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default()).await;
     let endpoint = mock.endpoint("flaky");
     mock.answer_next("flaky", StatusCode::INTERNAL_SERVER_ERROR, 2);
     // 500 Internal Server Error twice, then 201 Created.
@@ -438,8 +436,7 @@ async fn queued_answers_come_before_the_normal_outcome() {
 
 #[tokio::test]
 async fn a_body_that_does_not_decrypt_is_400_and_recorded() {
-    let mock = start(MockConfig::default()).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default()).await;
     let bob = TestSubscriber::generate(&mock, "bob").unwrap();
     // Encrypted for someone else: well-formed, but bob's keys cannot open it.
     let answer = sender.push(bob.endpoint(), opaque_body(), &[]).await;
@@ -473,8 +470,7 @@ async fn http1_clients_are_served_too() {
 
 #[tokio::test]
 async fn stats_are_served_as_json() {
-    let mock = start(MockConfig::default().gone_fraction(1.0)).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default().gone_fraction(1.0)).await;
     sender.push(&mock.endpoint("g"), opaque_body(), &[]).await;
     let stats_url = format!("{}/stats", mock.base_url());
     let answer = sender.send(Method::GET, &stats_url, &[], Vec::new()).await;
@@ -488,8 +484,7 @@ async fn stats_are_served_as_json() {
 
 #[tokio::test]
 async fn accepted_messages_are_served_with_their_plaintext() {
-    let mock = start(MockConfig::default()).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default()).await;
     let dora = TestSubscriber::generate(&mock, "dora").unwrap();
     let answer = sender
         .push(
@@ -596,8 +591,7 @@ async fn announces_the_configured_stream_limit() {
 
 #[tokio::test]
 async fn shutdown_stops_accepting_and_keeps_the_counters() {
-    let mock = start(MockConfig::default()).await;
-    let sender = Sender::new(mock.ca_cert_pem());
+    let (mock, sender) = start_with_sender(MockConfig::default()).await;
     let answer = sender
         .push(&mock.endpoint("last"), opaque_body(), &[])
         .await;

@@ -9,6 +9,7 @@ pub mod redis;
 pub mod rig;
 pub mod seed;
 pub mod server;
+pub mod wait;
 pub mod webhook_receiver;
 
 /// One test per backend for each named `async fn(Aviso)`: `embedded_store::NAME` and

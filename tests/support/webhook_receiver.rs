@@ -131,27 +131,7 @@ impl Drop for Receiver {
 
 /// A CA's PEM, and a certificate it signed for 127.0.0.1 with its key.
 fn identity() -> (String, String, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose, SanType,
-    };
-    let mut ca_params = CertificateParams::default();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "test CRM CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let ca = Issuer::new(ca_params, ca_key);
-    let mut params = CertificateParams::default();
-    params.subject_alt_names = vec![SanType::IpAddress(IpAddr::from([127, 0, 0, 1]))];
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "test CRM");
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca).unwrap();
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+    let at = vec![rcgen::SanType::IpAddress(IpAddr::from([127, 0, 0, 1]))];
+    let (ca, cert, key) = aviso_loadtest::issue_server_cert("test CRM", at).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
 }

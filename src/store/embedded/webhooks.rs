@@ -101,14 +101,11 @@ impl WebhookStore for EmbeddedStore {
         .await
     }
 
-    async fn append_webhook_events(
+    async fn append_nonempty_webhook_events(
         &self,
         app_id: &str,
         entries: &[OutboxEntry],
     ) -> StoreResult<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
         // A read first: most apps have no webhook, and a read costs no commit.
         let app = app_id.to_owned();
         let has_webhooks = self

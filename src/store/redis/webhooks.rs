@@ -81,14 +81,11 @@ impl WebhookStore for RedisStore {
         Ok(existed == 1)
     }
 
-    async fn append_webhook_events(
+    async fn append_nonempty_webhook_events(
         &self,
         app_id: &str,
         entries: &[OutboxEntry],
     ) -> StoreResult<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
         let mut invocation = self.scripts.webhook_append.prepare_invoke();
         invocation
             .key(keys::webhooks(app_id, "hooks"))

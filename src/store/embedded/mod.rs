@@ -153,6 +153,20 @@ impl EmbeddedStore {
     }
 }
 
+/// Waits for the answer to a job handed to one of the store's threads (`sent`: whether the
+/// hand-over worked): `stopped` when the thread is gone, `unanswered` when it dropped the job.
+async fn answer_of<T, E>(
+    sent: Result<(), E>,
+    answer: tokio::sync::oneshot::Receiver<StoreResult<T>>,
+    stopped: &str,
+    unanswered: &str,
+) -> StoreResult<T> {
+    sent.map_err(|_| StoreError::Embedded(stopped.into()))?;
+    answer
+        .await
+        .map_err(|_| StoreError::Embedded(unanswered.into()))?
+}
+
 #[async_trait]
 impl Store for EmbeddedStore {
     fn is_shared(&self) -> bool {

@@ -74,12 +74,7 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn list_webhooks(&self, app_id: &str) -> StoreResult<Vec<Webhook>> {
-        let app_id = app_id.to_owned();
-        self.read(move |txn| {
-            let table = txn.open_table(WEBHOOKS)?;
-            json_values(table.range(keys_under(&app_id))?, "webhook")
-        })
-        .await
+        self.list_json(WEBHOOKS, app_id, "webhook").await
     }
 
     async fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool> {

@@ -209,39 +209,42 @@ fn in_our_words(wanted: &str) -> &str {
     }
 }
 
-/// Path parameters.
-pub struct Path<T>(pub T);
+/// Defines `$name<T>`: axum's extractor of the same name, whose rejection is answered as a
+/// `BadRequest` problem with axum's own words.
+macro_rules! problem_extractor {
+    ($(#[$doc:meta])* $name:ident, $rejection:ty) => {
+        $(#[$doc])*
+        pub struct $name<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
-    type Rejection = ApiError;
+        impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for $name<T> {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(v)| Self(v))
-            .map_err(|e: PathRejection| ApiError::BadRequest {
-                field: None,
-                detail: e.body_text(),
-            })
-    }
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                axum::extract::$name::<T>::from_request_parts(parts, state)
+                    .await
+                    .map(|axum::extract::$name(v)| Self(v))
+                    .map_err(|e: $rejection| ApiError::BadRequest {
+                        field: None,
+                        detail: e.body_text(),
+                    })
+            }
+        }
+    };
 }
 
-/// Query parameters.
-pub struct Query<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(v)| Self(v))
-            .map_err(|e: QueryRejection| ApiError::BadRequest {
-                field: None,
-                detail: e.body_text(),
-            })
-    }
-}
+problem_extractor!(
+    /// Path parameters.
+    Path,
+    PathRejection
+);
+problem_extractor!(
+    /// Query parameters.
+    Query,
+    QueryRejection
+);
 
 #[cfg(test)]
 mod tests {

@@ -49,9 +49,24 @@ pub trait WebhookStore: Send + Sync {
     async fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool>;
 
     /// Appends entries to the app's outbox in one atomic write, unless the app has no webhook
-    /// (then nothing is kept).
-    async fn append_webhook_events(&self, app_id: &str, entries: &[OutboxEntry])
-    -> StoreResult<()>;
+    /// (then nothing is kept). No entries: nothing to write, and the store is not asked.
+    async fn append_webhook_events(
+        &self,
+        app_id: &str,
+        entries: &[OutboxEntry],
+    ) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.append_nonempty_webhook_events(app_id, entries).await
+    }
+    /// What [`append_webhook_events`](Self::append_webhook_events) does with one entry or
+    /// more: the backends write it, callers call `append_webhook_events`.
+    async fn append_nonempty_webhook_events(
+        &self,
+        app_id: &str,
+        entries: &[OutboxEntry],
+    ) -> StoreResult<()>;
     /// Up to `limit` entries numbered above `after`, in order.
     async fn read_webhook_events(
         &self,

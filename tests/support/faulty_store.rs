@@ -144,7 +144,7 @@ delegate!(WebhookStore {
     fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
     fn list_webhooks(&self, app: &str) -> StoreResult<Vec<Webhook>>;
     fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool>;
-    fn append_webhook_events(&self, app: &str, entries: &[OutboxEntry]) -> StoreResult<()>;
+    fn append_nonempty_webhook_events(&self, app: &str, entries: &[OutboxEntry]) -> StoreResult<()>;
     fn read_webhook_events(&self, app: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, OutboxEntry)>>;
     fn lease_webhook(&self, hook: WebhookRef<'_>, lease: Lease<'_>) -> StoreResult<Option<WebhookState>>;
     fn save_webhook_state(&self, hook: WebhookRef<'_>, save: StateSave<'_>) -> StoreResult<()>;

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, TableDefinition};
+use redb::{Database, Key, ReadOnlyTable, TableDefinition, Value};
 use serde::de::DeserializeOwned;
 
 use crate::store::{Store, StoreError, StoreResult};
@@ -151,6 +151,63 @@ impl EmbeddedStore {
         })
         .await
     }
+
+    /// The JSON documents under `first` of a table keyed by two strings (an app's triggers,
+    /// webhooks), in key order, in a read transaction.
+    async fn list_json<T: DeserializeOwned + Send + 'static>(
+        &self,
+        table: TableDefinition<'static, (&'static str, &'static str), &'static [u8]>,
+        first: &str,
+        what: &'static str,
+    ) -> StoreResult<Vec<T>> {
+        let first = first.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(table)?;
+            tables::json_values(table.range(tables::keys_under(&first))?, what)
+        })
+        .await
+    }
+
+    /// What `find` finds in `table` for each of `keys`, in their order (the keys it finds
+    /// nothing for are left out), in one read transaction.
+    async fn read_found<K, V, Id, T>(
+        &self,
+        table: TableDefinition<'static, K, V>,
+        keys: Vec<Id>,
+        find: impl Fn(&ReadOnlyTable<K, V>, Id) -> StoreResult<Option<T>> + Send + 'static,
+    ) -> StoreResult<Vec<T>>
+    where
+        K: Key + Send + 'static,
+        V: Value + Send + 'static,
+        Id: Send + 'static,
+        T: Send + 'static,
+    {
+        self.read(move |txn| {
+            let table = txn.open_table(table)?;
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                if let Some(found) = find(&table, key)? {
+                    out.push(found);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Waits for the answer to a job handed to one of the store's threads (`sent`: whether the
+/// hand-over worked): `stopped` when the thread is gone, `unanswered` when it dropped the job.
+async fn answer_of<T, E>(
+    sent: Result<(), E>,
+    answer: tokio::sync::oneshot::Receiver<StoreResult<T>>,
+    stopped: &str,
+    unanswered: &str,
+) -> StoreResult<T> {
+    sent.map_err(|_| StoreError::Embedded(stopped.into()))?;
+    answer
+        .await
+        .map_err(|_| StoreError::Embedded(unanswered.into()))?
 }
 
 #[async_trait]

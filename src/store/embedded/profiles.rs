@@ -42,19 +42,13 @@ impl ProfileStore for EmbeddedStore {
         external_ids: &[String],
     ) -> StoreResult<Vec<Profile>> {
         let app_id = app_id.to_owned();
-        let external_ids = external_ids.to_vec();
-        self.read(move |txn| {
-            let table = txn.open_table(PROFILES)?;
-            let mut out = Vec::with_capacity(external_ids.len());
-            for external_id in &external_ids {
-                if let Some(profile) =
-                    get_json(&table, (app_id.as_str(), external_id.as_str()), "profile")?
-                {
-                    out.push(profile);
-                }
-            }
-            Ok(out)
-        })
+        self.read_found(
+            PROFILES,
+            external_ids.to_vec(),
+            move |table, external_id| {
+                get_json(table, (app_id.as_str(), external_id.as_str()), "profile")
+            },
+        )
         .await
     }
 

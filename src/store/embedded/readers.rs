@@ -62,12 +62,13 @@ impl Readers {
             // the store on it and opens the same file again finds it closed.
             let _ = reply.send(out);
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::Embedded("the store's readers have stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Embedded("a store read was dropped unanswered".into()))?
+        super::answer_of(
+            self.jobs.send(job),
+            answer,
+            "the store's readers have stopped",
+            "a store read was dropped unanswered",
+        )
+        .await
     }
 }
 

@@ -156,16 +156,8 @@ impl SubscriptionStore for EmbeddedStore {
         ids: &[SubscriptionId],
     ) -> StoreResult<Vec<Subscription>> {
         let app_id = app_id.to_owned();
-        let ids = ids.to_vec();
-        self.read(move |txn| {
-            let table = txn.open_table(SUBSCRIPTIONS)?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(sub) = read_subscription(&table, &app_id, id)? {
-                    out.push(sub);
-                }
-            }
-            Ok(out)
+        self.read_found(SUBSCRIPTIONS, ids.to_vec(), move |table, id| {
+            read_subscription(table, &app_id, id)
         })
         .await
     }

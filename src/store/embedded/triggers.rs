@@ -8,9 +8,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::EmbeddedStore;
-use super::tables::{
-    PENDING, PENDING_DUE, PENDING_OF, TRIGGER_COUNTERS, TRIGGERS, get_json, json_values, keys_under,
-};
+use super::tables::{PENDING, PENDING_DUE, PENDING_OF, TRIGGER_COUNTERS, TRIGGERS, get_json};
 use crate::store::{
     ClaimedSend, Lease, ProfileRef, Scheduled, StoreError, StoreResult, TriggerStore, now_ms,
     to_json,
@@ -77,12 +75,7 @@ impl TriggerStore for EmbeddedStore {
     }
 
     async fn list_triggers(&self, app_id: &str) -> StoreResult<Vec<Trigger>> {
-        let app_id = app_id.to_owned();
-        self.read(move |txn| {
-            let table = txn.open_table(TRIGGERS)?;
-            json_values(table.range(keys_under(&app_id))?, "trigger")
-        })
-        .await
+        self.list_json(TRIGGERS, app_id, "trigger").await
     }
 
     async fn delete_trigger(&self, trigger: TriggerRef<'_>) -> StoreResult<bool> {

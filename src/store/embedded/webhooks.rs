@@ -74,12 +74,7 @@ impl WebhookStore for EmbeddedStore {
     }
 
     async fn list_webhooks(&self, app_id: &str) -> StoreResult<Vec<Webhook>> {
-        let app_id = app_id.to_owned();
-        self.read(move |txn| {
-            let table = txn.open_table(WEBHOOKS)?;
-            json_values(table.range(keys_under(&app_id))?, "webhook")
-        })
-        .await
+        self.list_json(WEBHOOKS, app_id, "webhook").await
     }
 
     async fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool> {
@@ -101,14 +96,11 @@ impl WebhookStore for EmbeddedStore {
         .await
     }
 
-    async fn append_webhook_events(
+    async fn append_nonempty_webhook_events(
         &self,
         app_id: &str,
         entries: &[OutboxEntry],
     ) -> StoreResult<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
         // A read first: most apps have no webhook, and a read costs no commit.
         let app = app_id.to_owned();
         let has_webhooks = self

@@ -61,12 +61,13 @@ impl Writer {
             }),
             durable,
         };
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::Embedded("the writer thread has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Embedded("the write was not committed (see the log)".into()))?
+        super::answer_of(
+            self.jobs.send(job),
+            answer,
+            "the writer thread has stopped",
+            "the write was not committed (see the log)",
+        )
+        .await
     }
 }
 

@@ -136,16 +136,15 @@ impl LedgerStore for RedisStore {
     }
 
     async fn cancel_tasks(&self, notification_id: &str) -> StoreResult<u64> {
-        let mut conn = self.conn().await?;
-        Ok(self
-            .scripts
-            .cancel
-            .key(keys::lane(Lane::Priority))
-            .key(keys::lane(Lane::Bulk))
-            .key(keys::TASKS)
-            .key(keys::tasks_of(notification_id))
-            .invoke_async(&mut conn)
-            .await?)
+        self.run_script(
+            self.scripts
+                .cancel
+                .key(keys::lane(Lane::Priority))
+                .key(keys::lane(Lane::Bulk))
+                .key(keys::TASKS)
+                .key(keys::tasks_of(notification_id)),
+        )
+        .await
     }
 
     async fn pending_tasks(&self, lane: Lane) -> StoreResult<u64> {
@@ -183,8 +182,7 @@ impl RedisStore {
         for (field, delta) in outcome.counters {
             invocation.arg(*field).arg(*delta);
         }
-        let mut conn = self.conn().await?;
-        let _counted: u8 = invocation.invoke_async(&mut conn).await?;
+        let _counted: u8 = self.run_script(&invocation).await?;
         Ok(())
     }
 
@@ -199,8 +197,7 @@ impl RedisStore {
         for id in ids {
             invocation.arg(*id);
         }
-        let mut conn = self.conn().await?;
-        let _registered: u64 = invocation.invoke_async(&mut conn).await?;
+        let _registered: u64 = self.run_script(&invocation).await?;
         Ok(())
     }
 
@@ -210,34 +207,34 @@ impl RedisStore {
         progress: &Progress,
         lease: Duration,
     ) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
         let saved: u8 = self
-            .scripts
-            .checkpoint
-            .key(keys::lane(claim.task.lane))
-            .key(keys::TASKS)
-            .arg(&claim.task.id)
-            .arg(claim.epoch)
-            .arg(&claim.worker)
-            .arg(to_json(progress)?)
-            .arg(lease.as_millis() as u64)
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .checkpoint
+                    .key(keys::lane(claim.task.lane))
+                    .key(keys::TASKS)
+                    .arg(&claim.task.id)
+                    .arg(claim.epoch)
+                    .arg(&claim.worker)
+                    .arg(to_json(progress)?)
+                    .arg(lease.as_millis() as u64),
+            )
             .await?;
         fenced(saved)
     }
 
     async fn complete(&self, claim: &ClaimedTask) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
         let done: u8 = self
-            .scripts
-            .complete
-            .key(keys::lane(claim.task.lane))
-            .key(keys::TASKS)
-            .key(keys::tasks_of(&claim.task.notification_id))
-            .arg(&claim.task.id)
-            .arg(claim.epoch)
-            .arg(&claim.worker)
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .complete
+                    .key(keys::lane(claim.task.lane))
+                    .key(keys::TASKS)
+                    .key(keys::tasks_of(&claim.task.notification_id))
+                    .arg(&claim.task.id)
+                    .arg(claim.epoch)
+                    .arg(&claim.worker),
+            )
             .await?;
         fenced(done)
     }

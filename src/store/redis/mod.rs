@@ -146,6 +146,16 @@ impl RedisStore {
             })
     }
 
+    /// Runs a script (its keys and arguments given) on a connection of the pool, and answers
+    /// what it answers.
+    async fn run_script<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn().await?;
+        Ok(invocation.invoke_async(&mut conn).await?)
+    }
+
     /// Adds each delta to its field of the counters hash `key`, in one round trip.
     async fn add_to_hash(&self, key: &str, deltas: &[(&str, i64)]) -> StoreResult<()> {
         let mut pipe = redis::pipe();

@@ -108,13 +108,13 @@ impl NotificationStore for RedisStore {
     }
 
     async fn cancel_notification(&self, notification_id: &str) -> StoreResult<CancelOutcome> {
-        let mut conn = self.conn().await?;
         let (outcome, at): (String, u64) = self
-            .scripts
-            .cancel_notification
-            .key(keys::life(notification_id))
-            .arg(now_ms())
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .cancel_notification
+                    .key(keys::life(notification_id))
+                    .arg(now_ms()),
+            )
             .await?;
         match outcome.as_str() {
             "cancelled" => Ok(CancelOutcome::Cancelled(at)),
@@ -144,7 +144,6 @@ impl NotificationStore for RedisStore {
     }
 
     async fn count_once(&self, once: CountOnce<'_>) -> StoreResult<bool> {
-        let mut conn = self.conn().await?;
         let mut invocation = self.scripts.count_once.prepare_invoke();
         invocation
             .key(keys::counted_once(once.notification_id))
@@ -154,7 +153,7 @@ impl NotificationStore for RedisStore {
         for counter in once.counters {
             invocation.arg(*counter);
         }
-        let counted: u8 = invocation.invoke_async(&mut conn).await?;
+        let counted: u8 = self.run_script(&invocation).await?;
         Ok(counted == 1)
     }
 
@@ -184,15 +183,15 @@ impl NotificationStore for RedisStore {
             Settle::Keep(ttl) => ("keep", ttl.as_millis().max(1) as u64),
             Settle::Release => ("release", 0),
         };
-        let mut conn = self.conn().await?;
         let _: u8 = self
-            .scripts
-            .settle_key
-            .key(keys::idempotency(claim.app_id, claim.key))
-            .arg(claim.holder)
-            .arg(action)
-            .arg(ttl)
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .settle_key
+                    .key(keys::idempotency(claim.app_id, claim.key))
+                    .arg(claim.holder)
+                    .arg(action)
+                    .arg(ttl),
+            )
             .await?;
         Ok(())
     }

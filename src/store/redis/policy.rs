@@ -53,8 +53,7 @@ impl RedisStore {
         for window in check.windows {
             invocation.arg(window.per_ms).arg(window.max);
         }
-        let mut conn = self.conn().await?;
-        let answers: Vec<u8> = invocation.invoke_async(&mut conn).await?;
+        let answers: Vec<u8> = self.run_script(&invocation).await?;
         Ok(answers.into_iter().map(|a| a == 1).collect())
     }
 }
@@ -111,15 +110,15 @@ impl PolicyStore for RedisStore {
 
     async fn take_tokens(&self, bucket: Bucket<'_>, wanted: u32) -> StoreResult<TokenGrant> {
         let per_minute = bucket.per_minute;
-        let mut conn = self.conn().await?;
         let (granted, retry_after_ms): (u32, u64) = self
-            .scripts
-            .take_tokens
-            .key(keys::token_bucket(bucket.app_id, bucket.name))
-            .arg(per_minute)
-            .arg(wanted)
-            .arg(crate::policy::bucket::capacity(per_minute))
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .take_tokens
+                    .key(keys::token_bucket(bucket.app_id, bucket.name))
+                    .arg(per_minute)
+                    .arg(wanted)
+                    .arg(crate::policy::bucket::capacity(per_minute)),
+            )
             .await?;
         Ok(TokenGrant {
             granted,

@@ -59,15 +59,15 @@ impl RedisStore {
             updated_at: now_ms() / 1000,
             ..Profile::new(external_id)
         };
-        let mut conn = self.conn().await?;
         let _: u8 = self
-            .scripts
-            .list_subscription
-            .key(keys::profile(app_id, external_id))
-            .key(keys::profile_links(app_id, external_id))
-            .arg(id.to_bytes().as_slice())
-            .arg(document(&new_profile)?)
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .list_subscription
+                    .key(keys::profile(app_id, external_id))
+                    .key(keys::profile_links(app_id, external_id))
+                    .arg(id.to_bytes().as_slice())
+                    .arg(document(&new_profile)?),
+            )
             .await?;
         Ok(())
     }
@@ -158,15 +158,15 @@ impl ProfileStore for RedisStore {
 
     async fn erase_profile(&self, profile: ProfileRef<'_>) -> StoreResult<u64> {
         let (app_id, external_id) = (profile.app_id, profile.external_id);
-        let mut conn = self.conn().await?;
         let (_existed, ids): (u8, Vec<Vec<u8>>) = self
-            .scripts
-            .erase_profile
-            .key(keys::profile(app_id, external_id))
-            .key(keys::profile_links(app_id, external_id))
-            .key(keys::profile_sends(app_id, external_id))
-            .key(keys::profile_caps(app_id, external_id))
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .erase_profile
+                    .key(keys::profile(app_id, external_id))
+                    .key(keys::profile_links(app_id, external_id))
+                    .key(keys::profile_sends(app_id, external_id))
+                    .key(keys::profile_caps(app_id, external_id)),
+            )
             .await?;
         let deletions = ids.iter().map(|id| async move {
             let id = SubscriptionId::from_bytes(id)?;
@@ -191,15 +191,15 @@ impl ProfileStore for RedisStore {
     async fn count_profile_send(&self, of: ProfileRef<'_>, window: Duration) -> StoreResult<u64> {
         let (app_id, external_id) = (of.app_id, of.external_id);
         let window_ms = window.as_millis().max(1) as u64;
-        let mut conn = self.conn().await?;
         let count: u64 = self
-            .scripts
-            .count_send
-            .key(keys::profile_sends(app_id, external_id))
-            .arg(window_ms)
-            .arg(now_ms() / window_ms)
-            .arg(window_ms * 2)
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .count_send
+                    .key(keys::profile_sends(app_id, external_id))
+                    .arg(window_ms)
+                    .arg(now_ms() / window_ms)
+                    .arg(window_ms * 2),
+            )
             .await?;
         Ok(count)
     }

@@ -38,13 +38,13 @@ impl RedisStore {
         app_id: &str,
         id: SubscriptionId,
     ) -> StoreResult<Option<Subscription>> {
-        let mut conn = self.conn().await?;
         let record: Option<Vec<u8>> = self
-            .scripts
-            .take_field
-            .key(keys::shard(app_id, id.shard()))
-            .arg(id.to_bytes().as_slice())
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .take_field
+                    .key(keys::shard(app_id, id.shard()))
+                    .arg(id.to_bytes().as_slice()),
+            )
             .await?;
         record
             .map(|r| Subscription::decode(app_id, id, &r))

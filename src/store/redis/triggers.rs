@@ -37,11 +37,12 @@ impl RedisStore {
             Some((worker, epoch)) => (worker, epoch.to_string()),
             None => ("", String::new()),
         };
-        let mut conn = self.conn().await?;
-        let removed: u8 = on_send(&self.scripts.finish_send, send)
-            .arg(epoch)
-            .arg(worker)
-            .invoke_async(&mut conn)
+        let removed: u8 = self
+            .run_script(
+                on_send(&self.scripts.finish_send, send)
+                    .arg(epoch)
+                    .arg(worker),
+            )
             .await?;
         Ok(removed == 1)
     }
@@ -84,15 +85,16 @@ impl TriggerStore for RedisStore {
     }
 
     async fn schedule_send(&self, send: &PendingSend, repeat: Repeat) -> StoreResult<Scheduled> {
-        let mut conn = self.conn().await?;
-        let outcome: u8 = on_send(&self.scripts.schedule_send, send.send_ref())
-            .arg(to_json(send)?)
-            .arg(send.due_ms)
-            .arg(match repeat {
-                Repeat::Ignore => "ignore",
-                Repeat::Rearm => "rearm",
-            })
-            .invoke_async(&mut conn)
+        let outcome: u8 = self
+            .run_script(
+                on_send(&self.scripts.schedule_send, send.send_ref())
+                    .arg(to_json(send)?)
+                    .arg(send.due_ms)
+                    .arg(match repeat {
+                        Repeat::Ignore => "ignore",
+                        Repeat::Rearm => "rearm",
+                    }),
+            )
             .await?;
         Ok(match outcome {
             1 => Scheduled::New,
@@ -111,16 +113,16 @@ impl TriggerStore for RedisStore {
         limit: usize,
     ) -> StoreResult<Vec<ClaimedSend>> {
         let Lease { worker, ttl: lease } = lease;
-        let mut conn = self.conn().await?;
         let claimed: Vec<(Vec<u8>, u64)> = self
-            .scripts
-            .claim_sends
-            .key(keys::PENDING_SENDS)
-            .key(keys::PENDING_DUE)
-            .arg(lease.as_millis() as u64)
-            .arg(worker)
-            .arg(limit.max(1))
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .claim_sends
+                    .key(keys::PENDING_SENDS)
+                    .key(keys::PENDING_DUE)
+                    .arg(lease.as_millis() as u64)
+                    .arg(worker)
+                    .arg(limit.max(1)),
+            )
             .await?;
         claimed
             .into_iter()

@@ -47,18 +47,18 @@ impl WebhookStore for RedisStore {
     async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()> {
         let app = &webhook.app_id;
         let fresh = to_json(&WebhookState::default())?;
-        let mut conn = self.conn().await?;
         let _: u8 = self
-            .scripts
-            .webhook_put
-            .key(keys::webhooks(app, "hooks"))
-            .key(keys::webhooks(app, "seq"))
-            .key(keys::webhooks(app, "state"))
-            .key(keys::webhooks(app, "cursor"))
-            .arg(&webhook.id)
-            .arg(to_json(webhook)?)
-            .arg(fresh)
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .webhook_put
+                    .key(keys::webhooks(app, "hooks"))
+                    .key(keys::webhooks(app, "seq"))
+                    .key(keys::webhooks(app, "state"))
+                    .key(keys::webhooks(app, "cursor"))
+                    .arg(&webhook.id)
+                    .arg(to_json(webhook)?)
+                    .arg(fresh),
+            )
             .await?;
         Ok(())
     }
@@ -76,19 +76,15 @@ impl WebhookStore for RedisStore {
             invocation.key(key);
         }
         invocation.arg(hook.id);
-        let mut conn = self.conn().await?;
-        let existed: u8 = invocation.invoke_async(&mut conn).await?;
+        let existed: u8 = self.run_script(&invocation).await?;
         Ok(existed == 1)
     }
 
-    async fn append_webhook_events(
+    async fn append_nonempty_webhook_events(
         &self,
         app_id: &str,
         entries: &[OutboxEntry],
     ) -> StoreResult<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
         let mut invocation = self.scripts.webhook_append.prepare_invoke();
         invocation
             .key(keys::webhooks(app_id, "hooks"))
@@ -97,8 +93,7 @@ impl WebhookStore for RedisStore {
         for entry in entries {
             invocation.arg(to_json(entry)?);
         }
-        let mut conn = self.conn().await?;
-        let _: u64 = invocation.invoke_async(&mut conn).await?;
+        let _: u64 = self.run_script(&invocation).await?;
         Ok(())
     }
 
@@ -108,15 +103,15 @@ impl WebhookStore for RedisStore {
         after: u64,
         limit: usize,
     ) -> StoreResult<Vec<(u64, OutboxEntry)>> {
-        let mut conn = self.conn().await?;
         let flat: Vec<(u64, Vec<u8>)> = self
-            .scripts
-            .webhook_read
-            .key(keys::webhooks(app_id, "seq"))
-            .key(keys::webhooks(app_id, "outbox"))
-            .arg(after)
-            .arg(limit)
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .webhook_read
+                    .key(keys::webhooks(app_id, "seq"))
+                    .key(keys::webhooks(app_id, "outbox"))
+                    .arg(after)
+                    .arg(limit),
+            )
             .await?;
         flat.into_iter()
             .map(|(seq, raw)| Ok((seq, from_json(&raw, "outbox entry")?)))
@@ -134,16 +129,16 @@ impl WebhookStore for RedisStore {
                 "worker `{worker}`: must not contain `|`"
             )));
         }
-        let mut conn = self.conn().await?;
         let state: Option<Vec<u8>> = self
-            .scripts
-            .webhook_lease
-            .key(keys::webhooks(hook.app_id, "hooks"))
-            .key(keys::webhooks(hook.app_id, "state"))
-            .arg(hook.id)
-            .arg(worker)
-            .arg(lease.as_millis() as u64)
-            .invoke_async(&mut conn)
+            .run_script(
+                self.scripts
+                    .webhook_lease
+                    .key(keys::webhooks(hook.app_id, "hooks"))
+                    .key(keys::webhooks(hook.app_id, "state"))
+                    .arg(hook.id)
+                    .arg(worker)
+                    .arg(lease.as_millis() as u64),
+            )
             .await?;
         state.map(|s| from_json(&s, "webhook state")).transpose()
     }
@@ -171,8 +166,7 @@ impl WebhookStore for RedisStore {
         for letter in dead {
             invocation.arg(to_json(letter)?);
         }
-        let mut conn = self.conn().await?;
-        let saved: u8 = invocation.invoke_async(&mut conn).await?;
+        let saved: u8 = self.run_script(&invocation).await?;
         if saved == 1 {
             Ok(())
         } else {

@@ -137,7 +137,8 @@ impl Engine {
                 }
                 // One counter per reason, named after the sender's own label.
                 Delivery::Failed(failure) => {
-                    recorded.count(&format!("failed.{}", failure.label()), 1);
+                    let counter = format!("failed.{}", failure.label());
+                    *recorded.counts.entry(counter).or_default() += 1;
                 }
             }
         }

@@ -34,9 +34,9 @@ pub struct BrowserSubscription {
     /// An https URL of a push service.
     #[schema(max_length = 2048, pattern = "^https://")]
     pub(super) endpoint: String,
+    /// When the browser says the subscription ends (milliseconds since the epoch), or `null`.
     #[serde(default, rename = "expirationTime")]
-    #[schema(value_type = Option<f64>)]
-    pub(super) expiration_time: Option<serde_json::Value>,
+    pub(super) expiration_time: Option<f64>,
     pub(super) keys: BrowserKeys,
 }
 

@@ -1,8 +1,10 @@
-// Bundles and minifies the console (console/src → console/dist: console.js, console.css,
-// index.html and icon.svg), served by `aviso serve` at /console/. Committed like dist/, so reproducible.
+// Bundles and minifies the console (console/src → console/dist: console.js and console.css),
+// served by `aviso serve` at /console/ beside the page and icon that are written by hand in
+// console/dist/ (index.html, icon.svg: nothing to build, so they are kept only there).
+// Committed like dist/, so reproducible.
 // `--outdir DIR` writes elsewhere (the test that checks console/dist is up to date uses it).
 import { build } from 'esbuild';
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -24,7 +26,5 @@ await mkdir(values.outdir, { recursive: true });
 await Promise.all([
   build({ ...common, entryPoints: ['console/src/main.js'], format: 'iife', outfile: `${values.outdir}/console.js` }),
   build({ ...common, entryPoints: ['console/console.css'], outfile: `${values.outdir}/console.css` }),
-  copyFile(`${root}console/index.html`, `${values.outdir}/index.html`),
-  copyFile(`${root}console/icon.svg`, `${values.outdir}/icon.svg`),
 ]);
-console.log(`built console.js, console.css, index.html into ${values.outdir}`);
+console.log(`built console.js and console.css into ${values.outdir}`);

@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::notify::model::FieldError;
+use crate::notify::model::UseCaseError;
 use crate::notify::service::NotifyError;
 use crate::store::StoreError;
 
@@ -178,12 +179,20 @@ impl From<&StoreError> for ApiError {
     }
 }
 
+impl From<UseCaseError> for ApiError {
+    fn from(e: UseCaseError) -> Self {
+        match e {
+            UseCaseError::Invalid(field) => field.into(),
+            UseCaseError::Store(store) => store.into(),
+            UseCaseError::NotFound(_) => Self::NotFound(e.to_string()),
+        }
+    }
+}
+
 impl From<NotifyError> for ApiError {
     fn from(e: NotifyError) -> Self {
         match e {
-            NotifyError::Invalid(field) => field.into(),
-            NotifyError::Store(store) => store.into(),
-            NotifyError::NotFound(_) => Self::NotFound(e.to_string()),
+            NotifyError::UseCase(e) => e.into(),
             NotifyError::BeingCreated => Self::Unavailable(e.to_string()),
             NotifyError::Random => Self::Internal(e.to_string()),
             NotifyError::Completed { .. } => Self::Conflict {

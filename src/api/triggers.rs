@@ -17,7 +17,7 @@ use super::extract::{Json, Path};
 use super::{ApiState, AuthedApp};
 use crate::store::now_ms;
 use crate::triggers::model::{Event, MAX_BATCH, Trigger, TriggerRef, TriggerRequest};
-use crate::triggers::service::{Ingested, TriggerError, TriggerService};
+use crate::triggers::service::{Ingested, TriggerService};
 
 /// Largest events body: a batch of [`MAX_BATCH`] events with their properties.
 pub const MAX_EVENTS_BODY: usize = 4 * 1024 * 1024;
@@ -34,16 +34,6 @@ pub fn routes() -> Router<ApiState> {
         .route("/v1/events", post(post_events))
         .layer(DefaultBodyLimit::max(MAX_EVENTS_BODY));
     rules.merge(events)
-}
-
-impl From<TriggerError> for ApiError {
-    fn from(e: TriggerError) -> Self {
-        match e {
-            TriggerError::Invalid(field) => field.into(),
-            TriggerError::Store(store) => store.into(),
-            TriggerError::NotFound(_) => Self::NotFound(e.to_string()),
-        }
-    }
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -35,6 +35,19 @@ impl FieldError {
     }
 }
 
+/// Why a use case over the store (a notification's, a trigger's) failed in a way every use
+/// case can: the request is wrong, the store failed, or what it names does not exist.
+#[derive(Debug, thiserror::Error)]
+pub enum UseCaseError {
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// `what` names it: ``notification `ID` ``, ``trigger `NAME` ``.
+    #[error("{0} does not exist")]
+    NotFound(String),
+}
+
 /// Who receives a notification.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]

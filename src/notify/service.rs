@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::life::CancelOutcome;
-use super::model::{FieldError, Status};
+use super::model::{FieldError, Status, UseCaseError};
 use super::{Notification, NotificationRequest, plan};
 use crate::store::{App, KeyClaim, NewNotification, Settle, Store, StoreError, Task, now_ms};
 
@@ -24,12 +24,9 @@ pub trait TasksPlanned: Send + Sync {
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
+    /// Invalid, the store failed, or no such notification.
     #[error(transparent)]
-    Invalid(#[from] FieldError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("notification `{0}` does not exist")]
-    NotFound(String),
+    UseCase(#[from] UseCaseError),
     #[error(
         "the notification of this idempotency key is still being created; retry in a few seconds"
     )]
@@ -41,6 +38,19 @@ pub enum NotifyError {
         "notification `{id}` completed at {at_ms} (Unix ms): every message has its outcome and its counters are final, so there is nothing to cancel; read them with GET /v1/notifications/{id}"
     )]
     Completed { id: String, at_ms: u64 },
+}
+
+// A store failure or an invalid field is a use case's, for `?` in the methods below.
+impl From<StoreError> for NotifyError {
+    fn from(e: StoreError) -> Self {
+        Self::UseCase(e.into())
+    }
+}
+
+impl From<FieldError> for NotifyError {
+    fn from(e: FieldError) -> Self {
+        Self::UseCase(e.into())
+    }
 }
 
 /// What [`NotificationService::create`] did.
@@ -163,7 +173,7 @@ impl<'a> NotificationService<'a> {
     pub async fn get(&self, app: &App, id: &str) -> Result<Notification, NotifyError> {
         match self.store.get_notification(id).await? {
             Some(notification) if notification.app_id == app.id => Ok(notification),
-            _ => Err(NotifyError::NotFound(id.to_owned())),
+            _ => Err(UseCaseError::NotFound(format!("notification `{id}`")).into()),
         }
     }
 

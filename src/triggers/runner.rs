@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::model::{PendingSend, Trigger, TriggerRef};
-use crate::notify::service::{NotificationService, TasksPlanned};
+use crate::notify::model::UseCaseError;
+use crate::notify::service::{NotificationService, NotifyError, TasksPlanned};
 use crate::store::{CapCheck, CapHolder, CapScope, ClaimedSend, Lease, Store, StoreError, now_ms};
 
 /// How the runner runs.
@@ -147,7 +148,7 @@ impl TriggerRunner {
                 crate::webhooks::events::record(self.store.as_ref(), &app.id, event).await;
                 self.finish(claim, Some(&trigger)).await
             }
-            Err(crate::notify::service::NotifyError::Store(error)) => Err(error),
+            Err(NotifyError::UseCase(UseCaseError::Store(error))) => Err(error),
             Err(other) => {
                 // The content no longer makes a valid notification (it was valid when stored):
                 // retrying cannot help.

@@ -5,21 +5,13 @@
 use std::collections::BTreeMap;
 
 use super::model::{Event, PendingSend, SendRef, Trigger, TriggerRef, TriggerRequest};
-use crate::notify::model::FieldError;
-use crate::store::{App, Scheduled, Store, StoreError};
+use crate::notify::model::UseCaseError;
+use crate::store::{App, Scheduled, Store};
 use crate::webhooks::EventType;
 use crate::webhooks::events as hooks;
 
-/// Why a trigger use case failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TriggerError {
-    #[error(transparent)]
-    Invalid(#[from] FieldError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("trigger `{0}` does not exist")]
-    NotFound(String),
-}
+/// Why a trigger use case failed: only as every use case can.
+pub type TriggerError = UseCaseError;
 
 /// What a batch of events did, in total.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -64,7 +56,7 @@ impl<'a> TriggerService<'a> {
         self.store
             .get_trigger(TriggerRef::new(&app.id, name))
             .await?
-            .ok_or_else(|| TriggerError::NotFound(name.to_owned()))
+            .ok_or_else(|| TriggerError::NotFound(format!("trigger `{name}`")))
     }
 
     pub async fn delete(&self, app: &App, name: &str) -> Result<(), TriggerError> {
@@ -75,7 +67,7 @@ impl<'a> TriggerService<'a> {
         {
             Ok(())
         } else {
-            Err(TriggerError::NotFound(name.to_owned()))
+            Err(TriggerError::NotFound(format!("trigger `{name}`")))
         }
     }
 

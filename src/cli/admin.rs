@@ -48,13 +48,8 @@ impl AdminClient {
         let key = args.admin_key.clone().filter(|k| !k.trim().is_empty()).context(
             "no admin key: pass --admin-key or set AVISO_ADMIN_KEY (`aviso serve` printed it at its first start)",
         )?;
-        let mut tls = (*crate::transport::tls::client_config(&[])?).clone();
-        tls.alpn_protocols.clear();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let tls = crate::transport::tls::client_config(&[])?;
+        let connector = crate::transport::tls::http1_connector(&tls, false, HttpConnector::new());
         Ok(Self {
             base,
             key,

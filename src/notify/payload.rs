@@ -433,7 +433,6 @@ mod tests {
     fn key() -> ReceiptKey {
         ReceiptKey::new(&[9; 32])
     }
-    use crate::notify::model::{Audience, Status};
     use crate::store::AttributeValue;
     use proptest::prelude::*;
 
@@ -507,24 +506,13 @@ mod tests {
         );
     }
 
+    /// A queued broadcast of `content`, every other field as a stored document leaves it out.
     fn notification_with(content: serde_json::Value) -> Notification {
-        Notification {
-            id: "n42".into(),
-            app_id: "a".into(),
-            audience: Audience::All,
-            content: serde_json::from_value(content).unwrap(),
-            variants: Vec::new(),
-            winner: None,
-            ttl: 60,
-            urgency: None,
-            topic: None,
-            send_at_ms: 0,
-            created_at_ms: 0,
-            status: Status::Queued,
-            life: Default::default(),
-            policy: Default::default(),
-            event: None,
-        }
+        serde_json::from_value(json!({
+            "id": "n42", "app_id": "a", "audience": "all", "content": content, "ttl": 60,
+            "send_at_ms": 0, "created_at_ms": 0, "status": "queued",
+        }))
+        .unwrap()
     }
 
     fn subscription(id: u64, external_id: Option<&str>) -> Subscription {

@@ -96,14 +96,7 @@ struct Inner {
 impl PushClient {
     pub fn new(config: &ClientConfig) -> Result<Self, TransportError> {
         let tls = tls::client_config(&config.extra_ca_files)?;
-        // hyper-rustls sets the HTTP/1.1 ALPN itself and refuses a config that has one.
-        let mut http1_tls = (*tls).clone();
-        http1_tls.alpn_protocols.clear();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(http1_tls)
-            .https_only()
-            .enable_http1()
-            .build();
+        let connector = tls::http1_connector(&tls, true, HttpConnector::new());
         let http1 = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);

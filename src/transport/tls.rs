@@ -1,8 +1,11 @@
-//! The TLS client configuration shared by every connection to push services.
+//! The TLS client configuration shared by every connection to push services, and the one way
+//! an HTTP/1.1 client of Aviso's (push services without HTTP/2, webhooks, the admin CLI) wraps it.
 
 use std::path::Path;
 use std::sync::Arc;
 
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -38,6 +41,26 @@ pub fn client_config(
         .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// An HTTP/1.1 connector: TLS from `tls` over `http`'s connections; plain `http://` URLs too
+/// unless `https_only`. hyper-rustls sets HTTP/1.1's ALPN itself and refuses a config that
+/// has one, so `tls`'s offers are left out; `http` takes every scheme (the TLS layer checks).
+pub fn http1_connector<R>(
+    tls: &rustls::ClientConfig,
+    https_only: bool,
+    mut http: HttpConnector<R>,
+) -> HttpsConnector<HttpConnector<R>> {
+    http.enforce_http(false);
+    let mut tls = tls.clone();
+    tls.alpn_protocols.clear();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+    let builder = if https_only {
+        builder.https_only()
+    } else {
+        builder.https_or_http()
+    };
+    builder.enable_http1().wrap_connector(http)
 }
 
 fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {

@@ -30,6 +30,7 @@ use super::{DeadLetter, OutboxEntry, Webhook, WebhookState, sign};
 use crate::config::PushHost;
 use crate::store::{Lease, StateSave, Store, StoreError, WebhookRef, now_ms};
 use crate::transport::TransportError;
+use crate::transport::tls::http1_connector;
 
 /// How the sender runs.
 #[derive(Debug, Clone)]
@@ -101,18 +102,6 @@ impl tower::Service<Name> for PublicOnly {
 type GuardedClient = Client<HttpsConnector<HttpConnector<PublicOnly>>, Full<Bytes>>;
 type OpenClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// HTTPS only, HTTP/1.1, over `http`'s connections.
-fn https<R>(
-    tls: &rustls::ClientConfig,
-    http: HttpConnector<R>,
-) -> HttpsConnector<HttpConnector<R>> {
-    hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls.clone())
-        .https_only()
-        .enable_http1()
-        .wrap_connector(http)
-}
-
 /// Posts outbox entries to webhooks.
 pub struct WebhookSender {
     store: Arc<dyn Store>,
@@ -125,17 +114,15 @@ pub struct WebhookSender {
 
 impl WebhookSender {
     pub fn new(store: Arc<dyn Store>, config: SenderConfig) -> Result<Self, TransportError> {
-        let mut tls = (*crate::transport::tls::client_config(&config.extra_ca_files)?).clone();
-        // hyper-rustls sets the HTTP/1.1 ALPN itself and refuses a config that has one.
-        tls.alpn_protocols.clear();
+        let tls = crate::transport::tls::client_config(&config.extra_ca_files)?;
         let mut guarded_http = HttpConnector::new_with_resolver(PublicOnly);
-        guarded_http.enforce_http(false);
         guarded_http.set_connect_timeout(Some(config.request_timeout));
         let mut open_http = HttpConnector::new();
-        open_http.enforce_http(false);
         open_http.set_connect_timeout(Some(config.request_timeout));
-        let guarded = Client::builder(TokioExecutor::new()).build(https(&tls, guarded_http));
-        let open = Client::builder(TokioExecutor::new()).build(https(&tls, open_http));
+        let guarded =
+            Client::builder(TokioExecutor::new()).build(http1_connector(&tls, true, guarded_http));
+        let open =
+            Client::builder(TokioExecutor::new()).build(http1_connector(&tls, true, open_http));
         Ok(Self {
             store,
             config,

@@ -12,6 +12,19 @@ use crate::store::{
     TaskStep, from_json, now_ms, to_json,
 };
 
+/// `script` run for `claim`: its lane and the tasks hash as KEYS[1..2], the task, the claim's
+/// epoch and worker as ARGV[1..3] (the fence every claimed-task script checks first).
+fn fenced_call<'a>(script: &'a redis::Script, claim: &ClaimedTask) -> redis::ScriptInvocation<'a> {
+    let mut invocation = script.key(keys::lane(claim.task.lane));
+    invocation
+        .key(keys::TASKS)
+        .arg(&claim.task.id)
+        .arg(claim.epoch)
+        .arg(&claim.worker);
+    invocation
+}
+
+/// What a fenced script answered: 1 done, 0 the claim was not the task's any more.
 fn fenced(done: u8) -> StoreResult<()> {
     if done == 1 {
         Ok(())
@@ -209,13 +222,7 @@ impl RedisStore {
     ) -> StoreResult<()> {
         let saved: u8 = self
             .run_script(
-                self.scripts
-                    .checkpoint
-                    .key(keys::lane(claim.task.lane))
-                    .key(keys::TASKS)
-                    .arg(&claim.task.id)
-                    .arg(claim.epoch)
-                    .arg(&claim.worker)
+                fenced_call(&self.scripts.checkpoint, claim)
                     .arg(to_json(progress)?)
                     .arg(lease.as_millis() as u64),
             )
@@ -226,14 +233,8 @@ impl RedisStore {
     async fn complete(&self, claim: &ClaimedTask) -> StoreResult<()> {
         let done: u8 = self
             .run_script(
-                self.scripts
-                    .complete
-                    .key(keys::lane(claim.task.lane))
-                    .key(keys::TASKS)
-                    .key(keys::tasks_of(&claim.task.notification_id))
-                    .arg(&claim.task.id)
-                    .arg(claim.epoch)
-                    .arg(&claim.worker),
+                fenced_call(&self.scripts.complete, claim)
+                    .key(keys::tasks_of(&claim.task.notification_id)),
             )
             .await?;
         fenced(done)

@@ -46,20 +46,6 @@ impl ServeCommand {
             config.public_url = format!("http://{address}");
         }
         ensure_an_app(store.as_ref(), &config).await?;
-        let backend = if config.redis_url.is_some() {
-            "Redis"
-        } else {
-            "embedded store"
-        };
-        tracing::info!(%address, backend, data_dir = %config.data_dir.display(), "aviso is listening");
-        println!("listening: http://{address}");
-        if config.role != Role::Sender {
-            println!(
-                "console:   {}/console/",
-                config.public_url.trim_end_matches('/')
-            );
-            println!("demo:      {}/", config.public_url.trim_end_matches('/'));
-        }
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let mut waker = None;
         let engine = match senders {
@@ -77,6 +63,12 @@ impl ServeCommand {
         };
         let serve_api = config.role != Role::Sender;
         let grace = config.shutdown_grace;
+        let (public_url, data_dir) = (config.public_url.clone(), config.data_dir.clone());
+        let backend = if config.redis_url.is_some() {
+            "Redis"
+        } else {
+            "embedded store"
+        };
         let mut state = ApiState::new(store, config, Some(metrics));
         if let Some(waker) = waker {
             state = state.with_engine_waker(waker);
@@ -86,6 +78,15 @@ impl ServeCommand {
         } else {
             crate::api::ops_only(state)
         };
+        // Said once everything is started, just before the listener is served: a client that
+        // waits for this line (a test, the load driver, a supervisor) is accepted at once,
+        // instead of queueing in the backlog while the engine's runtimes start.
+        tracing::info!(%address, backend, data_dir = %data_dir.display(), "aviso is listening");
+        println!("listening: http://{address}");
+        if serve_api {
+            println!("console:   {}/console/", public_url.trim_end_matches('/'));
+            println!("demo:      {}/", public_url.trim_end_matches('/'));
+        }
         // On the signal the engine stops at once (`stop`), while the API drains its
         // connections; neither may outlast the grace.
         let (signalled, mut on_signal) = tokio::sync::oneshot::channel();

@@ -47,6 +47,13 @@
 //! the outbox and the sender posts them while the broadcast runs; the sender's CPU is printed
 //! both up to the last push and until the webhook posts stop.
 //!
+//! `--rounds K`: after the first broadcast, K − 1 more of the same to the same audience, one
+//! after the other (the next POST once the last one's every message is in), as a marketer who
+//! sends small broadcasts through a running server does: the first round pays for the server's
+//! first connections to the push service, the later ones find them open. Their POST → first and
+//! last delivery (from the mock's delivered count, polled every millisecond) and their CPU
+//! together are printed apart from the first round's (whose figures are the lines above).
+//!
 //! The project's mock push service (`aviso-loadtest`, in this process, verifying each VAPID JWT
 //! but not decrypting) stands in for FCM; the sender is a real `target/release/aviso serve`, so
 //! its CPU time is its own.
@@ -79,6 +86,8 @@ async fn main() -> anyhow::Result<()> {
     let (policy, personalised, webhooks) =
         (flag("--policy"), flag("--personalised"), flag("--webhooks"));
     let seeded = flag("--seed");
+    let rounds: usize = arg("--rounds").map_or(Ok(1), |v| v.parse())?;
+    anyhow::ensure!(rounds >= 1, "--rounds must be at least 1");
     let probing = !flag("--no-probes") && n > NO_PROBES_UP_TO;
     anyhow::ensure!(senders >= 1, "--senders must be at least 1");
     anyhow::ensure!(
@@ -311,6 +320,9 @@ async fn main() -> anyhow::Result<()> {
             drained - cpu
         );
     }
+    let later = later_rounds(&client, &base, &key, &service, rounds - 1, expected, limit).await?;
+    let cpu_later = all_cpu() - cpu_before - cpu;
+    let expected = expected + ((rounds - 1) * (n + 1)) as u64;
     // A moment for late repeats (a duplicate would come after the first delivery).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let resident = rss.finish();
@@ -374,6 +386,30 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "multi-buffer floor (200-byte encryptions in runs of 24, same run): {batch_floor_us:.1} µs (before {before:.1}, after {after:.1}) → ratio {:.2}",
             cpu_us / batch_floor_us
+        );
+    }
+    if !later.is_empty() {
+        let messages = later.len() * (n + 1);
+        let per_message = cpu_later * 1e6 / messages as f64;
+        let mut firsts: Vec<f64> = later.iter().map(|r| r.0).collect();
+        let mut lasts: Vec<f64> = later.iter().map(|r| r.1).collect();
+        firsts.sort_by(f64::total_cmp);
+        lasts.sort_by(f64::total_cmp);
+        let floor = batch_floor_before_us
+            .zip(batch_floor_after_us)
+            .map(|(before, after)| {
+                format!(
+                    " → ratio {:.2} to the multi-buffer floor",
+                    per_message * 2.0 / (before + after)
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "rounds 2–{rounds}: POST → first delivery p50 {:.1} ms, max {:.1} ms; → last p50 {:.3} s, max {:.3} s; sender CPU {cpu_later:.2} s = {per_message:.1} µs per message{floor}",
+            percentile(&firsts, 0.5),
+            firsts[firsts.len() - 1],
+            percentile(&lasts, 0.5) / 1000.0,
+            lasts[lasts.len() - 1] / 1000.0,
         );
     }
     let mib = |kib: u64| kib as f64 / 1024.0;
@@ -443,4 +479,53 @@ fn broadcast_span(
             Some(last.map_or(at, |l: Instant| l.max(at))),
         )
     })
+}
+
+/// `count` more broadcasts to everyone, each posted once the mock has every message so far
+/// (`delivered`, at the start): each one's POST → first and last delivery, in ms.
+async fn later_rounds(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    service: &MockPushService,
+    count: usize,
+    delivered: u64,
+    limit: Duration,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let audience = service.stats().distinct_endpoints;
+    let mut spans = Vec::with_capacity(count);
+    for round in 1..=count as u64 {
+        let (before, target) = (
+            delivered + (round - 1) * audience,
+            delivered + round * audience,
+        );
+        let started = Instant::now();
+        let broadcast = client
+            .post(format!("{base}/v1/notifications"))
+            .bearer_auth(key)
+            .json(&json!({"audience": "all", "content": api::broadcast_content(false)}))
+            .send()
+            .await?;
+        answered(broadcast, "POST /v1/notifications (a later round)").await?;
+        let mut first = None;
+        loop {
+            let now = service.delivered();
+            if first.is_none() && now > before {
+                first = Some(started.elapsed());
+            }
+            if now >= target {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < limit,
+                "round {} did not finish in {} s",
+                round + 1,
+                limit.as_secs()
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        spans.push((ms(first.unwrap_or_default()), ms(started.elapsed())));
+    }
+    Ok(spans)
 }

@@ -28,13 +28,6 @@ impl From<redis::RedisError> for StoreError {
     }
 }
 
-/// Both of deadpool-redis' pools (single and cluster) fail with this one type.
-impl From<deadpool_redis::PoolError> for StoreError {
-    fn from(e: deadpool_redis::PoolError) -> Self {
-        Self::Unavailable(e.to_string())
-    }
-}
-
 macro_rules! embedded_errors {
     ($($error:ty),* $(,)?) => {
         $(impl From<$error> for StoreError {

@@ -12,7 +12,7 @@ const ATTEMPTS: usize = 16;
 #[async_trait]
 impl AppStore for RedisStore {
     async fn put_app(&self, app: &App) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let document = to_json(app)?;
         for _ in 0..ATTEMPTS {
             let current: Option<Vec<u8>> = conn.hget(keys::APPS, &app.id).await?;
@@ -44,19 +44,19 @@ impl AppStore for RedisStore {
     }
 
     async fn get_app(&self, app_id: &str) -> StoreResult<Option<App>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let raw: Option<Vec<u8>> = conn.hget(keys::APPS, app_id).await?;
         raw.map(|r| from_json(&r, "app")).transpose()
     }
 
     async fn list_apps(&self) -> StoreResult<Vec<App>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let raw: Vec<Vec<u8>> = conn.hvals(keys::APPS).await?;
         raw.iter().map(|r| from_json(r, "app")).collect()
     }
 
     async fn app_by_api_key(&self, key_hash: &[u8; 32]) -> StoreResult<Option<App>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let app_id: Option<String> = conn.hget(keys::API_KEYS, key_hash.as_slice()).await?;
         match app_id {
             Some(id) => self.get_app(&id).await,
@@ -68,7 +68,7 @@ impl AppStore for RedisStore {
         let Some(previous) = self.get_app(app_id).await? else {
             return Ok(false);
         };
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let mut pipe = redis::pipe();
         pipe.atomic();
         for hash in previous.key_hashes() {

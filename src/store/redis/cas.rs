@@ -27,7 +27,7 @@ impl RedisStore {
         what: &str,
         mut decide: impl FnMut(Option<&[u8]>) -> StoreResult<Change<T>>,
     ) -> StoreResult<T> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         for _ in 0..ATTEMPTS {
             let current: Option<Vec<u8>> = conn.hget(key, field).await?;
             let (op, value, answer) = match decide(current.as_deref())? {

@@ -62,14 +62,14 @@ impl LedgerStore for RedisStore {
             pipe.sadd(keys::tasks_of(&task.notification_id), &task.id)
                 .ignore();
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 
     async fn claim_task(&self, lane: Lane, lease: Lease<'_>) -> StoreResult<Option<ClaimedTask>> {
         let Lease { worker, ttl: lease } = lease;
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let claimed: Option<(String, Vec<u8>, u64, u64, Vec<u8>)> = self
             .scripts
             .claim
@@ -116,7 +116,7 @@ impl LedgerStore for RedisStore {
         // pipeline across hash tags; each idempotent, the counters once per task and position),
         // then the ledger's fenced step. A crash in between repeats the batch (counted once),
         // where a step landing first would have lost its counts.
-        let conn = self.conn().await?;
+        let conn = self.conn();
         let mut writes = Vec::with_capacity(outcome.gone.len() * 2 + 1);
         for gone in outcome.gone {
             let id = gone.id.to_bytes();
@@ -161,7 +161,7 @@ impl LedgerStore for RedisStore {
     }
 
     async fn pending_tasks(&self, lane: Lane) -> StoreResult<u64> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         Ok(conn.zcard(keys::lane(lane)).await?)
     }
 }

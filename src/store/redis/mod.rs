@@ -1,4 +1,5 @@
-//! The Redis store: a single Redis or a Redis Cluster, through `deadpool-redis`.
+//! The Redis store: a single Redis or a Redis Cluster, over one multiplexed connection that
+//! reconnects by itself ([`RedisStore::conn`]).
 //!
 //! One file per concern (`apps`, `subscriptions`, `profiles`, `notifications`, `ledger`,
 //! `triggers`, `webhooks`), the
@@ -31,15 +32,15 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use super::{Store, StoreError, StoreResult};
 use scripts::Scripts;
 
-/// A connection from either pool; both are multiplexed and cheap to clone.
+/// The connection to either kind of Redis (see [`RedisStore::conn`]); both are multiplexed
+/// and cheap to clone.
 #[derive(Clone)]
 enum Connection {
-    Single(redis::aio::MultiplexedConnection),
+    Single(redis::aio::ConnectionManager),
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
-/// How long one request to Redis (a command, a pipeline, a script, taking a connection from the
-/// pool) may take before it fails as the store being unavailable. The store's longest script
+/// How long one request to Redis (a command, a pipeline, a script, making a connection) may take before it fails as the store being unavailable. The store's longest script
 /// runs over one batch (milliseconds); this bounds what would otherwise wait forever: a request
 /// the cluster client lost (seen in a conformance run: four claimers on a 3-node Cluster, all
 /// idle for 20 minutes, nothing in flight on any socket), a Redis that stopped answering.
@@ -88,14 +89,17 @@ impl ConnectionLike for Connection {
     }
 }
 
-enum Pool {
-    Single(deadpool_redis::Pool),
-    Cluster(deadpool_redis::cluster::Pool),
-}
-
 /// The Redis store.
 pub struct RedisStore {
-    pool: Pool,
+    /// The store's one connection. It is multiplexed: every request of every task is pipelined on
+    /// it (Redis runs one command at a time anyway), and handing it out is a clone. It reconnects
+    /// by itself: redis' `ConnectionManager` after an I/O error (the request that met the error
+    /// fails; the next one finds the new connection), the cluster client to a node it lost. A pool
+    /// that checked a connection with a `PING` round trip at every checkout (deadpool-redis, used
+    /// before) doubled the round trips of every store call. Each lane of the engine opens a store
+    /// of its own, so a broadcast's scans never queue in front of a one-to-one push's claim on one
+    /// socket.
+    connection: Connection,
     scripts: Scripts,
 }
 
@@ -105,45 +109,38 @@ impl RedisStore {
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let urls: Vec<String> = url.split(',').map(|u| u.trim().to_owned()).collect();
         let cluster = urls.len() > 1 || url.starts_with("redis+cluster://");
-        let pool = if cluster {
+        let connection = if cluster {
             let urls = urls
                 .into_iter()
                 .map(|u| u.replacen("redis+cluster://", "redis://", 1))
                 .collect::<Vec<_>>();
-            let pool = deadpool_redis::cluster::Config::from_urls(urls)
-                .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            let client = redis::cluster::ClusterClient::new(urls)
                 .map_err(|e| StoreError::Invalid(format!("Redis Cluster URL `{url}`: {e}")))?;
-            Pool::Cluster(pool)
+            Connection::Cluster(bounded(Box::pin(client.get_async_connection())).await?)
         } else {
-            let pool = deadpool_redis::Config::from_url(url)
-                .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            let client = redis::Client::open(url)
                 .map_err(|e| StoreError::Invalid(format!("Redis URL `{url}`: {e}")))?;
-            Pool::Single(pool)
+            // One attempt at reconnecting per request that finds the connection broken: while
+            // Redis is down a request fails at once (readiness says so), and once it is back
+            // the next request reconnects.
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_number_of_retries(0)
+                .set_connection_timeout(Some(RESPONSE_TIMEOUT));
+            Connection::Single(redis::aio::ConnectionManager::new_lazy_with_config(
+                client, config,
+            )?)
         };
         let store = Self {
-            pool,
+            connection,
             scripts: Scripts::new(),
         };
         store.ping().await?;
         Ok(store)
     }
 
-    async fn conn(&self) -> StoreResult<Connection> {
-        // The pooled object is returned at once: its connection is multiplexed, and a clone
-        // shares it. A broken one is replaced by the pool on a later `get`.
-        let connection = async {
-            Ok(match &self.pool {
-                Pool::Single(pool) => Connection::Single((*pool.get().await?).clone()),
-                Pool::Cluster(pool) => Connection::Cluster((*pool.get().await?).clone()),
-            })
-        };
-        tokio::time::timeout(RESPONSE_TIMEOUT, connection)
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Unavailable(format!(
-                    "no connection to Redis within {RESPONSE_TIMEOUT:?}"
-                )))
-            })
+    /// The store's connection, to send requests on.
+    fn conn(&self) -> Connection {
+        self.connection.clone()
     }
 
     /// Runs a script (its keys and arguments given) on a connection of the pool, and answers
@@ -152,7 +149,7 @@ impl RedisStore {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> StoreResult<T> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         Ok(invocation.invoke_async(&mut conn).await?)
     }
 
@@ -162,14 +159,14 @@ impl RedisStore {
         for (field, delta) in deltas {
             pipe.hincr(key, *field, *delta).ignore();
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         pipe.query_async::<()>(&mut conn).await?;
         Ok(())
     }
 
     /// Redis `INFO memory`'s `used_memory`, for the memory benchmark.
     pub async fn used_memory(&self) -> StoreResult<u64> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let info: String = redis::cmd("INFO")
             .arg("memory")
             .query_async(&mut conn)
@@ -188,7 +185,7 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         // A write, not a PING: a Redis at its memory limit answers PING but refuses writes
         // (`OOM command not allowed`), and then nothing can be subscribed or sent.
         let _: () = redis::cmd("SET")

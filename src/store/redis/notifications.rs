@@ -51,7 +51,7 @@ impl NotificationStore for RedisStore {
     }
 
     async fn put_notification(&self, notification: &Notification) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let _: () = conn
             .set(keys::notification(&notification.id), to_json(notification)?)
             .await?;
@@ -66,7 +66,7 @@ impl NotificationStore for RedisStore {
     }
 
     async fn get_notification(&self, id: &str) -> StoreResult<Option<Notification>> {
-        let conn = self.conn().await?;
+        let conn = self.conn();
         let (mut doc, mut life) = (conn.clone(), conn);
         let (raw, fields): (Option<Vec<u8>>, BTreeMap<String, u64>) = futures::try_join!(
             doc.get(keys::notification(id)),
@@ -88,7 +88,7 @@ impl NotificationStore for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let ids: Vec<String> = conn
             .zrevrange(keys::app_notifications(app_id), 0, limit as isize - 1)
             .await?;
@@ -103,7 +103,7 @@ impl NotificationStore for RedisStore {
     }
 
     async fn counters(&self, notification_id: &str) -> StoreResult<BTreeMap<String, i64>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         Ok(conn.hgetall(keys::counters(notification_id)).await?)
     }
 
@@ -127,7 +127,7 @@ impl NotificationStore for RedisStore {
     }
 
     async fn series(&self, notification_id: &str) -> StoreResult<Series> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let fields: BTreeMap<String, i64> = conn.hgetall(keys::series(notification_id)).await?;
         let mut series = Series::new();
         for (field, count) in fields {
@@ -162,7 +162,7 @@ impl NotificationStore for RedisStore {
         claim: KeyClaim<'_>,
         ttl: Duration,
     ) -> StoreResult<Option<String>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let redis_key = keys::idempotency(claim.app_id, claim.key);
         let set: Option<String> = redis::cmd("SET")
             .arg(&redis_key)

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use redis::AsyncCommands;
 
-use super::{Pool, RedisStore, keys};
+use super::{Connection, RedisStore, keys};
 use crate::policy::model::Policy;
 use crate::store::{
     Bucket, CapCheck, CapHolder, CapScope, PolicyStore, StoreResult, TokenGrant, from_json, to_json,
@@ -61,13 +61,13 @@ impl RedisStore {
 #[async_trait]
 impl PolicyStore for RedisStore {
     async fn get_policy(&self, app_id: &str) -> StoreResult<Option<Policy>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let doc: Option<Vec<u8>> = conn.get(keys::policy(app_id)).await?;
         doc.map(|doc| from_json(&doc, "policy")).transpose()
     }
 
     async fn put_policy(&self, app_id: &str, policy: &Policy) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let _: () = conn.set(keys::policy(app_id), to_json(policy)?).await?;
         Ok(())
     }
@@ -84,7 +84,7 @@ impl PolicyStore for RedisStore {
             .iter()
             .map(|h| cap_key(check.app_id, check.scope, h))
             .collect();
-        if matches!(self.pool, Pool::Single(_)) {
+        if matches!(self.connection, Connection::Single(_)) {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             return self.take_caps_of(&check, &keys).await;
         }

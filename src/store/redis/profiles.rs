@@ -38,7 +38,7 @@ impl RedisStore {
         external_id: &str,
         id: SubscriptionId,
     ) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let _: u64 = conn
             .zrem(
                 keys::profile_links(app_id, external_id),
@@ -73,7 +73,7 @@ impl RedisStore {
     }
 
     async fn links(&self, app_id: &str, external_id: &str) -> StoreResult<Vec<SubscriptionId>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let ids: Vec<Vec<u8>> = conn
             .zrange(keys::profile_links(app_id, external_id), 0, -1)
             .await?;
@@ -105,7 +105,7 @@ impl ProfileStore for RedisStore {
 
     async fn get_profile(&self, profile: ProfileRef<'_>) -> StoreResult<Option<Profile>> {
         let (app_id, external_id) = (profile.app_id, profile.external_id);
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let (doc, ids): (Option<Vec<u8>>, Vec<Vec<u8>>) = redis::pipe()
             .hget(keys::profile(app_id, external_id), keys::PROFILE_DOC)
             .zrange(keys::profile_links(app_id, external_id), 0, -1)

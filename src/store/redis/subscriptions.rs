@@ -89,7 +89,7 @@ impl RedisStore {
         let stale = by_shard(outcome.stale, |sub, args| {
             args.push(sub.activity.record_bytes());
         });
-        let conn = self.conn().await?;
+        let conn = self.conn();
         let run = |script: &'static str, key: String, args: Vec<Vec<u8>>| {
             let mut conn = conn.clone();
             async move {
@@ -149,7 +149,7 @@ impl SubscriptionStore for RedisStore {
         let field = subscription.id.to_bytes();
         let record = subscription.encode()?;
         // Most subscribes are new: one round trip creates them; only an existing one merges.
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let created: bool = conn.hset_nx(&key, field.as_slice(), &record).await?;
         if created {
             return Ok(Upserted::Created);
@@ -216,7 +216,6 @@ impl SubscriptionStore for RedisStore {
         for _ in 0..RENEWAL_ATTEMPTS {
             let read: Option<Vec<u8>> = self
                 .conn()
-                .await?
                 .hget(&old_key, old.to_bytes().as_slice())
                 .await?;
             let Some(read) = read else {
@@ -300,7 +299,7 @@ impl SubscriptionStore for RedisStore {
                 .or_default()
                 .push((sub.id.to_bytes().to_vec(), sub.encode()?));
         }
-        let conn = self.conn().await?;
+        let conn = self.conn();
         // One HSET per shard, all in flight at once: the multiplexed connection pipelines them
         // (and the cluster client sends each to its node).
         let writes = by_shard.into_iter().map(|((app_id, shard), fields)| {
@@ -324,7 +323,7 @@ impl SubscriptionStore for RedisStore {
         app_id: &str,
         id: SubscriptionId,
     ) -> StoreResult<Option<Subscription>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let raw: Option<Vec<u8>> = conn
             .hget(keys::shard(app_id, id.shard()), id.to_bytes().as_slice())
             .await?;
@@ -337,7 +336,7 @@ impl SubscriptionStore for RedisStore {
         app_id: &str,
         ids: &[SubscriptionId],
     ) -> StoreResult<Vec<Subscription>> {
-        let conn = self.conn().await?;
+        let conn = self.conn();
         let reads = ids.iter().map(|id| {
             let mut conn = conn.clone();
             let key = keys::shard(app_id, id.shard());
@@ -362,7 +361,7 @@ impl SubscriptionStore for RedisStore {
     }
 
     async fn count_subscriptions(&self, app_id: &str) -> StoreResult<u64> {
-        let conn = self.conn().await?;
+        let conn = self.conn();
         let lengths = (0..SHARDS).map(|shard| {
             let mut conn = conn.clone();
             async move {
@@ -393,7 +392,7 @@ impl SubscriptionStore for RedisStore {
                 .ok_or_else(|| StoreError::Corrupt("scan cursor".into()))?,
         };
         let key = keys::shard(app_id, shard);
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let page = |position: u64| {
             let mut pipe = redis::pipe();
             pipe.cmd("EVAL").arg(scripts::RUN_ID).arg(1).arg(&key);

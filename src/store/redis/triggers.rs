@@ -51,7 +51,7 @@ impl RedisStore {
 #[async_trait]
 impl TriggerStore for RedisStore {
     async fn put_trigger(&self, trigger: &Trigger) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let _: () = conn
             .hset(
                 keys::triggers(&trigger.app_id),
@@ -63,7 +63,7 @@ impl TriggerStore for RedisStore {
     }
 
     async fn get_trigger(&self, trigger: TriggerRef<'_>) -> StoreResult<Option<Trigger>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let raw: Option<Vec<u8>> = conn
             .hget(keys::triggers(trigger.app_id), trigger.name)
             .await?;
@@ -71,13 +71,13 @@ impl TriggerStore for RedisStore {
     }
 
     async fn list_triggers(&self, app_id: &str) -> StoreResult<Vec<Trigger>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let raw: BTreeMap<String, Vec<u8>> = conn.hgetall(keys::triggers(app_id)).await?;
         raw.values().map(|r| from_json(r, "trigger")).collect()
     }
 
     async fn delete_trigger(&self, trigger: TriggerRef<'_>) -> StoreResult<bool> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let removed: u64 = conn
             .hdel(keys::triggers(trigger.app_id), trigger.name)
             .await?;
@@ -148,13 +148,13 @@ impl TriggerStore for RedisStore {
     }
 
     async fn next_due_ms(&self) -> StoreResult<Option<u64>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let first: Vec<(String, u64)> = conn.zrange_withscores(keys::PENDING_DUE, 0, 0).await?;
         Ok(first.first().map(|(_, due)| *due))
     }
 
     async fn pending_sends_of(&self, person: ProfileRef<'_>) -> StoreResult<Vec<PendingSend>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let ids: Vec<String> = conn
             .smembers(keys::pending_of(person.app_id, person.external_id))
             .await?;
@@ -185,7 +185,7 @@ impl TriggerStore for RedisStore {
         &self,
         trigger: TriggerRef<'_>,
     ) -> StoreResult<BTreeMap<String, i64>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         Ok(conn
             .hgetall(keys::trigger_counters(trigger.app_id, trigger.name))
             .await?)

@@ -64,7 +64,7 @@ impl WebhookStore for RedisStore {
     }
 
     async fn list_webhooks(&self, app_id: &str) -> StoreResult<Vec<Webhook>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let raw: BTreeMap<String, Vec<u8>> = conn.hgetall(keys::webhooks(app_id, "hooks")).await?;
         raw.values().map(|r| from_json(r, "webhook")).collect()
     }
@@ -175,7 +175,7 @@ impl WebhookStore for RedisStore {
     }
 
     async fn webhook_state(&self, hook: WebhookRef<'_>) -> StoreResult<Option<WebhookState>> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let record: Option<Vec<u8>> = conn
             .hget(keys::webhooks(hook.app_id, "state"), hook.id)
             .await?;
@@ -190,7 +190,7 @@ impl WebhookStore for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.conn();
         let raw: Vec<Vec<u8>> = conn.lrange(dead_key(hook), -(limit as isize), -1).await?;
         raw.iter().map(|r| from_json(r, "dead letter")).collect()
     }

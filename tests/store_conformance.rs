@@ -502,29 +502,6 @@ pub async fn notifications_counters_and_limits(store: Arc<dyn Store>) {
         claim(&*store, key_claim("other", "k1", "n9"), ttl).await,
         None
     );
-
-    let window = Duration::from_secs(3600);
-    assert_eq!(
-        store
-            .count_profile_send(ProfileRef::new("n", "crm-1"), window)
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        store
-            .count_profile_send(ProfileRef::new("n", "crm-1"), window)
-            .await
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        store
-            .count_profile_send(ProfileRef::new("n", "crm-2"), window)
-            .await
-            .unwrap(),
-        1
-    );
 }
 
 /// Stores `notification` with its first tasks and counters (as the create service does).

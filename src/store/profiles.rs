@@ -6,7 +6,6 @@
 //! linked to the erased person.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -61,6 +60,4 @@ pub trait ProfileStore: Send + Sync {
     async fn link_subscription(&self, to: ProfileRef<'_>, id: SubscriptionId) -> StoreResult<()>;
     /// Erases a profile and every subscription linked to it; returns how many were deleted.
     async fn erase_profile(&self, profile: ProfileRef<'_>) -> StoreResult<u64>;
-    /// Counts one send to a profile in the current window of `window`; returns the count.
-    async fn count_profile_send(&self, of: ProfileRef<'_>, window: Duration) -> StoreResult<u64>;
 }

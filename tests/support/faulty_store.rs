@@ -107,7 +107,6 @@ delegate!(ProfileStore {
     fn get_profiles(&self, app: &str, ids: &[String]) -> StoreResult<Vec<Profile>>;
     fn link_subscription(&self, to: ProfileRef<'_>, sub: SubscriptionId) -> StoreResult<()>;
     fn erase_profile(&self, profile: ProfileRef<'_>) -> StoreResult<u64>;
-    fn count_profile_send(&self, of: ProfileRef<'_>, window: Duration) -> StoreResult<u64>;
 });
 
 delegate!(LedgerStore {

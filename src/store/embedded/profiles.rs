@@ -1,10 +1,7 @@
 //! Profiles in the embedded store: `(app, external id)` → profile JSON with its links in link
 //! order, and per-window send counts. Each change is one transaction.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
-use redb::ReadableTable;
 
 use super::EmbeddedStore;
 use super::tables::{
@@ -82,32 +79,13 @@ impl ProfileStore for EmbeddedStore {
             }
             txn.open_table(PROFILES)?
                 .remove((app_id.as_str(), external_id.as_str()))?;
+            // Send counts that versions before the policy's caps kept per profile.
             txn.open_table(PROFILE_SENDS)?.retain_in(
                 (app_id.as_str(), external_id.as_str(), 0)
                     ..=(app_id.as_str(), external_id.as_str(), u64::MAX),
                 |_, _| false,
             )?;
             Ok(deleted)
-        })
-        .await
-    }
-
-    async fn count_profile_send(&self, of: ProfileRef<'_>, window: Duration) -> StoreResult<u64> {
-        let (app_id, external_id) = (of.app_id.to_owned(), of.external_id.to_owned());
-        let window_ms = window.as_millis().max(1) as u64;
-        self.write(move |txn| {
-            let mut table = txn.open_table(PROFILE_SENDS)?;
-            let slot = now_ms() / window_ms;
-            // Older windows are history: drop them as we go.
-            table.retain_in(
-                (app_id.as_str(), external_id.as_str(), 0)
-                    ..(app_id.as_str(), external_id.as_str(), slot),
-                |_, _| false,
-            )?;
-            let key = (app_id.as_str(), external_id.as_str(), slot);
-            let count = table.get(key)?.map_or(0, |v| v.value()) + 1;
-            table.insert(key, count)?;
-            Ok(count)
         })
         .await
     }

@@ -11,8 +11,6 @@
 //! the erasure (the subscription is deleted) or after it (the profile is created again, with
 //! that subscription): never a subscription naming a profile that does not list it.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use redis::AsyncCommands;
 
@@ -164,6 +162,7 @@ impl ProfileStore for RedisStore {
                     .erase_profile
                     .key(keys::profile(app_id, external_id))
                     .key(keys::profile_links(app_id, external_id))
+                    // Send counts that versions before the policy's caps kept.
                     .key(keys::profile_sends(app_id, external_id))
                     .key(keys::profile_caps(app_id, external_id)),
             )
@@ -186,21 +185,5 @@ impl ProfileStore for RedisStore {
             .await
         });
         Ok(futures::future::try_join_all(deletions).await?.iter().sum())
-    }
-
-    async fn count_profile_send(&self, of: ProfileRef<'_>, window: Duration) -> StoreResult<u64> {
-        let (app_id, external_id) = (of.app_id, of.external_id);
-        let window_ms = window.as_millis().max(1) as u64;
-        let count: u64 = self
-            .run_script(
-                self.scripts
-                    .count_send
-                    .key(keys::profile_sends(app_id, external_id))
-                    .arg(window_ms)
-                    .arg(now_ms() / window_ms)
-                    .arg(window_ms * 2),
-            )
-            .await?;
-        Ok(count)
     }
 }

@@ -2405,7 +2405,7 @@ async fn redis_cluster() -> (Arc<dyn Store>, support::redis::RedisCluster) {
 conformance!(redis_cluster_store, redis_cluster());
 
 #[tokio::test]
-async fn a_redis_outage_is_a_clear_error_and_the_pool_recovers() {
+async fn a_redis_outage_is_a_clear_error_and_the_store_recovers() {
     let mut server = support::redis::RedisServer::start();
     let store = redis_at(&server.url()).await;
     store.put_app(&app("o")).await.unwrap();

@@ -1,5 +1,5 @@
 //! The Redis store: a single Redis or a Redis Cluster, over one multiplexed connection that
-//! reconnects by itself ([`RedisStore::conn`]).
+//! reconnects by itself (the `connection` field of [`RedisStore`] says how).
 //!
 //! One file per concern (`apps`, `subscriptions`, `profiles`, `notifications`, `ledger`,
 //! `triggers`, `webhooks`), the
@@ -32,16 +32,17 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use super::{Store, StoreError, StoreResult};
 use scripts::Scripts;
 
-/// The connection to either kind of Redis (see [`RedisStore::conn`]); both are multiplexed
-/// and cheap to clone.
+/// The connection to either kind of Redis (see [`RedisStore`]); both are multiplexed and
+/// cheap to clone.
 #[derive(Clone)]
 enum Connection {
     Single(redis::aio::ConnectionManager),
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
-/// How long one request to Redis (a command, a pipeline, a script, making a connection) may take before it fails as the store being unavailable. The store's longest script
-/// runs over one batch (milliseconds); this bounds what would otherwise wait forever: a request
+/// How long one request to Redis (a command, a pipeline, a script, making a connection) may
+/// take before it fails as the store being unavailable. The store's longest script runs over
+/// one batch (milliseconds); this bounds what would otherwise wait forever: a request
 /// the cluster client lost (seen in a conformance run: four claimers on a 3-node Cluster, all
 /// idle for 20 minutes, nothing in flight on any socket), a Redis that stopped answering.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,7 +144,7 @@ impl RedisStore {
         self.connection.clone()
     }
 
-    /// Runs a script (its keys and arguments given) on a connection of the pool, and answers
+    /// Runs a script (its keys and arguments given) on the store's connection, and answers
     /// what it answers.
     async fn run_script<T: redis::FromRedisValue>(
         &self,

@@ -10,7 +10,7 @@ use aviso::push::vapid::{DEFAULT_VALIDITY, VapidSubject};
 use aviso::push::{
     PushOptions, PushSubscription, VapidHeaderCache, VapidKey, build_request, encrypt,
 };
-use aviso::transport::{ClientConfig, PushClient};
+use aviso::transport::{ClientConfig, PushClient, TransportError};
 use bytes::Bytes;
 use http::StatusCode;
 use support::push_service::{self, MockConfig, MockExt, MockPushService};
@@ -81,14 +81,21 @@ async fn send_many_from(service: &MockPushService, client: &PushClient, first: u
             )
         })
         .collect();
-    let answers = futures_join_all(requests.into_iter().map(|r| {
+    for answer in send_at_once(client, requests).await {
+        assert_eq!(answer.unwrap().status, StatusCode::CREATED);
+    }
+}
+
+/// Sends the requests at once, each from a task of its own, and collects the answers.
+async fn send_at_once(
+    client: &PushClient,
+    requests: Vec<http::Request<Bytes>>,
+) -> Vec<Result<aviso::transport::PushResponse, TransportError>> {
+    futures_join_all(requests.into_iter().map(|r| {
         let client = client.clone();
         async move { client.send(r).await }
     }))
-    .await;
-    for answer in answers {
-        assert_eq!(answer.unwrap().status, StatusCode::CREATED);
-    }
+    .await
 }
 
 /// Runs the futures concurrently (as separate tasks) and collects their outputs.
@@ -127,6 +134,20 @@ fn connections(service: &MockPushService) -> u64 {
     service.stats().connections
 }
 
+/// The connections a client bounded to `max_connections` opens for `n` requests sent at once to
+/// a cold [`h2_service`], each of them delivered over HTTP/2.
+async fn connections_for_burst(
+    streams: u32,
+    latency: Duration,
+    max_connections: usize,
+    n: usize,
+) -> u64 {
+    let (service, _dir, client) = h2_service(streams, latency, max_connections).await;
+    send_many(&service, &client, n).await;
+    all_decrypted(&service, n, http::Version::HTTP_2);
+    connections(&service)
+}
+
 #[tokio::test]
 async fn full_connections_make_the_pool_open_more_instead_of_queueing() {
     let (service, _dir, client) = h2_service(4, Duration::from_millis(300), 8).await;
@@ -141,10 +162,10 @@ async fn full_connections_make_the_pool_open_more_instead_of_queueing() {
 
 #[tokio::test]
 async fn a_bound_of_one_connection_queues_and_still_delivers_everything() {
-    let (service, _dir, client) = h2_service(2, Duration::from_millis(20), 1).await;
-    send_many(&service, &client, 20).await;
-    all_decrypted(&service, 20, http::Version::HTTP_2);
-    assert_eq!(connections(&service), 1);
+    assert_eq!(
+        connections_for_burst(2, Duration::from_millis(20), 1, 20).await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -234,4 +255,50 @@ async fn the_sender_retries_transient_failures_and_reports_final_outcomes() {
     for id in ["flaky", "throttled"] {
         assert_eq!(service.plaintexts(id), [b"hello".to_vec()]);
     }
+}
+
+#[tokio::test]
+async fn a_cold_burst_opens_one_connection_and_waits_for_its_stream_limit() {
+    // The server allows 100 streams, but until its SETTINGS arrive the client assumes 1: a burst
+    // on a cold origin must wait for them instead of opening a connection per early request.
+    assert_eq!(
+        connections_for_burst(100, Duration::from_millis(50), 8, 60).await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_burst_to_an_origin_that_never_finishes_its_handshake_fails_on_one_attempt() {
+    // A listener that accepts TCP and never answers the TLS handshake, counting its accepts.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let client = PushClient::new(&ClientConfig {
+        connect_timeout: Duration::from_millis(300),
+        max_connections_per_origin: 8,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            http::Request::post(format!("https://127.0.0.1:{port}/push/{i}"))
+                .body(Bytes::from_static(b"x"))
+                .unwrap()
+        })
+        .collect();
+    for answer in send_at_once(&client, requests).await {
+        let error = answer.unwrap_err();
+        assert!(matches!(error, TransportError::Connect { .. }), "{error}");
+    }
+    // Every request waited for the one handshake in flight and got its error.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    holder.abort();
 }

@@ -5,9 +5,17 @@
 //! A request goes to the least-busy connection that has a free stream; when every connection is
 //! full, the pool opens another (up to a bound) instead of queueing behind one. A service that
 //! does not negotiate HTTP/2 is sent to over hyper's HTTP/1.1 client instead.
+//!
+//! A cold origin is opened one connection at a time. Until the server's SETTINGS arrive (RFC 9113
+//! §3.4: its preface, the first frame it sends) a connection allows one stream, so a burst would
+//! otherwise see every early connection "full" and open the whole bound at once: eight TLS
+//! handshakes for what one connection carries. Requests wait instead for the first connection's
+//! limit to be known, and when that handshake fails, the requests that waited for it fail with
+//! its error rather than each trying again in turn.
 
 use std::collections::HashMap;
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -16,20 +24,42 @@ use http::{Request, Uri, Version};
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::client::TlsStream;
 
 use super::coalesce::Coalescing;
 use super::{ClientConfig, MAX_REASON_LEN, PushResponse, TransportError, error_chain};
+
+/// The stream limit h2 assumes for a connection until the server's SETTINGS say otherwise.
+const INITIAL_MAX_SEND_STREAMS: usize = 1;
 
 /// One HTTP/2 connection and the number of requests this process has on it.
 struct Connection {
     send: h2::client::SendRequest<Bytes>,
     in_flight: AtomicUsize,
-    alive: Arc<AtomicBool>,
+    status: Arc<ConnectionStatus>,
+}
+
+/// What a connection's driver task and its requests learn about it.
+#[derive(Default)]
+struct ConnectionStatus {
+    /// Set when the connection has ended.
+    ended: AtomicBool,
+    /// Set once the server's stream limit is known: its SETTINGS changed the limit, or an answer
+    /// came back (which the server sends only after its SETTINGS).
+    settled: AtomicBool,
 }
 
 impl Connection {
+    fn is_alive(&self) -> bool {
+        !self.status.ended.load(Ordering::Acquire)
+    }
+
+    fn is_settled(&self) -> bool {
+        self.status.settled.load(Ordering::Acquire)
+    }
+
     fn has_free_stream(&self) -> bool {
-        self.alive.load(Ordering::Acquire)
+        self.is_alive()
             && self.in_flight.load(Ordering::Acquire) < self.send.current_max_send_streams()
     }
 }
@@ -39,6 +69,9 @@ struct OriginState {
     connections: Vec<Arc<Connection>>,
     connecting: usize,
     http1_only: bool,
+    /// Failed connection attempts so far, and the reason of the last one.
+    failed_connects: u64,
+    last_connect_failure: String,
 }
 
 /// Everything the pool knows about one push-service origin (`host:port`).
@@ -76,6 +109,8 @@ pub(super) enum Route {
 enum Next {
     Route(Route),
     Connect,
+    /// The connection it waited for could not be opened.
+    Fail(TransportError),
 }
 
 /// The pools of all origins, shared by every sender of the process.
@@ -141,16 +176,21 @@ impl Pools {
         permit: OwnedSemaphorePermit,
     ) -> Result<Route, TransportError> {
         let mut permit = Some(permit);
+        let failed_before = origin
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed_connects;
         loop {
             // Most requests find a stream at once: they look before registering for a change,
             // and only one that has to wait registers and looks again (so that a stream freed
             // in between is not missed).
-            let next = match self.next(origin, &mut permit) {
+            let next = match self.next(origin, &mut permit, failed_before) {
                 Some(next) => next,
                 None => {
                     let mut changed = pin!(origin.changed.notified());
                     changed.as_mut().enable();
-                    match self.next(origin, &mut permit) {
+                    match self.next(origin, &mut permit, failed_before) {
                         Some(next) => next,
                         None => {
                             changed.await;
@@ -161,6 +201,7 @@ impl Pools {
             };
             match next {
                 Next::Route(route) => return Ok(route),
+                Next::Fail(error) => return Err(error),
                 Next::Connect => {
                     // Boxed: a connection's handshake state (rustls, h2's codec) is kilobytes,
                     // and every request's future would otherwise carry room for it.
@@ -176,7 +217,11 @@ impl Pools {
                             state.http1_only = true;
                             Ok(())
                         }
-                        Err(error) => Err(error),
+                        Err(error) => {
+                            state.failed_connects += 1;
+                            state.last_connect_failure = connect_reason(&error);
+                            Err(error)
+                        }
                     };
                     drop(state);
                     origin.changed.notify_waiters();
@@ -188,15 +233,15 @@ impl Pools {
 
     /// What a request to `origin` does now: takes a stream on the least-busy connection that
     /// has one, or opens a connection when all are full and the bound allows; `None`: it waits.
+    /// `failed_before` is the origin's count of failed connects when the request arrived.
     fn next(
         &self,
         origin: &Arc<Origin>,
         permit: &mut Option<OwnedSemaphorePermit>,
+        failed_before: u64,
     ) -> Option<Next> {
         let mut state = origin.state.lock().unwrap_or_else(|p| p.into_inner());
-        state
-            .connections
-            .retain(|c| c.alive.load(Ordering::Acquire));
+        state.connections.retain(|c| c.is_alive());
         if state.http1_only {
             return Some(Next::Route(Route::Http1(permit.take())));
         }
@@ -221,6 +266,17 @@ impl Pools {
                 origin: origin.clone(),
                 _permit: permit.take(),
             })))
+        } else if state.connections.is_empty() && state.failed_connects > failed_before {
+            // It waited for a connection that could not be opened: it gets that error.
+            Some(Next::Fail(TransportError::Connect {
+                origin: format!("{}:{}", origin.host, origin.port),
+                reason: state.last_connect_failure.clone(),
+            }))
+        } else if (state.connecting > 0 || !state.connections.is_empty())
+            && !state.connections.iter().any(|c| c.is_settled())
+        {
+            // The stream limit is not known yet: the connection coming up may carry them all.
+            None
         } else if state.connections.len() + state.connecting
             < self.config.max_connections_per_origin
         {
@@ -268,27 +324,52 @@ impl Pools {
         let (send, connection) = h2::client::Builder::new()
             // Until the server's SETTINGS arrive its stream limit is unknown: assume one stream
             // so that a burst cannot overrun it (it would answer REFUSED_STREAM).
-            .initial_max_send_streams(1)
+            .initial_max_send_streams(INITIAL_MAX_SEND_STREAMS)
             .initial_window_size(1 << 20)
             .initial_connection_window_size(8 << 20)
             .handshake::<_, Bytes>(Coalescing(tls))
             .await
             .map_err(|e| connect_error(error_chain(&e)))?;
-        let alive = Arc::new(AtomicBool::new(true));
-        let driver_alive = alive.clone();
-        let driver_origin = origin.clone();
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(origin = %driver_origin.host, %error, "push service connection ended");
-            }
-            driver_alive.store(false, Ordering::Release);
-            driver_origin.changed.notify_waiters();
-        });
+        let status = Arc::new(ConnectionStatus::default());
+        tokio::spawn(drive(connection, status.clone(), origin.clone()));
         Ok(Some(Arc::new(Connection {
             send,
             in_flight: AtomicUsize::new(0),
-            alive,
+            status,
         })))
+    }
+}
+
+/// Runs a connection until it ends, telling the waiting requests when the server's stream limit
+/// arrives and when the connection is gone.
+async fn drive(
+    mut connection: h2::client::Connection<Coalescing<TlsStream<TcpStream>>, Bytes>,
+    status: Arc<ConnectionStatus>,
+    origin: Arc<Origin>,
+) {
+    let ended = std::future::poll_fn(|cx| {
+        let poll = Pin::new(&mut connection).poll(cx);
+        if !status.settled.load(Ordering::Relaxed)
+            && connection.max_concurrent_send_streams() != INITIAL_MAX_SEND_STREAMS
+        {
+            status.settled.store(true, Ordering::Release);
+            origin.changed.notify_waiters();
+        }
+        poll
+    })
+    .await;
+    if let Err(error) = ended {
+        tracing::debug!(origin = %origin.host, %error, "push service connection ended");
+    }
+    status.ended.store(true, Ordering::Release);
+    origin.changed.notify_waiters();
+}
+
+/// The reason of a failed connect, for the requests that waited for it.
+fn connect_reason(error: &TransportError) -> String {
+    match error {
+        TransportError::Connect { reason, .. } => reason.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -320,6 +401,11 @@ impl Lease {
             stream.send_data(body, true).map_err(h2_error)?;
         }
         let (parts, mut body) = response.await.map_err(h2_error)?.into_parts();
+        // The server sent its SETTINGS before this answer: its stream limit is known now.
+        self.connection
+            .status
+            .settled
+            .store(true, Ordering::Release);
         let mut reason = Vec::new();
         while let Some(chunk) = body.data().await {
             let chunk = chunk.map_err(h2_error)?;

@@ -373,6 +373,10 @@ async fn main() -> anyhow::Result<()> {
         stats.distinct_endpoints
     );
     println!(
+        "push service: {} TLS connections accepted since the driver started",
+        stats.connections
+    );
+    println!(
         "sender CPU ({} process{}): {cpu:.1} s = {cpu_us:.1} µs per delivered message",
         pids.len(),
         if pids.len() == 1 { "" } else { "es" }

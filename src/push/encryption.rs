@@ -18,7 +18,7 @@ use super::subscription::{AUTH_LEN, P256DH_LEN, SubscriptionKeys};
 pub const MAX_BODY_LEN: usize = 4096;
 /// Bytes of the `aes128gcm` header with a P-256 key id.
 pub const HEADER_LEN: usize = SALT_LEN + 4 + 1 + P256DH_LEN;
-const SALT_LEN: usize = 16;
+pub(crate) const SALT_LEN: usize = 16;
 const TAG_LEN: usize = 16;
 /// The padding delimiter of the last (and only) record.
 const LAST_RECORD_DELIMITER: u8 = 0x02;
@@ -182,14 +182,7 @@ pub fn encrypt_batch(
             .collect(),
         #[cfg(feature = "crypto-mb")]
         EcBackend::MultiBuffer(library) => {
-            let secrets = messages
-                .iter()
-                .map(|_| {
-                    let mut salt = [0u8; SALT_LEN];
-                    aws_lc_rs::rand::fill(&mut salt).map_err(|_| EncryptError::Random)?;
-                    Ok((super::multibuffer::random_scalar()?, salt))
-                })
-                .collect::<Result<Vec<_>, EncryptError>>();
+            let secrets = super::multibuffer::fresh_secrets(messages.len());
             match secrets {
                 Ok(secrets) => multi_buffer_batch(library, messages, secrets),
                 Err(error) => messages.iter().map(|_| Err(error.clone())).collect(),

@@ -8,14 +8,14 @@
 use aviso_crypto_mb::{AffinePoint, LANES, NistP256, Scalar, SharedSecret};
 use zeroize::Zeroizing;
 
-use super::encryption::EncryptError;
+use super::encryption::{EncryptError, SALT_LEN};
 use super::subscription::P256DH_LEN;
 
 /// One message's EC result: the server's public key for it, and the shared secret.
 pub(crate) type Agreement = (/* server public */ [u8; P256DH_LEN], SharedSecret);
 
 /// A uniformly random scalar in `[1, n)` from the CSPRNG (rejection sampling).
-pub(crate) fn random_scalar() -> Result<Scalar, EncryptError> {
+fn random_scalar() -> Result<Scalar, EncryptError> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     loop {
         aws_lc_rs::rand::fill(bytes.as_mut()).map_err(|_| EncryptError::Random)?;
@@ -23,6 +23,28 @@ pub(crate) fn random_scalar() -> Result<Scalar, EncryptError> {
             return Ok(scalar);
         }
     }
+}
+
+/// A fresh server scalar (uniform in `[1, n)`) and salt for each of `n` messages, drawn from
+/// the CSPRNG in one call: aws-lc's generator pays per call (a prediction-resistant reseed from
+/// the CPU's entropy source), not per byte, so two calls a message were ~7% of a message's
+/// CPU besides its EC work (docs/BENCHMARKS.md). A scalar out of range (probability 2⁻³²) is
+/// drawn again on its own, which keeps the distribution uniform.
+pub(crate) fn fresh_secrets(n: usize) -> Result<Vec<(Scalar, [u8; SALT_LEN])>, EncryptError> {
+    const EACH: usize = 32 + SALT_LEN;
+    let mut random = Zeroizing::new(vec![0u8; n * EACH]);
+    aws_lc_rs::rand::fill(random.as_mut_slice()).map_err(|_| EncryptError::Random)?;
+    random
+        .chunks_exact(EACH)
+        .map(|drawn| {
+            let (scalar, salt) = drawn.split_at(32);
+            let scalar = <&[u8; 32]>::try_from(scalar)
+                .ok()
+                .and_then(Scalar::from_be_bytes);
+            let salt = <[u8; SALT_LEN]>::try_from(salt).map_err(|_| EncryptError::Random)?;
+            Ok((scalar.map_or_else(random_scalar, Ok)?, salt))
+        })
+        .collect()
 }
 
 /// The public key of each scalar and its shared secret with the peer of the same index, eight

@@ -25,16 +25,22 @@ const HOSTS: &[(&str, bool, PushService)] = &[
 ];
 
 impl PushService {
+    /// How many services there are (the variants count from 0, `Other` last).
+    pub const COUNT: usize = Self::Other as usize + 1;
+
+    /// The service whose host this is, in any letter case, with or without a trailing dot.
+    /// Allocates nothing: the engine asks once per message.
     pub fn from_host(host: &str) -> Self {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = host.trim_end_matches('.').as_bytes();
         HOSTS
             .iter()
             .find(|(domain, subdomains, _)| {
-                host == *domain
+                let domain = domain.as_bytes();
+                host.eq_ignore_ascii_case(domain)
                     || (*subdomains
-                        && host
-                            .strip_suffix(domain)
-                            .is_some_and(|prefix| prefix.ends_with('.')))
+                        && host.len() > domain.len()
+                        && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
+                        && host[host.len() - domain.len() - 1] == b'.')
             })
             .map_or(Self::Other, |(_, _, service)| *service)
     }
@@ -94,6 +100,11 @@ mod tests {
             ("evilpush.apple.com", PushService::Other),
             ("push.apple.com.evil.example", PushService::Other),
             ("127.0.0.1", PushService::Other),
+            // Any letter case, with or without the root's trailing dot.
+            ("FCM.GoogleAPIs.com.", PushService::Fcm),
+            ("Web.Push.APPLE.com", PushService::Apple),
+            ("push.apple.com", PushService::Apple),
+            ("xpush.apple.com", PushService::Other),
         ] {
             assert_eq!(PushService::from_host(host), service, "{host}");
         }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use metrics::{counter, histogram};
+use metrics::{Counter, Histogram, counter, histogram};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
@@ -186,6 +186,36 @@ pub struct Sender {
     max_throttles: u32,
     gate: OriginGate,
     ec: EcBackend,
+    metrics: ServiceMetrics,
+}
+
+/// The handles of what every message records, per push service, looked up on first use and
+/// kept: through the `counter!`/`histogram!` macros each message paid a registry lookup that
+/// hashes its labels and, in the Prometheus exporter, builds its key anew (docs/BENCHMARKS.md).
+/// The rare outcomes (failures, retries, throttles) still go through the macros.
+#[derive(Default)]
+struct ServiceMetrics([std::sync::OnceLock<Handles>; PushService::COUNT]);
+
+struct Handles {
+    request_seconds: Histogram,
+    delivered: Counter,
+    expired: Counter,
+}
+
+impl ServiceMetrics {
+    fn of(&self, service: PushService) -> &Handles {
+        self.0[service as usize].get_or_init(|| {
+            let label = service.label();
+            let sends = |outcome: &'static str| {
+                counter!("aviso_sends_total", "service" => label, "outcome" => outcome)
+            };
+            Handles {
+                request_seconds: histogram!("aviso_push_request_seconds", "service" => label),
+                delivered: sends(Delivery::Delivered.label()),
+                expired: sends(Delivery::Expired.label()),
+            }
+        })
+    }
 }
 
 impl Sender {
@@ -200,6 +230,7 @@ impl Sender {
             max_throttles: throttle.max_throttles,
             gate: OriginGate::new(throttle),
             ec: ec_backend(),
+            metrics: ServiceMetrics::default(),
         }
     }
 
@@ -224,7 +255,7 @@ impl Sender {
                 Ok(Bytes::from(body))
             }
             Err(e) => Err(self.finish(
-                service_label(subscription),
+                service_of(subscription),
                 Delivery::Failed(Failure::Encryption(e.to_string())),
             )),
         }
@@ -253,7 +284,7 @@ impl Sender {
                     Ok(Bytes::from(body))
                 }
                 Err(e) => Err(self.finish(
-                    service_label(subscription),
+                    service_of(subscription),
                     Delivery::Failed(Failure::Encryption(e.to_string())),
                 )),
             })
@@ -279,7 +310,7 @@ impl Sender {
     /// not use up the message's attempts (it has its own bound, `max_throttles`).
     pub async fn send_in(&self, message: &Message<'_>, body: Bytes, batch: &Batch) -> Delivery {
         let subscription = message.subscription;
-        let service = service_label(subscription);
+        let service = service_of(subscription);
         let audience = subscription.audience();
         let expires_at = tokio::time::Instant::from_std(message.expires_at);
         let mut failures = 0;
@@ -315,7 +346,9 @@ impl Sender {
             };
             let sent_at = tokio::time::Instant::now();
             let answer = self.client.send_with(request).await;
-            histogram!("aviso_push_request_seconds", "service" => service)
+            self.metrics
+                .of(service)
+                .request_seconds
                 .record(sent_at.elapsed().as_secs_f64());
 
             let (retry_after, last) = match answer {
@@ -331,9 +364,9 @@ impl Sender {
                         }
                         Outcome::Rejected { .. } => {
                             // Keys or JWT are wrong for this service: every message will fail alike.
-                            counter!("aviso_push_config_errors_total", "service" => service, "status" => status.to_string())
+                            counter!("aviso_push_config_errors_total", "service" => service.label(), "status" => status.to_string())
                                 .increment(1);
-                            tracing::error!(service, status, reason = %response.reason, "push service rejected our request: check the VAPID keys and subject");
+                            tracing::error!(service = service.label(), status, reason = %response.reason, "push service rejected our request: check the VAPID keys and subject");
                             return self.finish(
                                 service,
                                 Delivery::Failed(Failure::Rejected {
@@ -352,7 +385,7 @@ impl Sender {
                             );
                         }
                         Outcome::Throttled { retry_after } => {
-                            counter!("aviso_push_throttled_total", "service" => service)
+                            counter!("aviso_push_throttled_total", "service" => service.label())
                                 .increment(1);
                             throttles += 1;
                             if throttles >= self.max_throttles {
@@ -370,7 +403,7 @@ impl Sender {
                 Err(error) => (None, transport_label(&error)),
             };
             failures += 1;
-            counter!("aviso_push_retries_total", "service" => service).increment(1);
+            counter!("aviso_push_retries_total", "service" => service.label()).increment(1);
             let Some(delay) =
                 self.retry
                     .next_delay(failures, retry_after, Instant::now(), message.expires_at)
@@ -383,21 +416,29 @@ impl Sender {
         }
     }
 
-    fn exhausted(&self, service: &'static str, attempts: u32, last: String) -> Delivery {
+    fn exhausted(&self, service: PushService, attempts: u32, last: String) -> Delivery {
         self.finish(
             service,
             Delivery::Failed(Failure::RetriesExhausted { attempts, last }),
         )
     }
 
-    fn stopped(&self, service: &'static str, batch: &Batch) -> Delivery {
+    fn stopped(&self, service: PushService, batch: &Batch) -> Delivery {
         batch.give_up();
         self.finish(service, Delivery::Failed(Failure::Stopped))
     }
 
-    fn finish(&self, service: &'static str, delivery: Delivery) -> Delivery {
-        counter!("aviso_sends_total", "service" => service, "outcome" => delivery.label())
-            .increment(1);
+    fn finish(&self, service: PushService, delivery: Delivery) -> Delivery {
+        match delivery {
+            Delivery::Delivered => self.metrics.of(service).delivered.increment(1),
+            Delivery::Expired => self.metrics.of(service).expired.increment(1),
+            Delivery::Failed(ref failure) => counter!(
+                "aviso_sends_total",
+                "service" => service.label(),
+                "outcome" => failure.label()
+            )
+            .increment(1),
+        }
         delivery
     }
 }
@@ -415,12 +456,11 @@ fn ec_backend() -> EcBackend {
     })
 }
 
-fn service_label(subscription: &PushSubscription) -> &'static str {
+fn service_of(subscription: &PushSubscription) -> PushService {
     subscription
         .endpoint()
         .host()
         .map_or(PushService::Other, PushService::from_host)
-        .label()
 }
 
 fn transport_label(error: &TransportError) -> String {

@@ -142,31 +142,38 @@ impl Pools {
         self.route(&origin, permit).await
     }
 
+    /// The pool of `uri`'s origin, made on its first request.
+    ///
+    /// Looked up by the authority as the URI spells it, which every request of an endpoint
+    /// repeats, so that the lookup borrows it instead of formatting a key per request; a new
+    /// spelling of a known origin (`host` and `host:443`) becomes another name of its pool.
     fn origin(&self, uri: &Uri) -> Result<Arc<Origin>, TransportError> {
-        let host = uri
-            .host()
-            .ok_or_else(|| TransportError::Request(format!("no host in {uri}")))?;
-        let port = uri.port_u16().unwrap_or(443);
-        let key = format!("{host}:{port}");
+        let (Some(authority), Some(host)) = (uri.authority(), uri.host()) else {
+            return Err(TransportError::Request(format!("no host in {uri}")));
+        };
         if let Ok(origins) = self.origins.read()
-            && let Some(origin) = origins.get(&key)
+            && let Some(origin) = origins.get(authority.as_str())
         {
             return Ok(origin.clone());
         }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(443);
         let mut origins = self.origins.write().unwrap_or_else(|p| p.into_inner());
-        let origin = origins.entry(key).or_insert_with(|| {
+        let known = origins
+            .values()
+            .find(|origin| origin.host == host && origin.port == port)
+            .cloned();
+        let origin = known.unwrap_or_else(|| {
             Arc::new(Origin {
-                host: host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
+                host: host.to_owned(),
                 port,
                 state: Mutex::new(OriginState::default()),
                 changed: Notify::new(),
                 in_flight: Arc::new(Semaphore::new(self.config.max_in_flight_per_origin)),
             })
         });
-        Ok(origin.clone())
+        origins.insert(authority.as_str().to_owned(), origin.clone());
+        Ok(origin)
     }
 
     /// Finds a connection with a free stream, opening one when all are full.

@@ -428,3 +428,22 @@ impl Lease {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_spellings_of_one_origin_share_its_pool() {
+        let config = ClientConfig::default();
+        let tls = super::super::tls::client_config(&config.extra_ca_files).expect("TLS config");
+        let pools = Pools::new(tls, config);
+        let pool = |uri: &str| pools.origin(&uri.parse().expect("URI")).expect("an origin");
+        let first = pool("https://push.example/a");
+        assert!(Arc::ptr_eq(&first, &pool("https://push.example:443/b")));
+        assert!(Arc::ptr_eq(&first, &pool("https://push.example/c")));
+        assert!(!Arc::ptr_eq(&first, &pool("https://push.example:8443/a")));
+        assert!(!Arc::ptr_eq(&first, &pool("https://other.example/a")));
+        assert!(pools.origin(&"/no/host".parse().expect("URI")).is_err());
+    }
+}

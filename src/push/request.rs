@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderName, HeaderValue, Method, Request};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
 
 use super::subscription::PushSubscription;
 
@@ -154,6 +154,8 @@ pub fn build_request(
     let mut request = Request::new(Bytes::new());
     *request.method_mut() = Method::POST;
     *request.uri_mut() = subscription.endpoint().clone();
+    // Room for every header below at once: an empty map grows as it fills.
+    *request.headers_mut() = HeaderMap::with_capacity(8);
     let headers = request.headers_mut();
     headers.insert(TTL.clone(), HeaderValue::from(options.ttl.as_secs()));
     if let Some(urgency) = options.urgency {

@@ -308,7 +308,7 @@ impl PayloadTemplate {
     fn splice(&self, subscription: SubscriptionId) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len());
         out.extend_from_slice(&self.before);
-        out.extend_from_slice(subscription.to_string().as_bytes());
+        out.extend_from_slice(&subscription.hex());
         out.extend_from_slice(&self.middle);
         out.extend_from_slice(self.token(subscription).as_bytes());
         out.extend_from_slice(&self.after);
@@ -330,11 +330,11 @@ impl PayloadTemplate {
             + ID_LEN
             + TOKEN_LEN;
         let mut out = Vec::with_capacity(guess + guess / 8);
-        let id = subscription.to_string();
+        let id = subscription.hex();
         for (piece, hole) in personal.pieces.iter().zip(&personal.holes) {
             out.extend_from_slice(piece);
             match hole {
-                Hole::Subscription => out.extend_from_slice(id.as_bytes()),
+                Hole::Subscription => out.extend_from_slice(&id),
                 Hole::Token => out.extend_from_slice(self.token(subscription).as_bytes()),
                 Hole::Field(i) => {
                     let text = fields.get(*i).map_or("", String::as_str);

@@ -56,7 +56,7 @@ impl ReceiptKey {
         let mut context = hmac::Context::with_key(&self.0);
         context.update(notification_id.as_bytes());
         context.update(&[0]);
-        context.update(subscription.to_string().as_bytes());
+        context.update(&subscription.hex());
         if let Some(variant) = variant {
             context.update(&[0]);
             context.update(variant.to_string().as_bytes());

@@ -39,6 +39,13 @@ impl SubscriptionId {
         self.0.to_be_bytes()
     }
 
+    /// The id as it is written everywhere (its `Display`): 16 lowercase hex digits, on the
+    /// stack, as the engine puts it into every payload and receipt token.
+    pub fn hex(self) -> [u8; 16] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        std::array::from_fn(|i| DIGITS[((self.0 >> (60 - 4 * i)) & 0xf) as usize])
+    }
+
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
         let array: [u8; 8] = bytes
             .try_into()
@@ -49,7 +56,8 @@ impl SubscriptionId {
 
 impl std::fmt::Display for SubscriptionId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:016x}", self.0)
+        let hex = self.hex();
+        f.write_str(std::str::from_utf8(&hex).map_err(|_| std::fmt::Error)?)
     }
 }
 
@@ -256,5 +264,30 @@ impl Subscription {
     /// Whether the subscription belongs to this profile: an erasure deletes only those.
     pub fn is_linked_to(&self, external_id: &str) -> bool {
         self.external_id.as_deref() == Some(external_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SubscriptionId;
+
+    #[test]
+    fn the_id_is_written_as_sixteen_lowercase_hex_digits() {
+        for id in [
+            0,
+            1,
+            0xabc,
+            0x0123_4567_89ab_cdef,
+            u64::MAX,
+            0xf000_0000_0000_000f,
+        ] {
+            let written = SubscriptionId(id).to_string();
+            assert_eq!(written, format!("{id:016x}"));
+            assert_eq!(written.as_bytes(), SubscriptionId(id).hex());
+            assert_eq!(
+                written.parse::<SubscriptionId>().ok(),
+                Some(SubscriptionId(id))
+            );
+        }
     }
 }

@@ -68,12 +68,20 @@ impl Node {
     }
 
     fn start_with(dir: &std::path::Path, cluster: bool, durable: bool) -> Self {
-        let port = free_port();
-        Self {
-            port,
-            child: spawn_with(port, dir, cluster, durable),
-            durable,
+        // A port found free can be taken before redis-server binds it (another test's
+        // outgoing connection gets it as its ephemeral port): then the server exits at once,
+        // and another port is tried.
+        for _ in 0..5 {
+            let port = free_port();
+            if let Some(child) = try_spawn(port, dir, cluster, durable) {
+                return Self {
+                    port,
+                    child,
+                    durable,
+                };
+            }
         }
+        panic!("redis-server exited at start on five free ports in a row");
     }
 }
 
@@ -83,6 +91,12 @@ fn spawn(port: u16, dir: &std::path::Path, cluster: bool) -> Child {
 }
 
 fn spawn_with(port: u16, dir: &std::path::Path, cluster: bool, durable: bool) -> Child {
+    try_spawn(port, dir, cluster, durable)
+        .unwrap_or_else(|| panic!("redis-server exited at start on port {port}"))
+}
+
+/// [`spawn_with`], or `None` when the server exits before it answers (its port was taken).
+fn try_spawn(port: u16, dir: &std::path::Path, cluster: bool, durable: bool) -> Option<Child> {
     {
         let mut command = Command::new("redis-server");
         command
@@ -110,9 +124,13 @@ fn spawn_with(port: u16, dir: &std::path::Path, cluster: bool, durable: bool) ->
                 &format!("nodes-{port}.conf"),
             ]);
         }
-        let child = command.spawn().unwrap();
-        wait_for("redis-server", || cli(port, &["PING"]).trim() == "PONG");
-        child
+        let mut child = command.spawn().unwrap();
+        let mut exited = false;
+        wait_for("redis-server", || {
+            exited = child.try_wait().ok().flatten().is_some();
+            exited || cli(port, &["PING"]).trim() == "PONG"
+        });
+        (!exited).then_some(child)
     }
 }
 

@@ -1945,6 +1945,7 @@ async fn nothing_kept(store: &dyn Store, app_id: &str, entry: OutboxEntry, limit
 async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) {
     let (wh_1, wh_2) = (WebhookRef::new("wa", "wh_1"), WebhookRef::new("wa", "wh_2"));
     // No webhook: nothing is kept.
+    assert!(!store.has_webhooks("wa").await.unwrap());
     nothing_kept(&*store, "wa", entry(0), 10).await;
     assert_eq!(
         lease_hook(store.as_ref(), wh_1, "w1", Duration::from_secs(5)).await,
@@ -1957,6 +1958,9 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
         store.list_webhooks("wa").await.unwrap(),
         [webhook("wa", "wh_1")]
     );
+    assert!(store.has_webhooks("wa").await.unwrap());
+    assert!(store.has_webhooks("wb").await.unwrap());
+    assert!(!store.has_webhooks("wc_none").await.unwrap());
     let first: Vec<OutboxEntry> = (1..=5).map(entry).collect();
     store.append_webhook_events("wa", &first).await.unwrap();
     let read = store.read_webhook_events("wa", 0, 10).await.unwrap();
@@ -2055,6 +2059,8 @@ async fn webhook_outboxes_are_ordered_leased_and_trimmed(store: Arc<dyn Store>) 
     assert!(store.delete_webhook(wh_1).await.unwrap());
     assert!(store.dead_letters(wh_1, 10).await.unwrap().is_empty());
     assert!(store.list_webhooks("wa").await.unwrap().is_empty());
+    assert!(!store.has_webhooks("wa").await.unwrap());
+    assert!(store.has_webhooks("wb").await.unwrap());
     nothing_kept(&*store, "wa", entry(8), 100).await;
 }
 

@@ -45,6 +45,9 @@ pub trait WebhookStore: Send + Sync {
     async fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
     /// By id.
     async fn list_webhooks(&self, app_id: &str) -> StoreResult<Vec<Webhook>>;
+    /// Whether the app has a webhook, without reading any: the engine asks once a batch, to
+    /// build the batch's events only for an app that will keep them.
+    async fn has_webhooks(&self, app_id: &str) -> StoreResult<bool>;
     /// Deletes a webhook, its state and its dead letters; `false` when there was none.
     async fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool>;
 

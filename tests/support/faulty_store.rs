@@ -142,6 +142,7 @@ delegate!(PolicyStore {
 delegate!(WebhookStore {
     fn put_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
     fn list_webhooks(&self, app: &str) -> StoreResult<Vec<Webhook>>;
+    fn has_webhooks(&self, app: &str) -> StoreResult<bool>;
     fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool>;
     fn append_nonempty_webhook_events(&self, app: &str, entries: &[OutboxEntry]) -> StoreResult<()>;
     fn read_webhook_events(&self, app: &str, after: u64, limit: usize) -> StoreResult<Vec<(u64, OutboxEntry)>>;

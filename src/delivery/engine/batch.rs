@@ -109,7 +109,7 @@ impl Engine {
 
         // Only for an app with a webhook: the store keeps none otherwise, and at a broadcast's
         // rate each message's event JSON is a cost of its own (docs/BENCHMARKS.md).
-        if !store.list_webhooks(&notification.app_id).await?.is_empty() {
+        if store.has_webhooks(&notification.app_id).await? {
             recorded.webhook_events =
                 crate::webhooks::events::for_deliveries(notification, &outcomes);
         }

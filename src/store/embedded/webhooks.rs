@@ -77,6 +77,15 @@ impl WebhookStore for EmbeddedStore {
         self.list_json(WEBHOOKS, app_id, "webhook").await
     }
 
+    async fn has_webhooks(&self, app_id: &str) -> StoreResult<bool> {
+        let app = app_id.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(WEBHOOKS)?;
+            Ok(table.range(keys_under(&app))?.next().is_some())
+        })
+        .await
+    }
+
     async fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool> {
         let (app_id, id) = (hook.app_id.to_owned(), hook.id.to_owned());
         self.write(move |txn| {
@@ -102,14 +111,7 @@ impl WebhookStore for EmbeddedStore {
         entries: &[OutboxEntry],
     ) -> StoreResult<()> {
         // A read first: most apps have no webhook, and a read costs no commit.
-        let app = app_id.to_owned();
-        let has_webhooks = self
-            .read(move |txn| {
-                let table = txn.open_table(WEBHOOKS)?;
-                Ok(table.range(keys_under(&app))?.next().is_some())
-            })
-            .await?;
-        if !has_webhooks {
+        if !self.has_webhooks(app_id).await? {
             return Ok(());
         }
         let app_id = app_id.to_owned();

@@ -69,6 +69,12 @@ impl WebhookStore for RedisStore {
         raw.values().map(|r| from_json(r, "webhook")).collect()
     }
 
+    async fn has_webhooks(&self, app_id: &str) -> StoreResult<bool> {
+        // Redis removes a hash with its last field: the key exists while a webhook does.
+        let mut conn = self.conn();
+        Ok(conn.exists(keys::webhooks(app_id, "hooks")).await?)
+    }
+
     async fn delete_webhook(&self, hook: WebhookRef<'_>) -> StoreResult<bool> {
         let mut invocation = self.scripts.webhook_delete.prepare_invoke();
         invocation.key(keys::webhooks(hook.app_id, "hooks"));

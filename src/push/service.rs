@@ -100,13 +100,28 @@ mod tests {
             ("evilpush.apple.com", PushService::Other),
             ("push.apple.com.evil.example", PushService::Other),
             ("127.0.0.1", PushService::Other),
-            // Any letter case, with or without the root's trailing dot.
-            ("FCM.GoogleAPIs.com.", PushService::Fcm),
-            ("Web.Push.APPLE.com", PushService::Apple),
             ("push.apple.com", PushService::Apple),
             ("xpush.apple.com", PushService::Other),
         ] {
             assert_eq!(PushService::from_host(host), service, "{host}");
+        }
+        // Any letter case, with or without the root's trailing dot.
+        for spelled in [
+            "FCM.GoogleAPIs.com.",
+            "Web.Push.APPLE.com",
+            "WNS2-par02p.Notify.Windows.COM",
+        ] {
+            let plain = spelled.trim_end_matches('.').to_ascii_lowercase();
+            assert_ne!(
+                PushService::from_host(&plain),
+                PushService::Other,
+                "{plain}"
+            );
+            assert_eq!(
+                PushService::from_host(spelled),
+                PushService::from_host(&plain),
+                "{spelled}"
+            );
         }
     }
 }

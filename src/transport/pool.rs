@@ -49,6 +49,16 @@ struct ConnectionStatus {
     settled: AtomicBool,
 }
 
+impl ConnectionStatus {
+    /// The server's stream limit is known: the requests waiting for it are woken, once. A
+    /// cheap load when it already was (every answer on the connection says so again).
+    fn settle(&self, origin: &Origin) {
+        if !self.settled.load(Ordering::Acquire) && !self.settled.swap(true, Ordering::AcqRel) {
+            origin.changed.notify_waiters();
+        }
+    }
+}
+
 impl Connection {
     fn is_alive(&self) -> bool {
         !self.status.ended.load(Ordering::Acquire)
@@ -359,8 +369,7 @@ async fn drive(
         if !status.settled.load(Ordering::Relaxed)
             && connection.max_concurrent_send_streams() != INITIAL_MAX_SEND_STREAMS
         {
-            status.settled.store(true, Ordering::Release);
-            origin.changed.notify_waiters();
+            status.settle(&origin);
         }
         poll
     })
@@ -409,10 +418,7 @@ impl Lease {
         }
         let (parts, mut body) = response.await.map_err(h2_error)?.into_parts();
         // The server sent its SETTINGS before this answer: its stream limit is known now.
-        self.connection
-            .status
-            .settled
-            .store(true, Ordering::Release);
+        self.connection.status.settle(&self.origin);
         let mut reason = Vec::new();
         while let Some(chunk) = body.data().await {
             let chunk = chunk.map_err(h2_error)?;

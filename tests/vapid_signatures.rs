@@ -89,3 +89,39 @@ fn a_thousand_messages_to_two_origins_cost_two_signatures() {
     }
     assert_eq!(cache.signatures_made(), 2);
 }
+
+/// The sender asks by subscription (the cache keyed by the endpoint's authority, no audience
+/// written out per message): its JWT's `aud` is still the endpoint's origin, port included and
+/// the default port left out, and the audience spelled out finds the same cached header.
+#[test]
+fn a_subscriptions_header_is_signed_for_its_origin_and_shared_with_that_audience() {
+    let cache = VapidHeaderCache::new(
+        VapidKey::generate().unwrap(),
+        VapidSubject::parse("mailto:ops@example.com").unwrap(),
+        DEFAULT_VALIDITY,
+    )
+    .unwrap();
+    let (key_pair, auth) = ece::generate_keypair_and_auth_secret().unwrap();
+    let keys = SubscriptionKeys::from_bytes(&key_pair.pub_as_raw().unwrap(), &auth).unwrap();
+    for (endpoint, origin) in [
+        ("https://push.example:8443/a/1", "https://push.example:8443"),
+        (
+            "https://FCM.googleapis.com:443/fcm/send/2",
+            "https://fcm.googleapis.com",
+        ),
+        (
+            "https://user@push.example:8443/b",
+            "https://push.example:8443",
+        ),
+        ("https://[::1]:8443/c", "https://[::1]:8443"),
+    ] {
+        let sub = PushSubscription::new(endpoint, keys.clone()).unwrap();
+        let header = cache.authorization_for(&sub).unwrap();
+        let claims = verify(header.to_str().unwrap(), origin);
+        assert_eq!(claims.aud, origin, "{endpoint}");
+        let signed = cache.signatures_made();
+        assert_eq!(cache.authorization(origin).unwrap(), header, "{endpoint}");
+        assert_eq!(cache.signatures_made(), signed, "{endpoint}: signed again");
+    }
+    assert_eq!(cache.signatures_made(), 3);
+}

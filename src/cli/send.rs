@@ -71,7 +71,7 @@ impl SendArgs {
         let vapid = VapidHeaderCache::new(load_key(&self.vapid_key)?, subject, DEFAULT_VALIDITY)?;
 
         let body = encrypt(subscription.keys(), &payload)?;
-        let authorization = vapid.authorization(&subscription.audience())?;
+        let authorization = vapid.authorization_for(&subscription)?;
         let options = PushOptions {
             ttl: self.ttl,
             urgency: self.urgency,

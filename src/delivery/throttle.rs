@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 // tokio's clock, so that the pause follows the runtime's time (and paused-time tests).
@@ -56,10 +57,20 @@ struct Origin {
 }
 
 /// Origins that asked us to wait, and until when.
-#[derive(Default)]
 pub struct OriginGate {
     policy: ThrottlePolicy,
     origins: Mutex<HashMap<String, Origin>>,
+    /// When the last pause of any origin ends, in nanoseconds after `epoch` (0: none yet).
+    /// Every message asks the gate; outside a pause this answers without the lock, which the
+    /// sending threads would otherwise take in turn once a message each.
+    all_resume_at: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for OriginGate {
+    fn default() -> Self {
+        Self::new(ThrottlePolicy::default())
+    }
 }
 
 impl OriginGate {
@@ -67,14 +78,26 @@ impl OriginGate {
         Self {
             policy,
             origins: Mutex::new(HashMap::new()),
+            all_resume_at: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
     }
 
-    /// Until when `origin` is paused, if it is now (one map lookup in the common case).
+    /// Until when `origin` is paused, if it is now (one atomic load while no origin is).
     pub fn paused_until(&self, origin: &str) -> Option<Instant> {
+        let now = Instant::now();
+        if self.nanos_since_epoch(now) >= self.all_resume_at.load(Ordering::Acquire) {
+            return None;
+        }
         let origins = self.origins.lock().unwrap_or_else(|p| p.into_inner());
         let until = origins.get(origin)?.paused_until;
-        (until > Instant::now()).then_some(until)
+        (until > now).then_some(until)
+    }
+
+    /// `at` on the clock of `all_resume_at`.
+    fn nanos_since_epoch(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX)
     }
 
     /// Waits until `origin` is not paused (returns at once in the common case).
@@ -129,6 +152,9 @@ impl OriginGate {
             None => Duration::ZERO,
         };
         state.paused_until = state.paused_until.max(now + pause);
+        // Under the lock, so that the latest end is never overwritten by an earlier one.
+        let resume_at = self.nanos_since_epoch(state.paused_until);
+        self.all_resume_at.fetch_max(resume_at, Ordering::Release);
         state.paused_until
     }
 

@@ -178,12 +178,14 @@ impl PushSubscription {
 
     /// The VAPID audience of this endpoint: its origin (`https://host[:port]`).
     pub fn audience(&self) -> String {
-        // The WHATWG parser dropped user info and the default port, and lowercased the host.
-        let host = self.endpoint.host().unwrap_or_default();
-        match self.endpoint.port_u16() {
-            Some(port) => format!("https://{host}:{port}"),
-            None => format!("https://{host}"),
-        }
+        format!("https://{}", self.authority())
+    }
+
+    /// The endpoint's `host[:port]`: its origin without the scheme, which is always `https`.
+    /// The WHATWG parser dropped user info and the default port, and lowercased the host, so
+    /// this is one spelling per origin: what per-origin state is keyed by.
+    pub fn authority(&self) -> &str {
+        self.endpoint.authority().map_or("", |a| a.as_str())
     }
 }
 

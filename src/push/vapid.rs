@@ -17,6 +17,7 @@ use http::HeaderValue;
 use url::Url;
 
 use super::base64url;
+use super::subscription::PushSubscription;
 
 /// The longest JWT lifetime RFC 8292 §2 allows.
 pub const MAX_VALIDITY: Duration = Duration::from_secs(24 * 3600);
@@ -239,16 +240,31 @@ impl VapidHeaderCache {
 
     /// The header for `audience` (an endpoint's origin, e.g. `https://fcm.googleapis.com`).
     pub fn authorization(&self, audience: &str) -> Result<HeaderValue, VapidError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.authorization_at(audience, now)
+        self.authorization_at(audience, unix_now())
     }
 
     /// As [`Self::authorization`], at a given time (Unix seconds).
     pub fn authorization_at(&self, audience: &str, now: u64) -> Result<HeaderValue, VapidError> {
+        // Every audience this takes is `https://` and an authority (`validate_audience`).
+        let authority = audience
+            .strip_prefix(HTTPS)
+            .ok_or_else(|| VapidError::Audience(audience.to_owned()))?;
+        self.header_for(authority, now)
+    }
+
+    /// The header for `subscription`'s push service, with no allocation once cached: the cache
+    /// is keyed by the endpoint's authority, the audience written out only to sign.
+    pub fn authorization_for(
+        &self,
+        subscription: &PushSubscription,
+    ) -> Result<HeaderValue, VapidError> {
+        self.header_for(subscription.authority(), unix_now())
+    }
+
+    /// The cached header of the origin `https://{authority}`, signed anew when due.
+    fn header_for(&self, authority: &str, now: u64) -> Result<HeaderValue, VapidError> {
         if let Ok(entries) = self.entries.read()
-            && let Some(cached) = entries.get(audience)
+            && let Some(cached) = entries.get(authority)
             && now < cached.refresh_at
         {
             return Ok(cached.value.clone());
@@ -258,20 +274,21 @@ impl VapidHeaderCache {
             .entries
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(cached) = entries.get(audience)
+        if let Some(cached) = entries.get(authority)
             && now < cached.refresh_at
         {
             return Ok(cached.value.clone());
         }
-        validate_audience(audience)?;
+        let audience = format!("{HTTPS}{authority}");
+        validate_audience(&audience)?;
         let expires_at = now + self.validity.as_secs();
-        let jwt = self.key.sign_jwt(audience, &self.subject, expires_at)?;
+        let jwt = self.key.sign_jwt(&audience, &self.subject, expires_at)?;
         self.signatures.fetch_add(1, Ordering::Relaxed);
         let header = format!("vapid t={jwt}, k={}", self.key.public_key_base64url());
         let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(header))
-            .map_err(|_| VapidError::Audience(audience.to_owned()))?;
+            .map_err(|_| VapidError::Audience(audience))?;
         entries.insert(
-            audience.to_owned(),
+            authority.to_owned(),
             CachedHeader {
                 value: value.clone(),
                 refresh_at: expires_at - self.refresh_margin.as_secs(),
@@ -284,6 +301,14 @@ impl VapidHeaderCache {
     pub fn signatures_made(&self) -> u64 {
         self.signatures.load(Ordering::Relaxed)
     }
+}
+
+const HTTPS: &str = "https://";
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn validate_audience(audience: &str) -> Result<(), VapidError> {

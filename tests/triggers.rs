@@ -489,6 +489,100 @@ async fn a_personalised_push_reads_each_persons_profile() {
     assert_eq!(problem["field"], "content.title", "{problem}");
 }
 
+/// A segment on the profile with a personalised payload, on both stores: the batch's profiles
+/// are read once for the filter and the payloads together (`ProfileReads`), and each device
+/// gets its own person's text; a person's two devices both match, and a device whose person
+/// does not match, whose person has no such attribute, or that has no person gets nothing.
+async fn a_profile_segment_reaches_only_its_people_with_their_own_text(redis: bool) {
+    let redis = redis.then(support::redis::RedisServer::start);
+    let browsers = [
+        ("ana-phone", "ana"),
+        ("ana-laptop", "ana"),
+        ("bo-laptop", "bo"),
+        ("cy-phone", "cy"),
+        ("di-phone", "di"),
+    ];
+    let shop = Shop::with_browsers(redis, &browsers).await;
+    let aviso = &shop.aviso;
+    let stranger = shop.service.subscribe("stranger");
+    let response = aviso
+        .post_public(
+            &shop.client,
+            "/subscriptions",
+            &json!({"subscription": stranger}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    for (person, attributes) in [
+        ("ana", json!({"first_name": "Ana", "age": 30})),
+        ("bo", json!({"first_name": "Bo", "age": 15})),
+        ("cy", json!({"first_name": "Cy"})),
+        ("di", json!({"first_name": "Di", "age": 18})),
+    ] {
+        let (status, _) = shop
+            .call(
+                aviso,
+                reqwest::Method::PUT,
+                &format!("/v1/profiles/{person}"),
+                json!({"attributes": attributes}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, created) = shop
+        .call(
+            aviso,
+            reqwest::Method::POST,
+            "/v1/notifications",
+            json!({"audience": {"segment": {"attribute": {"key": "age", "op": "gte", "value": 18}}},
+                "content": {"title": "Hi {{ profile.first_name | default: \"friend\" }}"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let view = loop {
+        let (_, view) = shop
+            .call(
+                aviso,
+                reqwest::Method::GET,
+                &format!("/v1/notifications/{id}"),
+                Value::Null,
+            )
+            .await;
+        if view["status"] == "completed" {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "not completed: {view}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(view["counters"]["targeted"], 3, "{view}");
+    assert_eq!(view["counters"]["delivered"], 3, "{view}");
+    for (name, title) in [
+        ("ana-phone", "Hi Ana"),
+        ("ana-laptop", "Hi Ana"),
+        ("di-phone", "Hi Di"),
+    ] {
+        let plaintexts = shop.service.plaintexts(name);
+        assert_eq!(plaintexts.len(), 1, "{name}");
+        let payload: Value = serde_json::from_slice(&plaintexts[0]).unwrap();
+        assert_eq!(payload["notification"]["title"], title, "{payload}");
+    }
+    for name in ["bo-laptop", "cy-phone", "stranger"] {
+        assert_eq!(shop.service.deliveries(name).len(), 0, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_segment_reaches_only_its_people_with_their_own_text_embedded() {
+    a_profile_segment_reaches_only_its_people_with_their_own_text(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_segment_reaches_only_its_people_with_their_own_text_on_redis() {
+    a_profile_segment_reaches_only_its_people_with_their_own_text(true).await;
+}
+
 /// Issue 12's per-trigger cap, over both stores: `once_per_hours: 24` lets one reminder a day
 /// reach a profile; a second cart of the same person within the day is counted `capped` and
 /// not sent, while another person still gets theirs and another trigger (uncapped) still

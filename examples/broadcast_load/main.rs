@@ -42,6 +42,11 @@
 //! (`{{ profile.first_name | default: "friend" }}`), so that each batch reads its profiles and
 //! renders per subscriber (see [`api::import_profiles`]).
 //!
+//! `--segment`: the broadcast's audience is the segment "everyone not tagged `opted_out`"
+//! (`{"not": {"tag": {"key": "opted_out"}}}`), which every subscriber passes but which reads
+//! each batch's profiles, as a tag may be the profile's: with `--personalised`, the filter's
+//! profile reads and the template's are the ones measured.
+//!
 //! `--webhooks`: a webhook for every event type is registered (`POST /v1/webhooks`) with the
 //! mock's `POST /sink` as its target, so that every batch also writes its `delivered` events to
 //! the outbox and the sender posts them while the broadcast runs; the sender's CPU is printed
@@ -86,6 +91,11 @@ async fn main() -> anyhow::Result<()> {
     let (policy, personalised, webhooks) =
         (flag("--policy"), flag("--personalised"), flag("--webhooks"));
     let seeded = flag("--seed");
+    let audience = if flag("--segment") {
+        json!({"segment": {"not": {"tag": {"key": "opted_out"}}}})
+    } else {
+        json!("all")
+    };
     let rounds: usize = arg("--rounds").map_or(Ok(1), |v| v.parse())?;
     anyhow::ensure!(rounds >= 1, "--rounds must be at least 1");
     let probing = !flag("--no-probes") && n > NO_PROBES_UP_TO;
@@ -257,7 +267,7 @@ async fn main() -> anyhow::Result<()> {
     let broadcast = client
         .post(format!("{base}/v1/notifications"))
         .bearer_auth(&key)
-        .json(&json!({"audience": "all", "content": api::broadcast_content(personalised)}))
+        .json(&json!({"audience": audience, "content": api::broadcast_content(personalised)}))
         .send()
         .await?;
     answered(broadcast, "POST /v1/notifications (the broadcast)").await?;

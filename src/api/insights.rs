@@ -245,7 +245,8 @@ pub struct Estimate {
     scanned: u64,
 }
 
-/// Matches subscriptions against a segment, reading each profile once.
+/// Matches subscriptions against a segment, reading each profile once, a scanned batch's in
+/// one store call.
 async fn segment_reach(state: &ApiState, app: &App, filter: &Filter) -> ApiResult<Estimate> {
     let needs_profiles = filter.needs_profiles();
     let mut matched = 0u64;
@@ -253,16 +254,13 @@ async fn segment_reach(state: &ApiState, app: &App, filter: &Filter) -> ApiResul
     let mut profiles = ProfileReads::new(store, &app.id);
     let mut scan = Scan::new(store, &app.id);
     while let Some(batch) = scan.next().await? {
-        for s in &batch {
-            let profile = if needs_profiles {
-                profiles.of(s).await?
-            } else {
-                None
-            };
-            if filter.matches(s, profile) {
-                matched += 1;
-            }
+        if needs_profiles {
+            profiles.load(&batch).await?;
         }
+        matched += batch
+            .iter()
+            .filter(|s| filter.matches(s, profiles.of(s)))
+            .count() as u64;
     }
     let scanned = scan.scanned;
     Ok(Estimate {

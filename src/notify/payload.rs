@@ -161,18 +161,13 @@ fn cut(text: &str) -> (Vec<Vec<u8>>, Vec<Hole>) {
     }
 }
 
-/// What `subscription`'s payload is rendered from: the profile its `external_id` names in
-/// `profiles` (none, when it has none or the batch read none: every variable its default), and
-/// the triggering event's properties.
+/// What a subscriber's payload is rendered from: the profile it is linked to (none, when it
+/// has none or the batch read none: every variable its default), and the triggering event's
+/// properties.
 pub fn context_for<'a>(
-    subscription: &Subscription,
-    profiles: &'a HashMap<String, Profile>,
+    profile: Option<&'a Profile>,
     event: Option<&'a EventProperties>,
 ) -> Context<'a> {
-    let profile = subscription
-        .external_id
-        .as_ref()
-        .and_then(|id| profiles.get(id));
     Context {
         profile: profile.map(|p| &p.attributes),
         event,
@@ -369,7 +364,11 @@ impl PayloadTemplate {
         subscriptions
             .iter()
             .map(|subscription| {
-                self.render_for(subscription.id, &context_for(subscription, profiles, event))
+                let profile = subscription
+                    .external_id
+                    .as_ref()
+                    .and_then(|id| profiles.get(id));
+                self.render_for(subscription.id, &context_for(profile, event))
             })
             .collect()
     }

@@ -12,12 +12,14 @@ use async_trait::async_trait;
 use super::{Profile, ProfileUpdate, Store, StoreResult, Subscription, SubscriptionId};
 use crate::refs::ProfileRef;
 
-/// Profiles read through the store at most once a person, for matching many subscriptions
-/// against a segment (a person's several devices share one read): the engine's batches and the
-/// API's reach estimate.
+/// Profiles read through the store at most once a person, a batch of subscriptions in one
+/// store call, for matching many subscriptions against a segment and rendering their payloads
+/// (a person's several devices share one read): the engine's batches and the API's reach
+/// estimate. On Redis one call is one pipelined round trip where a read a person was one each.
 pub struct ProfileReads<'a> {
     store: &'a dyn Store,
     app_id: &'a str,
+    /// Every person asked for so far, `None` for one without a profile.
     read: HashMap<String, Option<Profile>>,
 }
 
@@ -30,17 +32,35 @@ impl<'a> ProfileReads<'a> {
         }
     }
 
-    /// The profile `subscription` is linked to, if it is linked and the profile exists.
-    pub async fn of(&mut self, subscription: &Subscription) -> StoreResult<Option<&Profile>> {
-        let Some(external_id) = &subscription.external_id else {
-            return Ok(None);
-        };
-        if !self.read.contains_key(external_id) {
-            let profile = ProfileRef::new(self.app_id, external_id);
-            let found = self.store.get_profile(profile).await?;
-            self.read.insert(external_id.clone(), found);
+    /// Reads, in one store call, the profiles of the people `subscriptions` are linked to that
+    /// were not read before (none: no call).
+    pub async fn load(&mut self, subscriptions: &[Subscription]) -> StoreResult<()> {
+        let mut unread: Vec<String> = subscriptions
+            .iter()
+            .filter_map(|subscription| subscription.external_id.as_ref())
+            .filter(|external_id| !self.read.contains_key(*external_id))
+            .cloned()
+            .collect();
+        if unread.is_empty() {
+            return Ok(());
         }
-        Ok(self.read.get(external_id).and_then(Option::as_ref))
+        unread.sort_unstable();
+        unread.dedup();
+        let found = self.store.get_profiles(self.app_id, &unread).await?;
+        for external_id in unread {
+            self.read.insert(external_id, None);
+        }
+        for profile in found {
+            self.read.insert(profile.external_id.clone(), Some(profile));
+        }
+        Ok(())
+    }
+
+    /// The profile `subscription` is linked to, if it is linked and the profile exists; `None`
+    /// also for a subscription that was not in a [`ProfileReads::load`] before.
+    pub fn of(&self, subscription: &Subscription) -> Option<&Profile> {
+        let external_id = subscription.external_id.as_ref()?;
+        self.read.get(external_id)?.as_ref()
     }
 }
 

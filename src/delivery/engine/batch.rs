@@ -2,7 +2,6 @@
 //! audience, stale subscriptions, the policy gate, and each subscriber's payload; then the
 //! batch goes out ([`Engine::send_all`]) and its outcomes are counted.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::Engine;
@@ -11,7 +10,6 @@ use super::lifecycle::BatchActivity;
 use super::prepared::Prepared;
 use super::record::Recorded;
 use crate::delivery::sender::{Batch, Delivery, Failure, Sender};
-use crate::notify::Notification;
 use crate::notify::model::Audience;
 use crate::notify::payload::{PayloadTemplate, context_for};
 use crate::notify::segment::Filter;
@@ -31,11 +29,10 @@ impl Engine {
     ) -> Result<Recorded, StoreError> {
         let notification = &prepared.notification;
         let read = subscriptions.len();
+        // The batch's profiles, read once for the segment and the payloads together.
+        let mut profiles = ProfileReads::new(store, &notification.app_id);
         let targeted = match &notification.audience {
-            Audience::Segment(filter) => {
-                self.filter(store, notification, filter, subscriptions)
-                    .await?
-            }
+            Audience::Segment(filter) => self.filter(&mut profiles, filter, subscriptions).await?,
             _ => subscriptions,
         };
         let choice = self.choice(store, task.phase, prepared).await?;
@@ -82,7 +79,9 @@ impl Engine {
                 (notification.send_at_ms + u64::from(notification.ttl) * 1000)
                     .saturating_sub(now_ms()),
             );
-        let (ready, mut outcomes) = self.personalise(store, prepared, choice, targeted).await?;
+        let (ready, mut outcomes) = self
+            .personalise(&mut profiles, prepared, choice, targeted)
+            .await?;
         let mut pace = self
             .policy
             .pace(store, notification, ready.len(), batch.stop_token())
@@ -156,11 +155,12 @@ impl Engine {
 
     /// Each subscriber's payload: the notification's, with its id spliced in, or — when the
     /// content has template variables — rendered from the subscriber's profile, the batch's
-    /// profiles read in one store call. A rendering that cannot be sent (too large for Web Push)
-    /// is that subscriber's outcome, never the batch's.
+    /// profiles read in one store call (none for those the segment's filter read). A rendering
+    /// that cannot be sent (too large for Web Push) is that subscriber's outcome, never the
+    /// batch's.
     async fn personalise(
         &self,
-        store: &dyn Store,
+        profiles: &mut ProfileReads<'_>,
         prepared: &Prepared,
         choice: Choice<'_>,
         subscriptions: Vec<Subscription>,
@@ -181,22 +181,11 @@ impl Engine {
                 .collect();
             return Ok((ready, Vec::new()));
         }
-        let mut external_ids: Vec<String> = subscriptions
-            .iter()
-            .filter_map(|subscription| subscription.external_id.clone())
-            .collect();
-        external_ids.sort_unstable();
-        external_ids.dedup();
-        let profiles: HashMap<String, crate::store::Profile> = store
-            .get_profiles(&prepared.notification.app_id, &external_ids)
-            .await?
-            .into_iter()
-            .map(|profile| (profile.external_id.clone(), profile))
-            .collect();
+        profiles.load(&subscriptions).await?;
         let mut ready = Vec::with_capacity(subscriptions.len());
         let mut failed = Vec::new();
         for subscription in subscriptions {
-            let context = context_for(&subscription, &profiles, prepared.event.as_ref());
+            let context = context_for(profiles.of(&subscription), prepared.event.as_ref());
             match template_of(&subscription).render_for(subscription.id, &context) {
                 Ok(payload) => ready.push((subscription, payload)),
                 Err(error) => failed.push((
@@ -208,26 +197,19 @@ impl Engine {
         Ok((ready, failed))
     }
 
-    /// Keeps the subscriptions that match a segment, loading profiles only when needed.
+    /// Keeps the subscriptions that match a segment, reading the batch's profiles in one store
+    /// call only when the filter needs them.
     async fn filter(
         &self,
-        store: &dyn Store,
-        notification: &Notification,
+        profiles: &mut ProfileReads<'_>,
         filter: &Filter,
-        subscriptions: Vec<Subscription>,
+        mut subscriptions: Vec<Subscription>,
     ) -> Result<Vec<Subscription>, StoreError> {
-        let mut kept = Vec::with_capacity(subscriptions.len());
-        let mut profiles = ProfileReads::new(store, &notification.app_id);
-        for subscription in subscriptions {
-            let profile = if filter.needs_profiles() {
-                profiles.of(&subscription).await?
-            } else {
-                None
-            };
-            if filter.matches(&subscription, profile) {
-                kept.push(subscription);
-            }
+        if filter.needs_profiles() {
+            profiles.load(&subscriptions).await?;
         }
-        Ok(kept)
+        subscriptions
+            .retain(|subscription| filter.matches(subscription, profiles.of(subscription)));
+        Ok(subscriptions)
     }
 }

@@ -82,6 +82,30 @@ impl Shop {
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }
 
+    /// A browser of nobody known: subscribed through the public API, linked to no profile.
+    async fn stranger(&self, name: &str) {
+        let subscription = self.service.subscribe(name);
+        let response = self
+            .aviso
+            .post_public(
+                &self.client,
+                "/subscriptions",
+                &json!({"subscription": subscription}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+
+    /// `PUT /v1/profiles/{person}` with these attributes.
+    async fn put_profile(&self, person: &str, attributes: Value) {
+        let path = format!("/v1/profiles/{person}");
+        let body = json!({"attributes": attributes});
+        let (status, answer) = self
+            .call(&self.aviso, reqwest::Method::PUT, &path, body)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+
     /// A server API call to `aviso` (any instance) with the app's key.
     async fn call(
         &self,
@@ -435,25 +459,10 @@ async fn bad_triggers_and_events_are_told_what_to_fix() {
 async fn a_personalised_push_reads_each_persons_profile() {
     let shop = Shop::with_browsers(None, &[("ana-phone", "ana"), ("bo-laptop", "bo")]).await;
     let aviso = &shop.aviso;
-    let stranger = shop.service.subscribe("stranger");
-    let response = aviso
-        .post_public(
-            &shop.client,
-            "/subscriptions",
-            &json!({"subscription": stranger}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    shop.stranger("stranger").await;
     for (person, name) in [("ana", "Ana"), ("bo", "Bo")] {
-        let (status, _) = shop
-            .call(
-                aviso,
-                reqwest::Method::PUT,
-                &format!("/v1/profiles/{person}"),
-                json!({"attributes": {"first_name": name, "items": 2}}),
-            )
+        shop.put_profile(person, json!({"first_name": name, "items": 2}))
             .await;
-        assert_eq!(status, StatusCode::OK);
     }
     let (status, created) = shop
         .call(
@@ -504,30 +513,14 @@ async fn a_profile_segment_reaches_only_its_people_with_their_own_text(redis: bo
     ];
     let shop = Shop::with_browsers(redis, &browsers).await;
     let aviso = &shop.aviso;
-    let stranger = shop.service.subscribe("stranger");
-    let response = aviso
-        .post_public(
-            &shop.client,
-            "/subscriptions",
-            &json!({"subscription": stranger}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    shop.stranger("stranger").await;
     for (person, attributes) in [
         ("ana", json!({"first_name": "Ana", "age": 30})),
         ("bo", json!({"first_name": "Bo", "age": 15})),
         ("cy", json!({"first_name": "Cy"})),
         ("di", json!({"first_name": "Di", "age": 18})),
     ] {
-        let (status, _) = shop
-            .call(
-                aviso,
-                reqwest::Method::PUT,
-                &format!("/v1/profiles/{person}"),
-                json!({"attributes": attributes}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK);
+        shop.put_profile(person, attributes).await;
     }
     let (status, created) = shop
         .call(

@@ -31,8 +31,8 @@ fn verify(header: &str, audience: &str) -> Claims {
         .claims
 }
 
-#[test]
-fn a_thousand_messages_to_two_origins_cost_two_signatures() {
+/// A fresh header cache, and a browser's keys made by the `ece` crate.
+fn cache_and_keys() -> (VapidHeaderCache, SubscriptionKeys) {
     let cache = VapidHeaderCache::new(
         VapidKey::generate().unwrap(),
         VapidSubject::parse("mailto:ops@example.com").unwrap(),
@@ -41,6 +41,12 @@ fn a_thousand_messages_to_two_origins_cost_two_signatures() {
     .unwrap();
     let (key_pair, auth) = ece::generate_keypair_and_auth_secret().unwrap();
     let keys = SubscriptionKeys::from_bytes(&key_pair.pub_as_raw().unwrap(), &auth).unwrap();
+    (cache, keys)
+}
+
+#[test]
+fn a_thousand_messages_to_two_origins_cost_two_signatures() {
+    let (cache, keys) = cache_and_keys();
     let origins = [
         "https://fcm.googleapis.com/fcm/send",
         "https://updates.push.services.mozilla.com/wpush/v2",
@@ -95,14 +101,7 @@ fn a_thousand_messages_to_two_origins_cost_two_signatures() {
 /// the default port left out, and the audience spelled out finds the same cached header.
 #[test]
 fn a_subscriptions_header_is_signed_for_its_origin_and_shared_with_that_audience() {
-    let cache = VapidHeaderCache::new(
-        VapidKey::generate().unwrap(),
-        VapidSubject::parse("mailto:ops@example.com").unwrap(),
-        DEFAULT_VALIDITY,
-    )
-    .unwrap();
-    let (key_pair, auth) = ece::generate_keypair_and_auth_secret().unwrap();
-    let keys = SubscriptionKeys::from_bytes(&key_pair.pub_as_raw().unwrap(), &auth).unwrap();
+    let (cache, keys) = cache_and_keys();
     for (endpoint, origin) in [
         ("https://push.example:8443/a/1", "https://push.example:8443"),
         (

@@ -205,7 +205,15 @@ fn bench_broadcast(c: &mut Criterion) {
     group.bench_function("with_variables", |b| {
         b.iter(|| {
             for (chunk, profiles) in subscriptions.chunks(BATCH).zip(&batches) {
-                black_box(personal.render_batch(chunk, profiles, None));
+                // The engine's path: one profile lookup and one rendering a subscriber.
+                for subscription in chunk {
+                    let profile = subscription
+                        .external_id
+                        .as_ref()
+                        .and_then(|id| profiles.get(id));
+                    black_box(personal.render_subscriber(subscription, profile, None))
+                        .expect("a payload that fits");
+                }
             }
         })
     });

@@ -11,8 +11,6 @@
 //! with a hole for each templated field: a subscriber's payload is the skeleton with the fields
 //! rendered from its profile (each escaped as a JSON string) and its id spliced in.
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value, json};
 
 use super::model::{Content, Notification};
@@ -164,7 +162,7 @@ fn cut(text: &str) -> (Vec<Vec<u8>>, Vec<Hole>) {
 /// What a subscriber's payload is rendered from: the profile it is linked to (none, when it
 /// has none or the batch read none: every variable its default), and the triggering event's
 /// properties.
-pub fn context_for<'a>(
+fn context_for<'a>(
     profile: Option<&'a Profile>,
     event: Option<&'a EventProperties>,
 ) -> Context<'a> {
@@ -349,28 +347,19 @@ impl PayloadTemplate {
         Ok(out)
     }
 
-    /// The payloads of one batch, in the order of `subscriptions`: each rendered from the
-    /// profile its `external_id` names in `profiles` (read for the whole batch at once), or
-    /// with no profile (every variable its default) when it has none. `event` is the
-    /// triggering event's properties, if any. Without variables this is [`render`] for each.
+    /// One subscriber's payload: rendered from the profile it is linked to (`None`: it has
+    /// none, every variable its default) and the triggering event's properties, if any; the
+    /// engine reads a batch's profiles in one store call and renders each subscriber by this.
+    /// Without variables this is [`render`].
     ///
     /// [`render`]: PayloadTemplate::render
-    pub fn render_batch(
+    pub fn render_subscriber(
         &self,
-        subscriptions: &[Subscription],
-        profiles: &HashMap<String, Profile>,
+        subscription: &Subscription,
+        profile: Option<&Profile>,
         event: Option<&EventProperties>,
-    ) -> Vec<Result<Vec<u8>, RenderError>> {
-        subscriptions
-            .iter()
-            .map(|subscription| {
-                let profile = subscription
-                    .external_id
-                    .as_ref()
-                    .and_then(|id| profiles.get(id));
-                self.render_for(subscription.id, &context_for(profile, event))
-            })
-            .collect()
+    ) -> Result<Vec<u8>, RenderError> {
+        self.render_for(subscription.id, &context_for(profile, event))
     }
 
     /// The size of every payload without variables (with variables: of the text around the
@@ -427,6 +416,8 @@ pub fn check_fits(notification: &Notification) -> Result<(), (Option<usize>, Str
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn key() -> ReceiptKey {
@@ -527,6 +518,26 @@ mod tests {
         subscription
     }
 
+    /// Each subscriber's payload, its profile looked up in `profiles` (as the engine's batch
+    /// reads do through the store).
+    fn render_each(
+        template: &PayloadTemplate,
+        subscriptions: &[Subscription],
+        profiles: &HashMap<String, Profile>,
+        event: Option<&EventProperties>,
+    ) -> Vec<Result<Vec<u8>, RenderError>> {
+        subscriptions
+            .iter()
+            .map(|subscription| {
+                let profile = subscription
+                    .external_id
+                    .as_ref()
+                    .and_then(|id| profiles.get(id));
+                template.render_subscriber(subscription, profile, event)
+            })
+            .collect()
+    }
+
     fn profile(external_id: &str, pairs: &[(&str, AttributeValue)]) -> (String, Profile) {
         let profile = Profile {
             external_id: external_id.to_owned(),
@@ -550,8 +561,12 @@ mod tests {
             template.render_for(id, &Context::default()).unwrap(),
             template.render(id)
         );
-        let batch =
-            template.render_batch(&[subscription(0xfeed, Some("p"))], &HashMap::new(), None);
+        let batch = render_each(
+            &template,
+            &[subscription(0xfeed, Some("p"))],
+            &HashMap::new(),
+            None,
+        );
         assert_eq!(batch, vec![Ok(template.render(id))]);
     }
 
@@ -589,7 +604,7 @@ mod tests {
             subscription(3, None),
             subscription(4, Some("unknown")),
         ];
-        let payloads = template.render_batch(&subscriptions, &profiles, Some(&event));
+        let payloads = render_each(&template, &subscriptions, &profiles, Some(&event));
         assert_eq!(payloads.len(), 4);
         let parsed: Vec<Value> = payloads
             .iter()
@@ -638,7 +653,8 @@ mod tests {
         )]
         .into_iter()
         .collect();
-        let payloads = template.render_batch(
+        let payloads = render_each(
+            &template,
             &[subscription(1, Some("p")), subscription(2, None)],
             &profiles,
             None,
@@ -752,7 +768,7 @@ mod tests {
             let properties = json!({"x": "\"}\\"});
             let event = EventProperties::new(properties.as_object().unwrap());
             let subscriptions = [subscription(7, Some("p")), subscription(8, None)];
-            for payload in template.render_batch(&subscriptions, &profiles, Some(&event)) {
+            for payload in render_each(&template, &subscriptions, &profiles, Some(&event)) {
                 match payload {
                     Ok(payload) => {
                         prop_assert!(payload.len() <= MAX_PLAINTEXT_LEN);

@@ -11,7 +11,7 @@ use super::prepared::Prepared;
 use super::record::Recorded;
 use crate::delivery::sender::{Batch, Delivery, Failure, Sender};
 use crate::notify::model::Audience;
-use crate::notify::payload::{PayloadTemplate, context_for};
+use crate::notify::payload::PayloadTemplate;
 use crate::notify::segment::Filter;
 use crate::notify::variants;
 use crate::push::VapidHeaderCache;
@@ -185,8 +185,12 @@ impl Engine {
         let mut ready = Vec::with_capacity(subscriptions.len());
         let mut failed = Vec::new();
         for subscription in subscriptions {
-            let context = context_for(profiles.of(&subscription), prepared.event.as_ref());
-            match template_of(&subscription).render_for(subscription.id, &context) {
+            let profile = profiles.of(&subscription);
+            match template_of(&subscription).render_subscriber(
+                &subscription,
+                profile,
+                prepared.event.as_ref(),
+            ) {
                 Ok(payload) => ready.push((subscription, payload)),
                 Err(error) => failed.push((
                     subscription,

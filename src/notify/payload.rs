@@ -279,7 +279,7 @@ impl PayloadTemplate {
             .token_for(&self.notification_id, subscription, self.variant)
     }
 
-    /// Whether payloads differ per subscriber (then use [`PayloadTemplate::render_batch`]
+    /// Whether payloads differ per subscriber (then use [`PayloadTemplate::render_subscriber`]
     /// with the batch's profiles).
     pub fn uses_variables(&self) -> bool {
         self.personal.is_some()
@@ -287,7 +287,7 @@ impl PayloadTemplate {
 
     /// The payload for one subscriber of a notification without variables. With variables
     /// it is rendered without a profile (each variable its default, which creation checked
-    /// fits): use [`PayloadTemplate::render_batch`] to personalise.
+    /// fits): use [`PayloadTemplate::render_subscriber`] to personalise.
     pub fn render(&self, subscription: SubscriptionId) -> Vec<u8> {
         if self.personal.is_some()
             && let Ok(payload) = self.render_for(subscription, &Context::default())

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use aviso::delivery::{Delivery, Failure, Message, RetryPolicy, Sender};
 use aviso::push::vapid::{DEFAULT_VALIDITY, VapidSubject};
 use aviso::push::{
-    PushOptions, PushSubscription, VapidHeaderCache, VapidKey, build_request, encrypt,
+    PushOptions, PushSubscription, RequestHead, VapidHeaderCache, VapidKey, build_request, encrypt,
 };
 use aviso::transport::{ClientConfig, PushClient, TransportError};
 use bytes::Bytes;
@@ -190,15 +190,15 @@ async fn the_sender_retries_transient_failures_and_reports_final_outcomes() {
         },
     );
     let vapid = vapid();
-    let options = PushOptions::default();
+    let head = RequestHead::new(&PushOptions::default());
     let deliver = |sub: PushSubscription| {
         let vapid = &vapid;
-        let options = &options;
+        let head = &head;
         let sender = &sender;
         async move {
             let message = Message {
                 subscription: &sub,
-                options,
+                head,
                 vapid,
                 expires_at: Instant::now() + Duration::from_secs(60),
             };

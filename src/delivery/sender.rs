@@ -13,15 +13,16 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::RetryPolicy;
 use super::throttle::{OriginGate, ThrottlePolicy};
 use crate::push::{
-    EcBackend, Outcome, PushOptions, PushService, PushSubscription, SubscriptionKeys,
-    VapidHeaderCache, build_request, encrypt, encrypt_batch,
+    EcBackend, Outcome, PushService, PushSubscription, RequestHead, SubscriptionKeys,
+    VapidHeaderCache, encrypt, encrypt_batch,
 };
 use crate::transport::{PushClient, TransportError};
 
 /// Where and how one message goes: its subscriber, headers and signature, and its deadline.
 pub struct Message<'a> {
     pub subscription: &'a PushSubscription,
-    pub options: &'a PushOptions,
+    /// The headers of the notification's requests (its RFC 8030 options), built once.
+    pub head: &'a RequestHead,
     pub vapid: &'a VapidHeaderCache,
     /// When the TTL runs out: no attempt is made after it.
     pub expires_at: Instant,
@@ -341,12 +342,9 @@ impl Sender {
                 }
             };
             let request = || {
-                build_request(
-                    subscription,
-                    body.clone(),
-                    authorization.clone(),
-                    message.options,
-                )
+                message
+                    .head
+                    .request(subscription, body.clone(), authorization.clone())
             };
             let sent_at = tokio::time::Instant::now();
             let answer = self.client.send_with(request).await;

@@ -9,9 +9,9 @@
 
 use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::agreement::{self, ECDH_P256, PrivateKey, UnparsedPublicKey};
-use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
 use zeroize::Zeroizing;
 
+use super::hkdf;
 use super::subscription::{AUTH_LEN, P256DH_LEN, SubscriptionKeys};
 
 /// Push services accept bodies of 4096 bytes (RFC 8030 §7.2).
@@ -312,14 +312,6 @@ struct ContentKeys {
     nonce: [u8; 12],
 }
 
-struct Len(usize);
-
-impl KeyType for Len {
-    fn len(&self) -> usize {
-        self.0
-    }
-}
-
 impl ContentKeys {
     fn derive(
         shared_secret: &[u8],
@@ -333,14 +325,14 @@ impl ContentKeys {
         key_info[..14].copy_from_slice(b"WebPush: info\0");
         key_info[14..14 + P256DH_LEN].copy_from_slice(subscriber_public);
         key_info[14 + P256DH_LEN..].copy_from_slice(server_public);
-        let mut ikm = Zeroizing::new([0u8; 32]);
-        hkdf(auth, shared_secret, &key_info, ikm.as_mut());
+        let mut ikm = Zeroizing::new([0u8; hkdf::HASH_LEN]);
+        hkdf::extract(auth, shared_secret).expand(&key_info, ikm.as_mut());
 
-        let prk = Salt::new(HKDF_SHA256, salt).extract(ikm.as_ref());
+        let prk = hkdf::extract(salt, ikm.as_ref());
         let mut cek = Zeroizing::new([0u8; 16]);
         let mut nonce = [0u8; 12];
-        expand(&prk, b"Content-Encoding: aes128gcm\0", cek.as_mut());
-        expand(&prk, b"Content-Encoding: nonce\0", &mut nonce);
+        prk.expand(b"Content-Encoding: aes128gcm\0", cek.as_mut());
+        prk.expand(b"Content-Encoding: nonce\0", &mut nonce);
         // A 16-byte key always suits AES-128; this cannot fail.
         let key = LessSafeKey::new(
             UnboundKey::new(&AES_128_GCM, cek.as_ref())
@@ -348,21 +340,6 @@ impl ContentKeys {
         );
         Self { key, nonce }
     }
-}
-
-fn hkdf(salt: &[u8], ikm: &[u8], info: &[u8], out: &mut [u8]) {
-    let prk = Salt::new(HKDF_SHA256, salt).extract(ikm);
-    expand(&prk, info, out);
-}
-
-fn expand(prk: &aws_lc_rs::hkdf::Prk, info: &[u8], out: &mut [u8]) {
-    // Output lengths here are 12, 16 or 32 bytes, far below HKDF-SHA256's 8160-byte limit.
-    let info = [info];
-    let okm = prk
-        .expand(&info, Len(out.len()))
-        .unwrap_or_else(|_| unreachable!("HKDF output length within limits"));
-    okm.fill(out)
-        .unwrap_or_else(|_| unreachable!("HKDF output length within limits"));
 }
 
 #[cfg(test)]

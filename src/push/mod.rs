@@ -13,6 +13,7 @@
 
 pub mod base64url;
 pub mod encryption;
+mod hkdf;
 #[cfg(feature = "crypto-mb")]
 mod multibuffer;
 pub mod outcome;
@@ -23,7 +24,7 @@ pub mod vapid;
 
 pub use encryption::{EcBackend, EncryptError, MAX_PLAINTEXT_LEN, encrypt, encrypt_batch};
 pub use outcome::Outcome;
-pub use request::{PushOptions, RequestError, Topic, Ttl, Urgency, build_request};
+pub use request::{PushOptions, RequestError, RequestHead, Topic, Ttl, Urgency, build_request};
 pub use service::PushService;
 pub use subscription::{PushSubscription, SubscriptionError, SubscriptionKeys};
 pub use vapid::{VapidError, VapidHeaderCache, VapidKey};

@@ -11,7 +11,7 @@ use crate::notify::payload::PayloadTemplate;
 use crate::notify::template::EventProperties;
 use crate::notify::variants::Split;
 use crate::push::vapid::DEFAULT_VALIDITY;
-use crate::push::{PushOptions, Topic, Ttl, Urgency, VapidHeaderCache, VapidKey};
+use crate::push::{PushOptions, RequestHead, Topic, Ttl, Urgency, VapidHeaderCache, VapidKey};
 use crate::store::{Store, StoreError};
 
 /// A notification ready to send: parsed once per process, not once per message.
@@ -25,7 +25,8 @@ pub(super) struct Prepared {
     /// The winner of its winner test, once this process has read or decided it (it never
     /// changes after).
     pub(super) winner: std::sync::OnceLock<usize>,
-    pub(super) options: PushOptions,
+    /// The RFC 8030 headers of its requests (`TTL`, `Urgency`, `Topic`), built once.
+    pub(super) head: RequestHead,
     /// A triggered push's event properties, converted once for all its renderings.
     pub(super) event: Option<EventProperties>,
 }
@@ -70,7 +71,7 @@ impl Engine {
             winner: std::sync::OnceLock::new(),
             event: notification.event.as_ref().map(EventProperties::new),
             notification,
-            options,
+            head: RequestHead::new(&options),
         });
         // A cancelled one is not kept: its next task (if any) reads it again.
         if prepared.notification.status != Status::Cancelled {

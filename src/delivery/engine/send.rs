@@ -105,7 +105,7 @@ impl Engine {
                         Ok(body) => in_flight.push(async move {
                             let message = Message {
                                 subscription: &push_subscription,
-                                options: &prepared.options,
+                                head: &prepared.head,
                                 vapid,
                                 expires_at,
                             };

@@ -243,14 +243,19 @@ mod tests {
         assert!("a=b".parse::<Topic>().is_err());
     }
 
-    #[test]
-    fn request_carries_the_rfc8030_headers() {
+    /// A subscriber at `endpoint`, with RFC 8291's test keys.
+    fn subscription(endpoint: &str) -> PushSubscription {
         let keys = SubscriptionKeys::from_base64url(
             "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
             "BTBZMqHH6r4Tts7J_aSIgg",
         )
         .unwrap();
-        let sub = PushSubscription::new("https://push.example/p/1", keys).unwrap();
+        PushSubscription::new(endpoint, keys).unwrap()
+    }
+
+    #[test]
+    fn request_carries_the_rfc8030_headers() {
+        let sub = subscription("https://push.example/p/1");
         let options = PushOptions {
             ttl: Ttl::from_secs(60).unwrap(),
             urgency: Some(Urgency::High),
@@ -277,12 +282,7 @@ mod tests {
     /// placeholders never reach the wire.
     #[test]
     fn one_head_many_requests() {
-        let keys = SubscriptionKeys::from_base64url(
-            "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
-            "BTBZMqHH6r4Tts7J_aSIgg",
-        )
-        .unwrap();
-        let sub = PushSubscription::new("https://push.example/p/2", keys).unwrap();
+        let sub = subscription("https://push.example/p/2");
         let head = RequestHead::new(&PushOptions::default());
         for (len, auth) in [
             (3, "vapid a"),

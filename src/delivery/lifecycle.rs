@@ -72,6 +72,10 @@ impl BatchActivity {
             .into_iter()
             .partition(|s| s.activity.is_stale(now, window));
         activity.stale = stale;
+        // Room for every live one at once: a broadcast's first delivery changes every
+        // subscriber's activity, and growing the vector copied each batch's records
+        // (Subscription is large) several times over.
+        activity.delivered = Vec::with_capacity(live.len());
         (live, activity)
     }
 

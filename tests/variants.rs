@@ -2,12 +2,11 @@
 //! subscribe through the public API, `aviso serve` sends to a loopback push service that
 //! decrypts every message (`ece`), and each decrypted payload is checked against the split as
 //! docs/PUBLIC-API.md states it, computed again by Python's `hashlib` (independent of Aviso's
-//! code) and by the library. A 50/50 broadcast: each variant within 5 standard deviations of half (see
-//! `assert_fair_share`), counted apart,
-//! each subscriber one push of its variant; receipts counted per variant, a forged variant
-//! refused. A winner test (fraction 0.2, clicks posted for variant B only, the server killed
-//! and started again before the test ends): the rest get B, once, and the test's members
-//! nothing more.
+//! code) and by the library. A 50/50 broadcast: each variant a fair share of the audience
+//! (`assert_fair_share`), counted apart, each subscriber one push of its variant; receipts
+//! counted per variant, a forged variant refused. A winner test (fraction 0.2, clicks posted
+//! for variant B only, the server killed and started again before the test ends): the rest
+//! get B, once, and the test's members nothing more.
 
 mod support;
 
@@ -30,7 +29,7 @@ const AFTER_SECS: u64 = 40;
 /// Asserts that `count` of `SUBSCRIBERS` fits a fair draw with probability `share`: within five
 /// standard deviations of the binomial (σ = 50 for a half of 10,000). The split is a hash, so
 /// a fair split fails this fewer than once in a million runs (a 3% band, 3σ, failed CI once at
-/// 4,810 / 5,190), while a split off by 2.5 points or more still fails it.
+/// 4,810 / 5,190), while a split biased by 3 points or more fails it nearly always.
 fn assert_fair_share(count: usize, share: f64, what: &str) {
     let n = SUBSCRIBERS as f64;
     let mean = n * share;

@@ -50,6 +50,10 @@ pub struct BatchActivity {
     pub at: u32,
     pub delivered: Vec<Subscription>,
     pub stale: Vec<Subscription>,
+    /// The batch's live subscribers: the room [`BatchActivity::delivered`] takes at its first
+    /// record (a broadcast's first delivery changes every subscriber's activity, and growing
+    /// the vector copied each batch's records, large ones, several times over).
+    live: usize,
 }
 
 impl BatchActivity {
@@ -72,16 +76,16 @@ impl BatchActivity {
             .into_iter()
             .partition(|s| s.activity.is_stale(now, window));
         activity.stale = stale;
-        // Room for every live one at once: a broadcast's first delivery changes every
-        // subscriber's activity, and growing the vector copied each batch's records
-        // (Subscription is large) several times over.
-        activity.delivered = Vec::with_capacity(live.len());
+        activity.live = live.len();
         (live, activity)
     }
 
     /// A successful delivery: kept when it changes the subscription's activity.
     pub fn delivered(&mut self, subscription: Subscription) {
         if self.window > 0 && subscription.activity.needs_write_after_delivery(self.at) {
+            if self.delivered.is_empty() {
+                self.delivered.reserve(self.live);
+            }
             self.delivered.push(subscription);
         }
     }

@@ -342,22 +342,25 @@ impl ContentKeys {
     }
 }
 
+/// RFC 8291 Appendix A's example, for every test of the push core.
+#[cfg(test)]
+pub(super) mod rfc8291 {
+    pub const PLAINTEXT: &[u8] = b"When I grow up, I want to be a watermelon";
+    pub const AS_PRIVATE: &str = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw";
+    pub const AS_PUBLIC: &str =
+        "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8";
+    pub const UA_PRIVATE: &str = "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94";
+    pub const UA_PUBLIC: &str =
+        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+    pub const SALT: &str = "DGv6ra1nlYgDCS1FRnbzlw";
+    pub const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
+    pub const BODY: &str = "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexSgSxsj_Qulcy4a-fN";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::push::base64url;
-
-    /// RFC 8291 Appendix A.
-    mod rfc8291 {
-        pub const PLAINTEXT: &[u8] = b"When I grow up, I want to be a watermelon";
-        pub const AS_PRIVATE: &str = "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw";
-        pub const AS_PUBLIC: &str = "BP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A8";
-        pub const UA_PRIVATE: &str = "q1dXpw3UpT5VOmu_cf_v6ih07Aems3njxI-JWgLcM94";
-        pub const UA_PUBLIC: &str = "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
-        pub const SALT: &str = "DGv6ra1nlYgDCS1FRnbzlw";
-        pub const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
-        pub const BODY: &str = "DGv6ra1nlYgDCS1FRnbzlwAAEABBBP4z9KsN6nGRTbVYI_c7VJSPQTBtkgcy27mlmlMoZIIgDll6e3vCYLocInmYWAmS6TlzAC8wEqKK6PBru3jl7A_yl95bQpu6cVPTpK4Mqgkf1CXztLVBSt2Ks3oZwbuwXPXLWyouBWLVWGNWQexSgSxsj_Qulcy4a-fN";
-    }
 
     fn private_key(b64: &str) -> PrivateKey {
         PrivateKey::from_private_key(&ECDH_P256, &base64url::decode(b64).unwrap()).unwrap()

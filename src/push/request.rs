@@ -245,11 +245,8 @@ mod tests {
 
     /// A subscriber at `endpoint`, with RFC 8291's test keys.
     fn subscription(endpoint: &str) -> PushSubscription {
-        let keys = SubscriptionKeys::from_base64url(
-            "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
-            "BTBZMqHH6r4Tts7J_aSIgg",
-        )
-        .unwrap();
+        use crate::push::encryption::rfc8291::{AUTH, UA_PUBLIC};
+        let keys = SubscriptionKeys::from_base64url(UA_PUBLIC, AUTH).unwrap();
         PushSubscription::new(endpoint, keys).unwrap()
     }
 

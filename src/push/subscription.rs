@@ -309,9 +309,7 @@ mod tests {
     use super::*;
 
     // RFC 8291 Appendix A's user-agent keys.
-    const UA_PUBLIC: &str =
-        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
-    const AUTH: &str = "BTBZMqHH6r4Tts7J_aSIgg";
+    use crate::push::encryption::rfc8291::{AUTH, UA_PUBLIC};
 
     fn json(endpoint: &str, p256dh: &str, auth: &str) -> Vec<u8> {
         serde_json::json!({"endpoint": endpoint, "expirationTime": null, "keys": {"p256dh": p256dh, "auth": auth}})

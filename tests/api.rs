@@ -415,10 +415,12 @@ pub async fn bad_input_gets_a_problem_that_says_what_to_fix(aviso: Aviso) {
     };
     let body = refused("/keys/auth", "AAAA").await;
     assert_detail_mentions(&body, "16 bytes");
-    assert_eq!(body["field"], "subscription");
+    // The field is the member at fault, not the whole subscription.
+    assert_eq!(body["field"], "subscription.keys.auth");
     let off_curve = format!("BA{}", "A".repeat(85));
     let body = refused("/keys/p256dh", &off_curve).await;
     assert_detail_mentions(&body, "curve");
+    assert_eq!(body["field"], "subscription.keys.p256dh");
 
     let elsewhere = "https://169.254.169.254/latest/meta-data";
     let body = refused("/endpoint", elsewhere).await;

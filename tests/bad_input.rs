@@ -478,3 +478,111 @@ fn a_body_that_is_not_an_object_is_refused_by_name() {
         }
     }
 }
+
+/// A query parameter's mistake is a 400 naming the parameter (`field`), in our words rather
+/// than the parser's ("invalid digit found in string"), through the real router.
+#[test]
+fn query_mistakes_name_their_parameter() {
+    let runtime = runtime();
+    let api = runtime.block_on(api());
+    let cases = [
+        (
+            "/v1/notifications?limit=x",
+            "limit",
+            "must be a whole number",
+        ),
+        (
+            "/v1/notifications?limit=-5",
+            "limit",
+            "must be a whole number",
+        ),
+        (
+            "/v1/notifications?limit=",
+            "limit",
+            "must be a whole number",
+        ),
+        (
+            "/v1/notifications?limit=99999999999999999999999",
+            "limit",
+            "too large",
+        ),
+        ("/v1/notifications?limt=5", "limt", "not a field here"),
+        ("/v1/notifications?limit=5&limit=6", "limit", "given twice"),
+        (
+            "/v1/notifications/history?status=weird",
+            "status",
+            "`weird` is not one of",
+        ),
+        (
+            "/v1/notifications/history?created_from_ms=1.5",
+            "created_from_ms",
+            "must be a whole number",
+        ),
+        ("/v1/notifications/history?limit=0", "limit", "1 to 100"),
+    ];
+    for (path, field, says) in cases {
+        let (status, problem) = runtime.block_on(api.answer("GET", path, String::new()));
+        assert_eq!(status, 400, "{path} -> {problem}");
+        assert_eq!(problem["field"], field, "{path} -> {problem}");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(says), "{path} -> {detail}");
+        assert!(!detail.contains("deserialize"), "{path} -> {detail}");
+    }
+    // A path parameter that is not UTF-8 once decoded is named too.
+    let (status, problem) =
+        runtime.block_on(api.answer("GET", "/v1/notifications/%FF", String::new()));
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["field"], "id", "{problem}");
+}
+
+/// A known path asked with a method it does not take is a 405 problem document, with the
+/// `Allow` header that lists the methods it takes; axum's own answer has an empty body.
+#[test]
+fn a_method_an_endpoint_does_not_take_is_a_problem_with_allow() {
+    let runtime = runtime();
+    let api = runtime.block_on(api());
+    let cases = [
+        ("PATCH", "/v1/profiles/crm-1", "PUT"),
+        ("DELETE", "/v1/notifications", "POST"),
+        ("PUT", "/v1/apps/{app}/subscriptions", "POST"),
+        ("POST", "/healthz", "GET"),
+    ];
+    for (method, path, allowed) in cases {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path.replace("{app}", &api.app_id))
+            .header("authorization", format!("Bearer {}", api.api_key))
+            .header("origin", "https://shop.example")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = runtime
+            .block_on(api.router.clone().oneshot(request))
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(
+            header("allow").contains(allowed),
+            "{method} {path}: allow `{}`",
+            header("allow")
+        );
+        assert_eq!(
+            header("content-type"),
+            "application/problem+json",
+            "{method} {path}"
+        );
+        let bytes = runtime
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 16))
+            .unwrap();
+        let problem: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(problem["status"], 405, "{problem}");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(method), "{method} {path}: {detail}");
+    }
+}

@@ -72,6 +72,12 @@ pub enum ApiError {
     Refused { field: String, detail: String },
     #[error("{0}")]
     NotFound(String),
+    /// The path exists but not with this method; the `Allow` header (set by the router) lists
+    /// the methods it takes.
+    #[error(
+        "`{0}` is not a method of this endpoint: its `Allow` header lists the ones it takes (see /openapi.json)"
+    )]
+    MethodNotAllowed(axum::http::Method),
     /// The request clashes with what is stored (e.g. new keys for a subscribed endpoint without
     /// the proof): the detail says what to send instead.
     #[error("{detail}")]
@@ -115,6 +121,11 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "forbidden"),
             Self::Refused { .. } => (StatusCode::FORBIDDEN, "refused", "refused"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "not_found"),
+            Self::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "method_not_allowed",
+            ),
             Self::Conflict { .. } => (StatusCode::CONFLICT, "conflict", "conflict"),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -4,7 +4,7 @@
 //! it must be, in our words rather than the parser's.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -105,7 +105,7 @@ fn refusal(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = error.path().to_string();
     let inner = error.into_inner();
     if inner.is_data() {
-        let (field, detail) = explain(&path, &inner.to_string());
+        let (field, detail) = explain(&path, &inner.to_string(), "body");
         ApiError::bad(field, detail)
     } else {
         ApiError::bad("body", format!("the body is not valid JSON: {inner}"))
@@ -132,8 +132,9 @@ fn whole_numbers_as_integers(value: &mut serde_json::Value) {
     }
 }
 
-/// Our words for serde's: which field, and what it must be.
-fn explain(path: &str, message: &str) -> (String, String) {
+/// Our words for serde's: which field, and what it must be. `whole` names what the path is in
+/// (`body`, `query`), the field of a mistake that is not in one field.
+fn explain(path: &str, message: &str, whole: &str) -> (String, String) {
     // The path ends at the field itself for some errors and at its parent for others.
     let at = |name: &str| match path {
         "" | "." => name.to_owned(),
@@ -141,7 +142,7 @@ fn explain(path: &str, message: &str) -> (String, String) {
         parent => format!("{parent}.{name}"),
     };
     let here = || match path {
-        "" | "." => "body".to_owned(),
+        "" | "." => whole.to_owned(),
         field => field.to_owned(),
     };
     // serde_json appends the position: the field's name says more.
@@ -164,6 +165,11 @@ fn explain(path: &str, message: &str) -> (String, String) {
             .replace("expected one of ", "")
             .replace("expected ", "")
     };
+    if let Some(rest) = message.strip_prefix("duplicate field ")
+        && let Some((name, _)) = quoted(rest)
+    {
+        return (at(&name), format!("`{name}` is given twice: give it once"));
+    }
     if let Some(rest) = message.strip_prefix("unknown field ")
         && let Some((name, rest)) = quoted(rest)
     {
@@ -193,6 +199,9 @@ fn explain(path: &str, message: &str) -> (String, String) {
             format!("`{}` must be {}, not {got}", here(), in_our_words(wanted)),
         );
     }
+    // A type's own refusal (`invalid value: subscription id `x` is not 16 hex digits`) says
+    // what is wrong already; serde's prefix adds nothing.
+    let message = message.strip_prefix("invalid value: ").unwrap_or(message);
     (here(), message.to_owned())
 }
 
@@ -209,42 +218,84 @@ fn in_our_words(wanted: &str) -> &str {
     }
 }
 
-/// Defines `$name<T>`: axum's extractor of the same name, whose rejection is answered as a
-/// `BadRequest` problem with axum's own words.
-macro_rules! problem_extractor {
-    ($(#[$doc:meta])* $name:ident, $rejection:ty) => {
-        $(#[$doc])*
-        pub struct $name<T>(pub T);
+/// Path parameters. Every path parameter of the API is text, so the one mistake a client can
+/// make here is bytes that are not UTF-8 once percent-decoded: named by its parameter.
+pub struct Path<T>(pub T);
 
-        impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for $name<T> {
-            type Rejection = ApiError;
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
 
-            async fn from_request_parts(
-                parts: &mut Parts,
-                state: &S,
-            ) -> Result<Self, Self::Rejection> {
-                axum::extract::$name::<T>::from_request_parts(parts, state)
-                    .await
-                    .map(|axum::extract::$name(v)| Self(v))
-                    .map_err(|e: $rejection| ApiError::BadRequest {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::ErrorKind;
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|rejection: PathRejection| {
+                let kind = match &rejection {
+                    PathRejection::FailedToDeserializePathParams(e) => Some(e.kind()),
+                    _ => None,
+                };
+                match kind {
+                    Some(ErrorKind::InvalidUtf8InPathParam { key }) => ApiError::bad(
+                        key,
+                        format!("`{key}` must be UTF-8 text once percent-decoded"),
+                    ),
+                    Some(ErrorKind::ParseErrorAtKey {
+                        key,
+                        value,
+                        expected_type,
+                    }) => ApiError::bad(
+                        key,
+                        format!(
+                            "`{key}` must be {}, not `{value}`",
+                            in_our_words(expected_type)
+                        ),
+                    ),
+                    _ => ApiError::BadRequest {
                         field: None,
-                        detail: e.body_text(),
-                    })
-            }
-        }
-    };
+                        detail: rejection.body_text(),
+                    },
+                }
+            })
+    }
 }
 
-problem_extractor!(
-    /// Path parameters.
-    Path,
-    PathRejection
-);
-problem_extractor!(
-    /// Query parameters.
-    Query,
-    QueryRejection
-);
+/// Query parameters (`?limit=20&status=queued`), read as axum's `Query` reads them
+/// (`serde_urlencoded`), but a mistake names its parameter (`field`) and says what it must be:
+/// `?limit=x` is "`limit` must be a whole number written in digits", not the parser's
+/// "invalid digit found in string".
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parse_query(parts.uri.query().unwrap_or_default()).map(Self)
+    }
+}
+
+/// Deserializes a query string, naming the parameter of the first mistake.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(pairs).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        let (field, detail) = explain(&path, &message, "query");
+        // A parameter's value is text parsed by the type's `FromStr`: its errors, in our words.
+        let detail = match message.as_str() {
+            "invalid digit found in string" | "cannot parse integer from empty string" => {
+                format!("`{field}` must be a whole number written in digits, such as 20")
+            }
+            "number too large to fit in target type" => format!("`{field}` is too large"),
+            "invalid float literal" => format!("`{field}` must be a number, such as 0.5"),
+            "provided string was not `true` or `false`" => {
+                format!("`{field}` must be `true` or `false`")
+            }
+            _ => detail,
+        };
+        ApiError::bad(field, detail)
+    })
+}
 
 #[cfg(test)]
 mod tests {

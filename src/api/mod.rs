@@ -265,6 +265,8 @@ impl FromRequestParts<ApiState> for PublicApp {
 /// Builds the whole router.
 pub fn router(state: ApiState) -> Router {
     let public = public::routes()
+        // Here, before the guard and CORS layers, so that a wrong method's 405 has them too.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(PUBLIC_MAX_BODY))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -289,17 +291,27 @@ pub fn router(state: ApiState) -> Router {
             layers::timeout,
         ));
     layers::around(
-        api.merge(ops::routes(&state)).fallback(|| async {
-            ApiError::NotFound("no such endpoint: see /openapi.json".into())
-        }),
+        api.merge(ops::routes(&state))
+            .fallback(|| async { ApiError::NotFound("no such endpoint: see /openapi.json".into()) })
+            .method_not_allowed_fallback(method_not_allowed),
     )
     .with_state(state)
 }
 
+/// A known path with a method it does not take: a problem document, where axum answers an
+/// empty body (its `Allow` header is kept).
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::MethodNotAllowed(method)
+}
+
 /// Only the operational endpoints, for `--role sender` instances.
 pub fn ops_only(state: ApiState) -> Router {
-    layers::around(ops::routes(&state).fallback(|| async {
-        ApiError::NotFound("this instance runs the sender only (--role sender)".into())
-    }))
+    layers::around(
+        ops::routes(&state)
+            .fallback(|| async {
+                ApiError::NotFound("this instance runs the sender only (--role sender)".into())
+            })
+            .method_not_allowed_fallback(method_not_allowed),
+    )
     .with_state(state)
 }

@@ -208,6 +208,7 @@ pub async fn test_webhook(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct DeadLetterQuery {
     /// Newest dead letters to answer (1 to 1000). [default: 100]
     #[param(minimum = 1, maximum = 1000)]

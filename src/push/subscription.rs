@@ -29,7 +29,7 @@ pub enum SubscriptionError {
     EndpointNotHttps(String),
     #[error("endpoint has no host")]
     EndpointNoHost,
-    #[error("keys.p256dh is not base64url: {0}")]
+    #[error("keys.p256dh: {0}")]
     P256dhEncoding(String),
     #[error("keys.p256dh must be a 65-byte uncompressed P-256 point, got {0} bytes")]
     P256dhLength(usize),
@@ -37,10 +37,28 @@ pub enum SubscriptionError {
     P256dhNotUncompressed(u8),
     #[error("keys.p256dh is not a point on the P-256 curve")]
     P256dhNotOnCurve,
-    #[error("keys.auth is not base64url: {0}")]
+    #[error("keys.auth: {0}")]
     AuthEncoding(String),
     #[error("keys.auth must be exactly 16 bytes, got {0} bytes")]
     AuthLength(usize),
+}
+
+impl SubscriptionError {
+    /// The member of `PushSubscription.toJSON()` at fault (`endpoint`, `keys.p256dh`,
+    /// `keys.auth`), or `None` when the whole is not of that form.
+    pub fn part(&self) -> Option<&'static str> {
+        match self {
+            Self::Json(_) => None,
+            Self::EndpointNotUrl(_) | Self::EndpointNotHttps(_) | Self::EndpointNoHost => {
+                Some("endpoint")
+            }
+            Self::P256dhEncoding(_)
+            | Self::P256dhLength(_)
+            | Self::P256dhNotUncompressed(_)
+            | Self::P256dhNotOnCurve => Some("keys.p256dh"),
+            Self::AuthEncoding(_) | Self::AuthLength(_) => Some("keys.auth"),
+        }
+    }
 }
 
 /// The subscriber's keys: what encryption needs, validated.

@@ -63,7 +63,12 @@ pub async fn subscribe(
     check_endpoint_length("subscription.endpoint", &request.subscription.endpoint)?;
     let parsed =
         PushSubscription::from_parts(&request.subscription.endpoint, &keys.p256dh, &keys.auth)
-            .map_err(|e| ApiError::bad("subscription", e.to_string()))?;
+            .map_err(|e| {
+                let field = e
+                    .part()
+                    .map_or("subscription".into(), |part| format!("subscription.{part}"));
+                ApiError::bad(field, e.to_string())
+            })?;
     check_endpoint_allowed(&state, &parsed)?;
     // One endpoint, however it is spelled, is one subscription.
     let endpoint = parsed.canonical_endpoint();

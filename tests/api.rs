@@ -276,6 +276,16 @@ pub async fn server_endpoints(aviso: Aviso) {
     assert_eq!(report["imported"], 2);
     assert_eq!(report["failed"], 1);
     assert_eq!(report["errors"][0]["line"], 3);
+    // A line of the wrong shape names its field, in our words.
+    let report: Value = auth(client.post(aviso.url("/v1/profile-imports")))
+        .body("{\"external_id\": \"c\"}\n{\"external_id\": \"d\", \"colour\": 1}\n")
+        .json_body()
+        .await;
+    assert_eq!(report["failed"], 1, "{report}");
+    assert_eq!(report["errors"][0]["line"], 2, "{report}");
+    assert_eq!(report["errors"][0]["field"], "colour", "{report}");
+    let message = report["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("not a field here"), "{report}");
     let imported: Value = auth(client.get(aviso.url("/v1/profiles/a")))
         .json_body()
         .await;

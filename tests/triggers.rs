@@ -421,7 +421,10 @@ async fn bad_triggers_and_events_are_told_what_to_fix() {
             "[1].name",
         ),
         (json!([]), "body"),
-        (json!({"external_id": "a", "name": "e", "when": 1}), "body"),
+        // A mistake of shape names its field, as every body's does.
+        (json!({"external_id": "a", "name": "e", "when": 1}), "when"),
+        (json!({"name": "e"}), "external_id"),
+        (json!([{"external_id": "a", "name": "e"}, 7]), "[1]"),
     ] {
         let (status, problem) = post(body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");

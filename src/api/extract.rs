@@ -214,6 +214,7 @@ fn in_our_words(wanted: &str) -> &str {
         "a sequence" => "a list",
         "a map" => "an object",
         "a boolean" => "true or false",
+        other if other.starts_with("struct ") => "a JSON object",
         other => other,
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, Problem, problem};
-use super::extract::{Json, Path, Query};
+use super::extract::{Json, Path, Query, parse_json};
 use super::{ApiState, AuthedApp};
 use crate::notify::life::{Accounting, SeriesPoint};
 use crate::notify::model::{MAX_ID_LEN, check_length};
@@ -265,7 +265,25 @@ pub struct ImportReport {
 #[derive(Serialize, ToSchema)]
 pub struct ImportError {
     line: u64,
+    /// The line's field at fault (`external_id`, `attributes.plan`), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
     message: String,
+}
+
+impl From<ApiError> for ImportError {
+    /// A line's refusal, with its field; the line number is set by the import.
+    fn from(error: ApiError) -> Self {
+        let field = match &error {
+            ApiError::BadRequest { field, .. } => field.clone(),
+            _ => None,
+        };
+        Self {
+            line: 0,
+            field,
+            message: error.to_string(),
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/v1/profile-imports", tag = "profiles", security(("api_key" = [])),
@@ -306,12 +324,12 @@ pub async fn import_profiles(
             }
             match import_line(&state, &app, line).await {
                 Ok(()) => report.imported += 1,
-                Err(message) => {
+                Err(error) => {
                     report.failed += 1;
                     if report.errors.len() < 100 {
                         report.errors.push(ImportError {
                             line: line_number,
-                            message,
+                            ..error.into()
                         });
                     }
                 }
@@ -330,21 +348,15 @@ pub async fn import_profiles(
     Ok(axum::Json(report))
 }
 
-async fn import_line(state: &ApiState, app: &App, line: &[u8]) -> Result<(), String> {
-    let parsed: ImportLine = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+async fn import_line(state: &ApiState, app: &App, line: &[u8]) -> ApiResult<()> {
+    let parsed: ImportLine = parse_json(line)?;
     let changes = ProfileChanges {
         attributes: parsed.attributes,
         tags: parsed.tags,
     };
-    let update = changes
-        .into_update(parsed.external_id)
-        .map_err(|e| e.to_string())?;
-    state
-        .store()
-        .update_profile(&app.id, &update)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let update = changes.into_update(parsed.external_id)?;
+    state.store().update_profile(&app.id, &update).await?;
+    Ok(())
 }
 
 #[derive(Serialize, ToSchema)]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, problem};
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, parse_json};
 use super::{ApiState, AuthedApp};
 use crate::store::now_ms;
 use crate::triggers::model::{Event, MAX_BATCH, Trigger, TriggerRef, TriggerRequest};
@@ -123,47 +123,27 @@ fn parse_events(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<Event>> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let shape = |at: String, e: serde_json::Error| {
-        ApiError::bad(
-            at,
-            format!(
-                "not an event ({e}): send {{\"external_id\", \"name\", \"key\"?, \"properties\"?}}"
-            ),
-        )
-    };
     let events: Vec<Event> = if content_type.starts_with("application/x-ndjson") {
         let mut events = Vec::new();
         for (i, line) in body.split(|b| *b == b'\n').enumerate() {
             let line = line.trim_ascii();
             if !line.is_empty() {
-                events.push(
-                    serde_json::from_slice(line)
-                        .map_err(|e| shape(format!("line {}", i + 1), e))?,
-                );
+                // The line's mistake names its field; the detail says which line.
+                events.push(parse_json::<Event>(line).map_err(|e| match e {
+                    ApiError::BadRequest { field, detail } => ApiError::BadRequest {
+                        field,
+                        detail: format!("line {}: {detail}", i + 1),
+                    },
+                    other => other,
+                })?);
             }
         }
         events
     } else if content_type.starts_with("application/json") {
+        // One event or an array of them; a mistake names its field (`[3].external_id`).
         match body.trim_ascii_start().first() {
-            Some(b'[') => {
-                let values: Vec<serde_json::Value> = serde_json::from_slice(body)
-                    .map_err(|e| ApiError::bad("body", format!("not a JSON array: {e}")))?;
-                if values.len() > MAX_BATCH {
-                    return Err(ApiError::bad(
-                        "body",
-                        format!(
-                            "{} events; send at most {MAX_BATCH} per request",
-                            values.len()
-                        ),
-                    ));
-                }
-                values
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| serde_json::from_value(v).map_err(|e| shape(format!("[{i}]"), e)))
-                    .collect::<ApiResult<_>>()?
-            }
-            _ => vec![serde_json::from_slice(body).map_err(|e| shape("body".into(), e))?],
+            Some(b'[') => parse_json(body)?,
+            _ => vec![parse_json(body)?],
         }
     } else {
         return Err(ApiError::UnsupportedMediaType);

@@ -32,7 +32,7 @@ impl ServeCommand {
             Role::All | Role::Sender => Some(Senders::new(&config)?),
         };
         let metrics = super::metrics::install()?;
-        let store = config.open_store().await.context("cannot open the store")?;
+        // The address first: a port in use leaves no new data directory behind.
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| {
@@ -41,6 +41,7 @@ impl ServeCommand {
                     config.listen
                 )
             })?;
+        let store = config.open_store().await.context("cannot open the store")?;
         let address = listener.local_addr()?;
         if config.public_url_is_default {
             config.public_url = format!("http://{address}");

@@ -265,10 +265,64 @@ impl ServeArgs {
         let mut merged: Self = Figment::from(Toml::file_exact(path))
             .merge(Serialized::defaults(self))
             .extract()
-            .map_err(|e| ConfigError::new(format!("in {}: {e}", path.display())))?;
+            .map_err(|e| {
+                ConfigError::new(format!("in {}: {}", path.display(), file_mistake(path, &e)))
+            })?;
         merged.config = self.config.clone();
         Ok(merged)
     }
+}
+
+/// A value of the file that is not what its setting takes, named by its key, in our words:
+/// "`listen` must be socket address, not signed int `5`" rather than figment's "… for key
+/// "default.listen" in … TOML file".
+fn file_mistake(file: &Path, error: &figment::Error) -> String {
+    let mut key = error.path.join(".");
+    let mut kind = &error.kind;
+    let alone;
+    if key.is_empty()
+        && let Some((culprit, error)) = key_at_fault(file)
+    {
+        (key, alone) = (culprit, error);
+        kind = &alone.kind;
+    }
+    let in_our_words = |expected: &str| match expected {
+        "u64" | "u16" | "usize" => "a whole number, 0 or more".to_owned(),
+        "a sequence" => "a list".to_owned(),
+        "socket address" => "an address such as 127.0.0.1:8080".to_owned(),
+        "path string" => "a path".to_owned(),
+        other => other.to_owned(),
+    };
+    match kind {
+        _ if key.is_empty() => error.to_string(),
+        figment::error::Kind::InvalidType(actual, expected)
+        | figment::error::Kind::InvalidValue(actual, expected) => {
+            format!("`{key}` must be {}, not {actual}", in_our_words(expected))
+        }
+        figment::error::Kind::UnknownVariant(actual, expected) => {
+            let expected: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();
+            format!(
+                "`{key}` must be one of {}, not `{actual}`",
+                expected.join(", ")
+            )
+        }
+        other => format!("`{key}`: {other}"),
+    }
+}
+
+/// serde's `flatten` (the store's settings are a struct of their own) loses the key of a
+/// mistake: found again by reading the file's keys one at a time.
+fn key_at_fault(file: &Path) -> Option<(String, figment::Error)> {
+    use figment::Provider;
+    let data = Toml::file_exact(file).data().ok()?;
+    data.values()
+        .flat_map(|dict| dict.iter())
+        .find_map(|(key, value)| {
+            Figment::from(Serialized::default(key, value))
+                .extract::<ServeArgs>()
+                .err()
+                .map(|error| (key.clone(), error))
+        })
 }
 
 /// A key of the file that is no setting is a typo: say so rather than ignore it.
@@ -538,5 +592,36 @@ mod tests {
         assert!(refused(&[], "bulk_nice = 40").contains("bulk_nice"));
         assert!(refused(&[], "store_cache_mb = 0").contains("store_cache_mb"));
         assert!(refused(&["--store-cache-mb=2000000"], "").contains("store_cache_mb"));
+    }
+
+    /// A value of the wrong type in the file is named by its key and said in our words, also
+    /// for the store's settings, whose key serde's `flatten` loses.
+    #[test]
+    fn a_wrong_type_in_the_file_names_its_key_in_our_words() {
+        let refused = |file: &str| load(&[], file).unwrap_err().to_string();
+        let cases = [
+            (
+                "listen = 5",
+                "`listen` must be an address such as 127.0.0.1:8080",
+            ),
+            (
+                "store_cache_mb = \"lots\"",
+                "`store_cache_mb` must be a whole number",
+            ),
+            ("data_dir = 5", "`data_dir` must be a path"),
+            (
+                "allowed_push_hosts = \"a\"",
+                "`allowed_push_hosts` must be a list",
+            ),
+            (
+                "role = \"boss\"",
+                "`role` must be one of `all`, `api`, `sender`, not `boss`",
+            ),
+        ];
+        for (file, says) in cases {
+            let message = refused(file);
+            assert!(message.contains(says), "{file}: {message}");
+            assert!(!message.contains("default."), "{file}: {message}");
+        }
     }
 }

@@ -286,6 +286,21 @@ pub async fn server_endpoints(aviso: Aviso) {
     assert_eq!(report["errors"][0]["field"], "colour", "{report}");
     let message = report["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("not a field here"), "{report}");
+    // An attribute that is none of the kinds a profile keeps; a line that is not JSON.
+    let report: Value = auth(client.post(aviso.url("/v1/profile-imports")))
+        .body("{\"external_id\": \"e\", \"attributes\": {\"x\": [1]}}\nnope\n")
+        .json_body()
+        .await;
+    assert_eq!(report["errors"][0]["field"], "attributes.x", "{report}");
+    let message = report["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("must be a string, a number, or true or false"),
+        "{report}"
+    );
+    assert_eq!(report["errors"][1]["line"], 2, "{report}");
+    assert!(report["errors"][1].get("field").is_none(), "{report}");
+    let message = report["errors"][1]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("the line is not valid JSON"), "{report}");
     let imported: Value = auth(client.get(aviso.url("/v1/profiles/a")))
         .json_body()
         .await;

@@ -77,39 +77,45 @@ fn is_json(request: &Request) -> bool {
             .is_some_and(|subtype| subtype.ends_with("+json"))
 }
 
-/// Deserializes `bytes`, naming the field of the first mistake.
+/// Deserializes a request body, naming the field of the first mistake.
 ///
 /// A whole number written with a fraction (`186.0`) is a JSON Schema `integer`, so it is taken
 /// where an integer is due: when the direct read refuses one, the body is read again as a
 /// JSON value with such numbers made integers (only then: the common body is read once).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    parse_json_in(bytes, "body")
+}
+
+/// [`parse_json`] for a part of a body (`line`: one line of NDJSON), which a mistake that is
+/// not in one field names.
+pub fn parse_json_in<T: DeserializeOwned>(bytes: &[u8], whole: &str) -> Result<T, ApiError> {
+    let not_json = |e: &dyn std::fmt::Display| {
+        ApiError::bad(whole, format!("the {whole} is not valid JSON: {e}"))
+    };
+    let refusal = |error: serde_path_to_error::Error<serde_json::Error>| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_data() {
+            let (field, detail) = explain(&path, &inner.to_string(), whole);
+            ApiError::bad(field, detail)
+        } else {
+            not_json(&inner)
+        }
+    };
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let direct = serde_path_to_error::deserialize(&mut deserializer);
     let value = match direct {
         Ok(value) => value,
         Err(error) if error.inner().to_string().contains("floating point `") => {
-            let mut value: serde_json::Value = serde_json::from_slice(bytes)
-                .map_err(|e| ApiError::bad("body", format!("the body is not valid JSON: {e}")))?;
+            let mut value: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|e| not_json(&e))?;
             whole_numbers_as_integers(&mut value);
             return serde_path_to_error::deserialize(value).map_err(refusal);
         }
         Err(error) => return Err(refusal(error)),
     };
-    deserializer
-        .end()
-        .map_err(|e| ApiError::bad("body", format!("the body is not valid JSON: {e}")))?;
+    deserializer.end().map_err(|e| not_json(&e))?;
     Ok(value)
-}
-
-fn refusal(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let path = error.path().to_string();
-    let inner = error.into_inner();
-    if inner.is_data() {
-        let (field, detail) = explain(&path, &inner.to_string(), "body");
-        ApiError::bad(field, detail)
-    } else {
-        ApiError::bad("body", format!("the body is not valid JSON: {inner}"))
-    }
 }
 
 /// Every number in `value` that is whole and exact in an `f64` (|n| < 2^53) becomes an integer.

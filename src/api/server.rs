@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, Problem, problem};
-use super::extract::{Json, Path, Query, parse_json};
+use super::extract::{Json, Path, Query, parse_json_in};
 use super::{ApiState, AuthedApp};
 use crate::notify::life::{Accounting, SeriesPoint};
 use crate::notify::model::{MAX_ID_LEN, check_length};
@@ -274,8 +274,9 @@ pub struct ImportError {
 impl From<ApiError> for ImportError {
     /// A line's refusal, with its field; the line number is set by the import.
     fn from(error: ApiError) -> Self {
+        // The line itself is said by its number.
         let field = match &error {
-            ApiError::BadRequest { field, .. } => field.clone(),
+            ApiError::BadRequest { field, .. } => field.clone().filter(|f| f != "line"),
             _ => None,
         };
         Self {
@@ -349,7 +350,7 @@ pub async fn import_profiles(
 }
 
 async fn import_line(state: &ApiState, app: &App, line: &[u8]) -> ApiResult<()> {
-    let parsed: ImportLine = parse_json(line)?;
+    let parsed: ImportLine = parse_json_in(line, "line")?;
     let changes = ProfileChanges {
         attributes: parsed.attributes,
         tags: parsed.tags,

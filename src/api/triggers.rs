@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, problem};
-use super::extract::{Json, Path, parse_json};
+use super::extract::{Json, Path, parse_json, parse_json_in};
 use super::{ApiState, AuthedApp};
 use crate::store::now_ms;
 use crate::triggers::model::{Event, MAX_BATCH, Trigger, TriggerRef, TriggerRequest};
@@ -129,7 +129,7 @@ fn parse_events(headers: &HeaderMap, body: &[u8]) -> ApiResult<Vec<Event>> {
             let line = line.trim_ascii();
             if !line.is_empty() {
                 // The line's mistake names its field; the detail says which line.
-                events.push(parse_json::<Event>(line).map_err(|e| match e {
+                events.push(parse_json_in::<Event>(line, "line").map_err(|e| match e {
                     ApiError::BadRequest { field, detail } => ApiError::BadRequest {
                         field,
                         detail: format!("line {}: {detail}", i + 1),

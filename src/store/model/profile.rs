@@ -10,12 +10,46 @@ use super::SubscriptionId;
 use crate::store::StoreError;
 
 /// A value of a CRM profile attribute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum AttributeValue {
     Bool(bool),
     Number(f64),
     Text(String),
+}
+
+/// What `#[serde(untagged)]` would read, but a mistake says what an attribute may be ("expected
+/// a string, a number, or true or false") instead of "data did not match any variant of
+/// untagged enum AttributeValue".
+impl<'de> Deserialize<'de> for AttributeValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Value;
+        impl serde::de::Visitor<'_> for Value {
+            type Value = AttributeValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, a number, or true or false")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<AttributeValue, E> {
+                Ok(AttributeValue::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<AttributeValue, E> {
+                Ok(AttributeValue::Number(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<AttributeValue, E> {
+                Ok(AttributeValue::Number(v as f64))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<AttributeValue, E> {
+                Ok(AttributeValue::Number(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<AttributeValue, E> {
+                Ok(AttributeValue::Text(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<AttributeValue, E> {
+                Ok(AttributeValue::Text(v))
+            }
+        }
+        deserializer.deserialize_any(Value)
+    }
 }
 
 /// A CRM profile: a person known to the site, with any number of subscriptions.

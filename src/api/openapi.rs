@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{admin, error, insights, policy, public, server, triggers, webhooks};
 use crate::config::PushHost;
-use crate::notify::model::CONTENT_URL_PATTERN;
+use crate::notify::model::{CONTENT_URL_PATTERN, NOT_BLANK_PATTERN};
 use crate::notify::model::{MAX_DIRECT_RECIPIENTS, MAX_ID_LEN};
 use crate::notify::{model, segment, variants};
 use crate::policy::model::LOCAL_TIME_PATTERN;
@@ -351,10 +351,16 @@ fn constrain(document: &mut serde_json::Value) {
             json!({"pattern": CONTENT_URL_PATTERN}),
         )
     });
+    // `notify::model::check_content`: a title is not blank.
+    let title = (
+        "/components/schemas/Content/properties/title".to_owned(),
+        json!({"pattern": NOT_BLANK_PATTERN}),
+    );
     let constraints = constraints
         .into_iter()
         .map(|(pointer, extra)| (pointer.to_owned(), extra))
-        .chain(content_urls);
+        .chain(content_urls)
+        .chain([title]);
     for (pointer, extra) in constraints {
         if let (Some(schema), Some(extra)) = (
             document

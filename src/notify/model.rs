@@ -121,7 +121,7 @@ pub struct Action {
 pub struct Content {
     /// Not blank. The whole payload must fit a push message (3993 bytes): a larger one is
     /// refused with `field: content`.
-    #[schema(min_length = 1, pattern = "\\S")]
+    #[schema(min_length = 1)]
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
@@ -288,6 +288,20 @@ pub const CONTENT_URL_PATTERN: &str = concat!(
     r"(?:[/?#][^\x00-\x20\x7F]*)?$",
 );
 
+/// Text that is not blank: it holds a character that is not white space. The class is the
+/// Unicode `White_Space` set that Rust's `trim` removes, written out so that the OpenAPI
+/// document's `pattern` means the same in every regex dialect (ECMA-262's `\S` lets U+0085
+/// through, Python's does not; schemathesis seed 829996601 sent a title of U+0085 alone).
+pub const NOT_BLANK_PATTERN: &str =
+    r"[^\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+
+fn not_blank() -> &'static regex::Regex {
+    static PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(NOT_BLANK_PATTERN).expect("NOT_BLANK_PATTERN is a valid regex")
+    });
+    &PATTERN
+}
+
 fn content_url() -> &'static regex::Regex {
     static PATTERN: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(CONTENT_URL_PATTERN).expect("CONTENT_URL_PATTERN is a valid regex")
@@ -316,7 +330,7 @@ fn check_url(field: &str, url: &Option<String>) -> Result<(), FieldError> {
 /// `content.…`; a variant's errors are named under it (`variants[1].content.title`). Whether
 /// the payload fits a push message is checked with the whole notification (`check_fits`).
 pub fn check_content(content: &Content) -> Result<(), FieldError> {
-    if content.title.trim().is_empty() {
+    if !not_blank().is_match(&content.title) {
         return Err(FieldError::new("content.title", "must not be empty"));
     }
     for (field, url) in [
@@ -606,6 +620,24 @@ mod tests {
         ] {
             assert!(check(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The title's pattern and Rust's idea of white space agree on every character, so the
+    /// OpenAPI document's `pattern` refuses exactly the titles that `check_content` refuses.
+    #[test]
+    fn not_blank_is_any_character_but_unicode_white_space() {
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let text = c.to_string();
+            assert_eq!(
+                not_blank().is_match(&text),
+                !c.is_whitespace(),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        assert!(not_blank().is_match(" \u{85} x "));
+        assert!(!not_blank().is_match(" \u{85}\u{3000}\t"));
+        assert!(!not_blank().is_match(""));
     }
 
     proptest::proptest! {

@@ -1,7 +1,7 @@
-//! Extractors whose rejections are problem documents: a client's malformed JSON or path gets a
-//! 4xx that says what to fix, never axum's plain-text default. A JSON body of the wrong shape
-//! names the field at fault (`field`: `content.title`, `audience.external_ids[3]`) and says what
-//! it must be, in our words rather than the parser's.
+//! Extractors whose rejections are problem documents: a client's malformed JSON, path or query
+//! gets a 4xx that says what to fix, never axum's plain-text default. A mistake of shape names
+//! the field at fault (`field`: `content.title`, `audience.external_ids[3]`, the query's
+//! `limit`) and says what it must be, in our words rather than the parser's.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};

@@ -86,7 +86,7 @@ impl Modify for Limits {
         let one = |key: &str, value: serde_json::Value| json!({"type": "object", "required": [key], "additionalProperties": false, "properties": {key: value}});
         let conditions = json!({"type": "array", "minItems": 1, "items": filter});
         let filter = json!({
-            "description": "A condition on a subscriber. Combine with `all`, `any` and `not` (at most 8 levels deep).",
+            "description": format!("A condition on a subscriber. Combine with `all`, `any` and `not` (at most {} levels deep).", segment::MAX_DEPTH),
             "oneOf": [
                 one("all", conditions.clone()),
                 one("any", conditions),

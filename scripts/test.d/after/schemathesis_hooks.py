@@ -14,6 +14,10 @@ that break them are left out (in every phase: `filter_case`):
   record); each field's own limit is in the schema, but their sum is not (the server answers
   400 naming `content` and how many bytes to cut). The bound here is the payload's size as
   `notify/payload.rs` lays it out, counted from above.
+A recursive schema cannot bound its depth (short of writing it out once per level): a segment
+filter (`Filter`, "at most 8 levels deep" in its description) nested deeper than
+`notify::segment::MAX_DEPTH` is refused with 400 naming `audience.segment`, so generated filters
+nested deeper are left out too.
 A third is a grammar, not a relation: a content string that holds `{{` or `{%` is a Liquid
 template and must compile (the server answers 400 naming the field, e.g.
 `variants[2].content.title`); a schema pattern cannot say which of those strings are valid
@@ -81,6 +85,35 @@ def _has_template_syntax(value, in_content=False) -> bool:
     return False
 
 
+# `notify::segment::MAX_DEPTH`: the root filter is at depth 0, each `all`/`any`/`not` adds one.
+MAX_SEGMENT_DEPTH = 8
+
+
+def _filter_depth(value) -> int:
+    """The depth of a segment filter's deepest condition (`Filter::validate_at`)."""
+    if not isinstance(value, dict):
+        return 0
+    inner = []
+    for key in ("all", "any"):
+        if isinstance(value.get(key), list):
+            inner.extend(value[key])
+    if "not" in value:
+        inner.append(value["not"])
+    return 1 + max(map(_filter_depth, inner)) if inner else 0
+
+
+def _has_deep_segment(value) -> bool:
+    """Whether a `segment` anywhere in `value` nests deeper than the server takes."""
+    if isinstance(value, dict):
+        return any(
+            (k == "segment" and _filter_depth(v) > MAX_SEGMENT_DEPTH) or _has_deep_segment(v)
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return any(_has_deep_segment(v) for v in value)
+    return False
+
+
 @schemathesis.hook
 def filter_case(ctx, case):
     body = case.body
@@ -89,7 +122,7 @@ def filter_case(ctx, case):
     cancel_on = body.get("cancel_on")
     if isinstance(cancel_on, list) and body.get("event") in cancel_on:
         return False
-    if _has_template_syntax(body):
+    if _has_template_syntax(body) or _has_deep_segment(body):
         return False
     content = body.get("content")
     if isinstance(content, dict) and _payload_bound(content) > MAX_PAYLOAD:

@@ -7,7 +7,8 @@
 //! - [`triggers`]: CRM events in, delayed and cancellable pushes out;
 //! - [`policy`]: frequency caps, quiet hours, local time, throttled broadcasts;
 //! - [`webhooks`]: events out to the CRM (Standard Webhooks), from a durable outbox;
-//! - [`cli`]: the `aviso` command line.
+//! - [`cli`]: the `aviso` command line;
+//! - [`words`]: serde's expectations in our words, for every edge that reports a mistake.
 
 pub mod api;
 pub mod apps;
@@ -24,3 +25,4 @@ pub mod store;
 pub mod transport;
 pub mod triggers;
 pub mod webhooks;
+pub mod words;

@@ -202,27 +202,17 @@ fn explain(path: &str, message: &str, whole: &str) -> (String, String) {
     {
         return (
             here(),
-            format!("`{}` must be {}, not {got}", here(), in_our_words(wanted)),
+            format!(
+                "`{}` must be {}, not {got}",
+                here(),
+                crate::words::expected(wanted)
+            ),
         );
     }
     // A type's own refusal (`invalid value: subscription id `x` is not 16 hex digits`) says
     // what is wrong already; serde's prefix adds nothing.
     let message = message.strip_prefix("invalid value: ").unwrap_or(message);
     (here(), message.to_owned())
-}
-
-/// A Rust type's name as a person would say what to send.
-fn in_our_words(wanted: &str) -> &str {
-    match wanted {
-        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more",
-        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
-        "f32" | "f64" => "a number",
-        "a sequence" => "a list",
-        "a map" => "an object",
-        "a boolean" => "true or false",
-        other if other.starts_with("struct ") => "a JSON object",
-        other => other,
-    }
 }
 
 /// Path parameters. Every path parameter of the API is text, so the one mistake a client can
@@ -255,7 +245,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
                         key,
                         format!(
                             "`{key}` must be {}, not `{value}`",
-                            in_our_words(expected_type)
+                            crate::words::expected(expected_type)
                         ),
                     ),
                     _ => ApiError::BadRequest {

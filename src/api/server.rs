@@ -271,16 +271,15 @@ pub struct ImportError {
     message: String,
 }
 
-impl From<ApiError> for ImportError {
-    /// A line's refusal, with its field; the line number is set by the import.
-    fn from(error: ApiError) -> Self {
-        // The line itself is said by its number.
+impl ImportError {
+    /// Line `line`'s refusal, with its field (none for the line itself: its number says it).
+    fn at(line: u64, error: ApiError) -> Self {
         let field = match &error {
             ApiError::BadRequest { field, .. } => field.clone().filter(|f| f != "line"),
             _ => None,
         };
         Self {
-            line: 0,
+            line,
             field,
             message: error.to_string(),
         }
@@ -328,10 +327,7 @@ pub async fn import_profiles(
                 Err(error) => {
                     report.failed += 1;
                     if report.errors.len() < 100 {
-                        report.errors.push(ImportError {
-                            line: line_number,
-                            ..error.into()
-                        });
+                        report.errors.push(ImportError::at(line_number, error));
                     }
                 }
             }

@@ -277,27 +277,23 @@ impl ServeArgs {
 /// "`listen` must be socket address, not signed int `5`" rather than figment's "… for key
 /// "default.listen" in … TOML file".
 fn file_mistake(file: &Path, error: &figment::Error) -> String {
-    let mut key = error.path.join(".");
-    let mut kind = &error.kind;
-    let alone;
-    if key.is_empty()
-        && let Some((culprit, error)) = key_at_fault(file)
-    {
-        (key, alone) = (culprit, error);
-        kind = &alone.kind;
-    }
-    let in_our_words = |expected: &str| match expected {
-        "u64" | "u16" | "usize" => "a whole number, 0 or more".to_owned(),
-        "a sequence" => "a list".to_owned(),
-        "socket address" => "an address such as 127.0.0.1:8080".to_owned(),
-        "path string" => "a path".to_owned(),
-        other => other.to_owned(),
+    let found = if error.path.is_empty() {
+        key_at_fault(file)
+    } else {
+        None
+    };
+    let (key, kind) = match &found {
+        Some((key, alone)) => (key.clone(), &alone.kind),
+        None => (error.path.join("."), &error.kind),
     };
     match kind {
         _ if key.is_empty() => error.to_string(),
         figment::error::Kind::InvalidType(actual, expected)
         | figment::error::Kind::InvalidValue(actual, expected) => {
-            format!("`{key}` must be {}, not {actual}", in_our_words(expected))
+            format!(
+                "`{key}` must be {}, not {actual}",
+                crate::words::expected(expected)
+            )
         }
         figment::error::Kind::UnknownVariant(actual, expected) => {
             let expected: Vec<String> = expected.iter().map(|e| format!("`{e}`")).collect();
